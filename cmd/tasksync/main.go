@@ -1,0 +1,12 @@
+// Command tasksync reconciles per-tenant YAML definitions of scheduled tasks
+// and workflows with Postgres and Inngest. Run "tasksync help" for usage.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr))
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/riveredge/tasksync/schema"
+)
+
+// version is set at build time: -ldflags "-X main.version=$(git describe)".
+var version = "dev"
+
+// Exit codes shared by the commands (SPEC §6).
+const (
+	exitOK      = 0
+	exitFailure = 1 // invalid input, errors, or (plan) ...
+	exitUsage   = 2 // usage or I/O errors that stop the run
+)
+
+// exitError carries a command's exit status. A nil err means the command
+// already said everything it had to say.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is a mistake in how the command was called.
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// exitCode prints err, if it has anything to say, and returns the status
+// the process exits with.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "tasksync: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "tasksync: %v\n", err)
+	return exitFailure
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // synopsis of the positional arguments
+	summary string
+	flags   func(*flagSet)
+	run     func(ctx context.Context, c *invocation) error
+}
+
+// invocation is what a command runs with.
+type invocation struct {
+	flags  *flagSet
+	args   []string
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{name: "validate", args: "[PATH...]", summary: "check definition files and trees without Postgres or Inngest", flags: validateFlags, run: runValidate},
+		{name: "schema", summary: "print the JSON Schema of the definition format", run: runSchema},
+		{name: "version", summary: "print the version", run: runVersion},
+		{name: "help", args: "[COMMAND]", summary: "show help for tasksync or a command", run: nil},
+	}
+}
+
+// run is the whole program: main only translates its error to an exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if len(args) == 0 {
+		printUsage(stderr)
+		return &exitError{code: exitUsage}
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return runHelp(rest, stdout)
+	case "--version", "-version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name != name || c.run == nil {
+			continue
+		}
+		fs := newFlagSet(c, stderr)
+		if c.flags != nil {
+			c.flags(fs)
+		}
+		if err := fs.parse(rest, getenv); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.usage(stdout)
+				return nil
+			}
+			return usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
+		}
+		return c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr})
+	}
+	return usageError("unknown command %q (see 'tasksync help')", name)
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `tasksync reconciles per-tenant YAML definitions of scheduled tasks and
+workflows with Postgres and Inngest.
+
+Usage:
+  tasksync <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Every flag can also be set by the environment variable shown in the
+command's help. Run 'tasksync <command> -h' for a command's flags.
+`)
+}
+
+func runHelp(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			fs := newFlagSet(c, stdout)
+			if c.flags != nil {
+				c.flags(fs)
+			}
+			fs.usage(stdout)
+			return nil
+		}
+	}
+	return usageError("unknown command %q (see 'tasksync help')", args[0])
+}
+
+func runSchema(_ context.Context, c *invocation) error {
+	if len(c.args) > 0 {
+		return usageError("schema takes no arguments")
+	}
+	_, err := c.stdout.Write(schema.Definition)
+	return err
+}
+
+func runVersion(_ context.Context, c *invocation) error {
+	if len(c.args) > 0 {
+		return usageError("version takes no arguments")
+	}
+	fmt.Fprintf(c.stdout, "tasksync %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+// flagSet is a command's flags, each backed by an environment variable.
+type flagSet struct {
+	cmd  command
+	set  *flag.FlagSet
+	envs map[string]string // flag name → environment variable
+	out  io.Writer
+	opts any // the command's options, filled by parse
+}
+
+func newFlagSet(c command, out io.Writer) *flagSet {
+	fs := &flagSet{cmd: c, set: flag.NewFlagSet(c.name, flag.ContinueOnError), envs: map[string]string{}, out: out}
+	fs.set.SetOutput(io.Discard)
+	return fs
+}
+
+func (f *flagSet) string(p *string, name, env, def, usage string) {
+	f.set.StringVar(p, name, def, usage)
+	f.envs[name] = env
+}
+
+// parse reads args, then fills every flag not given on the command line
+// from its environment variable.
+func (f *flagSet) parse(args []string, getenv func(string) string) error {
+	if err := f.set.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	f.set.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var err error
+	f.set.VisitAll(func(fl *flag.Flag) {
+		env := f.envs[fl.Name]
+		if given[fl.Name] || env == "" || err != nil {
+			return
+		}
+		if v := getenv(env); v != "" {
+			if e := fl.Value.Set(v); e != nil {
+				err = fmt.Errorf("invalid value %q for $%s: %v", v, env, e)
+			}
+		}
+	})
+	return err
+}
+
+func (f *flagSet) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: tasksync %s [flags] %s\n\n%s.\n", f.cmd.name, f.cmd.args, strings.ToUpper(f.cmd.summary[:1])+f.cmd.summary[1:])
+	if doc := commandDocs[f.cmd.name]; doc != "" {
+		fmt.Fprintf(w, "\n%s", doc)
+	}
+	n := 0
+	f.set.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	f.set.VisitAll(func(fl *flag.Flag) {
+		line := fmt.Sprintf("  --%s", fl.Name)
+		name, usage := flag.UnquoteUsage(fl)
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintln(w, line)
+		if fl.DefValue != "" {
+			usage += fmt.Sprintf(" (default %q)", fl.DefValue)
+		}
+		if env := f.envs[fl.Name]; env != "" {
+			usage += fmt.Sprintf(" [$%s]", env)
+		}
+		fmt.Fprintf(w, "      %s\n", usage)
+	})
+}
+
+// commandDocs is the longer help of each command.
+var commandDocs = map[string]string{
+	"validate": `Each PATH is a definitions tree (its sub-directories are tenants), a
+tenant directory (a directory that holds .yaml/.yml files itself), or a
+single file, checked as part of the tenant named by the directory that
+holds it. Without PATH, the tree in $TASKSYNC_DIR or ./tasks.d is checked.
+
+Every problem is printed as "path:line:col: message", sorted by path and
+line, followed by a summary.
+
+Exit status: 0 all valid, 1 problems found, 2 usage or I/O error.
+`,
+}

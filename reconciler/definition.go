@@ -1,0 +1,278 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// APIVersion is the only definition format version tasksync reads.
+const APIVersion = "tasksync/v1"
+
+// Kind says what a definition describes.
+type Kind string
+
+// The kinds of definition.
+const (
+	KindScheduledTask Kind = "ScheduledTask"
+	KindWorkflow      Kind = "Workflow"
+)
+
+// TriggerType names how a definition is started. The names are those of the
+// original design's root_scheduled_tasks.trigger_type column: a one-shot
+// `at` trigger is stored as "date".
+type TriggerType string
+
+// The trigger types.
+const (
+	TriggerCron     TriggerType = "cron"
+	TriggerInterval TriggerType = "interval"
+	TriggerDate     TriggerType = "date"
+	TriggerEvent    TriggerType = "event"
+)
+
+// TaskType is the action a ScheduledTask performs.
+type TaskType string
+
+// The task types.
+const (
+	TaskAPICall      TaskType = "api_call"
+	TaskPythonScript TaskType = "python_script"
+)
+
+// Defaults applied to every definition that leaves the field unset. They are
+// applied in one place, definitions.normalize, and documented in the README.
+const (
+	DefaultRetries          = 3
+	DefaultConcurrency      = 1
+	DefaultTimezone         = "UTC"
+	DefaultMethod           = "GET"
+	DefaultAPICallTimeout   = Duration(30 * time.Second)
+	DefaultPythonTimeout    = Duration(60 * time.Second)
+	DefaultPythonMemoryMB   = 256
+	MaxAPICallTimeout       = Duration(15 * time.Minute)
+	MaxPythonTimeout        = Duration(time.Hour)
+	MaxRetries              = 20
+	MinInterval             = Duration(time.Minute)
+	MaxResponseCaptureBytes = 64 << 10
+	MaxDefinitionFileBytes  = 1 << 20
+	MaxDefinitionNesting    = 64
+	MaxWorkflowSteps        = 100
+	MaxExpandedYAMLValues   = 100_000
+	MaxWaitForEventTimeout  = Duration(366 * 24 * time.Hour)
+	MaxRetryDelay           = Duration(24 * time.Hour)
+	MinRetryDelay           = Duration(time.Second)
+	MaxConcurrency          = 1000
+)
+
+// Definition is one validated, normalized definition: a ScheduledTask or a
+// Workflow of one tenant, with every default applied.
+//
+// Its JSON form (see Spec) is the canonical document the content hash is
+// computed over; it mirrors the YAML a user writes, minus comments,
+// formatting and key order.
+type Definition struct {
+	Tenant   string   `json:"-"`
+	Kind     Kind     `json:"kind"`
+	Metadata Metadata `json:"metadata"`
+	Spec     Spec     `json:"spec"`
+
+	// Source is where the definition was read from.
+	Source Source `json:"-"`
+	// Hash is the hex SHA-256 of the canonical JSON document. Two
+	// definitions with equal hashes behave identically.
+	Hash string `json:"-"`
+}
+
+// Metadata identifies a definition within its tenant.
+type Metadata struct {
+	Code        string            `json:"code"`
+	Name        string            `json:"name,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// Spec is what a definition does. Type and Config are set for a
+// ScheduledTask, Steps for a Workflow.
+type Spec struct {
+	Active      bool        `json:"active"`
+	Trigger     Trigger     `json:"trigger"`
+	Type        TaskType    `json:"type,omitempty"`
+	Config      *TaskConfig `json:"config,omitempty"`
+	Steps       []Step      `json:"steps,omitempty"`
+	Retries     int         `json:"retries"`
+	RetryDelay  Duration    `json:"retry_delay,omitempty"`
+	Concurrency int         `json:"concurrency"`
+}
+
+// Trigger starts a definition. Exactly one of Cron, Interval, At and Event
+// is set.
+type Trigger struct {
+	Cron     string     `json:"cron,omitempty"`
+	Timezone string     `json:"timezone,omitempty"`
+	Jitter   Duration   `json:"jitter,omitempty"`
+	Interval Duration   `json:"interval,omitempty"`
+	At       *time.Time `json:"at,omitempty"`
+	Event    string     `json:"event,omitempty"`
+	If       string     `json:"if,omitempty"`
+}
+
+// Type reports which kind of trigger t is, in the original design's names.
+func (t Trigger) Type() TriggerType {
+	switch {
+	case t.Cron != "":
+		return TriggerCron
+	case t.Interval != 0:
+		return TriggerInterval
+	case t.At != nil:
+		return TriggerDate
+	default:
+		return TriggerEvent
+	}
+}
+
+// TaskConfig is the configuration of a ScheduledTask's action: exactly one
+// of its fields is set, matching Spec.Type.
+type TaskConfig struct {
+	APICall      *APICall
+	PythonScript *PythonScript
+}
+
+// MarshalJSON encodes whichever action is set, so that the canonical
+// document reads like the YAML `config:` block.
+func (c TaskConfig) MarshalJSON() ([]byte, error) {
+	switch {
+	case c.APICall != nil:
+		return json.Marshal(c.APICall)
+	case c.PythonScript != nil:
+		return json.Marshal(c.PythonScript)
+	}
+	return []byte("null"), nil
+}
+
+// APICall is an HTTP request made by tasksync's executor.
+type APICall struct {
+	Method       string            `json:"method"`
+	URL          string            `json:"url"`
+	Headers      map[string]string `json:"headers,omitempty"`
+	Query        map[string]string `json:"query,omitempty"`
+	Body         any               `json:"body,omitempty"`
+	Timeout      Duration          `json:"timeout"`
+	ExpectStatus []int             `json:"expect_status,omitempty"`
+}
+
+// PythonScript is a Python program run in the sandbox. Exactly one of
+// Script and File is set. For File, FileSHA256 is the digest of the file's
+// content when it was read, so that editing the script changes the
+// definition's hash, and FileContent holds that content.
+type PythonScript struct {
+	Script      string            `json:"script,omitempty"`
+	File        string            `json:"file,omitempty"`
+	FileSHA256  string            `json:"file_sha256,omitempty"`
+	FileContent string            `json:"-"`
+	Args        []string          `json:"args,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Timeout     Duration          `json:"timeout"`
+	MemoryMB    int               `json:"memory_mb"`
+}
+
+// Step is one step of a Workflow: an id, an optional condition, and exactly
+// one action.
+type Step struct {
+	ID           string        `json:"id"`
+	If           string        `json:"if,omitempty"`
+	APICall      *APICall      `json:"api_call,omitempty"`
+	PythonScript *PythonScript `json:"python_script,omitempty"`
+	Sleep        Duration      `json:"sleep,omitempty"`
+	SleepUntil   string        `json:"sleep_until,omitempty"`
+	WaitForEvent *WaitForEvent `json:"wait_for_event,omitempty"`
+	SendEvent    *SendEvent    `json:"send_event,omitempty"`
+}
+
+// Action names the action a step performs.
+func (s Step) Action() StepAction {
+	switch {
+	case s.APICall != nil:
+		return ActionAPICall
+	case s.PythonScript != nil:
+		return ActionPythonScript
+	case s.Sleep != 0:
+		return ActionSleep
+	case s.SleepUntil != "":
+		return ActionSleepUntil
+	case s.WaitForEvent != nil:
+		return ActionWaitForEvent
+	case s.SendEvent != nil:
+		return ActionSendEvent
+	}
+	return ""
+}
+
+// StepAction is the kind of action a workflow step performs.
+type StepAction string
+
+// The step actions, named as their YAML keys.
+const (
+	ActionAPICall      StepAction = "api_call"
+	ActionPythonScript StepAction = "python_script"
+	ActionSleep        StepAction = "sleep"
+	ActionSleepUntil   StepAction = "sleep_until"
+	ActionWaitForEvent StepAction = "wait_for_event"
+	ActionSendEvent    StepAction = "send_event"
+)
+
+// StepActions lists every step action in the order the docs present them.
+var StepActions = []StepAction{ActionAPICall, ActionPythonScript, ActionSleep, ActionSleepUntil, ActionWaitForEvent, ActionSendEvent}
+
+// WaitForEvent pauses a workflow until a matching event arrives or Timeout
+// passes.
+type WaitForEvent struct {
+	Event   string   `json:"event"`
+	Match   string   `json:"match,omitempty"`
+	If      string   `json:"if,omitempty"`
+	Timeout Duration `json:"timeout"`
+}
+
+// SendEvent emits an event for the workflow's own tenant.
+type SendEvent struct {
+	Name string         `json:"name"`
+	Data map[string]any `json:"data,omitempty"`
+}
+
+// Source locates a definition in the tree.
+type Source struct {
+	Path string // slash-separated, relative to the tree root
+	Line int
+}
+
+func (s Source) String() string { return fmt.Sprintf("%s:%d", s.Path, s.Line) }
+
+// Duration is a time.Duration written as a Go duration string ("90s",
+// "1h30m") in YAML and JSON. Its JSON form is compact: 1m, not 1m0s.
+type Duration time.Duration
+
+// String formats d compactly: "1h30m", "45s", "1m".
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// MarshalText encodes d as its compact string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

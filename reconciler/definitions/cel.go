@@ -1,0 +1,188 @@
+package definitions
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/types"
+)
+
+// scope is the set of variables an expression may use, which depends on
+// where it is written.
+type scope int
+
+const (
+	// scopeTrigger: an event trigger's `if`, which Inngest evaluates
+	// against the incoming event.
+	scopeTrigger scope = iota
+	// scopeTask: templates in a ScheduledTask's config.
+	scopeTask
+	// scopeStep: a workflow step's `if`, `sleep_until` and templates.
+	scopeStep
+	// scopeWait: a wait_for_event `if`, which Inngest evaluates with the
+	// triggering event as `event` and the awaited one as `async`.
+	scopeWait
+	numScopes
+)
+
+// scopeVars documents each scope's variables; error messages list them.
+var scopeVars = [numScopes]string{
+	scopeTrigger: "event",
+	scopeTask:    "event, tenant",
+	scopeStep:    "event, steps, tenant",
+	scopeWait:    "event, async",
+}
+
+// want is the type an expression must produce.
+type want int
+
+const (
+	wantAny want = iota
+	wantBool
+	wantTime // a timestamp, or a string holding an RFC 3339 one
+)
+
+// celChecker compiles CEL expressions once per process: definitions repeat
+// the same expressions across files and tenants, and compiling is the most
+// expensive part of validation. Environments are safe for concurrent use.
+type celChecker struct {
+	envs [numScopes]*cel.Env
+
+	mu    sync.Mutex
+	cache map[celKey]celResult
+}
+
+type celKey struct {
+	scope scope
+	want  want
+	expr  string
+}
+
+type celResult struct {
+	err   string   // empty when the expression is fine
+	steps []string // step ids referenced as steps.<id> or steps["id"]
+}
+
+// maxCELCache bounds the cache; a long-running daemon sees edits forever.
+const maxCELCache = 10_000
+
+func newCELChecker() (*celChecker, error) {
+	c := &celChecker{cache: map[celKey]celResult{}}
+	event := cel.Variable("event", cel.MapType(cel.StringType, cel.DynType))
+	tenant := cel.Variable("tenant", cel.StringType)
+	steps := cel.Variable("steps", cel.MapType(cel.StringType, cel.DynType))
+	async := cel.Variable("async", cel.MapType(cel.StringType, cel.DynType))
+	opts := [numScopes][]cel.EnvOption{
+		scopeTrigger: {event},
+		scopeTask:    {event, tenant},
+		scopeStep:    {event, steps, tenant},
+		scopeWait:    {event, async},
+	}
+	for s, o := range opts {
+		env, err := cel.NewEnv(o...)
+		if err != nil {
+			return nil, fmt.Errorf("cel environment: %w", err)
+		}
+		c.envs[s] = env
+	}
+	return c, nil
+}
+
+// check compiles expr in scope and returns a message saying what is wrong,
+// or "". earlier lists the step ids an expression may refer to.
+func (c *celChecker) check(s scope, w want, expr string, earlier []string) string {
+	key := celKey{s, w, expr}
+	c.mu.Lock()
+	res, ok := c.cache[key]
+	c.mu.Unlock()
+	if !ok {
+		res = c.compile(s, w, expr)
+		c.mu.Lock()
+		if len(c.cache) >= maxCELCache {
+			clear(c.cache)
+		}
+		c.cache[key] = res
+		c.mu.Unlock()
+	}
+	if res.err != "" {
+		return res.err
+	}
+	for _, id := range res.steps {
+		if !containsString(earlier, id) {
+			if len(earlier) == 0 {
+				return fmt.Sprintf("expression %q refers to step %q, but no step runs before this one", expr, id)
+			}
+			return fmt.Sprintf("expression %q refers to step %q, which is not an earlier step (earlier steps: %s)", expr, id, strings.Join(earlier, ", "))
+		}
+	}
+	return ""
+}
+
+func (c *celChecker) compile(s scope, w want, expr string) celResult {
+	checked, iss := c.envs[s].Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		return celResult{err: fmt.Sprintf("invalid expression %q: %s (variables here: %s)", expr, oneLine(iss.Err().Error()), scopeVars[s])}
+	}
+	out := checked.OutputType()
+	switch w {
+	case wantBool:
+		if !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+			return celResult{err: fmt.Sprintf("expression %q must be true or false, but yields %s", expr, out)}
+		}
+	case wantTime:
+		if !out.IsExactType(types.TimestampType) && !out.IsExactType(types.StringType) && !out.IsExactType(types.DynType) {
+			return celResult{err: fmt.Sprintf("expression %q must yield a timestamp, but yields %s", expr, out)}
+		}
+	}
+	return celResult{steps: stepRefs(checked.NativeRep())}
+}
+
+// stepRefs lists the ids an expression reads from `steps`.
+func stepRefs(a *ast.AST) []string {
+	var ids []string
+	visit := ast.NewExprVisitor(func(e ast.Expr) {
+		switch e.Kind() {
+		case ast.SelectKind:
+			sel := e.AsSelect()
+			if isIdent(sel.Operand(), "steps") {
+				ids = append(ids, sel.FieldName())
+			}
+		case ast.CallKind:
+			call := e.AsCall()
+			if call.FunctionName() != "_[_]" || len(call.Args()) != 2 || !isIdent(call.Args()[0], "steps") {
+				return
+			}
+			if lit := call.Args()[1]; lit.Kind() == ast.LiteralKind {
+				if s, ok := lit.AsLiteral().Value().(string); ok {
+					ids = append(ids, s)
+				}
+			}
+		}
+	})
+	ast.PreOrderVisit(a.Expr(), visit)
+	return ids
+}
+
+func isIdent(e ast.Expr, name string) bool {
+	return e.Kind() == ast.IdentKind && e.AsIdent() == name
+}
+
+func oneLine(s string) string {
+	s = strings.TrimPrefix(s, "ERROR: <input>:")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+func containsString(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,432 @@
+// Package definitions reads a tenant tree of YAML definitions into
+// validated, normalized reconciler.Definition values, and reports every
+// problem it finds with the file, line and column to fix.
+//
+// A tree is any fs.FS (os.DirFS in production, fstest.MapFS in tests). Its
+// first-level directories are tenants; each holds .yaml/.yml files at any
+// depth, each file one or more documents. Validation has two layers: the
+// embedded JSON Schema (schema/tasksync.schema.json), then the checks a
+// schema cannot express (cron syntax as Inngest parses it, time zones,
+// CEL, secret references, unique codes and step ids, ...).
+package definitions
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // time zones must validate on hosts without a zoneinfo database
+
+	"golang.org/x/sync/errgroup"
+	"gopkg.in/yaml.v3"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// Validator holds what is compiled once per process: the JSON Schema and
+// the CEL environments. It is safe for concurrent use.
+type Validator struct {
+	schema *schemaValidator
+	cel    *celChecker
+}
+
+// NewValidator compiles the embedded schema and the CEL environments.
+func NewValidator() (*Validator, error) {
+	s, err := compileSchema()
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCELChecker()
+	if err != nil {
+		return nil, err
+	}
+	return &Validator{schema: s, cel: c}, nil
+}
+
+// Options tune a Loader.
+type Options struct {
+	// Now is the clock `at` triggers are compared with; default time.Now.
+	Now func() time.Time
+	// Workers bounds how many tenants load at once; default GOMAXPROCS.
+	Workers int
+	// AbsRoot is the tree's absolute path on disk, if it has one. Symlinks
+	// with absolute targets under it are followed; other absolute targets
+	// are refused as outside the tree.
+	AbsRoot string
+}
+
+// Loader reads one tree.
+type Loader struct {
+	v    *Validator
+	fsys fs.FS
+	opts Options
+}
+
+// NewLoader returns a Loader for the tree fsys.
+func (v *Validator) NewLoader(fsys fs.FS, opts Options) *Loader {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	return &Loader{v: v, fsys: fsys, opts: opts}
+}
+
+// TenantResult is what loading one tenant directory produced.
+type TenantResult struct {
+	Tenant string
+	// Definitions are the valid definitions of files without problems,
+	// sorted by code. A file with any problem contributes none: its
+	// previously applied definitions stay as they were.
+	Definitions []reconciler.Definition
+	// Files lists every definition file read, sorted by path.
+	Files []FileResult
+	// Problems are sorted by path, line and column.
+	Problems []reconciler.Problem
+	// ReadError is set when part of the directory could not be read. What
+	// was read is incomplete, so nothing of the tenant may be retired.
+	ReadError bool
+}
+
+// FileResult is the outcome for one definition file.
+type FileResult struct {
+	Path   string // slash-separated, relative to the tree root
+	Failed bool
+	// Codes are the definition codes the file names, as far as it could
+	// be read, including those of invalid documents.
+	Codes []string
+}
+
+// Tenants lists the tree's tenant directories and reports what at its top
+// level is not one. It fails only when the root itself cannot be read.
+func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
+	entries, err := fs.ReadDir(l.fsys, ".")
+	if err != nil {
+		return nil, nil, fmt.Errorf("read definitions tree: %w", err)
+	}
+	var tenants []string
+	var problems []reconciler.Problem
+	for _, e := range entries {
+		name := e.Name()
+		if ignored(name) {
+			continue
+		}
+		isDir := e.IsDir()
+		if e.Type()&fs.ModeSymlink != 0 {
+			target, err := resolve(l.fsys, l.opts.AbsRoot, name)
+			if err != nil {
+				problems = append(problems, reconciler.Problem{Path: name, Message: "cannot follow symlink: " + err.Error()})
+				continue
+			}
+			info, err := fs.Stat(l.fsys, target)
+			if err != nil {
+				problems = append(problems, reconciler.Problem{Path: name, Message: "cannot read symlink target: " + ioReason(err)})
+				continue
+			}
+			isDir = info.IsDir()
+		}
+		switch {
+		case isDir && TenantPattern.MatchString(name):
+			tenants = append(tenants, name)
+		case isDir:
+			problems = append(problems, reconciler.Problem{Path: name, Message: fmt.Sprintf(
+				"directory %q is not a valid tenant code; use lowercase letters, digits and '-' (at most 63, not starting or ending with '-'), or start the name with '.' or '_' to ignore it", name)})
+		case isDefinitionFile(name):
+			problems = append(problems, reconciler.Problem{Path: name, Message: "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"})
+		}
+	}
+	return tenants, problems, nil
+}
+
+// LoadAll loads every tenant, several at a time, and calls fn with each
+// result, one call at a time, in no particular order. It returns the
+// problems of the tree's top level, or an error when the root cannot be
+// read.
+func (l *Loader) LoadAll(ctx context.Context, fn func(*TenantResult)) ([]reconciler.Problem, error) {
+	tenants, problems, err := l.Tenants()
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.opts.Workers)
+	for _, t := range tenants {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			r := l.LoadTenant(t)
+			mu.Lock()
+			defer mu.Unlock()
+			fn(r)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return problems, ctx.Err()
+}
+
+// LoadTenant loads every definition file of one tenant directory.
+func (l *Loader) LoadTenant(tenant string) *TenantResult {
+	return l.load(tenant, nil)
+}
+
+// LoadFiles loads only the named files (paths relative to the tree root,
+// all inside tenant's directory) as that tenant's definitions.
+func (l *Loader) LoadFiles(tenant string, files []string) *TenantResult {
+	return l.load(tenant, files)
+}
+
+func (l *Loader) load(tenant string, only []string) *TenantResult {
+	res := &TenantResult{Tenant: tenant}
+	w := &walker{fsys: l.fsys, absRoot: l.opts.AbsRoot, seen: map[string]bool{}}
+	tenantReal, err := resolve(l.fsys, l.opts.AbsRoot, tenant)
+	if err != nil {
+		res.ReadError = true
+		res.Problems = append(res.Problems, reconciler.Problem{Path: tenant, Tenant: tenant, Message: "cannot read tenant directory: " + ioReason(err)})
+		return res
+	}
+	if only == nil {
+		w.walk(tenant, tenantReal, 0)
+	} else {
+		for _, f := range only {
+			real, err := resolve(l.fsys, l.opts.AbsRoot, f)
+			if err != nil {
+				w.readErr = true
+				w.fail(f, "cannot read file: %s", ioReason(err))
+				continue
+			}
+			w.files = append(w.files, fileRef{visible: f, real: real})
+		}
+	}
+	res.ReadError = w.readErr
+	for _, p := range w.problems {
+		res.Problems = append(res.Problems, reconciler.Problem{Path: p.path, Tenant: tenant, Message: p.msg})
+	}
+	slices.SortFunc(w.files, func(a, b fileRef) int { return strings.Compare(a.visible, b.visible) })
+
+	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, now: l.opts.Now()}
+	for _, f := range w.files {
+		tl.file(f)
+	}
+	tl.uniqueCodes()
+	for i := range res.Files {
+		if tl.failed[res.Files[i].Path] {
+			res.Files[i].Failed = true
+		}
+	}
+	for _, d := range tl.defs {
+		if !tl.failed[d.Source.Path] {
+			res.Definitions = append(res.Definitions, d)
+		}
+	}
+	slices.SortFunc(res.Definitions, func(a, b reconciler.Definition) int { return strings.Compare(a.Metadata.Code, b.Metadata.Code) })
+	reconciler.SortProblems(res.Problems)
+	return res
+}
+
+// tenantLoad is the state of loading one tenant.
+type tenantLoad struct {
+	l             *Loader
+	res           *TenantResult
+	tenantVisible string
+	tenantReal    string
+	now           time.Time
+	defs          []reconciler.Definition
+	codes         []codeSite // every code seen, valid or not, for uniqueness
+	failed        map[string]bool
+}
+
+// codeSite is where a document declared its code.
+type codeSite struct {
+	code      string
+	path      string
+	line, col int
+}
+
+func (t *tenantLoad) problem(file string, line, col int, code, msg string) {
+	t.res.Problems = append(t.res.Problems, reconciler.Problem{
+		Path: file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg,
+	})
+	if t.failed == nil {
+		t.failed = map[string]bool{}
+	}
+	t.failed[file] = true
+}
+
+func (t *tenantLoad) file(f fileRef) {
+	fr := FileResult{Path: f.visible}
+	defer func() { t.res.Files = append(t.res.Files, fr) }()
+	data, err := readLimited(t.l.fsys, f.real)
+	if err != nil {
+		if _, tooBig := err.(*tooLargeError); !tooBig {
+			t.res.ReadError = true
+		}
+		t.problem(f.visible, 0, 0, "", err.Error())
+		return
+	}
+	docs, errs := parseDocuments(data)
+	for _, e := range errs {
+		t.problem(f.visible, e.line, e.col, "", e.msg)
+	}
+	for _, doc := range docs {
+		code := docCode(doc.value)
+		if code != "" {
+			fr.Codes = append(fr.Codes, code)
+			kn := locate(doc.root, "/metadata/code", false)
+			t.codes = append(t.codes, codeSite{code: code, path: f.visible, line: kn.Line, col: kn.Column})
+		}
+		report := func(fe fieldError) {
+			n := locate(doc.root, fe.pointer, fe.key)
+			t.problem(f.visible, n.Line, n.Column, code, fe.msg)
+		}
+		if doc.root.Kind != yaml.MappingNode {
+			report(fieldError{msg: "a definition document must be a mapping with apiVersion, kind, metadata and spec"})
+			continue
+		}
+		schemaErrs := t.l.v.schema.validate(doc.value)
+		for _, fe := range schemaErrs {
+			report(fe)
+		}
+		// The semantic checks run on schema-invalid documents too, so that
+		// one run reports every problem; what they find at or under a
+		// field the schema already rejected is left out.
+		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, root: doc.root, readScript: t.scriptReader(f.visible)}
+		def, fes := n.normalize(doc.value)
+		for _, fe := range fes {
+			if len(schemaErrs) > 0 && (fe.pointer == "" || coveredBy(fe.pointer, schemaErrs)) {
+				continue
+			}
+			report(fe)
+		}
+		if len(schemaErrs) > 0 || len(fes) > 0 {
+			continue
+		}
+		def.Source = reconciler.Source{Path: f.visible, Line: doc.root.Line}
+		t.defs = append(t.defs, def)
+	}
+}
+
+// uniqueCodes reports every code used twice in the tenant, at each place,
+// naming the other.
+func (t *tenantLoad) uniqueCodes() {
+	byCode := map[string][]codeSite{}
+	for _, c := range t.codes {
+		byCode[c.code] = append(byCode[c.code], c)
+	}
+	for code, sites := range byCode {
+		if len(sites) < 2 {
+			continue
+		}
+		for i, s := range sites {
+			var others []string
+			for j, o := range sites {
+				if j != i {
+					others = append(others, fmt.Sprintf("%s:%d:%d", o.path, o.line, o.col))
+				}
+			}
+			t.problem(s.path, s.line, s.col, code, fmt.Sprintf(
+				"metadata.code: duplicate code %q, also defined at %s; codes must be unique per tenant across kinds and files", code, strings.Join(others, ", ")))
+		}
+	}
+}
+
+// scriptReader reads python_script files relative to the tenant directory,
+// refusing paths that resolve outside it.
+func (t *tenantLoad) scriptReader(defFile string) scriptReader {
+	return func(rel string) ([]byte, error) {
+		visible := t.tenantVisible + "/" + rel
+		real, err := resolve(t.l.fsys, t.l.opts.AbsRoot, visible)
+		if err != nil {
+			if _, out := err.(*outsideError); out {
+				return nil, fmt.Errorf("%q resolves outside the tree; scripts must live inside the tenant directory", rel)
+			}
+			return nil, fmt.Errorf("cannot read script %q (relative to the tenant directory %s/): %s", rel, t.tenantVisible, ioReason(err))
+		}
+		if !within(real, t.tenantReal) && !within(real, t.tenantVisible) {
+			return nil, fmt.Errorf("%q resolves outside the tenant directory %s/; scripts must live inside it", rel, t.tenantVisible)
+		}
+		data, err := readLimited(t.l.fsys, real)
+		if err != nil {
+			return nil, fmt.Errorf("script %q: %w", rel, err)
+		}
+		return data, nil
+	}
+}
+
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// tooLargeError is a file over the size limit.
+type tooLargeError struct{ size int64 }
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("file is %s; definition files are limited to %s, split it into several files",
+		humanBytes(e.size), humanBytes(reconciler.MaxDefinitionFileBytes))
+}
+
+// readLimited reads a file of at most MaxDefinitionFileBytes, checking the
+// size before reading and while reading, in case the file grows.
+func readLimited(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	if info.Size() > reconciler.MaxDefinitionFileBytes {
+		return nil, &tooLargeError{size: info.Size()}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, reconciler.MaxDefinitionFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
+	}
+	if len(data) > reconciler.MaxDefinitionFileBytes {
+		return nil, &tooLargeError{size: int64(len(data))}
+	}
+	return data, nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// docCode returns metadata.code when it is a string.
+func docCode(v any) string {
+	m, _ := v.(map[string]any)
+	md, _ := m["metadata"].(map[string]any)
+	c, _ := md["code"].(string)
+	return c
+}
+
+// coveredBy reports whether pointer is at or below a field one of errs
+// is about.
+func coveredBy(pointer string, errs []fieldError) bool {
+	for _, e := range errs {
+		if pointer == e.pointer || strings.HasPrefix(pointer, e.pointer+"/") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,578 @@
+package definitions
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// The wire types mirror the YAML a user writes. Pointers and strings keep
+// "unset" apart from zero so that defaults are applied in one place,
+// normalize, and durations are parsed where their position is known.
+type wireDoc struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       reconciler.Kind `json:"kind"`
+	Metadata   wireMetadata    `json:"metadata"`
+	Spec       wireSpec        `json:"spec"`
+}
+
+type wireMetadata struct {
+	Code        string            `json:"code"`
+	Tenant      string            `json:"tenant"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Labels      map[string]string `json:"labels"`
+}
+
+type wireSpec struct {
+	Active      *bool               `json:"active"`
+	Trigger     wireTrigger         `json:"trigger"`
+	Type        reconciler.TaskType `json:"type"`
+	Config      json.RawMessage     `json:"config"`
+	Steps       []wireStep          `json:"steps"`
+	Retries     *int                `json:"retries"`
+	RetryDelay  string              `json:"retry_delay"`
+	Concurrency *int                `json:"concurrency"`
+}
+
+type wireTrigger struct {
+	Cron     string `json:"cron"`
+	Timezone string `json:"timezone"`
+	Jitter   string `json:"jitter"`
+	Interval string `json:"interval"`
+	At       string `json:"at"`
+	Event    string `json:"event"`
+	If       string `json:"if"`
+}
+
+type wireAPICall struct {
+	Method       string            `json:"method"`
+	URL          string            `json:"url"`
+	Headers      map[string]string `json:"headers"`
+	Query        map[string]string `json:"query"`
+	Body         any               `json:"body"`
+	Timeout      string            `json:"timeout"`
+	ExpectStatus json.RawMessage   `json:"expect_status"`
+}
+
+type wirePythonScript struct {
+	Script   string            `json:"script"`
+	File     string            `json:"file"`
+	Args     []string          `json:"args"`
+	Env      map[string]string `json:"env"`
+	Timeout  string            `json:"timeout"`
+	MemoryMB int               `json:"memory_mb"`
+}
+
+type wireStep struct {
+	ID           string            `json:"id"`
+	If           string            `json:"if"`
+	APICall      *wireAPICall      `json:"api_call"`
+	PythonScript *wirePythonScript `json:"python_script"`
+	Sleep        string            `json:"sleep"`
+	SleepUntil   string            `json:"sleep_until"`
+	WaitForEvent *struct {
+		Event   string `json:"event"`
+		Match   string `json:"match"`
+		If      string `json:"if"`
+		Timeout string `json:"timeout"`
+	} `json:"wait_for_event"`
+	SendEvent *struct {
+		Name string         `json:"name"`
+		Data map[string]any `json:"data"`
+	} `json:"send_event"`
+}
+
+// scriptReader reads a python_script `file`, given relative to the tenant
+// directory, and returns its content.
+type scriptReader func(rel string) ([]byte, error)
+
+// normalizer turns one schema-valid document into a Definition, applying
+// defaults and the checks a JSON Schema cannot express. It collects every
+// problem rather than stopping at the first.
+type normalizer struct {
+	v          *Validator
+	tenant     string
+	now        time.Time
+	readScript scriptReader
+	root       *yaml.Node
+	errs       []fieldError
+}
+
+// line returns the line of the node at pointer, for messages that name a
+// second place.
+func (n *normalizer) line(pointer string) int {
+	if n.root == nil {
+		return 0
+	}
+	return locate(n.root, pointer, false).Line
+}
+
+func (n *normalizer) fail(pointer, format string, args ...any) {
+	n.errs = append(n.errs, fieldError{pointer: pointer, msg: field(pointer) + ": " + fmt.Sprintf(format, args...)})
+}
+
+// cronParser parses cron exactly as Inngest does.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (n *normalizer) normalize(value any) (reconciler.Definition, []fieldError) {
+	var w wireDoc
+	raw, err := json.Marshal(value)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(&w)
+	}
+	if err != nil {
+		return reconciler.Definition{}, []fieldError{{msg: "document: cannot decode: " + err.Error()}}
+	}
+	d := reconciler.Definition{
+		Tenant: n.tenant,
+		Kind:   w.Kind,
+		Metadata: reconciler.Metadata{
+			Code:        w.Metadata.Code,
+			Name:        w.Metadata.Name,
+			Description: w.Metadata.Description,
+			Labels:      w.Metadata.Labels,
+		},
+	}
+	if w.Metadata.Tenant != "" && w.Metadata.Tenant != n.tenant {
+		n.fail("/metadata/tenant", "names tenant %q, but the file is in tenant %q's directory; a file may only define its own tenant's definitions", w.Metadata.Tenant, n.tenant)
+	}
+	s := w.Spec
+	d.Spec.Active = s.Active == nil || *s.Active
+	d.Spec.Retries = reconciler.DefaultRetries
+	if s.Retries != nil {
+		d.Spec.Retries = *s.Retries
+	}
+	d.Spec.Concurrency = reconciler.DefaultConcurrency
+	if s.Concurrency != nil {
+		d.Spec.Concurrency = *s.Concurrency
+	}
+	if s.RetryDelay != "" {
+		d.Spec.RetryDelay = n.duration("/spec/retry_delay", s.RetryDelay, reconciler.MinRetryDelay, reconciler.MaxRetryDelay)
+	}
+	n.trigger("/spec/trigger", s.Trigger, &d.Spec.Trigger)
+
+	switch w.Kind {
+	case reconciler.KindScheduledTask:
+		d.Spec.Type = s.Type
+		d.Spec.Config = n.taskConfig("/spec/config", s.Type, s.Config)
+	case reconciler.KindWorkflow:
+		d.Spec.Steps = n.steps("/spec/steps", s.Steps)
+	}
+	if len(n.errs) > 0 {
+		return d, n.errs
+	}
+	canonical, err := json.Marshal(struct {
+		Kind     reconciler.Kind     `json:"kind"`
+		Metadata reconciler.Metadata `json:"metadata"`
+		Spec     reconciler.Spec     `json:"spec"`
+	}{d.Kind, d.Metadata, d.Spec})
+	if err != nil {
+		return d, []fieldError{{msg: "document: cannot encode: " + err.Error()}}
+	}
+	sum := sha256.Sum256(canonical)
+	d.Hash = hex.EncodeToString(sum[:])
+	return d, nil
+}
+
+// duration parses a schema-checked duration and enforces its range.
+func (n *normalizer) duration(pointer, s string, lo, hi reconciler.Duration) reconciler.Duration {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		n.fail(pointer, "invalid duration %q: %v", s, strings.TrimPrefix(err.Error(), "time: "))
+		return 0
+	}
+	d := reconciler.Duration(v)
+	switch {
+	case d < lo:
+		n.fail(pointer, "must be at least %s, got %s", lo, s)
+	case hi > 0 && d > hi:
+		n.fail(pointer, "must be at most %s, got %s", hi, s)
+	}
+	return d
+}
+
+func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
+	var set []string
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{{"cron", w.Cron != ""}, {"interval", w.Interval != ""}, {"at", w.At != ""}, {"event", w.Event != ""}} {
+		if f.on {
+			set = append(set, f.name)
+		}
+	}
+	switch len(set) {
+	case 0:
+		n.fail(p, "needs exactly one of cron, interval, at or event")
+		return
+	case 1:
+	default:
+		n.fail(p, "sets %s; a definition has exactly one trigger", strings.Join(set, " and "))
+		return
+	}
+	if w.Timezone != "" && w.Cron == "" {
+		n.fail(p+"/timezone", "applies only to cron triggers; remove it or use trigger.cron")
+	}
+	if w.Jitter != "" && w.Cron == "" {
+		n.fail(p+"/jitter", "applies only to cron triggers; remove it or use trigger.cron")
+	}
+	if w.If != "" && w.Event == "" {
+		n.fail(p+"/if", "applies only to event triggers; remove it or use trigger.event")
+	}
+	switch {
+	case w.Cron != "":
+		n.cron(p, w, t)
+	case w.Interval != "":
+		t.Interval = n.duration(p+"/interval", w.Interval, reconciler.MinInterval, 0)
+		if t.Interval%reconciler.Duration(time.Minute) != 0 {
+			n.fail(p+"/interval", "must be whole minutes, got %s (%s)", w.Interval, t.Interval)
+		}
+	case w.At != "":
+		at, err := time.Parse(time.RFC3339, w.At)
+		if err != nil {
+			n.fail(p+"/at", "%q is not an RFC 3339 timestamp with offset, such as 2026-12-01T09:00:00+01:00", w.At)
+			return
+		}
+		if !at.After(n.now) {
+			n.fail(p+"/at", "%s is in the past; a one-shot task needs a future time (remove the definition once it has run)", w.At)
+		}
+		t.At = &at
+	case w.Event != "":
+		t.Event = w.Event
+		n.eventName(p+"/event", w.Event)
+		if w.If != "" {
+			t.If = w.If
+			if msg := n.v.cel.check(scopeTrigger, wantBool, w.If, nil); msg != "" {
+				n.fail(p+"/if", "%s", msg)
+			}
+		}
+	}
+}
+
+func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
+	expr := strings.TrimSpace(w.Cron)
+	upper := strings.ToUpper(expr)
+	if strings.HasPrefix(upper, "TZ=") || strings.HasPrefix(upper, "CRON_TZ=") {
+		n.fail(p+"/cron", "%q sets its time zone inline; write the expression without the TZ= prefix and set trigger.timezone", w.Cron)
+		return
+	}
+	if strings.HasPrefix(expr, "@every") {
+		n.fail(p+"/cron", "%q is an interval, not a cron expression; use trigger.interval: %s", w.Cron, strings.TrimSpace(strings.TrimPrefix(expr, "@every")))
+		return
+	}
+	t.Cron = expr
+	t.Timezone = reconciler.DefaultTimezone
+	loc := time.UTC
+	if w.Timezone != "" {
+		t.Timezone = w.Timezone
+		l, err := loadLocation(w.Timezone)
+		if err != nil {
+			n.fail(p+"/timezone", "unknown time zone %q; use an IANA name such as Europe/Berlin or America/New_York", w.Timezone)
+			return
+		}
+		loc = l
+	}
+	sched, err := cronParser.Parse(expr)
+	if err != nil {
+		msg := err.Error()
+		if i := strings.Index(msg, ": ["); i >= 0 {
+			msg = msg[:i]
+		}
+		n.fail(p+"/cron", "invalid cron expression %q: %s; use 5 fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily", w.Cron, msg)
+		return
+	}
+	first := sched.Next(n.now.In(loc))
+	if first.IsZero() {
+		n.fail(p+"/cron", "cron expression %q never fires", w.Cron)
+		return
+	}
+	if w.Jitter != "" {
+		t.Jitter = n.duration(p+"/jitter", w.Jitter, reconciler.Duration(time.Second), 0)
+		if t.Jitter%reconciler.Duration(time.Second) != 0 {
+			n.fail(p+"/jitter", "must be whole seconds, got %s", w.Jitter)
+		}
+		if gap := reconciler.Duration(sched.Next(first).Sub(first)); gap > 0 && t.Jitter >= gap {
+			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %q; runs would overlap", t.Jitter, gap, w.Cron)
+		}
+	}
+}
+
+// loadLocation refuses "Local", which means something different on every
+// host, and the empty name, which time.LoadLocation reads as UTC.
+func loadLocation(name string) (*time.Location, error) {
+	if name == "Local" || name == "" {
+		return nil, fmt.Errorf("not an IANA zone")
+	}
+	return time.LoadLocation(name)
+}
+
+func (n *normalizer) eventName(p, name string) {
+	if strings.HasPrefix(strings.ToLower(name), "inngest/") {
+		n.fail(p, "event %q is in Inngest's reserved inngest/ namespace; choose another name", name)
+	}
+}
+
+func (n *normalizer) taskConfig(p string, typ reconciler.TaskType, raw json.RawMessage) *reconciler.TaskConfig {
+	switch typ {
+	case reconciler.TaskAPICall:
+		var w wireAPICall
+		if !n.decode(p, raw, &w) {
+			return nil
+		}
+		return &reconciler.TaskConfig{APICall: n.apiCall(p, w, scopeTask, nil)}
+	case reconciler.TaskPythonScript:
+		var w wirePythonScript
+		if !n.decode(p, raw, &w) {
+			return nil
+		}
+		return &reconciler.TaskConfig{PythonScript: n.python(p, w, scopeTask, nil)}
+	}
+	return nil
+}
+
+func (n *normalizer) decode(p string, raw json.RawMessage, into any) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(into); err != nil {
+		n.fail(p, "cannot decode: %v", err)
+		return false
+	}
+	return true
+}
+
+func (n *normalizer) apiCall(p string, w wireAPICall, s scope, earlier []string) *reconciler.APICall {
+	a := &reconciler.APICall{
+		Method:  reconciler.DefaultMethod,
+		URL:     w.URL,
+		Headers: w.Headers,
+		Query:   w.Query,
+		Body:    w.Body,
+		Timeout: reconciler.DefaultAPICallTimeout,
+	}
+	if w.Method != "" {
+		a.Method = w.Method
+	}
+	if w.Timeout != "" {
+		a.Timeout = n.duration(p+"/timeout", w.Timeout, reconciler.Duration(time.Millisecond), reconciler.MaxAPICallTimeout)
+	}
+	n.checkURL(p+"/url", w.URL)
+	if len(w.ExpectStatus) > 0 {
+		var one int
+		if json.Unmarshal(w.ExpectStatus, &one) == nil {
+			a.ExpectStatus = []int{one}
+		} else if json.Unmarshal(w.ExpectStatus, &a.ExpectStatus) != nil {
+			n.fail(p+"/expect_status", "must be a status code or a list of them")
+		}
+		slices.Sort(a.ExpectStatus)
+		a.ExpectStatus = slices.Compact(a.ExpectStatus)
+	}
+	n.strings(p+"/url", w.URL, s, earlier)
+	for k, v := range w.Headers {
+		n.strings(p+"/headers/"+escapeToken(k), v, s, earlier)
+	}
+	for k, v := range w.Query {
+		n.strings(p+"/query/"+escapeToken(k), v, s, earlier)
+	}
+	n.strings(p+"/body", w.Body, s, earlier)
+	return a
+}
+
+// checkURL accepts absolute http and https URLs. Parts written as templates
+// or secret references are only known at execution, so a URL holding them
+// is checked for its scheme alone.
+func (n *normalizer) checkURL(p, raw string) {
+	lower := strings.ToLower(raw)
+	if strings.Contains(raw, "{{") || strings.Contains(raw, "${") {
+		if !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+			n.fail(p, "%q must start with http:// or https://", raw)
+		}
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		n.fail(p, "%q is not a valid URL: %v", raw, strings.TrimPrefix(err.Error(), "parse "+fmt.Sprintf("%q", raw)+": "))
+	case u.Scheme != "http" && u.Scheme != "https":
+		n.fail(p, "%q must be an http or https URL", raw)
+	case u.Host == "":
+		n.fail(p, "%q has no host", raw)
+	case u.User != nil:
+		n.fail(p, "%q holds credentials; send them in a header with ${secret:NAME} instead", raw)
+	}
+}
+
+func (n *normalizer) python(p string, w wirePythonScript, s scope, earlier []string) *reconciler.PythonScript {
+	py := &reconciler.PythonScript{
+		Script:   w.Script,
+		File:     w.File,
+		Args:     w.Args,
+		Env:      w.Env,
+		Timeout:  reconciler.DefaultPythonTimeout,
+		MemoryMB: reconciler.DefaultPythonMemoryMB,
+	}
+	if w.MemoryMB != 0 {
+		py.MemoryMB = w.MemoryMB
+	}
+	if w.Timeout != "" {
+		py.Timeout = n.duration(p+"/timeout", w.Timeout, reconciler.Duration(time.Second), reconciler.MaxPythonTimeout)
+	}
+	switch {
+	case w.Script == "" && w.File == "":
+		n.fail(p, "needs exactly one of script (inline code) or file (a path inside the tenant directory)")
+	case w.Script != "" && w.File != "":
+		n.fail(p, "sets both script and file; keep exactly one")
+	case w.File != "":
+		n.scriptFile(p+"/file", py)
+	}
+	for i, a := range w.Args {
+		n.strings(fmt.Sprintf("%s/args/%d", p, i), a, s, earlier)
+	}
+	for k, v := range w.Env {
+		n.strings(p+"/env/"+escapeToken(k), v, s, earlier)
+	}
+	return py
+}
+
+// scriptFile checks that a script path stays inside the tenant directory,
+// reads it and records its digest.
+func (n *normalizer) scriptFile(p string, py *reconciler.PythonScript) {
+	rel := py.File
+	clean := path.Clean(rel)
+	if path.IsAbs(rel) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(rel, `\`) {
+		n.fail(p, "%q must be a relative path inside the tenant directory", rel)
+		return
+	}
+	py.File = clean
+	if n.readScript == nil {
+		return
+	}
+	data, err := n.readScript(clean)
+	if err != nil {
+		n.fail(p, "%v", err)
+		return
+	}
+	sum := sha256.Sum256(data)
+	py.FileSHA256 = hex.EncodeToString(sum[:])
+	py.FileContent = string(data)
+}
+
+func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
+	out := make([]reconciler.Step, 0, len(ws))
+	firstAt := map[string]int{}
+	var earlier []string
+	for i, w := range ws {
+		sp := fmt.Sprintf("%s/%d", p, i)
+		st := reconciler.Step{ID: w.ID, If: w.If, SleepUntil: w.SleepUntil}
+		if j, dup := firstAt[w.ID]; dup {
+			n.fail(sp+"/id", "duplicate step id %q (first used by step %d at line %d); step ids must be unique", w.ID, j+1, n.line(fmt.Sprintf("%s/%d/id", p, j)))
+		} else {
+			firstAt[w.ID] = i
+		}
+		var actions []string
+		if w.APICall != nil {
+			actions = append(actions, string(reconciler.ActionAPICall))
+			st.APICall = n.apiCall(sp+"/api_call", *w.APICall, scopeStep, earlier)
+		}
+		if w.PythonScript != nil {
+			actions = append(actions, string(reconciler.ActionPythonScript))
+			st.PythonScript = n.python(sp+"/python_script", *w.PythonScript, scopeStep, earlier)
+		}
+		if w.Sleep != "" {
+			actions = append(actions, string(reconciler.ActionSleep))
+			st.Sleep = n.duration(sp+"/sleep", w.Sleep, reconciler.Duration(time.Second), 0)
+		}
+		if w.SleepUntil != "" {
+			actions = append(actions, string(reconciler.ActionSleepUntil))
+			if msg := n.v.cel.check(scopeStep, wantTime, w.SleepUntil, earlier); msg != "" {
+				n.fail(sp+"/sleep_until", "%s", msg)
+			}
+		}
+		if w.WaitForEvent != nil {
+			actions = append(actions, string(reconciler.ActionWaitForEvent))
+			wf := w.WaitForEvent
+			st.WaitForEvent = &reconciler.WaitForEvent{Event: wf.Event, Match: wf.Match, If: wf.If}
+			n.eventName(sp+"/wait_for_event/event", wf.Event)
+			st.WaitForEvent.Timeout = n.duration(sp+"/wait_for_event/timeout", wf.Timeout, reconciler.Duration(time.Second), reconciler.MaxWaitForEventTimeout)
+			if wf.If != "" {
+				if msg := n.v.cel.check(scopeWait, wantBool, wf.If, nil); msg != "" {
+					n.fail(sp+"/wait_for_event/if", "%s", msg)
+				}
+			}
+		}
+		if w.SendEvent != nil {
+			actions = append(actions, string(reconciler.ActionSendEvent))
+			st.SendEvent = &reconciler.SendEvent{Name: w.SendEvent.Name, Data: w.SendEvent.Data}
+			n.eventName(sp+"/send_event/name", w.SendEvent.Name)
+			if _, ok := w.SendEvent.Data["tenant_id"]; ok {
+				n.fail(sp+"/send_event/data/tenant_id", "cannot be set: tasksync sets tenant_id to the workflow's own tenant")
+			}
+			n.strings(sp+"/send_event/data", w.SendEvent.Data, scopeStep, earlier)
+		}
+		switch len(actions) {
+		case 0:
+			n.fail(sp, "step %q has no action; give exactly one of %s", w.ID, joinActions())
+		case 1:
+		default:
+			n.fail(sp, "step %q has %s; a step has exactly one action", w.ID, strings.Join(actions, " and "))
+		}
+		if w.If != "" {
+			if msg := n.v.cel.check(scopeStep, wantBool, w.If, earlier); msg != "" {
+				n.fail(sp+"/if", "%s", msg)
+			}
+		}
+		out = append(out, st)
+		earlier = append(earlier, w.ID)
+	}
+	return out
+}
+
+func joinActions() string {
+	names := make([]string, len(reconciler.StepActions))
+	for i, a := range reconciler.StepActions {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
+}
+
+// strings checks every string inside v for well-formed secret references
+// and templates whose CEL compiles in scope.
+func (n *normalizer) strings(p string, v any, s scope, earlier []string) {
+	switch x := v.(type) {
+	case string:
+		if msg := checkSecretRefs(x); msg != "" {
+			n.fail(p, "%s", msg)
+		}
+		exprs, msg := templateExprs(x)
+		if msg != "" {
+			n.fail(p, "%s", msg)
+		}
+		for _, e := range exprs {
+			if msg := n.v.cel.check(s, wantAny, e, earlier); msg != "" {
+				n.fail(p, "template %s", msg)
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			n.strings(p+"/"+escapeToken(k), e, s, earlier)
+		}
+	case []any:
+		for i, e := range x {
+			n.strings(fmt.Sprintf("%s/%d", p, i), e, s, earlier)
+		}
+	}
+}

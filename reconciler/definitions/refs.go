@@ -1,0 +1,95 @@
+package definitions
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// secretName is what NAME may be in ${secret:NAME}: it must also work as
+// the suffix of the environment variable TASKSYNC_SECRET_<NAME>.
+var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// checkSecretRefs reports the first malformed ${...} in s. A literal "${"
+// is written "$${".
+func checkSecretRefs(s string) string {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "${")
+		if j < 0 {
+			return ""
+		}
+		j += i
+		if j > 0 && s[j-1] == '$' {
+			i = j + 2 // "$${" is an escaped literal
+			continue
+		}
+		end := strings.IndexByte(s[j:], '}')
+		if end < 0 {
+			return fmt.Sprintf("unterminated secret reference %q; write ${secret:NAME}", clip(s[j:]))
+		}
+		ref := s[j : j+end+1]
+		name, ok := strings.CutPrefix(ref[2:len(ref)-1], "secret:")
+		if !ok {
+			return fmt.Sprintf("%q is not a secret reference; write ${secret:NAME}, or $${ for a literal ${", ref)
+		}
+		if !secretName.MatchString(name) {
+			return fmt.Sprintf("invalid secret name %q in %s; use letters, digits and _, starting with a letter or _", name, ref)
+		}
+		i = j + end + 1
+	}
+}
+
+// SecretRefs returns the secret names s refers to, in order, repeated as
+// often as they appear.
+func SecretRefs(s string) []string {
+	var names []string
+	for i := 0; ; {
+		j := strings.Index(s[i:], "${secret:")
+		if j < 0 {
+			return names
+		}
+		j += i
+		end := strings.IndexByte(s[j:], '}')
+		if end < 0 {
+			return names
+		}
+		if j == 0 || s[j-1] != '$' {
+			names = append(names, s[j+len("${secret:"):j+end])
+		}
+		i = j + end + 1
+	}
+}
+
+// templateExprs returns the CEL expressions of the {{ }} templates in s.
+func templateExprs(s string) ([]string, string) {
+	var exprs []string
+	for {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			if strings.Contains(s, "}}") {
+				return exprs, fmt.Sprintf("%q closes a template that was never opened; templates are written {{ expression }}", clip(s))
+			}
+			return exprs, ""
+		}
+		if j := strings.Index(s[:i], "}}"); j >= 0 {
+			return exprs, fmt.Sprintf("%q closes a template that was never opened; templates are written {{ expression }}", clip(s))
+		}
+		end := strings.Index(s[i+2:], "}}")
+		if end < 0 {
+			return exprs, fmt.Sprintf("unterminated template %q; close it with }}", clip(s[i:]))
+		}
+		expr := strings.TrimSpace(s[i+2 : i+2+end])
+		if expr == "" {
+			return exprs, "empty template {{ }}; write an expression such as {{ event.data.id }}"
+		}
+		exprs = append(exprs, expr)
+		s = s[i+2+end+2:]
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}

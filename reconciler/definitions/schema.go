@@ -1,0 +1,337 @@
+package definitions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/riveredge/tasksync/schema"
+)
+
+// schemaValidator is the compiled JSON Schema plus its raw form, which
+// error messages read to say what would have been right.
+type schemaValidator struct {
+	compiled *jsonschema.Schema
+	raw      map[string]any
+}
+
+func compileSchema() (*schemaValidator, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	c.AssertFormat = true
+	if err := c.AddResource(schema.ID, bytes.NewReader(schema.Definition)); err != nil {
+		return nil, fmt.Errorf("load embedded schema: %w", err)
+	}
+	compiled, err := c.Compile(schema.ID)
+	if err != nil {
+		return nil, fmt.Errorf("compile embedded schema: %w", err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(schema.Definition, &raw); err != nil {
+		return nil, fmt.Errorf("read embedded schema: %w", err)
+	}
+	return &schemaValidator{compiled: compiled, raw: raw}, nil
+}
+
+// fieldError is a problem at a place in a document, named by JSON pointer.
+// With key set, it is reported at the mapping key rather than the value.
+type fieldError struct {
+	pointer string
+	key     bool
+	msg     string
+}
+
+// validate checks v against the schema and returns one fieldError per
+// failing leaf, phrased for a person.
+func (s *schemaValidator) validate(v any) []fieldError {
+	err := s.compiled.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []fieldError{{msg: "schema validation failed: " + err.Error()}}
+	}
+	var out []fieldError
+	s.collect(ve, v, &out)
+	// Drop exact repeats, which if/then branches can produce.
+	slices.SortStableFunc(out, func(a, b fieldError) int { return strings.Compare(a.pointer, b.pointer) })
+	return slices.CompactFunc(out, func(a, b fieldError) bool { return a == b })
+}
+
+func (s *schemaValidator) collect(ve *jsonschema.ValidationError, doc any, out *[]fieldError) {
+	kw := lastToken(ve.KeywordLocation)
+	if kw == "oneOf" || kw == "anyOf" {
+		// The branches' own errors only confuse: say what the field takes.
+		node := s.schemaAt(ve.AbsoluteKeywordLocation, false)
+		desc, _ := node["description"].(string)
+		if desc == "" {
+			desc = "does not match any of the allowed forms"
+		}
+		*out = append(*out, fieldError{pointer: ve.InstanceLocation, msg: fmt.Sprintf("%s: %s, got %s", field(ve.InstanceLocation), desc, describe(valueAt(doc, ve.InstanceLocation)))})
+		return
+	}
+	if len(ve.Causes) > 0 {
+		for _, c := range ve.Causes {
+			s.collect(c, doc, out)
+		}
+		return
+	}
+	*out = append(*out, s.leaf(ve, doc)...)
+}
+
+// leaf phrases one failing keyword.
+func (s *schemaValidator) leaf(ve *jsonschema.ValidationError, doc any) []fieldError {
+	ptr := ve.InstanceLocation
+	name := field(ptr)
+	val := valueAt(doc, ptr)
+	kw := lastToken(ve.KeywordLocation)
+	sch := s.schemaAt(ve.AbsoluteKeywordLocation, true)
+	hint := ""
+	if d, ok := sch["description"].(string); ok {
+		hint = " (" + strings.TrimSuffix(d, ".") + ")"
+	}
+	one := func(msg string, args ...any) []fieldError {
+		return []fieldError{{pointer: ptr, msg: name + ": " + fmt.Sprintf(msg, args...)}}
+	}
+	switch kw {
+	case "required":
+		obj, _ := val.(map[string]any)
+		var out []fieldError
+		for _, r := range stringList(sch["required"]) {
+			if _, ok := obj[r]; !ok {
+				out = append(out, fieldError{pointer: ptr, msg: fmt.Sprintf("%s: missing required field %q", name, r)})
+			}
+		}
+		return out
+	case "additionalProperties":
+		obj, _ := val.(map[string]any)
+		allowed := sortedKeys(sch["properties"])
+		var out []fieldError
+		for _, k := range sortedKeys(obj) {
+			if slices.Contains(allowed, k) {
+				continue
+			}
+			msg := fmt.Sprintf("%s: unknown field %q", name, k)
+			if guess := closest(k, allowed); guess != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", guess)
+			}
+			msg += "; allowed fields: " + strings.Join(allowed, ", ")
+			out = append(out, fieldError{pointer: ptr + "/" + escapeToken(k), key: true, msg: msg})
+		}
+		return out
+	case "type":
+		return one("expected %s%s, got %s", strings.Join(stringList(sch["type"]), " or "), hint, describe(val))
+	case "enum":
+		var opts []string
+		for _, e := range sch["enum"].([]any) {
+			opts = append(opts, fmt.Sprint(e))
+		}
+		return one("must be one of %s; got %s", strings.Join(opts, ", "), describe(val))
+	case "const":
+		return one("must be %q, got %s", fmt.Sprint(sch["const"]), describe(val))
+	case "pattern":
+		if strings.HasSuffix(ve.KeywordLocation, "/propertyNames/pattern") {
+			return []fieldError{{pointer: ptr, msg: fmt.Sprintf("%s: invalid key: must match %s", name, sch["pattern"])}}
+		}
+		return one("%s is not valid%s: must match %s", describe(val), hint, sch["pattern"])
+	case "minimum", "maximum":
+		lo, hasLo := sch["minimum"]
+		hi, hasHi := sch["maximum"]
+		switch {
+		case hasLo && hasHi:
+			return one("must be between %v and %v, got %v", lo, hi, val)
+		case hasLo:
+			return one("must be at least %v, got %v", lo, val)
+		}
+		return one("must be at most %v, got %v", hi, val)
+	case "minLength":
+		return one("must not be empty")
+	case "maxLength":
+		return one("is too long: at most %v characters, got %d", sch["maxLength"], len([]rune(fmt.Sprint(val))))
+	case "minItems":
+		return one("needs at least %v item(s)", sch["minItems"])
+	case "maxItems":
+		return one("has too many items: at most %v", sch["maxItems"])
+	case "format":
+		if sch["format"] == "date-time" {
+			return one("%s is not an RFC 3339 timestamp with offset, such as 2026-12-01T09:00:00+01:00", describe(val))
+		}
+		return one("%s is not a valid %v", describe(val), sch["format"])
+	}
+	return one("%s", ve.Message)
+}
+
+// schemaAt resolves an absolute keyword location to the raw schema object
+// holding that keyword (parent) or the keyword's own value.
+func (s *schemaValidator) schemaAt(absLoc string, parent bool) map[string]any {
+	_, frag, _ := strings.Cut(absLoc, "#")
+	tokens := strings.Split(strings.TrimPrefix(frag, "/"), "/")
+	if parent && len(tokens) > 0 {
+		tokens = tokens[:len(tokens)-1]
+	}
+	var cur any = s.raw
+	for _, tok := range tokens {
+		if tok == "" {
+			continue
+		}
+		tok = unescapeToken(tok)
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	m, _ := cur.(map[string]any)
+	return m
+}
+
+// field renders a JSON pointer the way a person names a YAML field:
+// "/spec/steps/0/id" becomes "spec.steps[0].id".
+func field(pointer string) string {
+	if pointer == "" {
+		return "document"
+	}
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		tok = unescapeToken(tok)
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// valueAt returns the value at a JSON pointer, or nil.
+func valueAt(doc any, pointer string) any {
+	if pointer == "" {
+		return doc
+	}
+	cur := doc
+	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		tok = unescapeToken(tok)
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+// describe names a JSON value's type and, for scalars, the value itself.
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		if len(x) > 60 {
+			x = x[:57] + "..."
+		}
+		return strconv.Quote(x)
+	case bool:
+		return "boolean " + strconv.FormatBool(x)
+	case json.Number:
+		return "number " + x.String()
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+func lastToken(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func escapeToken(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+func unescapeToken(s string) string {
+	return strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
+}
+
+func stringList(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	}
+	return nil
+}
+
+func sortedKeys(v any) []string {
+	m, _ := v.(map[string]any)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// closest returns the candidate within edit distance 2 of s, if one is.
+func closest(s string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

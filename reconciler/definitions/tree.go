@@ -1,0 +1,249 @@
+package definitions
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// TenantPattern is the rule for tenant codes, which are directory names.
+var TenantPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// maxDirDepth bounds how deep a tenant's directories are walked, which also
+// stops symlinked directory cycles that the visited set would not catch.
+const maxDirDepth = 32
+
+// maxSymlinkHops is the number of links followed to resolve one path, as
+// Linux's MAXSYMLINKS.
+const maxSymlinkHops = 40
+
+// ignored reports whether a directory entry is skipped by name: dotfiles
+// and dot-directories (this includes the ..data and ..<timestamp> entries
+// of a Kubernetes volume, whose visible symlinks are followed instead),
+// names starting with "_", and editor and rsync temporaries.
+func ignored(name string) bool {
+	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+		return true
+	}
+	for _, suf := range []string{"~", ".swp", ".tmp", ".part"} {
+		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// isDefinitionFile reports whether a file name holds definitions.
+func isDefinitionFile(name string) bool {
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
+}
+
+// outsideError is a symlink that leads out of the tree.
+type outsideError struct{ link, target string }
+
+func (e *outsideError) Error() string {
+	return fmt.Sprintf("symlink %s -> %s resolves outside the tree; refused", e.link, e.target)
+}
+
+// resolve returns the path of p inside the tree with every symlink
+// followed. A link whose target is absolute, or climbs above the root, is
+// an *outsideError, unless absRoot maps an absolute target back inside.
+func resolve(fsys fs.FS, absRoot, p string) (string, error) {
+	rl, ok := fsys.(fs.ReadLinkFS)
+	if !ok {
+		return p, nil
+	}
+	parts := strings.Split(p, "/")
+	cur := ""
+	hops := 0
+	for len(parts) > 0 {
+		part := parts[0]
+		parts = parts[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if cur == "" {
+				return "", &outsideError{link: p, target: ".."}
+			}
+			cur = parentDir(cur)
+			continue
+		}
+		next := path.Join(cur, part)
+		info, err := rl.Lstat(next)
+		if err != nil {
+			return "", err
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > maxSymlinkHops {
+			return "", fmt.Errorf("too many levels of symbolic links at %s", next)
+		}
+		target, err := rl.ReadLink(next)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			rel, ok := insideAbs(absRoot, target)
+			if !ok {
+				return "", &outsideError{link: next, target: target}
+			}
+			cur, target = "", rel
+		}
+		// A relative target is read from the link's own directory, which
+		// is cur; ".." above the root is caught at the top of the loop.
+		for _, t := range slices.Backward(strings.Split(target, "/")) {
+			parts = append([]string{t}, parts...)
+		}
+		if escapes(cur, target) {
+			return "", &outsideError{link: next, target: target}
+		}
+	}
+	if cur == "" {
+		return ".", nil
+	}
+	return cur, nil
+}
+
+// escapes reports whether target, read relative to dir, climbs above the
+// root.
+func escapes(dir, target string) bool {
+	depth := 0
+	if dir != "" {
+		depth = strings.Count(dir, "/") + 1
+	}
+	for _, t := range strings.Split(target, "/") {
+		switch t {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
+}
+
+func parentDir(p string) string {
+	d := path.Dir(p)
+	if d == "." {
+		return ""
+	}
+	return d
+}
+
+// insideAbs maps an absolute symlink target under absRoot to a tree path.
+func insideAbs(absRoot, target string) (string, bool) {
+	if absRoot == "" {
+		return "", false
+	}
+	root := path.Clean(absRoot)
+	t := path.Clean(target)
+	if t == root {
+		return ".", true
+	}
+	rel, ok := strings.CutPrefix(t, root+"/")
+	return rel, ok
+}
+
+// fileRef is a definition file found in a tenant directory: the path users
+// see and the path it resolves to.
+type fileRef struct {
+	visible, real string
+}
+
+// walker lists a tenant's definition files.
+type walker struct {
+	fsys     fs.FS
+	absRoot  string
+	files    []fileRef
+	seen     map[string]bool // real paths of files and directories visited
+	problems []treeProblem
+	readErr  bool
+}
+
+// treeProblem is a problem with the tree itself, at a path.
+type treeProblem struct {
+	path string
+	msg  string
+}
+
+func (w *walker) fail(p, format string, args ...any) {
+	w.problems = append(w.problems, treeProblem{path: p, msg: fmt.Sprintf(format, args...)})
+}
+
+// walk lists the definition files under the directory visible (which
+// resolves to real), depth levels below the tenant directory.
+func (w *walker) walk(visible, real string, depth int) {
+	if depth > maxDirDepth {
+		w.fail(visible, "directories nested deeper than %d levels are not read", maxDirDepth)
+		return
+	}
+	if w.seen[real] {
+		return
+	}
+	w.seen[real] = true
+	entries, err := fs.ReadDir(w.fsys, real)
+	if err != nil {
+		w.readErr = true
+		w.fail(visible, "cannot read directory: %s", ioReason(err))
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if ignored(name) {
+			continue
+		}
+		vis, r := visible+"/"+name, real+"/"+name
+		mode := e.Type()
+		if mode&fs.ModeSymlink != 0 {
+			target, err := resolve(w.fsys, w.absRoot, r)
+			if err != nil {
+				var out *outsideError
+				if errors.As(err, &out) {
+					w.fail(vis, "symlink resolves outside the tree (-> %s); refused, link to a file inside the tree instead", out.target)
+				} else {
+					w.readErr = true
+					w.fail(vis, "cannot resolve symlink: %s", ioReason(err))
+				}
+				continue
+			}
+			info, err := fs.Stat(w.fsys, target)
+			if err != nil {
+				w.readErr = true
+				w.fail(vis, "cannot read symlink target: %s", ioReason(err))
+				continue
+			}
+			r, mode = target, info.Mode().Type()
+		}
+		switch {
+		case mode.IsDir():
+			w.walk(vis, r, depth+1)
+		case mode.IsRegular() && isDefinitionFile(name):
+			if w.seen[r] {
+				continue // the same file under a second name loads once
+			}
+			w.seen[r] = true
+			w.files = append(w.files, fileRef{visible: vis, real: r})
+		}
+	}
+}
+
+// ioReason shortens a *fs.PathError to its cause: the path is already in
+// the problem.
+func ioReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,299 @@
+package definitions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// document is one YAML document of a definition file, converted to the
+// plain JSON values the schema validator reads, with its node tree kept to
+// locate problems.
+type document struct {
+	root  *yaml.Node // the document's top node (not the DocumentNode)
+	value any        // map[string]any, []any, string, json.Number, bool or nil
+}
+
+// posError is a problem found while converting YAML, at a node.
+type posError struct {
+	line, col int
+	msg       string
+}
+
+func (e *posError) Error() string { return e.msg }
+
+// yamlLine matches the position yaml.v3 puts in its syntax errors.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// parseDocuments splits data into YAML documents and converts each. A
+// syntax error stops the file (the parser cannot resynchronise); a document
+// that converts badly is reported and the others still are returned.
+func parseDocuments(data []byte) ([]document, []*posError) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []document
+	var errs []*posError
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return docs, errs
+		}
+		if err != nil {
+			return docs, append(errs, syntaxError(err))
+		}
+		if len(n.Content) == 0 {
+			continue // an empty document, e.g. a trailing "---"
+		}
+		root := n.Content[0]
+		if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+			continue // a document holding only comments
+		}
+		c := converter{budget: reconciler.MaxExpandedYAMLValues}
+		v, err := c.convert(root, 1)
+		if err != nil {
+			var pe *posError
+			if errors.As(err, &pe) {
+				errs = append(errs, pe)
+				continue
+			}
+			errs = append(errs, &posError{line: root.Line, col: root.Column, msg: err.Error()})
+			continue
+		}
+		docs = append(docs, document{root: root, value: v})
+	}
+}
+
+// syntaxError turns a yaml.v3 error into a positioned problem. yaml.v3
+// reports the line but not the column of syntax errors.
+func syntaxError(err error) *posError {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &posError{line: line, col: 1, msg: "invalid YAML: " + strings.TrimPrefix(msg, m[0])}
+	}
+	return &posError{line: 1, col: 1, msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// converter turns a yaml.Node tree into JSON values, refusing deep nesting,
+// alias bombs, duplicate keys and values JSON cannot hold.
+type converter struct {
+	budget int // values still allowed, counting every alias expansion
+}
+
+func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
+	if depth > reconciler.MaxDefinitionNesting {
+		return nil, &posError{line: n.Line, col: n.Column,
+			msg: fmt.Sprintf("nesting deeper than %d levels; flatten the document", reconciler.MaxDefinitionNesting)}
+	}
+	c.budget--
+	if c.budget < 0 {
+		return nil, &posError{line: n.Line, col: n.Column,
+			msg: fmt.Sprintf("document expands to more than %d values through anchors and aliases; an alias bomb is refused", reconciler.MaxExpandedYAMLValues)}
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return c.convert(n.Alias, depth)
+	case yaml.ScalarNode:
+		return scalar(n)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, item := range n.Content {
+			v, err := c.convert(item, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := make(map[string]any, len(n.Content)/2)
+		if err := c.mapping(n, depth, out, map[string]*yaml.Node{}); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, &posError{line: n.Line, col: n.Column, msg: "unsupported YAML node"}
+}
+
+// mapping fills out with n's pairs, applying merge keys ("<<") the way
+// YAML 1.1 defines them: explicit keys win over merged ones.
+func (c *converter) mapping(n *yaml.Node, depth int, out map[string]any, seen map[string]*yaml.Node) error {
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			return &posError{line: k.Line, col: k.Column, msg: "mapping keys must be plain strings"}
+		}
+		if prev, dup := seen[k.Value]; dup {
+			return &posError{line: k.Line, col: k.Column,
+				msg: fmt.Sprintf("duplicate key %q (first at line %d); remove one of them", k.Value, prev.Line)}
+		}
+		seen[k.Value] = k
+		val, err := c.convert(v, depth+1)
+		if err != nil {
+			return err
+		}
+		out[k.Value] = val
+	}
+	for _, m := range merges {
+		if err := c.merge(m, depth, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *converter) merge(m *yaml.Node, depth int, out map[string]any) error {
+	for m.Kind == yaml.AliasNode {
+		m = m.Alias
+	}
+	switch m.Kind {
+	case yaml.MappingNode:
+		merged := map[string]any{}
+		if err := c.mapping(m, depth, merged, map[string]*yaml.Node{}); err != nil {
+			return err
+		}
+		for k, v := range merged {
+			if _, ok := out[k]; !ok {
+				out[k] = v
+			}
+		}
+		return nil
+	case yaml.SequenceNode:
+		for _, item := range m.Content {
+			if err := c.merge(item, depth, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return &posError{line: m.Line, col: m.Column, msg: "a merge key (<<) needs a mapping or a list of mappings"}
+}
+
+// scalar converts a resolved scalar to its JSON value. Timestamps stay the
+// strings the user wrote; the schema and the checks parse them.
+func scalar(n *yaml.Node) (any, error) {
+	switch n.ShortTag() {
+	case "!!str", "!!timestamp", "!!binary":
+		return n.Value, nil
+	case "!!null":
+		return nil, nil
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return nil, &posError{line: n.Line, col: n.Column, msg: fmt.Sprintf("invalid boolean %q", n.Value)}
+		}
+		return b, nil
+	case "!!int":
+		var i int64
+		if err := n.Decode(&i); err == nil {
+			return json.Number(strconv.FormatInt(i, 10)), nil
+		}
+		var u uint64
+		if err := n.Decode(&u); err == nil {
+			return json.Number(strconv.FormatUint(u, 10)), nil
+		}
+		return nil, &posError{line: n.Line, col: n.Column, msg: fmt.Sprintf("integer %s is out of range", n.Value)}
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, &posError{line: n.Line, col: n.Column,
+				msg: fmt.Sprintf("number %s cannot be represented in JSON; quote it if you mean a string", n.Value)}
+		}
+		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+	}
+	return nil, &posError{line: n.Line, col: n.Column,
+		msg: fmt.Sprintf("unsupported YAML tag %s; use plain strings, numbers, booleans, lists and mappings", n.Tag)}
+}
+
+// locate finds the node at a JSON pointer ("/spec/trigger/cron") below
+// root, following aliases and merge keys. With key set it returns the
+// mapping key's node instead of the value's, which is where an unknown or
+// duplicate field should be reported. It returns the deepest node it
+// reached, so a problem is never left without a position.
+func locate(root *yaml.Node, pointer string, key bool) *yaml.Node {
+	n := root
+	if pointer == "" {
+		return n
+	}
+	tokens := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
+	for i, tok := range tokens {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		for n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		last := i == len(tokens)-1
+		switch n.Kind {
+		case yaml.MappingNode:
+			k, v := findKey(n, tok)
+			if k == nil {
+				return n
+			}
+			if last && key {
+				return k
+			}
+			n = v
+		case yaml.SequenceNode:
+			idx, err := strconv.Atoi(tok)
+			if err != nil || idx < 0 || idx >= len(n.Content) {
+				return n
+			}
+			n = n.Content[idx]
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// findKey returns the key and value nodes for name in mapping n, looking
+// through merge keys after the explicit keys.
+func findKey(n *yaml.Node, name string) (k, v *yaml.Node) {
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].ShortTag() == "!!merge" {
+			merges = append(merges, n.Content[i+1])
+			continue
+		}
+		if n.Content[i].Value == name {
+			return n.Content[i], n.Content[i+1]
+		}
+	}
+	for _, m := range merges {
+		for m.Kind == yaml.AliasNode {
+			m = m.Alias
+		}
+		var list []*yaml.Node
+		if m.Kind == yaml.SequenceNode {
+			list = m.Content
+		} else {
+			list = []*yaml.Node{m}
+		}
+		for _, item := range list {
+			for item.Kind == yaml.AliasNode {
+				item = item.Alias
+			}
+			if item.Kind != yaml.MappingNode {
+				continue
+			}
+			if k, v := findKey(item, name); k != nil {
+				return k, v
+			}
+		}
+	}
+	return nil, nil
+}
