@@ -22,11 +22,13 @@ const (
 
 type validateOptions struct {
 	format string
+	dir    string
 }
 
 func validateFlags(f *flagSet) {
 	o := &validateOptions{}
 	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
+	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
 	f.opts = o
 }
 
@@ -42,11 +44,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 	paths := c.args
 	if len(paths) == 0 {
-		dir := c.getenv("TASKSYNC_DIR")
-		if dir == "" {
-			dir = "./tasks.d"
-		}
-		paths = []string{dir}
+		paths = []string{o.dir}
 	}
 	v, err := definitions.NewValidator()
 	if err != nil {
@@ -55,7 +53,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 	problems := []reconciler.Problem{}
 	var stats validateStats
 	for _, p := range paths {
-		ps, err := validatePath(ctx, v, p, &stats)
+		ps, err := validatePath(ctx, v, o.dir, p, &stats)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -102,7 +100,13 @@ func plural(n int, word string) string {
 
 // validatePath checks one PATH argument: a tree, a tenant directory or a
 // file. Problem paths are rewritten to start with the argument as given.
-func validatePath(ctx context.Context, v *definitions.Validator, arg string, stats *validateStats) ([]reconciler.Problem, error) {
+//
+// A PATH inside the tree dir is checked as part of its tenant, so that
+// codes are compared with the tenant's other files and script paths
+// resolve from the tenant directory; only its own problems are reported.
+// A PATH elsewhere is a tree, a tenant directory when it holds definition
+// files itself, or a file of the tenant named by its directory.
+func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, stats *validateStats) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
@@ -111,48 +115,71 @@ func validatePath(ctx context.Context, v *definitions.Validator, arg string, sta
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
+	slashArg := filepath.ToSlash(filepath.Clean(arg))
 	var problems []reconciler.Problem
-	collect := func(r *definitions.TenantResult, display func(string) string) {
+	// collect adds r's problems, files and definitions under the tree path
+	// prefix ("" for all), with paths shown as the user wrote them.
+	collect := func(r *definitions.TenantResult, prefix, shownAs string) {
+		in := func(p string) bool { return prefix == "" || p == prefix || strings.HasPrefix(p, prefix+"/") }
+		show := func(p string) string { return shownAs + strings.TrimPrefix(p, prefix) }
 		stats.tenants++
-		stats.files += len(r.Files)
-		stats.definitions += len(r.Definitions)
+		for _, f := range r.Files {
+			if in(f.Path) {
+				stats.files++
+			}
+		}
+		for _, d := range r.Definitions {
+			if in(d.Source.Path) {
+				stats.definitions++
+			}
+		}
 		for _, p := range r.Problems {
-			p.Path = display(p.Path)
-			problems = append(problems, p)
+			if in(p.Path) {
+				p.Path = show(p.Path)
+				problems = append(problems, p)
+			}
+		}
+	}
+
+	if treeAbs, err := filepath.Abs(treeDir); err == nil {
+		if rel, err := filepath.Rel(treeAbs, abs); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			rel = filepath.ToSlash(rel)
+			tenant, _, _ := strings.Cut(rel, "/")
+			if msg := tenantNameProblem(tenant); msg != "" {
+				return []reconciler.Problem{{Path: slashArg, Message: msg}}, nil
+			}
+			l := v.NewLoader(os.DirFS(treeAbs), definitions.Options{AbsRoot: filepath.ToSlash(treeAbs)})
+			collect(l.LoadTenant(tenant), rel, slashArg)
+			return problems, nil
 		}
 	}
 
 	if !info.IsDir() {
-		// A file: part of the tenant named by its directory.
 		parent := filepath.Dir(abs)
 		tenant := filepath.Base(parent)
-		l := v.NewLoader(os.DirFS(filepath.Dir(parent)), definitions.Options{AbsRoot: filepath.ToSlash(filepath.Dir(parent))})
-		display := func(string) string { return arg }
 		if msg := tenantNameProblem(tenant); msg != "" {
-			return []reconciler.Problem{{Path: arg, Message: msg}}, nil
+			return []reconciler.Problem{{Path: slashArg, Message: msg}}, nil
 		}
-		collect(l.LoadFiles(tenant, []string{tenant + "/" + filepath.Base(abs)}), display)
+		root := filepath.Dir(parent)
+		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root)})
+		file := tenant + "/" + filepath.Base(abs)
+		collect(l.LoadFiles(tenant, []string{file}), file, slashArg)
 		return problems, nil
 	}
 
 	if holdsDefinitions(arg) {
-		// A tenant directory.
 		tenant := filepath.Base(abs)
 		if msg := tenantNameProblem(tenant); msg != "" {
-			return []reconciler.Problem{{Path: arg, Message: msg}}, nil
+			return []reconciler.Problem{{Path: slashArg, Message: msg}}, nil
 		}
-		l := v.NewLoader(os.DirFS(filepath.Dir(abs)), definitions.Options{AbsRoot: filepath.ToSlash(filepath.Dir(abs))})
-		display := func(p string) string {
-			rest, _ := strings.CutPrefix(p, tenant)
-			return filepath.ToSlash(filepath.Clean(arg)) + rest
-		}
-		collect(l.LoadTenant(tenant), display)
+		root := filepath.Dir(abs)
+		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root)})
+		collect(l.LoadTenant(tenant), tenant, slashArg)
 		return problems, nil
 	}
 
 	l := v.NewLoader(os.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs)})
-	display := func(p string) string { return filepath.ToSlash(filepath.Join(arg, p)) }
-	top, err := l.LoadAll(ctx, func(r *definitions.TenantResult) { collect(r, display) })
+	top, err := l.LoadAll(ctx, func(r *definitions.TenantResult) { collect(r, "", slashArg+"/") })
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -161,7 +188,7 @@ func validatePath(ctx context.Context, v *definitions.Validator, arg string, sta
 		return nil, fmt.Errorf("validate: %s: %w", arg, err)
 	}
 	for _, p := range top {
-		p.Path = display(p.Path)
+		p.Path = slashArg + "/" + p.Path
 		problems = append(problems, p)
 	}
 	return problems, nil

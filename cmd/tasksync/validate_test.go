@@ -74,3 +74,14 @@ func golden(t *testing.T, file, got string) {
 		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", file, got, want)
 	}
 }
+
+// TestExamplesValidate: every example and the sample tree make run serves
+// are valid.
+func TestExamplesValidate(t *testing.T) {
+	for _, dir := range []string{"../../examples", "../../tasks.d"} {
+		stdout, stderr, code := runCmd(t, nil, "validate", dir)
+		if code != 0 || !strings.HasPrefix(stdout, "ok: ") {
+			t.Errorf("validate %s: exit %d\n%s%s", dir, code, stdout, stderr)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package definitions
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,77 +21,81 @@ import (
 // "unset" apart from zero so that defaults are applied in one place,
 // normalize, and durations are parsed where their position is known.
 type wireDoc struct {
-	APIVersion string          `json:"apiVersion"`
-	Kind       reconciler.Kind `json:"kind"`
-	Metadata   wireMetadata    `json:"metadata"`
-	Spec       wireSpec        `json:"spec"`
+	APIVersion string
+	Kind       reconciler.Kind
+	Metadata   wireMetadata
+	Spec       wireSpec
 }
 
 type wireMetadata struct {
-	Code        string            `json:"code"`
-	Tenant      string            `json:"tenant"`
-	Name        string            `json:"name"`
-	Description string            `json:"description"`
-	Labels      map[string]string `json:"labels"`
+	Code        string
+	Tenant      string
+	Name        string
+	Description string
+	Labels      map[string]string
 }
 
 type wireSpec struct {
-	Active      *bool               `json:"active"`
-	Trigger     wireTrigger         `json:"trigger"`
-	Type        reconciler.TaskType `json:"type"`
-	Config      json.RawMessage     `json:"config"`
-	Steps       []wireStep          `json:"steps"`
-	Retries     *int                `json:"retries"`
-	RetryDelay  string              `json:"retry_delay"`
-	Concurrency *int                `json:"concurrency"`
+	Active      *bool
+	Trigger     wireTrigger
+	Type        reconciler.TaskType
+	Config      map[string]any
+	Steps       []wireStep
+	Retries     *int
+	RetryDelay  string
+	Concurrency *int
 }
 
 type wireTrigger struct {
-	Cron     string `json:"cron"`
-	Timezone string `json:"timezone"`
-	Jitter   string `json:"jitter"`
-	Interval string `json:"interval"`
-	At       string `json:"at"`
-	Event    string `json:"event"`
-	If       string `json:"if"`
+	Cron     string
+	Timezone string
+	Jitter   string
+	Interval string
+	At       string
+	Event    string
+	If       string
 }
 
 type wireAPICall struct {
-	Method       string            `json:"method"`
-	URL          string            `json:"url"`
-	Headers      map[string]string `json:"headers"`
-	Query        map[string]string `json:"query"`
-	Body         any               `json:"body"`
-	Timeout      string            `json:"timeout"`
-	ExpectStatus json.RawMessage   `json:"expect_status"`
+	Method       string
+	URL          string
+	Headers      map[string]string
+	Query        map[string]string
+	Body         any
+	Timeout      string
+	ExpectStatus any
 }
 
 type wirePythonScript struct {
-	Script   string            `json:"script"`
-	File     string            `json:"file"`
-	Args     []string          `json:"args"`
-	Env      map[string]string `json:"env"`
-	Timeout  string            `json:"timeout"`
-	MemoryMB int               `json:"memory_mb"`
+	Script   string
+	File     string
+	Args     []string
+	Env      map[string]string
+	Timeout  string
+	MemoryMB int
 }
 
 type wireStep struct {
-	ID           string            `json:"id"`
-	If           string            `json:"if"`
-	APICall      *wireAPICall      `json:"api_call"`
-	PythonScript *wirePythonScript `json:"python_script"`
-	Sleep        string            `json:"sleep"`
-	SleepUntil   string            `json:"sleep_until"`
-	WaitForEvent *struct {
-		Event   string `json:"event"`
-		Match   string `json:"match"`
-		If      string `json:"if"`
-		Timeout string `json:"timeout"`
-	} `json:"wait_for_event"`
-	SendEvent *struct {
-		Name string         `json:"name"`
-		Data map[string]any `json:"data"`
-	} `json:"send_event"`
+	ID           string
+	If           string
+	APICall      *wireAPICall
+	PythonScript *wirePythonScript
+	Sleep        string
+	SleepUntil   string
+	WaitForEvent *wireWait
+	SendEvent    *wireSend
+}
+
+type wireWait struct {
+	Event   string
+	Match   string
+	If      string
+	Timeout string
+}
+
+type wireSend struct {
+	Name string
+	Data map[string]any
 }
 
 // scriptReader reads a python_script `file`, given relative to the tenant
@@ -128,16 +131,7 @@ func (n *normalizer) fail(pointer, format string, args ...any) {
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 func (n *normalizer) normalize(value any) (reconciler.Definition, []fieldError) {
-	var w wireDoc
-	raw, err := json.Marshal(value)
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		err = dec.Decode(&w)
-	}
-	if err != nil {
-		return reconciler.Definition{}, []fieldError{{msg: "document: cannot decode: " + err.Error()}}
-	}
+	w := decodeDoc(value)
 	d := reconciler.Definition{
 		Tenant: n.tenant,
 		Kind:   w.Kind,
@@ -239,7 +233,7 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 		n.cron(p, w, t)
 	case w.Interval != "":
 		t.Interval = n.duration(p+"/interval", w.Interval, reconciler.MinInterval, 0)
-		if t.Interval%reconciler.Duration(time.Minute) != 0 {
+		if t.Interval >= reconciler.MinInterval && t.Interval%reconciler.Duration(time.Minute) != 0 {
 			n.fail(p+"/interval", "must be whole minutes, got %s (%s)", w.Interval, t.Interval)
 		}
 	case w.At != "":
@@ -306,10 +300,28 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 		if t.Jitter%reconciler.Duration(time.Second) != 0 {
 			n.fail(p+"/jitter", "must be whole seconds, got %s", w.Jitter)
 		}
-		if gap := reconciler.Duration(sched.Next(first).Sub(first)); gap > 0 && t.Jitter >= gap {
+		if gap := shortestGap(sched, loc); t.Jitter >= gap {
 			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %q; runs would overlap", t.Jitter, gap, w.Cron)
 		}
 	}
+}
+
+// shortestGap is the shortest time between two runs of sched over its
+// first few hundred runs from a fixed instant, so that the answer does not
+// depend on when validation runs.
+func shortestGap(sched cron.Schedule, loc *time.Location) reconciler.Duration {
+	const runs = 400
+	prev := sched.Next(time.Date(2001, 1, 1, 0, 0, 0, 0, loc))
+	best := time.Duration(1<<63 - 1)
+	for range runs {
+		next := sched.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		best = min(best, next.Sub(prev))
+		prev = next
+	}
+	return reconciler.Duration(best)
 }
 
 // loadLocation refuses "Local", which means something different on every
@@ -327,32 +339,17 @@ func (n *normalizer) eventName(p, name string) {
 	}
 }
 
-func (n *normalizer) taskConfig(p string, typ reconciler.TaskType, raw json.RawMessage) *reconciler.TaskConfig {
+func (n *normalizer) taskConfig(p string, typ reconciler.TaskType, config map[string]any) *reconciler.TaskConfig {
+	if config == nil {
+		return nil
+	}
 	switch typ {
 	case reconciler.TaskAPICall:
-		var w wireAPICall
-		if !n.decode(p, raw, &w) {
-			return nil
-		}
-		return &reconciler.TaskConfig{APICall: n.apiCall(p, w, scopeTask, nil)}
+		return &reconciler.TaskConfig{APICall: n.apiCall(p, decodeAPICall(config), scopeTask, nil)}
 	case reconciler.TaskPythonScript:
-		var w wirePythonScript
-		if !n.decode(p, raw, &w) {
-			return nil
-		}
-		return &reconciler.TaskConfig{PythonScript: n.python(p, w, scopeTask, nil)}
+		return &reconciler.TaskConfig{PythonScript: n.python(p, decodePython(config), scopeTask, nil)}
 	}
 	return nil
-}
-
-func (n *normalizer) decode(p string, raw json.RawMessage, into any) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(into); err != nil {
-		n.fail(p, "cannot decode: %v", err)
-		return false
-	}
-	return true
 }
 
 func (n *normalizer) apiCall(p string, w wireAPICall, s scope, earlier []string) *reconciler.APICall {
@@ -371,12 +368,16 @@ func (n *normalizer) apiCall(p string, w wireAPICall, s scope, earlier []string)
 		a.Timeout = n.duration(p+"/timeout", w.Timeout, reconciler.Duration(time.Millisecond), reconciler.MaxAPICallTimeout)
 	}
 	n.checkURL(p+"/url", w.URL)
-	if len(w.ExpectStatus) > 0 {
-		var one int
-		if json.Unmarshal(w.ExpectStatus, &one) == nil {
-			a.ExpectStatus = []int{one}
-		} else if json.Unmarshal(w.ExpectStatus, &a.ExpectStatus) != nil {
-			n.fail(p+"/expect_status", "must be a status code or a list of them")
+	switch es := w.ExpectStatus.(type) {
+	case json.Number:
+		if c := intPtr(es); c != nil {
+			a.ExpectStatus = []int{*c}
+		}
+	case []any:
+		for _, e := range es {
+			if c := intPtr(e); c != nil {
+				a.ExpectStatus = append(a.ExpectStatus, *c)
+			}
 		}
 		slices.Sort(a.ExpectStatus)
 		a.ExpectStatus = slices.Compact(a.ExpectStatus)

@@ -49,7 +49,7 @@ func parseDocuments(data []byte) ([]document, []*posError) {
 			return docs, errs
 		}
 		if err != nil {
-			return docs, append(errs, syntaxError(err))
+			return docs, append(errs, quoteHint(data, syntaxError(err)))
 		}
 		if len(n.Content) == 0 {
 			continue // an empty document, e.g. a trailing "---"
@@ -82,6 +82,31 @@ func syntaxError(err error) *posError {
 		return &posError{line: line, col: 1, msg: "invalid YAML: " + strings.TrimPrefix(msg, m[0])}
 	}
 	return &posError{line: 1, col: 1, msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// quoteHint explains the most common YAML mistake in definitions: a value
+// that starts with a character YAML reserves, such as the * of a cron
+// expression or the @ of a descriptor, written without quotes. It points
+// the error's column at that character.
+func quoteHint(data []byte, e *posError) *posError {
+	lines := bytes.Split(data, []byte("\n"))
+	if e.line < 1 || e.line > len(lines) {
+		return e
+	}
+	line := string(lines[e.line-1])
+	for _, sep := range []string{": ", "- "} {
+		i := strings.Index(line, sep)
+		if i < 0 {
+			continue
+		}
+		rest := strings.TrimLeft(line[i+len(sep):], " ")
+		if rest != "" && strings.ContainsRune("*@`%", rune(rest[0])) {
+			e.col = len(line) - len(rest) + 1
+			e.msg += fmt.Sprintf("; a value starting with %q must be quoted, e.g. \"%s\"", rest[0], strings.TrimSpace(rest))
+			return e
+		}
+	}
+	return e
 }
 
 // converter turns a yaml.Node tree into JSON values, refusing deep nesting,
@@ -232,7 +257,7 @@ func locate(root *yaml.Node, pointer string, key bool) *yaml.Node {
 	}
 	tokens := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
 	for i, tok := range tokens {
-		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		tok = unescapeToken(tok)
 		for n.Kind == yaml.AliasNode {
 			n = n.Alias
 		}

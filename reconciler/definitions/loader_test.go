@@ -1,0 +1,281 @@
+package definitions_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+)
+
+func task(code string) string {
+	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://a.example.com'}}\n", code)
+}
+
+func symlink(target string) *fstest.MapFile {
+	return &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink}
+}
+
+func codes(r *definitions.TenantResult) []string {
+	var out []string
+	for _, d := range r.Definitions {
+		out = append(out, d.Metadata.Code)
+	}
+	return out
+}
+
+func messages(ps []reconciler.Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.String() + "\n")
+	}
+	return b.String()
+}
+
+// TestKubernetesVolumeLayout: a ConfigMap mounted as a tenant directory, or
+// as the whole tree, loads each file once, under its visible name.
+func TestKubernetesVolumeLayout(t *testing.T) {
+	v := newValidator(t)
+	perTenant := fstest.MapFS{
+		"acme/..2026_01_01_00_00_00.000000001/reports.yaml": {Data: []byte(task("report"))},
+		"acme/..2026_01_01_00_00_00.000000001/more.yml":     {Data: []byte(task("more"))},
+		"acme/..data":       symlink("..2026_01_01_00_00_00.000000001"),
+		"acme/reports.yaml": symlink("..data/reports.yaml"),
+		"acme/more.yml":     symlink("..data/more.yml"),
+	}
+	r := v.NewLoader(perTenant, definitions.Options{}).LoadTenant("acme")
+	if len(r.Problems) > 0 {
+		t.Fatalf("problems: %s", messages(r.Problems))
+	}
+	if got, want := codes(r), []string{"more", "report"}; !slices.Equal(got, want) {
+		t.Errorf("codes = %v, want %v", got, want)
+	}
+	if got := r.Definitions[1].Source.Path; got != "acme/reports.yaml" {
+		t.Errorf("source = %q, want the visible path acme/reports.yaml", got)
+	}
+
+	wholeTree := fstest.MapFS{
+		"..2026_01_01/acme/a.yaml":   {Data: []byte(task("a"))},
+		"..2026_01_01/globex/b.yaml": {Data: []byte(task("b"))},
+		"..data":                     symlink("..2026_01_01"),
+		"acme":                       symlink("..data/acme"),
+		"globex":                     symlink("..data/globex"),
+	}
+	l := v.NewLoader(wholeTree, definitions.Options{})
+	got := map[string][]string{}
+	top, err := l.LoadAll(context.Background(), func(r *definitions.TenantResult) {
+		if len(r.Problems) > 0 {
+			t.Errorf("%s: %s", r.Tenant, messages(r.Problems))
+		}
+		got[r.Tenant] = codes(r)
+	})
+	if err != nil || len(top) > 0 {
+		t.Fatalf("LoadAll: %v %v", top, err)
+	}
+	if len(got) != 2 || !slices.Equal(got["acme"], []string{"a"}) || !slices.Equal(got["globex"], []string{"b"}) {
+		t.Errorf("tenants = %v, want acme:[a] globex:[b]", got)
+	}
+}
+
+// TestSymlinksOutsideTreeRefused covers relative escapes, absolute
+// targets, loops, and an absolute target that AbsRoot maps back inside.
+func TestSymlinksOutsideTreeRefused(t *testing.T) {
+	v := newValidator(t)
+	files := fstest.MapFS{
+		"acme/ok.yaml":        {Data: []byte(task("ok"))},
+		"acme/escape.yaml":    symlink("../../etc/passwd.yaml"),
+		"acme/absolute.yaml":  symlink("/etc/tasks.yaml"),
+		"acme/loop.yaml":      symlink("loop2.yaml"),
+		"acme/loop2.yaml":     symlink("loop.yaml"),
+		"acme/inside.yaml":    symlink("/srv/tree/shared/inside.yaml"),
+		"acme/dirloop/x.yaml": {Data: []byte(task("x"))},
+		"acme/dirloop/self":   symlink("."),
+		"shared/inside.yaml":  {Data: []byte(task("inside"))},
+	}
+	r := v.NewLoader(files, definitions.Options{AbsRoot: "/srv/tree"}).LoadTenant("acme")
+	msgs := messages(r.Problems)
+	for _, want := range []string{
+		"acme/absolute.yaml: symlink resolves outside the tree (-> /etc/tasks.yaml); refused",
+		"acme/escape.yaml: symlink resolves outside the tree (-> ../../etc/passwd.yaml); refused",
+		"acme/loop.yaml: cannot resolve symlink: too many levels of symbolic links",
+	} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("problems lack %q:\n%s", want, msgs)
+		}
+	}
+	if got, want := codes(r), []string{"inside", "ok", "x"}; !slices.Equal(got, want) {
+		t.Errorf("codes = %v, want %v (problems: %s)", got, want, msgs)
+	}
+}
+
+// failingFS makes one path fail to open, as an I/O error would.
+type failingFS struct {
+	fstest.MapFS
+	bad string
+}
+
+func (f failingFS) err(op, name string) error {
+	if name == f.bad {
+		return &fs.PathError{Op: op, Path: name, Err: errors.New("input/output error")}
+	}
+	return nil
+}
+
+func (f failingFS) Open(name string) (fs.File, error) {
+	if err := f.err("open", name); err != nil {
+		return nil, err
+	}
+	return f.MapFS.Open(name)
+}
+
+func (f failingFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if err := f.err("readdir", name); err != nil {
+		return nil, err
+	}
+	return f.MapFS.ReadDir(name)
+}
+
+// TestReadErrorsMarkTheTenant: a file or directory that cannot be read is
+// reported with its path and marks the tenant as incompletely read, so
+// nothing of it may be retired.
+func TestReadErrorsMarkTheTenant(t *testing.T) {
+	v := newValidator(t)
+	base := fstest.MapFS{
+		"acme/ok.yaml":      {Data: []byte(task("ok"))},
+		"acme/broken.yaml":  {Data: []byte(task("broken"))},
+		"acme/sub/x.yaml":   {Data: []byte(task("x"))},
+		"globex/fine.yaml":  {Data: []byte(task("fine"))},
+		"acme/dangling.yml": symlink("nowhere.yml"),
+	}
+	for _, bad := range []string{"acme/broken.yaml", "acme/sub"} {
+		r := v.NewLoader(failingFS{base, bad}, definitions.Options{}).LoadTenant("acme")
+		if !r.ReadError {
+			t.Errorf("%s unreadable: ReadError = false, want true", bad)
+		}
+		if msgs := messages(r.Problems); !strings.Contains(msgs, bad+": cannot read") || !strings.Contains(msgs, "input/output error") {
+			t.Errorf("%s unreadable: problems = %s", bad, msgs)
+		}
+	}
+	r := v.NewLoader(base, definitions.Options{}).LoadTenant("globex")
+	if r.ReadError || len(r.Problems) > 0 {
+		t.Errorf("globex: ReadError = %v, problems %v; another tenant's trouble must not touch it", r.ReadError, r.Problems)
+	}
+
+	_, err := v.NewLoader(failingFS{base, "."}, definitions.Options{}).LoadAll(context.Background(), func(*definitions.TenantResult) {})
+	if err == nil {
+		t.Errorf("LoadAll with an unreadable root: err = nil, want an error")
+	}
+}
+
+// TestFailedFileContributesNothing: one bad document fails its whole file
+// (last known good applies per file), while other files load, and the
+// file's codes are still known.
+func TestFailedFileContributesNothing(t *testing.T) {
+	v := newValidator(t)
+	files := fstest.MapFS{
+		"acme/good.yaml":  {Data: []byte(task("good"))},
+		"acme/mixed.yaml": {Data: []byte(task("fine") + "---\n" + strings.Replace(task("bad"), "5m", "5s", 1))},
+	}
+	r := v.NewLoader(files, definitions.Options{}).LoadTenant("acme")
+	if got := codes(r); !slices.Equal(got, []string{"good"}) {
+		t.Errorf("codes = %v, want [good]", got)
+	}
+	want := []definitions.FileResult{
+		{Path: "acme/good.yaml", Codes: []string{"good"}},
+		{Path: "acme/mixed.yaml", Failed: true, Codes: []string{"fine", "bad"}},
+	}
+	if fmt.Sprint(r.Files) != fmt.Sprint(want) {
+		t.Errorf("files = %+v, want %+v", r.Files, want)
+	}
+	if len(r.Problems) != 1 || r.Problems[0].Line != 9 || r.Problems[0].Code != "bad" {
+		t.Errorf("problems = %v, want one at line 9 for code bad", r.Problems)
+	}
+}
+
+// TestLimits: oversized files, deep nesting and alias bombs are refused
+// quickly, with a message, and within a bounded time.
+func TestLimits(t *testing.T) {
+	v := newValidator(t)
+	deep := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: deep}\nspec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://a.example.com', body: " +
+		strings.Repeat("[", 70) + strings.Repeat("]", 70) + "}}\n"
+	okDeep := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: deep}\nspec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://a.example.com', body: " +
+		strings.Repeat("[", 58) + strings.Repeat("]", 58) + "}}\n"
+	var bomb strings.Builder
+	bomb.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&bomb, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	big := "# " + strings.Repeat("x", reconciler.MaxDefinitionFileBytes) + "\n" + task("big")
+	cases := []struct {
+		name, data, want string
+	}{
+		{"too large", big, "file is 1.0 MiB; definition files are limited to 1.0 MiB, split it into several files"},
+		{"too deep", deep, "nesting deeper than 64 levels; flatten the document"},
+		{"alias bomb", bomb.String(), "alias bomb is refused"},
+		{"deep but allowed", okDeep, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := v.NewLoader(fstest.MapFS{"acme/a.yaml": {Data: []byte(tc.data)}}, definitions.Options{}).LoadTenant("acme")
+			msgs := messages(r.Problems)
+			if tc.want == "" && msgs != "" {
+				t.Errorf("problems = %s, want none", msgs)
+			}
+			if tc.want != "" && !strings.Contains(msgs, tc.want) {
+				t.Errorf("problems = %s, want one containing %q", msgs, tc.want)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v; limits must stop the work early", d)
+			}
+		})
+	}
+}
+
+// TestDuplicateCodesNameBothPlaces: a code used twice in a tenant is
+// reported at each place, naming the other; both files fail, so neither
+// replaces what is applied.
+func TestDuplicateCodesNameBothPlaces(t *testing.T) {
+	v := newValidator(t)
+	files := fstest.MapFS{
+		"acme/a.yaml":   {Data: []byte(task("dup"))},
+		"acme/b/c.yaml": {Data: []byte("# moved here\n" + task("dup"))},
+		"globex/a.yaml": {Data: []byte(task("dup"))},
+	}
+	l := v.NewLoader(files, definitions.Options{})
+	r := l.LoadTenant("acme")
+	want := "acme/a.yaml:3:18: metadata.code: duplicate code \"dup\", also defined at acme/b/c.yaml:4:18; codes must be unique per tenant across kinds and files\n" +
+		"acme/b/c.yaml:4:18: metadata.code: duplicate code \"dup\", also defined at acme/a.yaml:3:18; codes must be unique per tenant across kinds and files\n"
+	if got := messages(r.Problems); got != want {
+		t.Errorf("problems:\n%s\nwant:\n%s", got, want)
+	}
+	if len(r.Definitions) != 0 {
+		t.Errorf("definitions = %v, want none", codes(r))
+	}
+	if g := l.LoadTenant("globex"); len(g.Problems) > 0 {
+		t.Errorf("globex: %s; the same code in another tenant is fine", messages(g.Problems))
+	}
+}
+
+// TestAtMustBeInTheFuture uses an injected clock.
+func TestAtMustBeInTheFuture(t *testing.T) {
+	v := newValidator(t)
+	doc := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: once}\nspec: {trigger: {at: '2030-01-01T00:00:00+01:00'}, type: api_call, config: {url: 'https://a.example.com'}}\n"
+	files := fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}
+	before := time.Date(2029, 12, 31, 22, 0, 0, 0, time.UTC)
+	after := time.Date(2029, 12, 31, 23, 0, 0, 0, time.UTC) // the same instant as the trigger
+	if r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return before }}).LoadTenant("acme"); len(r.Problems) > 0 {
+		t.Errorf("before: %s", messages(r.Problems))
+	}
+	r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return after }}).LoadTenant("acme")
+	if !strings.Contains(messages(r.Problems), "is in the past") {
+		t.Errorf("after: problems = %s, want 'is in the past'", messages(r.Problems))
+	}
+}
