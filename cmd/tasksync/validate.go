@@ -64,6 +64,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 	if o.format == formatJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if err := enc.Encode(problems); err != nil {
 			return err
 		}
@@ -84,11 +85,7 @@ func summary(problems []reconciler.Problem, s validateStats) string {
 	if len(problems) == 0 {
 		return "ok: " + checked
 	}
-	files := map[string]bool{}
-	for _, p := range problems {
-		files[p.Path] = true
-	}
-	return fmt.Sprintf("%s in %s (%s)", plural(len(problems), "problem"), plural(len(files), "file"), checked)
+	return fmt.Sprintf("%s (%s)", plural(len(problems), "problem"), checked)
 }
 
 func plural(n int, word string) string {
@@ -99,7 +96,7 @@ func plural(n int, word string) string {
 }
 
 // validatePath checks one PATH argument: a tree, a tenant directory or a
-// file. Problem paths are rewritten to start with the argument as given.
+// file. Problem paths start with the argument as given.
 //
 // A PATH inside the tree dir is checked as part of its tenant, so that
 // codes are compared with the tenant's other files and script paths
@@ -109,77 +106,99 @@ func plural(n int, word string) string {
 func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, stats *validateStats) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
-		return nil, fmt.Errorf("validate: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("validate: %s: %w", arg, err)
 	}
 	abs, err := filepath.Abs(arg)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
-	slashArg := filepath.ToSlash(filepath.Clean(arg))
 	var problems []reconciler.Problem
-	// collect adds r's problems, files and definitions under the tree path
-	// prefix ("" for all), with paths shown as the user wrote them.
-	collect := func(r *definitions.TenantResult, prefix, shownAs string) {
-		in := func(p string) bool { return prefix == "" || p == prefix || strings.HasPrefix(p, prefix+"/") }
-		show := func(p string) string { return shownAs + strings.TrimPrefix(p, prefix) }
-		stats.tenants++
-		for _, f := range r.Files {
-			if in(f.Path) {
-				stats.files++
+	// load reads the tree at root on disk (named shown) and keeps what is
+	// under the tree path only ("" for all).
+	load := func(root, shown, only string, fn func(*definitions.Loader) (*definitions.TenantResult, error)) error {
+		prefix := prefixOf(shown)
+		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
+		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
+		collect := func(r *definitions.TenantResult) {
+			stats.tenants++
+			for _, f := range r.Files {
+				if in(f.Path) {
+					stats.files++
+				}
+			}
+			for _, d := range r.Definitions {
+				if in(d.Source.Path) {
+					stats.definitions++
+				}
+			}
+			for _, p := range r.Problems {
+				if in(strings.TrimPrefix(p.Path, prefix)) {
+					problems = append(problems, p)
+				}
 			}
 		}
-		for _, d := range r.Definitions {
-			if in(d.Source.Path) {
-				stats.definitions++
+		if fn != nil {
+			r, err := fn(l)
+			if err == nil {
+				collect(r)
 			}
+			return err
 		}
-		for _, p := range r.Problems {
-			if in(p.Path) {
-				p.Path = show(p.Path)
-				problems = append(problems, p)
+		top, err := l.LoadAll(ctx, collect)
+		problems = append(problems, top...)
+		return err
+	}
+	single := func(tenant string, files []string) func(*definitions.Loader) (*definitions.TenantResult, error) {
+		return func(l *definitions.Loader) (*definitions.TenantResult, error) {
+			if files != nil {
+				return l.LoadFiles(tenant, files), nil
 			}
+			return l.LoadTenant(tenant), nil
 		}
 	}
-
-	if treeAbs, err := filepath.Abs(treeDir); err == nil {
-		if rel, err := filepath.Rel(treeAbs, abs); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
-			rel = filepath.ToSlash(rel)
-			tenant, _, _ := strings.Cut(rel, "/")
-			if msg := tenantNameProblem(tenant); msg != "" {
-				return []reconciler.Problem{{Path: slashArg, Message: msg}}, nil
-			}
-			l := v.NewLoader(os.DirFS(treeAbs), definitions.Options{AbsRoot: filepath.ToSlash(treeAbs)})
-			collect(l.LoadTenant(tenant), rel, slashArg)
-			return problems, nil
-		}
-	}
-
-	if !info.IsDir() {
-		parent := filepath.Dir(abs)
-		tenant := filepath.Base(parent)
+	nameProblem := func(tenant string) []reconciler.Problem {
 		if msg := tenantNameProblem(tenant); msg != "" {
-			return []reconciler.Problem{{Path: slashArg, Message: msg}}, nil
+			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: msg}}
 		}
-		root := filepath.Dir(parent)
-		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root)})
+		return nil
+	}
+
+	treeAbs, err := filepath.Abs(treeDir)
+	if err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	switch rel, err := filepath.Rel(treeAbs, abs); {
+	case err == nil && rel == ".":
+		err = load(abs, arg, "", nil)
+	case err == nil && !strings.HasPrefix(rel, ".."):
+		// Inside the tree: the whole tenant is read, its part reported.
+		rel = filepath.ToSlash(rel)
+		tenant, _, _ := strings.Cut(rel, "/")
+		if ps := nameProblem(tenant); ps != nil {
+			return ps, nil
+		}
+		err = load(treeAbs, treeDir, rel, single(tenant, nil))
+	case !info.IsDir():
+		tenantDir := filepath.Dir(abs)
+		tenant := filepath.Base(tenantDir)
+		if ps := nameProblem(tenant); ps != nil {
+			return ps, nil
+		}
 		file := tenant + "/" + filepath.Base(abs)
-		collect(l.LoadFiles(tenant, []string{file}), file, slashArg)
-		return problems, nil
-	}
-
-	if holdsDefinitions(arg) {
+		err = load(filepath.Dir(tenantDir), filepath.Dir(filepath.Dir(arg)), file, single(tenant, []string{file}))
+	case holdsDefinitions(arg):
 		tenant := filepath.Base(abs)
-		if msg := tenantNameProblem(tenant); msg != "" {
-			return []reconciler.Problem{{Path: slashArg, Message: msg}}, nil
+		if ps := nameProblem(tenant); ps != nil {
+			return ps, nil
 		}
-		root := filepath.Dir(abs)
-		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root)})
-		collect(l.LoadTenant(tenant), tenant, slashArg)
-		return problems, nil
+		err = load(filepath.Dir(abs), filepath.Dir(arg), tenant, single(tenant, nil))
+	default:
+		err = load(abs, arg, "", nil)
 	}
-
-	l := v.NewLoader(os.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs)})
-	top, err := l.LoadAll(ctx, func(r *definitions.TenantResult) { collect(r, "", slashArg+"/") })
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -187,11 +206,16 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 		}
 		return nil, fmt.Errorf("validate: %s: %w", arg, err)
 	}
-	for _, p := range top {
-		p.Path = slashArg + "/" + p.Path
-		problems = append(problems, p)
-	}
 	return problems, nil
+}
+
+// prefixOf is the path prefix problems get for a tree named dir.
+func prefixOf(dir string) string {
+	dir = filepath.ToSlash(filepath.Clean(dir))
+	if dir == "." {
+		return ""
+	}
+	return dir + "/"
 }
 
 func tenantNameProblem(name string) string {

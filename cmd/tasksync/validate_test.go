@@ -25,8 +25,10 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 
 // TestValidateGolden runs "tasksync validate" on every case under
 // testdata/validate. A case is a directory whose tree/ is the definitions
-// tree; want.txt holds the exit code and the text output, want.json the
-// JSON output. Run with -update to rewrite them, and review the diff.
+// tree, validated as "tasksync validate --dir tree tree", or with the
+// arguments in its args file instead of the last "tree"; want.txt holds
+// the exit code and the text output, want.json the JSON output. Run with
+// -update to rewrite them, and review the diff.
 func TestValidateGolden(t *testing.T) {
 	cases, err := filepath.Glob("testdata/validate/*/tree")
 	if err != nil {
@@ -40,7 +42,7 @@ func TestValidateGolden(t *testing.T) {
 		dir := filepath.Dir(tree)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Chdir(dir)
-			args := []string{"validate"}
+			args := []string{"validate", "--dir", "tree"}
 			if b, err := os.ReadFile("args"); err == nil {
 				args = append(args, strings.Fields(string(b))...)
 			} else {

@@ -2,6 +2,8 @@ package definitions
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -92,8 +94,10 @@ func newCELChecker() (*celChecker, error) {
 }
 
 // check compiles expr in scope and returns a message saying what is wrong,
-// or "". earlier lists the step ids an expression may refer to.
-func (c *celChecker) check(s scope, w want, expr string, earlier []string) string {
+// or "". steps lists the workflow's step ids in order, and current the
+// index of the step the expression belongs to: it may refer only to the
+// steps before it.
+func (c *celChecker) check(s scope, w want, expr string, steps []string, current int) string {
 	key := celKey{s, w, expr}
 	c.mu.Lock()
 	res, ok := c.cache[key]
@@ -111,12 +115,18 @@ func (c *celChecker) check(s scope, w want, expr string, earlier []string) strin
 		return res.err
 	}
 	for _, id := range res.steps {
-		if !containsString(earlier, id) {
-			if len(earlier) == 0 {
-				return fmt.Sprintf("expression %q refers to step %q, but no step runs before this one", expr, id)
-			}
-			return fmt.Sprintf("expression %q refers to step %q, which is not an earlier step (earlier steps: %s)", expr, id, strings.Join(earlier, ", "))
+		i := slices.Index(steps, id)
+		switch {
+		case i >= 0 && i < current:
+			continue
+		case i == current:
+			return fmt.Sprintf("expression %q refers to its own step %q; a step can read only the steps before it", expr, id)
+		case i > current:
+			return fmt.Sprintf("expression %q refers to step %q, which runs later (step %d); a step can read only the steps before it", expr, id, i+1)
+		case current == 0:
+			return fmt.Sprintf("expression %q refers to step %q, which does not exist (and no step runs before this one)", expr, id)
 		}
+		return fmt.Sprintf("expression %q refers to step %q, which does not exist; earlier steps: %s", expr, id, strings.Join(steps[:current], ", "))
 	}
 	return ""
 }
@@ -170,19 +180,26 @@ func isIdent(e ast.Expr, name string) bool {
 	return e.Kind() == ast.IdentKind && e.AsIdent() == name
 }
 
+// celPos matches the position CEL puts before each issue.
+var celPos = regexp.MustCompile(`^ERROR: <input>:(\d+):(\d+): `)
+
+// oneLine reduces CEL's first issue to one readable line: its column in
+// the expression, without the caret drawing, the parser's list of
+// expected tokens or an empty container name.
 func oneLine(s string) string {
-	s = strings.TrimPrefix(s, "ERROR: <input>:")
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	return strings.TrimSpace(s)
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
+	where := ""
+	if m := celPos.FindStringSubmatch(s); m != nil {
+		s = strings.TrimPrefix(s, m[0])
+		where = " at column " + m[2]
 	}
-	return false
+	s = strings.Replace(s, " (in container '')", "", 1)
+	if i := strings.Index(s, " expecting "); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.Replace(s, "mismatched input '<EOF>'", "the expression ends too early", 1)
+	s = strings.TrimPrefix(s, "Syntax error: ")
+	return strings.TrimSpace(s) + where
 }

@@ -12,6 +12,7 @@ package definitions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -58,6 +59,10 @@ type Options struct {
 	// with absolute targets under it are followed; other absolute targets
 	// are refused as outside the tree.
 	AbsRoot string
+	// PathPrefix is put before every path in problems and their messages,
+	// so that they read as the user named the tree ("tasks.d/"). Paths in
+	// results (Definition.Source, FileResult) stay relative to the tree.
+	PathPrefix string
 }
 
 // Loader reads one tree.
@@ -121,12 +126,12 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 		if e.Type()&fs.ModeSymlink != 0 {
 			target, err := resolve(l.fsys, l.opts.AbsRoot, name)
 			if err != nil {
-				problems = append(problems, reconciler.Problem{Path: name, Message: "cannot follow symlink: " + err.Error()})
+				problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: symlinkProblem(err)})
 				continue
 			}
 			info, err := fs.Stat(l.fsys, target)
 			if err != nil {
-				problems = append(problems, reconciler.Problem{Path: name, Message: "cannot read symlink target: " + ioReason(err)})
+				problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: "cannot read symlink target: " + ioReason(err)})
 				continue
 			}
 			isDir = info.IsDir()
@@ -135,10 +140,10 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 		case isDir && TenantPattern.MatchString(name):
 			tenants = append(tenants, name)
 		case isDir:
-			problems = append(problems, reconciler.Problem{Path: name, Message: fmt.Sprintf(
+			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: fmt.Sprintf(
 				"directory %q is not a valid tenant code; use lowercase letters, digits and '-' (at most 63, not starting or ending with '-'), or start the name with '.' or '_' to ignore it", name)})
 		case isDefinitionFile(name):
-			problems = append(problems, reconciler.Problem{Path: name, Message: "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"})
+			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"})
 		}
 	}
 	return tenants, problems, nil
@@ -191,7 +196,7 @@ func (l *Loader) load(tenant string, only []string) *TenantResult {
 	tenantReal, err := resolve(l.fsys, l.opts.AbsRoot, tenant)
 	if err != nil {
 		res.ReadError = true
-		res.Problems = append(res.Problems, reconciler.Problem{Path: tenant, Tenant: tenant, Message: "cannot read tenant directory: " + ioReason(err)})
+		res.Problems = append(res.Problems, reconciler.Problem{Path: l.opts.PathPrefix + tenant, Tenant: tenant, Message: "cannot read tenant directory: " + symlinkProblem(err)})
 		return res
 	}
 	if only == nil {
@@ -209,7 +214,7 @@ func (l *Loader) load(tenant string, only []string) *TenantResult {
 	}
 	res.ReadError = w.readErr
 	for _, p := range w.problems {
-		res.Problems = append(res.Problems, reconciler.Problem{Path: p.path, Tenant: tenant, Message: p.msg})
+		res.Problems = append(res.Problems, reconciler.Problem{Path: l.opts.PathPrefix + p.path, Tenant: tenant, Message: p.msg})
 	}
 	slices.SortFunc(w.files, func(a, b fileRef) int { return strings.Compare(a.visible, b.visible) })
 
@@ -254,7 +259,7 @@ type codeSite struct {
 
 func (t *tenantLoad) problem(file string, line, col int, code, msg string) {
 	t.res.Problems = append(t.res.Problems, reconciler.Problem{
-		Path: file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg,
+		Path: t.l.opts.PathPrefix + file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg,
 	})
 	if t.failed == nil {
 		t.failed = map[string]bool{}
@@ -281,12 +286,12 @@ func (t *tenantLoad) file(f fileRef) {
 		code := docCode(doc.value)
 		if code != "" {
 			fr.Codes = append(fr.Codes, code)
-			kn := locate(doc.root, "/metadata/code", false)
-			t.codes = append(t.codes, codeSite{code: code, path: f.visible, line: kn.Line, col: kn.Column})
+			line, col := doc.pos("/metadata/code", false)
+			t.codes = append(t.codes, codeSite{code: code, path: f.visible, line: line, col: col})
 		}
 		report := func(fe fieldError) {
-			n := locate(doc.root, fe.pointer, fe.key)
-			t.problem(f.visible, n.Line, n.Column, code, fe.msg)
+			line, col := doc.pos(fe.pointer, fe.key)
+			t.problem(f.visible, line, col, code, fe.msg)
 		}
 		if doc.root.Kind != yaml.MappingNode {
 			report(fieldError{msg: "a definition document must be a mapping with apiVersion, kind, metadata and spec"})
@@ -299,7 +304,7 @@ func (t *tenantLoad) file(f fileRef) {
 		// The semantic checks run on schema-invalid documents too, so that
 		// one run reports every problem; what they find at or under a
 		// field the schema already rejected is left out.
-		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, root: doc.root, readScript: t.scriptReader(f.visible)}
+		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible)}
 		def, fes := n.normalize(doc.value)
 		for _, fe := range fes {
 			if len(schemaErrs) > 0 && (fe.pointer == "" || coveredBy(fe.pointer, schemaErrs)) {
@@ -310,7 +315,7 @@ func (t *tenantLoad) file(f fileRef) {
 		if len(schemaErrs) > 0 || len(fes) > 0 {
 			continue
 		}
-		def.Source = reconciler.Source{Path: f.visible, Line: doc.root.Line}
+		def.Source = reconciler.Source{Path: f.visible, Line: doc.root.Line + doc.offset}
 		t.defs = append(t.defs, def)
 	}
 }
@@ -330,13 +335,22 @@ func (t *tenantLoad) uniqueCodes() {
 			var others []string
 			for j, o := range sites {
 				if j != i {
-					others = append(others, fmt.Sprintf("%s:%d:%d", o.path, o.line, o.col))
+					others = append(others, fmt.Sprintf("%s%s:%d:%d", t.l.opts.PathPrefix, o.path, o.line, o.col))
 				}
 			}
 			t.problem(s.path, s.line, s.col, code, fmt.Sprintf(
 				"metadata.code: duplicate code %q, also defined at %s; codes must be unique per tenant across kinds and files", code, strings.Join(others, ", ")))
 		}
 	}
+}
+
+// symlinkProblem phrases an error resolving a symlink.
+func symlinkProblem(err error) string {
+	var out *outsideError
+	if errors.As(err, &out) {
+		return fmt.Sprintf("symlink resolves outside the tree (-> %s); refused, link to a file inside the tree instead", out.target)
+	}
+	return ioReason(err)
 }
 
 // scriptReader reads python_script files relative to the tenant directory,
@@ -349,10 +363,10 @@ func (t *tenantLoad) scriptReader(defFile string) scriptReader {
 			if _, out := err.(*outsideError); out {
 				return nil, fmt.Errorf("%q resolves outside the tree; scripts must live inside the tenant directory", rel)
 			}
-			return nil, fmt.Errorf("cannot read script %q (relative to the tenant directory %s/): %s", rel, t.tenantVisible, ioReason(err))
+			return nil, fmt.Errorf("cannot read script %q (relative to the tenant directory %s%s/): %s", rel, t.l.opts.PathPrefix, t.tenantVisible, ioReason(err))
 		}
 		if !within(real, t.tenantReal) && !within(real, t.tenantVisible) {
-			return nil, fmt.Errorf("%q resolves outside the tenant directory %s/; scripts must live inside it", rel, t.tenantVisible)
+			return nil, fmt.Errorf("%q resolves outside the tenant directory %s%s/; scripts must live inside it", rel, t.l.opts.PathPrefix, t.tenantVisible)
 		}
 		data, err := readLimited(t.l.fsys, real)
 		if err != nil {
@@ -392,14 +406,25 @@ func readLimited(fsys fs.FS, name string) ([]byte, error) {
 	if info.Size() > reconciler.MaxDefinitionFileBytes {
 		return nil, &tooLargeError{size: info.Size()}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, reconciler.MaxDefinitionFileBytes+1))
-	if err != nil {
+	// One read of the size stat reported, plus one byte to notice growth.
+	buf := make([]byte, info.Size()+1)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
 	}
-	if len(data) > reconciler.MaxDefinitionFileBytes {
-		return nil, &tooLargeError{size: int64(len(data))}
+	if n == len(buf) {
+		// The file grew since stat: read the rest, still within the limit.
+		rest, err := io.ReadAll(io.LimitReader(f, reconciler.MaxDefinitionFileBytes+1-int64(n)))
+		if err != nil {
+			return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
+		}
+		buf = append(buf, rest...)
+		if len(buf) > reconciler.MaxDefinitionFileBytes {
+			return nil, &tooLargeError{size: int64(len(buf))}
+		}
+		return buf, nil
 	}
-	return data, nil
+	return buf[:n], nil
 }
 
 func humanBytes(n int64) string {
@@ -420,11 +445,13 @@ func docCode(v any) string {
 	return c
 }
 
-// coveredBy reports whether pointer is at or below a field one of errs
-// is about.
+// coveredBy reports whether pointer is at, below or above a field one of
+// errs is about: a semantic complaint there is most likely a consequence
+// of the schema's (a step "without action" whose action key is misspelt),
+// and is found again once that is fixed.
 func coveredBy(pointer string, errs []fieldError) bool {
 	for _, e := range errs {
-		if pointer == e.pointer || strings.HasPrefix(pointer, e.pointer+"/") {
+		if pointer == e.pointer || strings.HasPrefix(pointer, e.pointer+"/") || strings.HasPrefix(e.pointer, pointer+"/") {
 			return true
 		}
 	}

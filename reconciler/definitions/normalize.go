@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"gopkg.in/yaml.v3"
 
 	"github.com/riveredge/tasksync/reconciler"
 )
@@ -110,21 +109,28 @@ type normalizer struct {
 	tenant     string
 	now        time.Time
 	readScript scriptReader
-	root       *yaml.Node
+	doc        document
 	errs       []fieldError
 }
 
-// line returns the line of the node at pointer, for messages that name a
-// second place.
+// line returns the file line of the node at pointer, for messages that
+// name a second place.
 func (n *normalizer) line(pointer string) int {
-	if n.root == nil {
+	if n.doc.root == nil {
 		return 0
 	}
-	return locate(n.root, pointer, false).Line
+	line, _ := n.doc.pos(pointer, false)
+	return line
 }
 
 func (n *normalizer) fail(pointer, format string, args ...any) {
 	n.errs = append(n.errs, fieldError{pointer: pointer, msg: field(pointer) + ": " + fmt.Sprintf(format, args...)})
+}
+
+// failKey reports a problem with a field's presence at its key, named by
+// the object that holds it.
+func (n *normalizer) failKey(object, key, format string, args ...any) {
+	n.errs = append(n.errs, fieldError{pointer: object + "/" + escapeToken(key), key: true, msg: field(object) + ": " + fmt.Sprintf(format, args...)})
 }
 
 // cronParser parses cron exactly as Inngest does.
@@ -216,7 +222,7 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 		return
 	case 1:
 	default:
-		n.fail(p, "sets %s; a definition has exactly one trigger", strings.Join(set, " and "))
+		n.failKey(p, set[1], "sets %s; a definition has exactly one trigger", strings.Join(set, " and "))
 		return
 	}
 	if w.Timezone != "" && w.Cron == "" {
@@ -251,7 +257,7 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 		n.eventName(p+"/event", w.Event)
 		if w.If != "" {
 			t.If = w.If
-			if msg := n.v.cel.check(scopeTrigger, wantBool, w.If, nil); msg != "" {
+			if msg := n.v.cel.check(scopeTrigger, wantBool, w.If, nil, 0); msg != "" {
 				n.fail(p+"/if", "%s", msg)
 			}
 		}
@@ -283,11 +289,7 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 	}
 	sched, err := cronParser.Parse(expr)
 	if err != nil {
-		msg := err.Error()
-		if i := strings.Index(msg, ": ["); i >= 0 {
-			msg = msg[:i]
-		}
-		n.fail(p+"/cron", "invalid cron expression %q: %s; use 5 fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily", w.Cron, msg)
+		n.fail(p+"/cron", "invalid cron expression %q: %s", w.Cron, cronProblem(expr, err))
 		return
 	}
 	first := sched.Next(n.now.In(loc))
@@ -304,6 +306,34 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %q; runs would overlap", t.Jitter, gap, w.Cron)
 		}
 	}
+}
+
+// cronFields names the five fields of a cron expression and their ranges.
+var cronFields = [5]struct{ name, values string }{
+	{"minute", "0-59"}, {"hour", "0-23"}, {"day-of-month", "1-31"}, {"month", "1-12 or JAN-DEC"}, {"day-of-week", "0-6 or SUN-SAT"},
+}
+
+// cronProblem says which part of a cron expression the parser refused.
+func cronProblem(expr string, err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": ["); i >= 0 {
+		msg = msg[:i]
+	}
+	fields := strings.Fields(expr)
+	if strings.HasPrefix(expr, "@") {
+		return msg + "; descriptors are @yearly, @annually, @monthly, @weekly, @daily, @midnight and @hourly"
+	}
+	if len(fields) != 5 {
+		return fmt.Sprintf("it has %d fields; use 5 (minute hour day-of-month month day-of-week) or a descriptor such as @daily", len(fields))
+	}
+	for i, f := range fields {
+		probe := []string{"*", "*", "*", "*", "*"}
+		probe[i] = f
+		if _, err := cronParser.Parse(strings.Join(probe, " ")); err != nil {
+			return fmt.Sprintf("%s field %q is invalid; it takes %s, lists (1,15), ranges (1-5) and steps (*/10)", cronFields[i].name, f, cronFields[i].values)
+		}
+	}
+	return msg
 }
 
 // shortestGap is the shortest time between two runs of sched over its
@@ -345,14 +375,14 @@ func (n *normalizer) taskConfig(p string, typ reconciler.TaskType, config map[st
 	}
 	switch typ {
 	case reconciler.TaskAPICall:
-		return &reconciler.TaskConfig{APICall: n.apiCall(p, decodeAPICall(config), scopeTask, nil)}
+		return &reconciler.TaskConfig{APICall: n.apiCall(p, decodeAPICall(config), scopeTask, stepCtx{})}
 	case reconciler.TaskPythonScript:
-		return &reconciler.TaskConfig{PythonScript: n.python(p, decodePython(config), scopeTask, nil)}
+		return &reconciler.TaskConfig{PythonScript: n.python(p, decodePython(config), scopeTask, stepCtx{})}
 	}
 	return nil
 }
 
-func (n *normalizer) apiCall(p string, w wireAPICall, s scope, earlier []string) *reconciler.APICall {
+func (n *normalizer) apiCall(p string, w wireAPICall, s scope, sc stepCtx) *reconciler.APICall {
 	a := &reconciler.APICall{
 		Method:  reconciler.DefaultMethod,
 		URL:     w.URL,
@@ -382,14 +412,14 @@ func (n *normalizer) apiCall(p string, w wireAPICall, s scope, earlier []string)
 		slices.Sort(a.ExpectStatus)
 		a.ExpectStatus = slices.Compact(a.ExpectStatus)
 	}
-	n.strings(p+"/url", w.URL, s, earlier)
+	n.strings(p+"/url", w.URL, s, sc)
 	for k, v := range w.Headers {
-		n.strings(p+"/headers/"+escapeToken(k), v, s, earlier)
+		n.strings(p+"/headers/"+escapeToken(k), v, s, sc)
 	}
 	for k, v := range w.Query {
-		n.strings(p+"/query/"+escapeToken(k), v, s, earlier)
+		n.strings(p+"/query/"+escapeToken(k), v, s, sc)
 	}
-	n.strings(p+"/body", w.Body, s, earlier)
+	n.strings(p+"/body", w.Body, s, sc)
 	return a
 }
 
@@ -417,7 +447,7 @@ func (n *normalizer) checkURL(p, raw string) {
 	}
 }
 
-func (n *normalizer) python(p string, w wirePythonScript, s scope, earlier []string) *reconciler.PythonScript {
+func (n *normalizer) python(p string, w wirePythonScript, s scope, sc stepCtx) *reconciler.PythonScript {
 	py := &reconciler.PythonScript{
 		Script:   w.Script,
 		File:     w.File,
@@ -436,15 +466,15 @@ func (n *normalizer) python(p string, w wirePythonScript, s scope, earlier []str
 	case w.Script == "" && w.File == "":
 		n.fail(p, "needs exactly one of script (inline code) or file (a path inside the tenant directory)")
 	case w.Script != "" && w.File != "":
-		n.fail(p, "sets both script and file; keep exactly one")
+		n.failKey(p, "file", "sets both script and file; keep exactly one")
 	case w.File != "":
 		n.scriptFile(p+"/file", py)
 	}
 	for i, a := range w.Args {
-		n.strings(fmt.Sprintf("%s/args/%d", p, i), a, s, earlier)
+		n.strings(fmt.Sprintf("%s/args/%d", p, i), a, s, sc)
 	}
 	for k, v := range w.Env {
-		n.strings(p+"/env/"+escapeToken(k), v, s, earlier)
+		n.strings(p+"/env/"+escapeToken(k), v, s, sc)
 	}
 	return py
 }
@@ -475,9 +505,13 @@ func (n *normalizer) scriptFile(p string, py *reconciler.PythonScript) {
 func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
 	out := make([]reconciler.Step, 0, len(ws))
 	firstAt := map[string]int{}
-	var earlier []string
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.ID
+	}
 	for i, w := range ws {
 		sp := fmt.Sprintf("%s/%d", p, i)
+		sc := stepCtx{steps: ids, current: i}
 		st := reconciler.Step{ID: w.ID, If: w.If, SleepUntil: w.SleepUntil}
 		if j, dup := firstAt[w.ID]; dup {
 			n.fail(sp+"/id", "duplicate step id %q (first used by step %d at line %d); step ids must be unique", w.ID, j+1, n.line(fmt.Sprintf("%s/%d/id", p, j)))
@@ -487,11 +521,11 @@ func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
 		var actions []string
 		if w.APICall != nil {
 			actions = append(actions, string(reconciler.ActionAPICall))
-			st.APICall = n.apiCall(sp+"/api_call", *w.APICall, scopeStep, earlier)
+			st.APICall = n.apiCall(sp+"/api_call", *w.APICall, scopeStep, sc)
 		}
 		if w.PythonScript != nil {
 			actions = append(actions, string(reconciler.ActionPythonScript))
-			st.PythonScript = n.python(sp+"/python_script", *w.PythonScript, scopeStep, earlier)
+			st.PythonScript = n.python(sp+"/python_script", *w.PythonScript, scopeStep, sc)
 		}
 		if w.Sleep != "" {
 			actions = append(actions, string(reconciler.ActionSleep))
@@ -499,7 +533,7 @@ func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
 		}
 		if w.SleepUntil != "" {
 			actions = append(actions, string(reconciler.ActionSleepUntil))
-			if msg := n.v.cel.check(scopeStep, wantTime, w.SleepUntil, earlier); msg != "" {
+			if msg := n.v.cel.check(scopeStep, wantTime, w.SleepUntil, ids, i); msg != "" {
 				n.fail(sp+"/sleep_until", "%s", msg)
 			}
 		}
@@ -510,7 +544,7 @@ func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
 			n.eventName(sp+"/wait_for_event/event", wf.Event)
 			st.WaitForEvent.Timeout = n.duration(sp+"/wait_for_event/timeout", wf.Timeout, reconciler.Duration(time.Second), reconciler.MaxWaitForEventTimeout)
 			if wf.If != "" {
-				if msg := n.v.cel.check(scopeWait, wantBool, wf.If, nil); msg != "" {
+				if msg := n.v.cel.check(scopeWait, wantBool, wf.If, nil, 0); msg != "" {
 					n.fail(sp+"/wait_for_event/if", "%s", msg)
 				}
 			}
@@ -520,24 +554,23 @@ func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
 			st.SendEvent = &reconciler.SendEvent{Name: w.SendEvent.Name, Data: w.SendEvent.Data}
 			n.eventName(sp+"/send_event/name", w.SendEvent.Name)
 			if _, ok := w.SendEvent.Data["tenant_id"]; ok {
-				n.fail(sp+"/send_event/data/tenant_id", "cannot be set: tasksync sets tenant_id to the workflow's own tenant")
+				n.failKey(sp+"/send_event/data", "tenant_id", "tenant_id cannot be set: tasksync sets it to the workflow's own tenant")
 			}
-			n.strings(sp+"/send_event/data", w.SendEvent.Data, scopeStep, earlier)
+			n.strings(sp+"/send_event/data", w.SendEvent.Data, scopeStep, sc)
 		}
 		switch len(actions) {
 		case 0:
 			n.fail(sp, "step %q has no action; give exactly one of %s", w.ID, joinActions())
 		case 1:
 		default:
-			n.fail(sp, "step %q has %s; a step has exactly one action", w.ID, strings.Join(actions, " and "))
+			n.failKey(sp, actions[1], "step %q has %s; a step has exactly one action", w.ID, strings.Join(actions, " and "))
 		}
 		if w.If != "" {
-			if msg := n.v.cel.check(scopeStep, wantBool, w.If, earlier); msg != "" {
+			if msg := n.v.cel.check(scopeStep, wantBool, w.If, ids, i); msg != "" {
 				n.fail(sp+"/if", "%s", msg)
 			}
 		}
 		out = append(out, st)
-		earlier = append(earlier, w.ID)
 	}
 	return out
 }
@@ -550,9 +583,16 @@ func joinActions() string {
 	return strings.Join(names, ", ")
 }
 
+// stepCtx places an expression in a workflow: its step ids in order and
+// the index of the step being checked. Tasks have none.
+type stepCtx struct {
+	steps   []string
+	current int
+}
+
 // strings checks every string inside v for well-formed secret references
 // and templates whose CEL compiles in scope.
-func (n *normalizer) strings(p string, v any, s scope, earlier []string) {
+func (n *normalizer) strings(p string, v any, s scope, sc stepCtx) {
 	switch x := v.(type) {
 	case string:
 		if msg := checkSecretRefs(x); msg != "" {
@@ -563,17 +603,17 @@ func (n *normalizer) strings(p string, v any, s scope, earlier []string) {
 			n.fail(p, "%s", msg)
 		}
 		for _, e := range exprs {
-			if msg := n.v.cel.check(s, wantAny, e, earlier); msg != "" {
+			if msg := n.v.cel.check(s, wantAny, e, sc.steps, sc.current); msg != "" {
 				n.fail(p, "template %s", msg)
 			}
 		}
 	case map[string]any:
 		for k, e := range x {
-			n.strings(p+"/"+escapeToken(k), e, s, earlier)
+			n.strings(p+"/"+escapeToken(k), e, s, sc)
 		}
 	case []any:
 		for i, e := range x {
-			n.strings(fmt.Sprintf("%s/%d", p, i), e, s, earlier)
+			n.strings(fmt.Sprintf("%s/%d", p, i), e, s, sc)
 		}
 	}
 }

@@ -32,6 +32,9 @@ func checkSecretRefs(s string) string {
 		if !ok {
 			return fmt.Sprintf("%q is not a secret reference; write ${secret:NAME}, or $${ for a literal ${", ref)
 		}
+		if name == "" {
+			return fmt.Sprintf("empty secret name in %s; write ${secret:NAME}", ref)
+		}
 		if !secretName.MatchString(name) {
 			return fmt.Sprintf("invalid secret name %q in %s; use letters, digits and _, starting with a letter or _", name, ref)
 		}

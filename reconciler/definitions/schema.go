@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,10 +68,11 @@ func (s *schemaValidator) validate(v any) []fieldError {
 }
 
 func (s *schemaValidator) collect(ve *jsonschema.ValidationError, doc any, out *[]fieldError) {
+	ve.InstanceLocation = normPointer(ve.InstanceLocation)
 	kw := lastToken(ve.KeywordLocation)
 	if kw == "oneOf" || kw == "anyOf" {
 		// The branches' own errors only confuse: say what the field takes.
-		node := s.schemaAt(ve.AbsoluteKeywordLocation, false)
+		node := s.schemaAt(ve.AbsoluteKeywordLocation, true)
 		desc, _ := node["description"].(string)
 		if desc == "" {
 			desc = "does not match any of the allowed forms"
@@ -106,7 +109,8 @@ func (s *schemaValidator) leaf(ve *jsonschema.ValidationError, doc any) []fieldE
 		var out []fieldError
 		for _, r := range stringList(sch["required"]) {
 			if _, ok := obj[r]; !ok {
-				out = append(out, fieldError{pointer: ptr, msg: fmt.Sprintf("%s: missing required field %q", name, r)})
+				// Reported at the key of the object that lacks it.
+				out = append(out, fieldError{pointer: ptr, key: ptr != "", msg: fmt.Sprintf("%s: missing required field %q", name, r)})
 			}
 		}
 		return out
@@ -138,7 +142,9 @@ func (s *schemaValidator) leaf(ve *jsonschema.ValidationError, doc any) []fieldE
 		return one("must be %q, got %s", fmt.Sprint(sch["const"]), describe(val))
 	case "pattern":
 		if strings.HasSuffix(ve.KeywordLocation, "/propertyNames/pattern") {
-			return []fieldError{{pointer: ptr, msg: fmt.Sprintf("%s: invalid key: must match %s", name, sch["pattern"])}}
+			// The instance location is the key itself.
+			parent := ptr[:strings.LastIndexByte(ptr, '/')]
+			return []fieldError{{pointer: ptr, key: true, msg: fmt.Sprintf("%s: invalid key %q%s: must match %s", field(parent), lastTokenValue(ptr), hint, sch["pattern"])}}
 		}
 		return one("%s is not valid%s: must match %s", describe(val), hint, sch["pattern"])
 	case "minimum", "maximum":
@@ -200,7 +206,8 @@ func (s *schemaValidator) schemaAt(absLoc string, parent bool) map[string]any {
 }
 
 // field renders a JSON pointer the way a person names a YAML field:
-// "/spec/steps/0/id" becomes "spec.steps[0].id".
+// "/spec/steps/0/id" becomes "spec.steps[0].id", and a key that is not a
+// plain name is quoted: metadata.labels["a b"].
 func field(pointer string) string {
 	if pointer == "" {
 		return "document"
@@ -208,17 +215,45 @@ func field(pointer string) string {
 	var b strings.Builder
 	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
 		tok = unescapeToken(tok)
-		if _, err := strconv.Atoi(tok); err == nil {
+		switch {
+		case isIndex(tok):
 			b.WriteString("[" + tok + "]")
-			continue
+		case plainKey.MatchString(tok):
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(tok)
+		default:
+			b.WriteString("[" + strconv.Quote(tok) + "]")
 		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
 	}
 	return b.String()
 }
+
+var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+func isIndex(tok string) bool {
+	_, err := strconv.Atoi(tok)
+	return err == nil && !strings.HasPrefix(tok, "+") && !strings.HasPrefix(tok, "-")
+}
+
+// normPointer turns the validator's instance locations, whose tokens are
+// also URL-escaped, into plain RFC 6901 pointers.
+func normPointer(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	toks := strings.Split(p, "/")
+	for i, t := range toks {
+		if u, err := url.PathUnescape(t); err == nil {
+			toks[i] = u
+		}
+	}
+	return strings.Join(toks, "/")
+}
+
+// lastTokenValue is the unescaped last token of a pointer.
+func lastTokenValue(p string) string { return unescapeToken(lastToken(p)) }
 
 // valueAt returns the value at a JSON pointer, or nil.
 func valueAt(doc any, pointer string) any {
@@ -258,10 +293,15 @@ func describe(v any) string {
 		return "boolean " + strconv.FormatBool(x)
 	case json.Number:
 		return "number " + x.String()
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a mapping"
+	case []any, map[string]any:
+		b, err := json.Marshal(x)
+		if err != nil || len(b) > 60 {
+			if _, ok := x.([]any); ok {
+				return "a list"
+			}
+			return "a mapping"
+		}
+		return string(b)
 	}
 	return fmt.Sprintf("%v", v)
 }

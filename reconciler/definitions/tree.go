@@ -83,7 +83,7 @@ func resolve(fsys fs.FS, absRoot, p string) (string, error) {
 			continue
 		}
 		if hops++; hops > maxSymlinkHops {
-			return "", fmt.Errorf("too many levels of symbolic links at %s", next)
+			return "", errors.New("too many levels of symbolic links")
 		}
 		target, err := rl.ReadLink(next)
 		if err != nil {
@@ -209,12 +209,18 @@ func (w *walker) walk(visible, real string, depth int) {
 			target, err := resolve(w.fsys, w.absRoot, r)
 			if err != nil {
 				var out *outsideError
-				if errors.As(err, &out) {
-					w.fail(vis, "symlink resolves outside the tree (-> %s); refused, link to a file inside the tree instead", out.target)
-				} else {
+				if !errors.As(err, &out) {
+					// A dangling link may be a volume update in progress:
+					// treat it as unreadable, not as a deletion.
 					w.readErr = true
-					w.fail(vis, "cannot resolve symlink: %s", ioReason(err))
+					if rl, ok := w.fsys.(fs.ReadLinkFS); ok {
+						if t, lerr := rl.ReadLink(r); lerr == nil {
+							w.fail(vis, "cannot resolve symlink (-> %s): %s", t, ioReason(err))
+							continue
+						}
+					}
 				}
+				w.fail(vis, "%s", symlinkProblem(err))
 				continue
 			}
 			info, err := fs.Stat(w.fsys, target)

@@ -20,11 +20,18 @@ import (
 // plain JSON values the schema validator reads, with its node tree kept to
 // locate problems.
 type document struct {
-	root  *yaml.Node // the document's top node (not the DocumentNode)
-	value any        // map[string]any, []any, string, json.Number, bool or nil
+	root   *yaml.Node // the document's top node (not the DocumentNode)
+	value  any        // map[string]any, []any, string, json.Number, bool or nil
+	offset int        // lines of the file before the document's chunk
 }
 
-// posError is a problem found while converting YAML, at a node.
+// pos returns the file line and column of the node at pointer (see locate).
+func (d document) pos(pointer string, key bool) (line, col int) {
+	n := locate(d.root, pointer, key)
+	return n.Line + d.offset, n.Column
+}
+
+// posError is a problem found while reading YAML, at a file position.
 type posError struct {
 	line, col int
 	msg       string
@@ -35,10 +42,64 @@ func (e *posError) Error() string { return e.msg }
 // yamlLine matches the position yaml.v3 puts in its syntax errors.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// parseDocuments splits data into YAML documents and converts each. A
-// syntax error stops the file (the parser cannot resynchronise); a document
-// that converts badly is reported and the others still are returned.
+// parseDocuments splits data into YAML documents and converts each. The
+// file is cut at its "---" lines first, so that a syntax error in one
+// document does not hide the problems of the next: YAML forbids "---" at
+// the start of a line inside a document's content, so the cut is exact.
 func parseDocuments(data []byte) ([]document, []*posError) {
+	var docs []document
+	var errs []*posError
+	for _, ch := range splitDocuments(data) {
+		d, e := parseChunk(ch.data, ch.offset)
+		docs = append(docs, d...)
+		errs = append(errs, e...)
+	}
+	return docs, errs
+}
+
+// chunk is a slice of a file holding one document, starting offset lines
+// into the file.
+type chunk struct {
+	data   []byte
+	offset int
+}
+
+// splitDocuments cuts data before every line that starts a document
+// ("---" alone or followed by a space). Lines before the first document
+// that hold only directives or comments stay with it.
+func splitDocuments(data []byte) []chunk {
+	var chunks []chunk
+	start, startLine, line := 0, 0, 0
+	hasContent := false
+	for i := 0; i < len(data); {
+		end := bytes.IndexByte(data[i:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += i
+		}
+		l := data[i:end]
+		if isDocStart(l) && hasContent {
+			chunks = append(chunks, chunk{data: data[start:i], offset: startLine})
+			start, startLine, hasContent = i, line, false
+		}
+		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' && t[0] != '%' {
+			hasContent = true
+		}
+		i = end + 1
+		line++
+	}
+	if start < len(data) || len(chunks) == 0 {
+		chunks = append(chunks, chunk{data: data[start:], offset: startLine})
+	}
+	return chunks
+}
+
+func isDocStart(l []byte) bool {
+	return bytes.HasPrefix(l, []byte("---")) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r')
+}
+
+func parseChunk(data []byte, offset int) ([]document, []*posError) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []document
 	var errs []*posError
@@ -49,7 +110,9 @@ func parseDocuments(data []byte) ([]document, []*posError) {
 			return docs, errs
 		}
 		if err != nil {
-			return docs, append(errs, quoteHint(data, syntaxError(err)))
+			e := syntaxError(data, err)
+			e.line += offset
+			return docs, append(errs, e)
 		}
 		if len(n.Content) == 0 {
 			continue // an empty document, e.g. a trailing "---"
@@ -61,39 +124,90 @@ func parseDocuments(data []byte) ([]document, []*posError) {
 		c := converter{budget: reconciler.MaxExpandedYAMLValues}
 		v, err := c.convert(root, 1)
 		if err != nil {
-			var pe *posError
-			if errors.As(err, &pe) {
-				errs = append(errs, pe)
-				continue
+			pe, ok := err.(*posError)
+			if !ok {
+				pe = &posError{line: root.Line, col: root.Column, msg: err.Error()}
 			}
-			errs = append(errs, &posError{line: root.Line, col: root.Column, msg: err.Error()})
+			pe.line += offset
+			errs = append(errs, pe)
 			continue
 		}
-		docs = append(docs, document{root: root, value: v})
+		docs = append(docs, document{root: root, value: v, offset: offset})
 	}
 }
 
-// syntaxError turns a yaml.v3 error into a positioned problem. yaml.v3
-// reports the line but not the column of syntax errors.
-func syntaxError(err error) *posError {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &posError{line: line, col: 1, msg: "invalid YAML: " + strings.TrimPrefix(msg, m[0])}
+// maxLocateBytes bounds the work syntaxError spends finding the line of
+// a syntax error in a large file.
+const maxLocateBytes = 64 << 10
+
+// syntaxError turns a yaml.v3 syntax error into a positioned problem.
+// yaml.v3 reports the line of the enclosing structure (and for parser
+// errors counts it from 0) and never the column, so the line is found
+// again: it is the first line whose prefix of the document fails with the
+// same complaint. The column is where that line's content starts.
+func syntaxError(data []byte, err error) *posError {
+	raw := err.Error()
+	problem := raw
+	line := 1
+	if m := yamlLine.FindStringSubmatch(raw); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		problem = strings.TrimPrefix(raw, m[0])
+	} else {
+		problem = strings.TrimPrefix(raw, "yaml: ")
 	}
-	return &posError{line: 1, col: 1, msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(data) <= maxLocateBytes {
+		size := 0
+		for i, l := range lines {
+			size += len(l)
+			if prefixErr := decodeAll(data[:size]); prefixErr != nil && sameProblem(prefixErr.Error(), problem) {
+				line = i + 1
+				break
+			}
+		}
+	}
+	col := 1
+	if line >= 1 && line <= len(lines) {
+		text := string(lines[line-1])
+		col = len(text) - len(strings.TrimLeft(text, " \t")) + 1
+		if hint, hcol := explain(problem, text); hint != "" {
+			problem += "; " + hint
+			if hcol > 0 {
+				col = hcol
+			}
+		}
+	}
+	return &posError{line: line, col: col, msg: "invalid YAML: " + problem}
 }
 
-// quoteHint explains the most common YAML mistake in definitions: a value
-// that starts with a character YAML reserves, such as the * of a cron
-// expression or the @ of a descriptor, written without quotes. It points
-// the error's column at that character.
-func quoteHint(data []byte, e *posError) *posError {
-	lines := bytes.Split(data, []byte("\n"))
-	if e.line < 1 || e.line > len(lines) {
-		return e
+func sameProblem(err, problem string) bool {
+	if m := yamlLine.FindStringSubmatch(err); m != nil {
+		err = strings.TrimPrefix(err, m[0])
 	}
-	line := string(lines[e.line-1])
+	return strings.TrimPrefix(err, "yaml: ") == problem
+}
+
+// decodeAll decodes every document of data and returns the first error.
+func decodeAll(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// explain adds what to do to yaml.v3's terse complaints, given the text of
+// the line at fault, and the column of the culprit when it is clear.
+func explain(problem, line string) (string, int) {
+	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+	if i := strings.IndexByte(indent, '\t'); i >= 0 {
+		return "indent with spaces; YAML does not allow tabs for indentation", i + 1
+	}
 	for _, sep := range []string{": ", "- "} {
 		i := strings.Index(line, sep)
 		if i < 0 {
@@ -101,18 +215,31 @@ func quoteHint(data []byte, e *posError) *posError {
 		}
 		rest := strings.TrimLeft(line[i+len(sep):], " ")
 		if rest != "" && strings.ContainsRune("*@`%", rune(rest[0])) {
-			e.col = len(line) - len(rest) + 1
-			e.msg += fmt.Sprintf("; a value starting with %q must be quoted, e.g. \"%s\"", rest[0], strings.TrimSpace(rest))
-			return e
+			return fmt.Sprintf("a value starting with %q must be quoted, e.g. \"%s\"", rest[0], strings.TrimSpace(rest)), len(line) - len(rest) + 1
 		}
 	}
-	return e
+	switch {
+	case strings.Contains(problem, "did not find expected key"):
+		return "check the indentation of this line against the lines above", 0
+	case strings.Contains(problem, "mapping values are not allowed"):
+		return "quote a value that contains \": \"", 0
+	case strings.Contains(problem, "did not find expected ',' or '}'"):
+		return "a { ... } mapping opened here is not closed, or its entries lack ','", 0
+	case strings.Contains(problem, "did not find expected ',' or ']'"):
+		return "a [ ... ] list opened here is not closed, or its items lack ','", 0
+	case strings.Contains(problem, "found unexpected end of stream"):
+		return "a quoted string or a bracket opened here is never closed", 0
+	case strings.Contains(problem, "did not find expected '-' indicator"):
+		return "list items must all start with '-' at the same indentation", 0
+	}
+	return "", 0
 }
 
 // converter turns a yaml.Node tree into JSON values, refusing deep nesting,
 // alias bombs, duplicate keys and values JSON cannot hold.
 type converter struct {
-	budget int // values still allowed, counting every alias expansion
+	budget int        // values still allowed, counting every alias expansion
+	alias  *yaml.Node // the outermost alias being expanded, where a bomb is reported
 }
 
 func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
@@ -122,14 +249,28 @@ func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
 	}
 	c.budget--
 	if c.budget < 0 {
-		return nil, &posError{line: n.Line, col: n.Column,
+		at := n
+		if c.alias != nil {
+			at = c.alias
+		}
+		return nil, &posError{line: at.Line, col: at.Column,
 			msg: fmt.Sprintf("document expands to more than %d values through anchors and aliases; an alias bomb is refused", reconciler.MaxExpandedYAMLValues)}
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
+		if c.alias == nil {
+			c.alias = n
+			defer func() { c.alias = nil }()
+		}
 		return c.convert(n.Alias, depth)
 	case yaml.ScalarNode:
 		return scalar(n)
+	}
+	if t := n.ShortTag(); t != "!!seq" && t != "!!map" {
+		return nil, &posError{line: n.Line, col: n.Column,
+			msg: fmt.Sprintf("unsupported YAML tag %s; use plain strings, numbers, booleans, lists and mappings", n.Tag)}
+	}
+	switch n.Kind {
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
 		for _, item := range n.Content {

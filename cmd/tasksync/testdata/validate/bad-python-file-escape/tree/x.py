@@ -1,0 +1,1 @@
+print("outside the tenant")

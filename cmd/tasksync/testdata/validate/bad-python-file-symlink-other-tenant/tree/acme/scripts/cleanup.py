@@ -1,0 +1,1 @@
+../../globex/private.py

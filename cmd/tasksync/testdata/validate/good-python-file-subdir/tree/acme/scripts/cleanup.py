@@ -1,0 +1,2 @@
+import sys
+print("cleaning", sys.argv[1:])
