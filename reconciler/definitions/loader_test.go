@@ -279,3 +279,38 @@ func TestAtMustBeInTheFuture(t *testing.T) {
 		t.Errorf("after: problems = %s, want 'is in the past'", messages(r.Problems))
 	}
 }
+
+// TestIgnoredNames: dotfiles, dot-directories (.git), "_" names and editor
+// or rsync temporaries are never read, even when broken.
+func TestIgnoredNames(t *testing.T) {
+	v := newValidator(t)
+	broken := &fstest.MapFile{Data: []byte("{{{ not yaml")}
+	files := fstest.MapFS{
+		"acme/ok.yaml":          {Data: []byte(task("ok"))},
+		"acme/.hidden.yaml":     broken,
+		"acme/_draft.yaml":      broken,
+		"acme/x.yaml~":          broken,
+		"acme/x.yaml.swp":       broken,
+		"acme/x.yaml.tmp":       broken,
+		"acme/x.yaml.part":      broken,
+		"acme/.git/config.yaml": broken,
+		"acme/_drafts/a.yaml":   broken,
+		"acme/notes.txt":        broken,
+		".git/HEAD.yaml":        broken,
+		"_shared/common.yaml":   broken,
+	}
+	l := v.NewLoader(files, definitions.Options{})
+	var got []string
+	top, err := l.LoadAll(context.Background(), func(r *definitions.TenantResult) {
+		if len(r.Problems) > 0 {
+			t.Errorf("%s: %s", r.Tenant, messages(r.Problems))
+		}
+		got = append(got, r.Tenant)
+		if len(r.Files) != 1 {
+			t.Errorf("files = %v, want only acme/ok.yaml", r.Files)
+		}
+	})
+	if err != nil || len(top) > 0 || !slices.Equal(got, []string{"acme"}) {
+		t.Errorf("LoadAll: tenants %v, top %v, err %v", got, top, err)
+	}
+}
