@@ -34,6 +34,7 @@ import (
 type Validator struct {
 	schema *schemaValidator
 	cel    *celChecker
+	zones  sync.Map // IANA name → *time.Location; only valid names are kept
 }
 
 // NewValidator compiles the embedded schema and the CEL environments.

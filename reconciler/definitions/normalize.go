@@ -280,7 +280,7 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 	loc := time.UTC
 	if w.Timezone != "" {
 		t.Timezone = w.Timezone
-		l, err := loadLocation(w.Timezone)
+		l, err := n.v.location(w.Timezone)
 		if err != nil {
 			n.fail(p+"/timezone", "unknown time zone %q; use an IANA name such as Europe/Berlin or America/New_York", w.Timezone)
 			return
@@ -354,13 +354,23 @@ func shortestGap(sched cron.Schedule, loc *time.Location) reconciler.Duration {
 	return reconciler.Duration(best)
 }
 
-// loadLocation refuses "Local", which means something different on every
-// host, and the empty name, which time.LoadLocation reads as UTC.
-func loadLocation(name string) (*time.Location, error) {
+// location loads an IANA time zone once per process: parsing the
+// embedded zone data is costly, and trees name few zones many times.
+// "Local", which means something different on every host, and "", which
+// time.LoadLocation reads as UTC, are refused.
+func (v *Validator) location(name string) (*time.Location, error) {
 	if name == "Local" || name == "" {
 		return nil, fmt.Errorf("not an IANA zone")
 	}
-	return time.LoadLocation(name)
+	if l, ok := v.zones.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	v.zones.Store(name, l)
+	return l, nil
 }
 
 func (n *normalizer) eventName(p, name string) {

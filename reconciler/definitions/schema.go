@@ -13,32 +13,154 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
+	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/schema"
 )
 
 // schemaValidator is the compiled JSON Schema plus its raw form, which
 // error messages read to say what would have been right.
+//
+// Besides the whole schema it holds one variant per kind and task type:
+// the whole schema with its if/then selection already made for that
+// kind (and type). A document whose kind and type are known is checked
+// against its variant, which accepts exactly what the whole schema accepts
+// for such a document but spares the validator the conditions; any other
+// document is checked against the whole schema, whose messages then say
+// what kind or type would be valid.
 type schemaValidator struct {
+	compiledSchema
+	variants map[variantKey]compiledSchema
+}
+
+type compiledSchema struct {
 	compiled *jsonschema.Schema
 	raw      map[string]any
 }
 
+type variantKey struct {
+	kind reconciler.Kind
+	typ  reconciler.TaskType
+}
+
 func compileSchema() (*schemaValidator, error) {
-	c := jsonschema.NewCompiler()
-	c.Draft = jsonschema.Draft2020
-	c.AssertFormat = true
-	if err := c.AddResource(schema.ID, bytes.NewReader(schema.Definition)); err != nil {
-		return nil, fmt.Errorf("load embedded schema: %w", err)
-	}
-	compiled, err := c.Compile(schema.ID)
-	if err != nil {
-		return nil, fmt.Errorf("compile embedded schema: %w", err)
-	}
 	var raw map[string]any
 	if err := json.Unmarshal(schema.Definition, &raw); err != nil {
 		return nil, fmt.Errorf("read embedded schema: %w", err)
 	}
-	return &schemaValidator{compiled: compiled, raw: raw}, nil
+	// The published schema names its shared parts with $ref, for editors
+	// and readers. Validating through a $ref costs the validator a nested
+	// evaluation with its own bookkeeping, for every use in every document;
+	// the schema has no recursion, so the copy compiled here has each
+	// reference replaced by what it names. It accepts exactly the same
+	// documents. Messages read descriptions from this copy too.
+	defs, _ := raw["$defs"].(map[string]any)
+	flat := inlineRefs(raw, defs, 0).(map[string]any)
+	whole, err := compileRaw(schema.ID, flat)
+	if err != nil {
+		return nil, err
+	}
+	sv := &schemaValidator{compiledSchema: whole, variants: map[variantKey]compiledSchema{}}
+	for key, spec := range map[variantKey]map[string]any{
+		{reconciler.KindScheduledTask, reconciler.TaskAPICall}:      taskVariant(flat, "apiCall"),
+		{reconciler.KindScheduledTask, reconciler.TaskPythonScript}: taskVariant(flat, "pythonScript"),
+		{reconciler.KindWorkflow, ""}:                               defOf(flat, "workflowSpec"),
+	} {
+		v := deepCopy(flat).(map[string]any)
+		delete(v, "allOf")
+		v["properties"].(map[string]any)["spec"] = spec
+		cs, err := compileRaw(fmt.Sprintf("%s/variants/%s-%s.json", strings.TrimSuffix(schema.ID, ".json"), key.kind, key.typ), v)
+		if err != nil {
+			return nil, err
+		}
+		sv.variants[key] = cs
+	}
+	return sv, nil
+}
+
+func compileRaw(id string, raw map[string]any) (compiledSchema, error) {
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return compiledSchema{}, fmt.Errorf("encode schema %s: %w", id, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	c.AssertFormat = true
+	if err := c.AddResource(id, bytes.NewReader(data)); err != nil {
+		return compiledSchema{}, fmt.Errorf("load schema %s: %w", id, err)
+	}
+	compiled, err := c.Compile(id)
+	if err != nil {
+		return compiledSchema{}, fmt.Errorf("compile schema %s: %w", id, err)
+	}
+	return compiledSchema{compiled: compiled, raw: raw}, nil
+}
+
+func defOf(raw map[string]any, name string) map[string]any {
+	return deepCopy(raw["$defs"].(map[string]any)[name]).(map[string]any)
+}
+
+// taskVariant is taskSpec with its config selection made.
+func taskVariant(raw map[string]any, config string) map[string]any {
+	spec := defOf(raw, "taskSpec")
+	delete(spec, "allOf")
+	spec["properties"].(map[string]any)["config"] = defOf(raw, config)
+	return spec
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = deepCopy(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepCopy(e)
+		}
+		return out
+	}
+	return v
+}
+
+// inlineRefs returns v with every {"$ref": "#/$defs/NAME"} replaced by a
+// copy of that definition (merged with the reference's sibling keywords).
+func inlineRefs(v any, defs map[string]any, depth int) any {
+	if depth > 32 {
+		return v // a recursive schema would stop here; ours has none
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		if ref, ok := x["$ref"].(string); ok {
+			if name, ok := strings.CutPrefix(ref, "#/$defs/"); ok {
+				if def, ok := defs[name].(map[string]any); ok {
+					for k, e := range inlineRefs(def, defs, depth+1).(map[string]any) {
+						out[k] = e
+					}
+					for k, e := range x {
+						if k != "$ref" {
+							out[k] = inlineRefs(e, defs, depth+1)
+						}
+					}
+					return out
+				}
+			}
+		}
+		for k, e := range x {
+			out[k] = inlineRefs(e, defs, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = inlineRefs(e, defs, depth+1)
+		}
+		return out
+	}
+	return v
 }
 
 // fieldError is a problem at a place in a document, named by JSON pointer.
@@ -52,6 +174,21 @@ type fieldError struct {
 // validate checks v against the schema and returns one fieldError per
 // failing leaf, phrased for a person.
 func (s *schemaValidator) validate(v any) []fieldError {
+	cs := s.compiledSchema
+	if m, ok := v.(map[string]any); ok {
+		spec, _ := m["spec"].(map[string]any)
+		key := variantKey{kindOf(str(m["kind"])), taskTypeOf(str(spec["type"]))}
+		if key.kind == reconciler.KindWorkflow {
+			key.typ = ""
+		}
+		if variant, ok := s.variants[key]; ok {
+			cs = variant
+		}
+	}
+	return cs.validate(v)
+}
+
+func (s compiledSchema) validate(v any) []fieldError {
 	err := s.compiled.Validate(v)
 	if err == nil {
 		return nil
@@ -67,7 +204,7 @@ func (s *schemaValidator) validate(v any) []fieldError {
 	return slices.CompactFunc(out, func(a, b fieldError) bool { return a == b })
 }
 
-func (s *schemaValidator) collect(ve *jsonschema.ValidationError, doc any, out *[]fieldError) {
+func (s compiledSchema) collect(ve *jsonschema.ValidationError, doc any, out *[]fieldError) {
 	ve.InstanceLocation = normPointer(ve.InstanceLocation)
 	kw := lastToken(ve.KeywordLocation)
 	if kw == "oneOf" || kw == "anyOf" {
@@ -90,7 +227,7 @@ func (s *schemaValidator) collect(ve *jsonschema.ValidationError, doc any, out *
 }
 
 // leaf phrases one failing keyword.
-func (s *schemaValidator) leaf(ve *jsonschema.ValidationError, doc any) []fieldError {
+func (s compiledSchema) leaf(ve *jsonschema.ValidationError, doc any) []fieldError {
 	ptr := ve.InstanceLocation
 	name := field(ptr)
 	val := valueAt(doc, ptr)
@@ -176,7 +313,7 @@ func (s *schemaValidator) leaf(ve *jsonschema.ValidationError, doc any) []fieldE
 
 // schemaAt resolves an absolute keyword location to the raw schema object
 // holding that keyword (parent) or the keyword's own value.
-func (s *schemaValidator) schemaAt(absLoc string, parent bool) map[string]any {
+func (s compiledSchema) schemaAt(absLoc string, parent bool) map[string]any {
 	_, frag, _ := strings.Cut(absLoc, "#")
 	tokens := strings.Split(strings.TrimPrefix(frag, "/"), "/")
 	if parent && len(tokens) > 0 {
