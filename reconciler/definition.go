@@ -276,3 +276,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// Canonical returns the canonical JSON document of d: its kind, metadata
+// and spec with every default applied and map keys sorted. It is what
+// the content hash is computed over and what the store keeps.
+func (d Definition) Canonical() ([]byte, error) {
+	return json.Marshal(struct {
+		Kind     Kind     `json:"kind"`
+		Metadata Metadata `json:"metadata"`
+		Spec     Spec     `json:"spec"`
+	}{d.Kind, d.Metadata, d.Spec})
+}

@@ -129,11 +129,11 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 	var problems []reconciler.Problem
 	// load reads the tree at root on disk (named shown) and keeps what is
 	// under the tree path only ("" for all).
-	load := func(root, shown, only string, fn func(*definitions.Loader) (*definitions.TenantResult, error)) error {
+	load := func(root, shown, only string, fn func(*definitions.Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
 		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
 		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
-		collect := func(r *definitions.TenantResult) {
+		collect := func(r *reconciler.TenantTree) {
 			stats.tenants++
 			for _, f := range r.Files {
 				if in(f.Path) {
@@ -162,8 +162,8 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 		problems = append(problems, top...)
 		return err
 	}
-	single := func(tenant string, files []string) func(*definitions.Loader) (*definitions.TenantResult, error) {
-		return func(l *definitions.Loader) (*definitions.TenantResult, error) {
+	single := func(tenant string, files []string) func(*definitions.Loader) (*reconciler.TenantTree, error) {
+		return func(l *definitions.Loader) (*reconciler.TenantTree, error) {
 			if files != nil {
 				return l.LoadFiles(tenant, files), nil
 			}

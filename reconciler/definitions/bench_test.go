@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
@@ -52,7 +53,7 @@ func BenchmarkValidate(b *testing.B) {
 	for b.Loop() {
 		defs = 0
 		l := v.NewLoader(os.DirFS(dir), definitions.Options{})
-		top, err := l.LoadAll(context.Background(), func(r *definitions.TenantResult) {
+		top, err := l.LoadAll(context.Background(), func(r *reconciler.TenantTree) {
 			defs += len(r.Definitions)
 			if len(r.Problems) > 0 {
 				b.Fatalf("unexpected problem: %v", r.Problems[0])

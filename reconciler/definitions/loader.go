@@ -84,31 +84,6 @@ func (v *Validator) NewLoader(fsys fs.FS, opts Options) *Loader {
 	return &Loader{v: v, fsys: fsys, opts: opts}
 }
 
-// TenantResult is what loading one tenant directory produced.
-type TenantResult struct {
-	Tenant string
-	// Definitions are the valid definitions of files without problems,
-	// sorted by code. A file with any problem contributes none: its
-	// previously applied definitions stay as they were.
-	Definitions []reconciler.Definition
-	// Files lists every definition file read, sorted by path.
-	Files []FileResult
-	// Problems are sorted by path, line and column.
-	Problems []reconciler.Problem
-	// ReadError is set when part of the directory could not be read. What
-	// was read is incomplete, so nothing of the tenant may be retired.
-	ReadError bool
-}
-
-// FileResult is the outcome for one definition file.
-type FileResult struct {
-	Path   string // slash-separated, relative to the tree root
-	Failed bool
-	// Codes are the definition codes the file names, as far as it could
-	// be read, including those of invalid documents.
-	Codes []string
-}
-
 // Tenants lists the tree's tenant directories and reports what at its top
 // level is not one. It fails only when the root itself cannot be read.
 func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
@@ -126,13 +101,19 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 		isDir := e.IsDir()
 		if e.Type()&fs.ModeSymlink != 0 {
 			target, err := resolve(l.fsys, l.opts.AbsRoot, name)
-			if err != nil {
-				problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: symlinkProblem(err)})
-				continue
+			var info fs.FileInfo
+			if err == nil {
+				info, err = fs.Stat(l.fsys, target)
 			}
-			info, err := fs.Stat(l.fsys, target)
 			if err != nil {
-				problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: "cannot read symlink target: " + ioReason(err)})
+				if TenantPattern.MatchString(name) {
+					// Listed all the same: LoadTenant reports the problem
+					// and marks the tenant unreadable, so that a broken
+					// link retires nothing.
+					tenants = append(tenants, name)
+					continue
+				}
+				problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: symlinkProblem(err)})
 				continue
 			}
 			isDir = info.IsDir()
@@ -154,7 +135,7 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 // result, one call at a time, in no particular order. It returns the
 // problems of the tree's top level, or an error when the root cannot be
 // read.
-func (l *Loader) LoadAll(ctx context.Context, fn func(*TenantResult)) ([]reconciler.Problem, error) {
+func (l *Loader) LoadAll(ctx context.Context, fn func(*reconciler.TenantTree)) ([]reconciler.Problem, error) {
 	tenants, problems, err := l.Tenants()
 	if err != nil {
 		return nil, err
@@ -181,18 +162,18 @@ func (l *Loader) LoadAll(ctx context.Context, fn func(*TenantResult)) ([]reconci
 }
 
 // LoadTenant loads every definition file of one tenant directory.
-func (l *Loader) LoadTenant(tenant string) *TenantResult {
+func (l *Loader) LoadTenant(tenant string) *reconciler.TenantTree {
 	return l.load(tenant, nil)
 }
 
 // LoadFiles loads only the named files (paths relative to the tree root,
 // all inside tenant's directory) as that tenant's definitions.
-func (l *Loader) LoadFiles(tenant string, files []string) *TenantResult {
+func (l *Loader) LoadFiles(tenant string, files []string) *reconciler.TenantTree {
 	return l.load(tenant, files)
 }
 
-func (l *Loader) load(tenant string, only []string) *TenantResult {
-	res := &TenantResult{Tenant: tenant}
+func (l *Loader) load(tenant string, only []string) *reconciler.TenantTree {
+	res := &reconciler.TenantTree{Tenant: tenant}
 	w := &walker{fsys: l.fsys, absRoot: l.opts.AbsRoot, seen: map[string]bool{}}
 	tenantReal, err := resolve(l.fsys, l.opts.AbsRoot, tenant)
 	if err != nil {
@@ -242,7 +223,7 @@ func (l *Loader) load(tenant string, only []string) *TenantResult {
 // tenantLoad is the state of loading one tenant.
 type tenantLoad struct {
 	l             *Loader
-	res           *TenantResult
+	res           *reconciler.TenantTree
 	tenantVisible string
 	tenantReal    string
 	now           time.Time
@@ -269,7 +250,7 @@ func (t *tenantLoad) problem(file string, line, col int, code, msg string) {
 }
 
 func (t *tenantLoad) file(f fileRef) {
-	fr := FileResult{Path: f.visible}
+	fr := reconciler.TreeFile{Path: f.visible}
 	defer func() { t.res.Files = append(t.res.Files, fr) }()
 	data, err := readLimited(t.l.fsys, f.real)
 	if err != nil {

@@ -23,7 +23,7 @@ func symlink(target string) *fstest.MapFile {
 	return &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink}
 }
 
-func codes(r *definitions.TenantResult) []string {
+func codes(r *reconciler.TenantTree) []string {
 	var out []string
 	for _, d := range r.Definitions {
 		out = append(out, d.Metadata.Code)
@@ -70,7 +70,7 @@ func TestKubernetesVolumeLayout(t *testing.T) {
 	}
 	l := v.NewLoader(wholeTree, definitions.Options{})
 	got := map[string][]string{}
-	top, err := l.LoadAll(context.Background(), func(r *definitions.TenantResult) {
+	top, err := l.LoadAll(context.Background(), func(r *reconciler.TenantTree) {
 		if len(r.Problems) > 0 {
 			t.Errorf("%s: %s", r.Tenant, messages(r.Problems))
 		}
@@ -168,7 +168,7 @@ func TestReadErrorsMarkTheTenant(t *testing.T) {
 		t.Errorf("globex: ReadError = %v, problems %v; another tenant's trouble must not touch it", r.ReadError, r.Problems)
 	}
 
-	_, err := v.NewLoader(failingFS{base, "."}, definitions.Options{}).LoadAll(context.Background(), func(*definitions.TenantResult) {})
+	_, err := v.NewLoader(failingFS{base, "."}, definitions.Options{}).LoadAll(context.Background(), func(*reconciler.TenantTree) {})
 	if err == nil {
 		t.Errorf("LoadAll with an unreadable root: err = nil, want an error")
 	}
@@ -187,7 +187,7 @@ func TestFailedFileContributesNothing(t *testing.T) {
 	if got := codes(r); !slices.Equal(got, []string{"good"}) {
 		t.Errorf("codes = %v, want [good]", got)
 	}
-	want := []definitions.FileResult{
+	want := []reconciler.TreeFile{
 		{Path: "acme/good.yaml", Codes: []string{"good"}},
 		{Path: "acme/mixed.yaml", Failed: true, Codes: []string{"fine", "bad"}},
 	}
@@ -301,7 +301,7 @@ func TestIgnoredNames(t *testing.T) {
 	}
 	l := v.NewLoader(files, definitions.Options{})
 	var got []string
-	top, err := l.LoadAll(context.Background(), func(r *definitions.TenantResult) {
+	top, err := l.LoadAll(context.Background(), func(r *reconciler.TenantTree) {
 		if len(r.Problems) > 0 {
 			t.Errorf("%s: %s", r.Tenant, messages(r.Problems))
 		}

@@ -134,7 +134,7 @@ func (n *normalizer) failKey(object, key, format string, args ...any) {
 }
 
 // cronParser parses cron exactly as Inngest does.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var cronParser = reconciler.CronParser
 
 func (n *normalizer) normalize(value any) (reconciler.Definition, []fieldError) {
 	w := decodeDoc(value)
@@ -176,11 +176,7 @@ func (n *normalizer) normalize(value any) (reconciler.Definition, []fieldError) 
 	if len(n.errs) > 0 {
 		return d, n.errs
 	}
-	canonical, err := json.Marshal(struct {
-		Kind     reconciler.Kind     `json:"kind"`
-		Metadata reconciler.Metadata `json:"metadata"`
-		Spec     reconciler.Spec     `json:"spec"`
-	}{d.Kind, d.Metadata, d.Spec})
+	canonical, err := d.Canonical()
 	if err != nil {
 		return d, []fieldError{{msg: "document: cannot encode: " + err.Error()}}
 	}

@@ -1,0 +1,185 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// TreeSource reads the definitions tree (definitions.Loader).
+type TreeSource interface {
+	// Tenants lists the tenant directories and the problems of the tree's
+	// top level; it fails when the tree itself cannot be read.
+	Tenants() ([]string, []Problem, error)
+	// LoadTenant reads and validates one tenant directory.
+	LoadTenant(tenant string) *TenantTree
+}
+
+// Store holds the applied state (store.Store).
+type Store interface {
+	// LoadAll returns every known tenant's applied state; withSpec also
+	// loads the canonical documents that field-level plans compare.
+	LoadAll(ctx context.Context, withSpec bool) (map[string]AppliedTenant, error)
+	// Apply writes one tenant's plan in one transaction and reports
+	// whether anything needed writing.
+	Apply(ctx context.Context, plan TenantPlan, current AppliedTenant) (bool, error)
+}
+
+// Reconciler compares the tree with the applied state and, when asked,
+// applies the difference, one tenant at a time.
+type Reconciler struct {
+	Tree   TreeSource
+	Store  Store
+	Budget RetireBudget
+	// Workers bounds how many tenants are read and applied at once.
+	Workers int
+}
+
+// Result is the outcome of one reconcile (or plan).
+type Result struct {
+	StartedAt, FinishedAt time.Time
+	// Plans holds one plan per tenant in the tree or the store, by tenant.
+	Plans []TenantPlan
+	// TopProblems are problems of the tree's top level (misplaced files,
+	// invalid tenant directory names).
+	TopProblems []Problem
+	Counts      Counts
+	// Written counts the tenants whose stored state changed.
+	Written int
+	// Failed maps tenants whose apply failed to the error.
+	Failed map[string]error
+}
+
+// Problems returns every problem of the result, sorted.
+func (r *Result) Problems() []Problem {
+	ps := slices.Clone(r.TopProblems)
+	for _, p := range r.Plans {
+		ps = append(ps, p.Problems...)
+	}
+	SortProblems(ps)
+	return ps
+}
+
+// Plan computes every tenant's plan without writing anything.
+func (r *Reconciler) Plan(ctx context.Context, withSpec bool) (*Result, error) {
+	return r.run(ctx, withSpec, false)
+}
+
+// Apply computes every tenant's plan and applies it. A tenant whose apply
+// fails is reported in Result.Failed and does not stop the others; the
+// returned error is for failures that stop the whole reconcile (the tree
+// or the store cannot be read), in which case nothing was applied.
+func (r *Reconciler) Apply(ctx context.Context) (*Result, error) {
+	return r.run(ctx, false, true)
+}
+
+func (r *Reconciler) run(ctx context.Context, withSpec, apply bool) (*Result, error) {
+	res := &Result{StartedAt: time.Now(), Failed: map[string]error{}}
+	tenants, top, err := r.Tree.Tenants()
+	if err != nil {
+		return nil, err
+	}
+	res.TopProblems = top
+	applied, err := r.Store.LoadAll(ctx, withSpec)
+	if err != nil {
+		return nil, err
+	}
+	names := slices.Clone(tenants)
+	for t := range applied {
+		if !slices.Contains(names, t) {
+			names = append(names, t)
+		}
+	}
+	slices.Sort(names)
+	inTree := map[string]bool{}
+	for _, t := range tenants {
+		inTree[t] = true
+	}
+
+	plans := make([]TenantPlan, len(names))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.Workers))
+	for i, name := range names {
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			tree := &TenantTree{Tenant: name} // a vanished directory: nothing desired
+			if inTree[name] {
+				tree = r.Tree.LoadTenant(name)
+			}
+			cur := applied[name]
+			if cur.Definitions == nil {
+				cur = AppliedTenant{Tenant: name, Definitions: map[string]Applied{}}
+			}
+			plan := Diff(tree, cur, r.Budget)
+			plans[i] = plan
+			if !apply {
+				return nil
+			}
+			written, err := r.Store.Apply(gctx, plan, cur)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.Failed[name] = err
+			case written:
+				res.Written++
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	res.Plans = plans
+	for _, p := range plans {
+		if res.Failed[p.Tenant] == nil {
+			res.Counts.Add(p.Counts())
+		}
+	}
+	res.Counts.Errors += len(top)
+	res.FinishedAt = time.Now()
+	return res, nil
+}
+
+// Err summarizes the tenants whose apply failed, or returns nil.
+func (r *Result) Err() error {
+	if len(r.Failed) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, t := range slices.Sorted(maps.Keys(r.Failed)) {
+		errs = append(errs, r.Failed[t])
+	}
+	return errors.Join(errs...)
+}
+
+// Pending reports whether any plan would write a change.
+func (r *Result) Pending() bool {
+	return slices.ContainsFunc(r.Plans, TenantPlan.Pending)
+}
+
+// Summary is a one-line account of the result's counts.
+func (r *Result) Summary() string {
+	c := r.Counts
+	parts := []string{
+		fmt.Sprintf("%d to create", c.Created), fmt.Sprintf("%d to update", c.Updated),
+		fmt.Sprintf("%d to retire", c.Retired), fmt.Sprintf("%d unchanged", c.Unchanged),
+	}
+	if c.Held > 0 {
+		parts = append(parts, fmt.Sprintf("%d retirements held", c.Held))
+	}
+	if c.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d problems", c.Errors))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,496 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
+)
+
+var pg *storetest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &pg)) }
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newStore opens a migrated store on a fresh database.
+func newStore(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	url := pg.NewDatabase(t)
+	s, err := store.Open(ctxT(t), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := s.Migrate(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return s, url
+}
+
+func task(code, cron string) string {
+	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s, name: %s}\nspec:\n  trigger: {cron: %q}\n  type: api_call\n  config: {url: 'https://a.example.com/%s', headers: {Authorization: 'Bearer ${secret:TOKEN}'}}\n", code, code, cron, code)
+}
+
+// reconcile applies tree to s with budget and returns the result.
+func reconcile(t *testing.T, s *store.Store, tree fstest.MapFS, budget string) *reconciler.Result {
+	t.Helper()
+	res, err := recon(t, s, tree, budget).Apply(ctxT(t))
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if err := res.Err(); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return res
+}
+
+func recon(t *testing.T, s *store.Store, tree fstest.MapFS, budget string) *reconciler.Reconciler {
+	t.Helper()
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := reconciler.ParseRetireBudget(budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &reconciler.Reconciler{Tree: v.NewLoader(tree, definitions.Options{}), Store: s, Budget: b, Workers: 4}
+}
+
+func plan(t *testing.T, s *store.Store, tree fstest.MapFS) *reconciler.Result {
+	t.Helper()
+	res, err := recon(t, s, tree, "").Plan(ctxT(t), true)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return res
+}
+
+func change(t *testing.T, res *reconciler.Result, tenant, code string) reconciler.Change {
+	t.Helper()
+	for _, p := range res.Plans {
+		if p.Tenant != tenant {
+			continue
+		}
+		for _, c := range p.Changes {
+			if c.Code == code {
+				return c
+			}
+		}
+	}
+	t.Fatalf("no change for %s/%s", tenant, code)
+	return reconciler.Change{}
+}
+
+func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+
+func baseTree() fstest.MapFS {
+	return fstest.MapFS{
+		"acme/a.yaml":   file(task("alpha", "0 2 * * *")),
+		"acme/b.yaml":   file(task("beta", "0 3 * * *") + "---\n" + task("gamma", "0 4 * * *")),
+		"globex/x.yaml": file(task("xray", "*/5 * * * *")),
+	}
+}
+
+type row struct {
+	uuid      string
+	revision  int64
+	updatedAt time.Time
+	deleted   bool
+	source    string
+}
+
+func rows(t *testing.T, url string) map[string][]row {
+	t.Helper()
+	conn, err := pgx.Connect(ctxT(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rs, err := conn.Query(ctxT(t), `select t.code || '/' || d.code, d.uuid::text, d.revision, d.updated_at, d.deleted_at is not null, d.source_path || ':' || d.source_line
+		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id order by d.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]row{}
+	for rs.Next() {
+		var k string
+		var r row
+		if err := rs.Scan(&k, &r.uuid, &r.revision, &r.updatedAt, &r.deleted, &r.source); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = append(out[k], r)
+	}
+	return out
+}
+
+func TestMigrateTwiceAndConcurrently(t *testing.T) {
+	url := pg.NewDatabase(t)
+	var wg sync.WaitGroup
+	applied := make([]int, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			s, err := store.Open(ctxT(t), url, store.Options{})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			applied[i], errs[i] = s.Migrate(ctxT(t))
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range 4 {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		total += applied[i]
+	}
+	if total != 1 {
+		t.Errorf("migrations applied across replicas = %d, want 1", total)
+	}
+	s, err := store.Open(ctxT(t), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.Migrate(ctxT(t)); err != nil || n != 0 {
+		t.Errorf("second migrate: applied %d, err %v; want 0, nil", n, err)
+	}
+	if err := s.CheckSchema(ctxT(t)); err != nil {
+		t.Errorf("CheckSchema after migrate: %v", err)
+	}
+	fresh, err := store.Open(ctxT(t), pg.NewDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := fresh.CheckSchema(ctxT(t)); !errors.Is(err, store.ErrNotMigrated) {
+		t.Errorf("CheckSchema on an empty database = %v, want ErrNotMigrated", err)
+	}
+}
+
+// TestApplyIsIdempotent: the first apply creates everything; applying the
+// same tree again writes nothing and bumps no updated_at.
+func TestApplyIsIdempotent(t *testing.T) {
+	s, url := newStore(t)
+	res := reconcile(t, s, baseTree(), "")
+	if res.Counts.Created != 4 || res.Written != 2 {
+		t.Fatalf("first apply: %+v, written %d; want 4 created in 2 tenants", res.Counts, res.Written)
+	}
+	before := rows(t, url)
+	stmts := s.Statements()
+	res = reconcile(t, s, baseTree(), "")
+	if res.Counts.Unchanged != 4 || res.Written != 0 || res.Pending() {
+		t.Errorf("re-apply: %+v, written %d; want 4 unchanged, nothing written", res.Counts, res.Written)
+	}
+	if got := s.Statements() - stmts; got > 6 {
+		t.Errorf("re-apply sent %d statements; want only the loads", got)
+	}
+	if after := rows(t, url); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("rows changed on re-apply:\nbefore %v\nafter  %v", before, after)
+	}
+	// Nothing about a secret's value is stored: only the reference.
+	conn, err := pgx.Connect(ctxT(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var config string
+	if err := conn.QueryRow(ctxT(t), `select task_config::text from root_scheduled_tasks where code = 'alpha'`).Scan(&config); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(config, "${secret:TOKEN}") {
+		t.Errorf("task_config = %s, want the secret reference as written", config)
+	}
+}
+
+func TestPlanCases(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, baseTree(), "")
+	tree := baseTree()
+	// alpha changes its cron, beta moves to another file, gamma stays in b.yaml,
+	// delta is new.
+	tree["acme/a.yaml"] = file(task("alpha", "15 4 * * *"))
+	tree["acme/b.yaml"] = file(task("gamma", "0 4 * * *"))
+	tree["acme/moved/c.yaml"] = file(task("beta", "0 3 * * *") + "---\n" + task("delta", "@hourly"))
+	res := plan(t, s, tree)
+
+	alpha := change(t, res, "acme", "alpha")
+	if alpha.Action != reconciler.ChangeUpdate || len(alpha.Fields) != 1 || alpha.Fields[0].Path != "trigger.cron" ||
+		string(alpha.Fields[0].Before) != `"0 2 * * *"` || string(alpha.Fields[0].After) != `"15 4 * * *"` {
+		t.Errorf("alpha = %+v, want an update of trigger.cron from 0 2 * * * to 15 4 * * *", alpha)
+	}
+	beta := change(t, res, "acme", "beta")
+	if beta.Action != reconciler.ChangeUpdate || !beta.SourceOnly {
+		t.Errorf("beta = %+v, want a source-only update (moved file), not retire + create", beta)
+	}
+	gamma := change(t, res, "acme", "gamma")
+	if gamma.Action != reconciler.ChangeUpdate || !gamma.SourceOnly {
+		t.Errorf("gamma = %+v, want a source-only update (its line moved)", gamma)
+	}
+	if d := change(t, res, "acme", "delta"); d.Action != reconciler.ChangeCreate {
+		t.Errorf("delta = %+v, want create", d)
+	}
+	if x := change(t, res, "globex", "xray"); x.Action != reconciler.ChangeUnchanged {
+		t.Errorf("xray = %+v, want unchanged", x)
+	}
+	// Plan never writes.
+	before := rows(t, url)
+	plan(t, s, tree)
+	if after := rows(t, url); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("plan wrote: before %v after %v", before, after)
+	}
+
+	// Apply: the move keeps uuid and revision; the cron change bumps it.
+	reconcile(t, s, tree, "")
+	after := rows(t, url)
+	if b := after["acme/beta"]; len(b) != 1 || b[0].uuid != before["acme/beta"][0].uuid || b[0].revision != 1 || b[0].source != "acme/moved/c.yaml:1" {
+		t.Errorf("beta rows = %+v, want the same row moved to acme/moved/c.yaml:1 at revision 1", b)
+	}
+	if a := after["acme/alpha"]; len(a) != 1 || a[0].revision != 2 {
+		t.Errorf("alpha rows = %+v, want revision 2", a)
+	}
+}
+
+// TestLastKnownGood: a broken file keeps its applied definitions exactly as
+// they were while other files apply; its problems are stored; once fixed
+// it applies.
+func TestLastKnownGood(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, baseTree(), "")
+	before := rows(t, url)
+	tree := baseTree()
+	tree["acme/b.yaml"] = file(task("beta", "0 3 * *") + "---\n" + task("gamma", "0 5 * * *"))
+	tree["acme/a.yaml"] = file(task("alpha", "0 9 * * *"))
+	res := reconcile(t, s, tree, "")
+	if c := change(t, res, "acme", "beta"); c.Action != reconciler.ChangeUnchanged || c.Kept == "" {
+		t.Errorf("beta = %+v, want kept unchanged", c)
+	}
+	if c := change(t, res, "acme", "gamma"); c.Action != reconciler.ChangeUnchanged || c.Kept == "" {
+		t.Errorf("gamma = %+v, want kept unchanged: its file is broken", c)
+	}
+	after := rows(t, url)
+	for _, code := range []string{"acme/beta", "acme/gamma"} {
+		if fmt.Sprint(after[code]) != fmt.Sprint(before[code]) {
+			t.Errorf("%s changed: %v → %v", code, before[code], after[code])
+		}
+	}
+	if after["acme/alpha"][0].revision != 2 {
+		t.Errorf("alpha was not applied: %+v", after["acme/alpha"])
+	}
+	applied, err := s.LoadTenant(ctxT(t), "acme", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied.Problems) != 1 || applied.Problems[0].Path != "acme/b.yaml" || applied.Problems[0].Line != 5 || applied.Problems[0].Column != 19 {
+		t.Errorf("stored problems = %+v, want one at acme/b.yaml:5:19", applied.Problems)
+	}
+	// Fixed: it applies and the problem is cleared.
+	tree["acme/b.yaml"] = file(task("beta", "0 3 * * *") + "---\n" + task("gamma", "0 5 * * *"))
+	reconcile(t, s, tree, "")
+	if r := rows(t, url)["acme/gamma"]; r[0].revision != 2 {
+		t.Errorf("gamma after the fix: %+v, want revision 2", r)
+	}
+	applied, _ = s.LoadTenant(ctxT(t), "acme", false)
+	if len(applied.Problems) != 0 {
+		t.Errorf("problems after the fix: %v", applied.Problems)
+	}
+}
+
+// brokenFS fails to read one directory, as an I/O error would.
+type brokenFS struct {
+	fstest.MapFS
+	bad string
+}
+
+func (b brokenFS) ReadDir(name string) ([]os.DirEntry, error) {
+	if name == b.bad {
+		return nil, errors.New("input/output error")
+	}
+	return b.MapFS.ReadDir(name)
+}
+
+func TestReadErrorsRetireNothing(t *testing.T) {
+	s, url := newStore(t)
+	tree := baseTree()
+	tree["acme/sub/d.yaml"] = file(task("delta", "@daily"))
+	reconcile(t, s, tree, "all")
+	before := rows(t, url)
+
+	// A sub-directory cannot be read: the tenant applies and retires nothing,
+	// even with an unlimited budget.
+	v, _ := definitions.NewValidator()
+	r := &reconciler.Reconciler{Tree: v.NewLoader(brokenFS{tree, "acme/sub"}, definitions.Options{}), Store: s, Budget: mustBudget(t, "all"), Workers: 2}
+	res, err := r.Apply(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := change(t, res, "acme", "delta"); c.Action != reconciler.ChangeUnchanged {
+		t.Errorf("delta = %+v, want kept", c)
+	}
+	// The tree's root cannot be read: the reconcile fails as a whole.
+	r.Tree = v.NewLoader(brokenFS{tree, "."}, definitions.Options{})
+	if _, err := r.Apply(ctxT(t)); err == nil {
+		t.Errorf("apply with an unreadable root: err = nil")
+	}
+	if after := rows(t, url); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("rows changed: %v → %v", before, after)
+	}
+	// The database cannot be read: nothing happens either.
+	closed, err := store.Open(ctxT(t), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	r = recon(t, closed, fstest.MapFS{"acme/a.yaml": file(task("alpha", "@daily"))}, "all")
+	if _, err := r.Apply(ctxT(t)); err == nil {
+		t.Errorf("apply with a closed database: err = nil")
+	}
+}
+
+func mustBudget(t *testing.T, s string) reconciler.RetireBudget {
+	b, err := reconciler.ParseRetireBudget(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPruneBudget: removing more than half of a tenant's definitions, or a
+// whole tenant directory, is held until the budget allows it.
+func TestPruneBudget(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, baseTree(), "")
+	tree := fstest.MapFS{"acme/a.yaml": file(task("alpha", "0 2 * * *"))} // beta, gamma gone; globex vanished
+	res := reconcile(t, s, tree, "")
+	if res.Counts.Held != 3 || res.Counts.Retired != 0 {
+		t.Errorf("counts = %+v, want 3 held, 0 retired", res.Counts)
+	}
+	applied, _ := s.LoadAll(ctxT(t), false)
+	if h := applied["acme"].Held; fmt.Sprint(h) != "[beta gamma]" {
+		t.Errorf("acme held = %v, want [beta gamma]", h)
+	}
+	if h := applied["globex"].Held; fmt.Sprint(h) != "[xray]" {
+		t.Errorf("globex held = %v, want [xray]", h)
+	}
+	for code, rs := range rows(t, url) {
+		if rs[0].deleted {
+			t.Errorf("%s retired despite the budget", code)
+		}
+	}
+	// One of three is within the default budget.
+	tree = baseTree()
+	tree["acme/b.yaml"] = file(task("beta", "0 3 * * *"))
+	res = reconcile(t, s, tree, "")
+	if res.Counts.Retired != 1 || res.Counts.Held != 0 {
+		t.Errorf("one of three: %+v, want 1 retired", res.Counts)
+	}
+	// A number allows that many; "all" allows a whole tenant.
+	res = reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("alpha", "0 2 * * *"))}, "1")
+	if res.Counts.Retired != 2 || res.Counts.Held != 0 {
+		t.Errorf("budget 1: %+v, want beta retired and globex's one retired", res.Counts)
+	}
+	applied, _ = s.LoadAll(ctxT(t), false)
+	if len(applied["acme"].Held)+len(applied["globex"].Held) != 0 {
+		t.Errorf("held after release: %v %v", applied["acme"].Held, applied["globex"].Held)
+	}
+}
+
+// TestSoftDeleteAndReAdd: retiring keeps the row; adding the code again
+// creates a fresh row with a fresh uuid.
+func TestSoftDeleteAndReAdd(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, baseTree(), "")
+	tree := baseTree()
+	delete(tree, "acme/a.yaml")
+	reconcile(t, s, tree, "")
+	reconcile(t, s, baseTree(), "")
+	rs := rows(t, url)["acme/alpha"]
+	if len(rs) != 2 || !rs[0].deleted || rs[1].deleted || rs[0].uuid == rs[1].uuid {
+		t.Errorf("alpha rows = %+v, want a retired row and a fresh live one with another uuid", rs)
+	}
+}
+
+// TestLeader: one replica holds the lock; a second waits; when the
+// holder's connection is killed the holder steps down at once, its fenced
+// writes are refused, and the second takes over.
+func TestLeader(t *testing.T) {
+	s1, url := newStore(t)
+	s2, err := store.Open(ctxT(t), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	opts := store.LeaderOptions{Poll: 100 * time.Millisecond, Check: 100 * time.Millisecond}
+	l1, err := s1.AcquireLeadership(ctxT(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctxT(t), 500*time.Millisecond)
+	defer cancel()
+	if _, err := s2.AcquireLeadership(wait, opts); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second replica: err = %v, want to wait while the first leads", err)
+	}
+	if _, err := s1.WithFence(l1).Apply(ctxT(t), reconciler.Diff(&reconciler.TenantTree{Tenant: "acme"}, reconciler.AppliedTenant{Tenant: "acme"}, reconciler.RetireBudget{}), reconciler.AppliedTenant{Tenant: "acme", Problems: []reconciler.Problem{{Message: "x"}}}); err != nil {
+		t.Fatalf("fenced write while leading: %v", err)
+	}
+
+	got := make(chan *store.Leadership, 1)
+	go func() {
+		l2, err := s2.AcquireLeadership(ctxT(t), opts)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l2
+	}()
+	admin, err := pgx.Connect(ctxT(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(ctxT(t), `select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted and objsubid = 1`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l1.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first leader did not notice it lost the lock")
+	}
+	if _, err := s1.WithFence(l1).Apply(ctxT(t), reconciler.TenantPlan{Tenant: "acme"}, reconciler.AppliedTenant{Tenant: "acme", Problems: []reconciler.Problem{{Message: "y"}}}); !errors.Is(err, store.ErrNotLeader) {
+		t.Errorf("fenced write after losing the lock: err = %v, want ErrNotLeader", err)
+	}
+	select {
+	case l2 := <-got:
+		if l2 == nil {
+			t.Fatal("no second leader")
+		}
+		if _, err := s2.WithFence(l2).Apply(ctxT(t), reconciler.TenantPlan{Tenant: "acme"}, reconciler.AppliedTenant{Tenant: "acme", Problems: []reconciler.Problem{{Message: "z"}}}); err != nil {
+			t.Errorf("fenced write by the new leader: %v", err)
+		}
+		if err := l2.Release(ctxT(t)); err != nil {
+			t.Errorf("release: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second replica did not take over")
+	}
+}

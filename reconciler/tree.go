@@ -1,0 +1,28 @@
+package reconciler
+
+// TenantTree is what the definitions tree says about one tenant, as read
+// by the definitions package.
+type TenantTree struct {
+	Tenant string
+	// Definitions are the valid definitions of files without problems,
+	// sorted by code. A file with any problem contributes none: its
+	// previously applied definitions stay as they were.
+	Definitions []Definition
+	// Files lists every definition file read, sorted by path.
+	Files []TreeFile
+	// Problems are sorted by path, line and column.
+	Problems []Problem
+	// ReadError is set when part of the directory could not be read. What
+	// was read is incomplete, so nothing of the tenant may be applied or
+	// retired.
+	ReadError bool
+}
+
+// TreeFile is the outcome for one definition file.
+type TreeFile struct {
+	Path   string // slash-separated, relative to the tree root
+	Failed bool
+	// Codes are the definition codes the file names, as far as it could
+	// be read, including those of invalid documents.
+	Codes []string
+}
