@@ -67,8 +67,11 @@ type command struct {
 	name    string
 	args    string // synopsis of the positional arguments
 	summary string
-	flags   func(*flagSet)
-	run     func(ctx context.Context, c *invocation) error
+	// usageExit is the status of a usage error; default exitUsage. plan
+	// uses 2 for "changes pending", so its usage errors exit 1.
+	usageExit int
+	flags     func(*flagSet)
+	run       func(ctx context.Context, c *invocation) error
 }
 
 // invocation is what a command runs with.
@@ -82,7 +85,10 @@ type invocation struct {
 
 func commands() []command {
 	return []command{
+		{name: "run", summary: "reconcile the definitions tree with Postgres (--once: one reconcile, then exit)", flags: runFlags, run: runRun},
+		{name: "plan", summary: "show what a reconcile would change, per tenant, without writing", flags: planFlags, run: runPlan, usageExit: exitFailure},
 		{name: "validate", args: "[PATH...]", summary: "check definition files and trees without Postgres or Inngest", flags: validateFlags, run: runValidate},
+		{name: "migrate", summary: "apply the database migrations", flags: migrateFlags, run: runMigrate},
 		{name: "schema", summary: "print the JSON Schema of the definition format", run: runSchema},
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help for tasksync or a command", run: nil},
@@ -113,14 +119,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if c.flags != nil {
 			c.flags(fs)
 		}
-		if err := fs.parse(rest, getenv); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.usage(stdout)
-				return nil
-			}
-			return usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
+		err := fs.parse(rest, getenv)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.usage(stdout)
+			return nil
+		case err != nil:
+			err = usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
+		default:
+			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr})
 		}
-		return c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr})
+		var ee *exitError
+		if c.usageExit != 0 && errors.As(err, &ee) && ee.code == exitUsage && ee.err != nil {
+			ee.code = c.usageExit
+		}
+		return err
 	}
 	return usageError("unknown command %q (see 'tasksync help')", name)
 }
@@ -197,6 +210,11 @@ func (f *flagSet) string(p *string, name, env, def, usage string) {
 	f.envs[name] = env
 }
 
+func (f *flagSet) bool(p *bool, name, env string, usage string) {
+	f.set.BoolVar(p, name, false, usage)
+	f.envs[name] = env
+}
+
 // parse reads args, then fills every flag not given on the command line
 // from its environment variable.
 func (f *flagSet) parse(args []string, getenv func(string) string) error {
@@ -238,7 +256,7 @@ func (f *flagSet) usage(w io.Writer) {
 			line += " " + name
 		}
 		fmt.Fprintln(w, line)
-		if fl.DefValue != "" {
+		if fl.DefValue != "" && fl.DefValue != "false" {
 			usage += fmt.Sprintf(" (default %q)", fl.DefValue)
 		}
 		if env := f.envs[fl.Name]; env != "" {

@@ -113,10 +113,10 @@ func (s *Store) Apply(ctx context.Context, plan reconciler.TenantPlan, current r
 // row is a definition in the columns of root_scheduled_tasks.
 type row struct {
 	name, code, description, typ, triggerType, functionID, kind, hash string
-	triggerConfig, taskConfig, spec, scriptFiles                       []byte
-	active                                                             bool
-	sourcePath                                                         string
-	sourceLine                                                         int
+	triggerConfig, taskConfig, spec, scriptFiles                      []byte
+	active                                                            bool
+	sourcePath                                                        string
+	sourceLine                                                        int
 }
 
 func (s *Store) row(tenant string, d *reconciler.Definition) (row, error) {

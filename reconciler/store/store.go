@@ -19,6 +19,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/riveredge/tasksync/migrations"
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 // ErrNotMigrated means the database lacks tasksync's tables.
@@ -163,4 +164,16 @@ func redact(err error) error {
 		return errors.New(pe.Unwrap().Error())
 	}
 	return err
+}
+
+// RecordReconcile stores the outcome of one reconcile for the status API.
+func (s *Store) RecordReconcile(ctx context.Context, started, finished time.Time, result string, c reconciler.Counts, message string) error {
+	_, err := s.pool.Exec(ctx, `
+		insert into root_reconciles (started_at, finished_at, result, created, updated, retired, unchanged, held, errors, message)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))`,
+		started, finished, result, c.Created, c.Updated, c.Retired, c.Unchanged, c.Held, c.Errors, message)
+	if err != nil {
+		return fmt.Errorf("record reconcile: %w", redact(err))
+	}
+	return nil
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/store"
+)
+
+// dbOptions are the flags of the commands that reach Postgres.
+type dbOptions struct {
+	databaseURL string
+}
+
+func (o *dbOptions) flags(f *flagSet) {
+	f.string(&o.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL `url` of the applied state, e.g. postgres://user@host/db")
+}
+
+func (o *dbOptions) open(ctx context.Context) (*store.Store, error) {
+	if o.databaseURL == "" {
+		return nil, usageError("--database-url (or $DATABASE_URL) is required")
+	}
+	return store.Open(ctx, o.databaseURL, store.Options{})
+}
+
+// treeOptions are the flags of the commands that reconcile a tree.
+type treeOptions struct {
+	dbOptions
+	dir       string
+	maxRetire string
+	budget    reconciler.RetireBudget
+}
+
+func (o *treeOptions) flags(f *flagSet) {
+	o.dbOptions.flags(f)
+	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`")
+	f.string(&o.maxRetire, "max-retire", "TASKSYNC_MAX_RETIRE", "half",
+		"prune `budget` per tenant and reconcile: half (hold retirements of more than half, or all, of a tenant's definitions), all, or a number")
+}
+
+func (o *treeOptions) check() error {
+	b, err := reconciler.ParseRetireBudget(o.maxRetire)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	o.budget = b
+	info, err := os.Stat(o.dir)
+	if err != nil {
+		return &exitError{code: exitFailure, err: fmt.Errorf("definitions tree: %w", err)}
+	}
+	if !info.IsDir() {
+		return &exitError{code: exitFailure, err: fmt.Errorf("definitions tree %s is not a directory", o.dir)}
+	}
+	return nil
+}
+
+// reconciler builds the reconciler of the tree in o.dir over st.
+func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, error) {
+	abs, err := filepath.Abs(o.dir)
+	if err != nil {
+		return nil, err
+	}
+	v, err := definitions.NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	l := v.NewLoader(os.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs)})
+	return &reconciler.Reconciler{Tree: l, Store: st, Budget: o.budget, Workers: 2 * runtime.GOMAXPROCS(0)}, nil
+}
+
+// newLogger returns the logger of --log-format.
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, usageError("--log-format must be text or json, got %q", format)
+}
+
+type migrateOptions struct{ dbOptions }
+
+func migrateFlags(f *flagSet) {
+	o := &migrateOptions{}
+	o.dbOptions.flags(f)
+	f.opts = o
+}
+
+func runMigrate(ctx context.Context, c *invocation) error {
+	o := c.flags.opts.(*migrateOptions)
+	if len(c.args) > 0 {
+		return usageError("migrate takes no arguments")
+	}
+	st, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		fmt.Fprintln(c.stdout, "migrate: the database is up to date")
+	} else {
+		fmt.Fprintf(c.stdout, "migrate: applied %s\n", plural(n, "migration"))
+	}
+	return nil
+}
+
+// errExit1 ends a command with status 1 after it printed its own report.
+var errExit1 = &exitError{code: exitFailure}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/store"
+)
+
+type runOptions struct {
+	treeOptions
+	once      bool
+	logFormat string
+}
+
+func runFlags(f *flagSet) {
+	o := &runOptions{}
+	o.treeOptions.flags(f)
+	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors (for deploy pipelines)")
+	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
+	f.opts = o
+}
+
+// leaderWait bounds how long run --once waits for the leader lock. A
+// daemon that holds it reconciles the same tree itself.
+const leaderWait = time.Minute
+
+func runRun(ctx context.Context, c *invocation) error {
+	o := c.flags.opts.(*runOptions)
+	if len(c.args) > 0 {
+		return usageError("run takes no arguments; the tree is --dir")
+	}
+	logger, err := newLogger(o.logFormat, c.stderr)
+	if err != nil {
+		return err
+	}
+	if !o.once {
+		return usageError("run: the watching daemon is not available yet; use run --once")
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	st, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if n, err := st.Migrate(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		logger.Info("migrated", "applied", n)
+	}
+
+	wait, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	lead, err := st.AcquireLeadership(wait, store.LeaderOptions{Logger: logger})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &exitError{code: exitFailure, err: fmt.Errorf("another replica has held the leader lock for %v; it reconciles the tree itself", leaderWait)}
+	}
+	if err != nil {
+		return err
+	}
+	defer lead.Release(context.WithoutCancel(ctx))
+
+	r, err := o.reconciler(st.WithFence(lead))
+	if err != nil {
+		return err
+	}
+	res, err := r.Apply(ctx)
+	if err != nil {
+		logger.Error("reconcile failed: nothing applied", "err", err)
+		return &exitError{code: exitFailure, err: err}
+	}
+	result := "success"
+	switch {
+	case res.Err() != nil:
+		result = "failed"
+	case len(res.Problems()) > 0:
+		result = "invalid"
+	}
+	msg := ""
+	if err := res.Err(); err != nil {
+		msg = err.Error()
+	}
+	if err := st.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, result, res.Counts, msg); err != nil {
+		logger.Warn("cannot record the reconcile", "err", err)
+	}
+	logChanges(logger, res)
+	logger.Info("reconcile", "result", result, "created", res.Counts.Created, "updated", res.Counts.Updated,
+		"retired", res.Counts.Retired, "unchanged", res.Counts.Unchanged, "held", res.Counts.Held,
+		"errors", res.Counts.Errors, "duration", res.FinishedAt.Sub(res.StartedAt).Round(time.Millisecond))
+
+	for _, p := range res.Problems() {
+		fmt.Fprintln(c.stdout, p.String())
+	}
+	c2 := res.Counts
+	fmt.Fprintf(c.stdout, "Applied: %d created, %d updated, %d retired, %d unchanged", c2.Created, c2.Updated, c2.Retired, c2.Unchanged)
+	if c2.Held > 0 {
+		fmt.Fprintf(c.stdout, ", %s held (raise --max-retire to apply)", plural(c2.Held, "retirement"))
+	}
+	if c2.Errors > 0 {
+		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(c2.Errors, "problem"))
+	}
+	fmt.Fprintln(c.stdout, ".")
+	if err := res.Err(); err != nil {
+		return &exitError{code: exitFailure, err: err}
+	}
+	if result != "success" {
+		return errExit1
+	}
+	return nil
+}
+
+// logChanges logs one line per change applied.
+func logChanges(logger *slog.Logger, res *reconciler.Result) {
+	for _, p := range res.Plans {
+		if res.Failed[p.Tenant] != nil {
+			continue
+		}
+		for _, ch := range p.Changes {
+			switch {
+			case ch.Action == reconciler.ChangeUnchanged:
+			case ch.Held:
+				logger.Info("retirement held by the prune budget", "tenant", p.Tenant, "code", ch.Code)
+			default:
+				logger.Info("change", "tenant", p.Tenant, "code", ch.Code, "kind", ch.Kind, "action", ch.Action, "source_only", ch.SourceOnly)
+			}
+		}
+	}
+}
