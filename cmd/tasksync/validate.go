@@ -33,8 +33,12 @@ func validateFlags(f *flagSet) {
 	f.opts = o
 }
 
-// validateGCPercent is the GOGC validate runs with unless GOGC is set.
-const validateGCPercent = 400
+// validateGCPercent and validateMemoryLimit are the GOGC and GOMEMLIMIT
+// validate runs with unless they are set (see docs/benchmarks.md).
+const (
+	validateGCPercent   = 800
+	validateMemoryLimit = 192 << 20
+)
 
 // validateStats counts what was checked.
 type validateStats struct {
@@ -52,9 +56,12 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 	if c.getenv("GOGC") == "" {
 		// validate is a short batch job whose live heap stays small (one
-		// tenant per worker): trading a few MiB for less collection time
-		// is the right default here.
+		// tenant per worker): trading tens of MiB for less collection
+		// time is the right default here, under a soft memory limit.
 		defer debug.SetGCPercent(debug.SetGCPercent(validateGCPercent))
+		if c.getenv("GOMEMLIMIT") == "" {
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(validateMemoryLimit))
+		}
 	}
 	v, err := definitions.NewValidator()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // time zones must validate on hosts without a zoneinfo database
 
@@ -35,6 +36,9 @@ type Validator struct {
 	schema *schemaValidator
 	cel    *celChecker
 	zones  sync.Map // IANA name → *time.Location; only valid names are kept
+
+	gaps     sync.Map // "zone expr" → shortest gap between runs (reconciler.Duration)
+	gapCount atomic.Int64
 }
 
 // NewValidator compiles the embedded schema and the CEL environments.

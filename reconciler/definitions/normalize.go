@@ -298,7 +298,7 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 		if t.Jitter%reconciler.Duration(time.Second) != 0 {
 			n.fail(p+"/jitter", "must be whole seconds, got %s", w.Jitter)
 		}
-		if gap := shortestGap(sched, loc); t.Jitter >= gap {
+		if gap := n.v.shortestGap(expr, sched, loc); t.Jitter >= gap {
 			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %q; runs would overlap", t.Jitter, gap, w.Cron)
 		}
 	}
@@ -334,8 +334,26 @@ func cronProblem(expr string, err error) string {
 
 // shortestGap is the shortest time between two runs of sched over its
 // first few hundred runs from a fixed instant, so that the answer does not
-// depend on when validation runs.
-func shortestGap(sched cron.Schedule, loc *time.Location) reconciler.Duration {
+// depend on when validation runs. It is remembered per expression and zone:
+// computing it costs hundreds of schedule steps.
+func (v *Validator) shortestGap(expr string, sched cron.Schedule, loc *time.Location) reconciler.Duration {
+	key := loc.String() + " " + expr
+	if g, ok := v.gaps.Load(key); ok {
+		return g.(reconciler.Duration)
+	}
+	g := computeShortestGap(sched, loc)
+	if v.gapCount.Add(1) > maxGapCache {
+		v.gaps.Clear()
+		v.gapCount.Store(0)
+	}
+	v.gaps.Store(key, g)
+	return g
+}
+
+// maxGapCache bounds the remembered gaps; a daemon sees edits forever.
+const maxGapCache = 10_000
+
+func computeShortestGap(sched cron.Schedule, loc *time.Location) reconciler.Duration {
 	const runs = 400
 	prev := sched.Next(time.Date(2001, 1, 1, 0, 0, 0, 0, loc))
 	best := time.Duration(1<<63 - 1)
