@@ -44,3 +44,42 @@ run: build ## build and validate tasks.d/ (later: start everything)
 
 clean: ## remove build output and caches
 	rm -rf bin $(CACHE)
+
+# The Inngest dev server, built from its Go module in an ignored cache (see
+# ../shared/INNGEST.md): a build module of its own that repeats the
+# server's replace directive and points at a writable copy of the module
+# with the one file its docs embed needs. An inngest already on PATH is
+# used instead.
+INNGEST_VERSION ?= v1.44.0
+INNGEST_BUILD   := $(CACHE)/inngest-$(INNGEST_VERSION)
+
+.PHONY: inngest
+inngest: bin/inngest ## build (or link) the Inngest dev server into bin/inngest
+
+bin/inngest:
+	@mkdir -p bin
+	@if command -v inngest >/dev/null 2>&1; then \
+		ln -sf "$$(command -v inngest)" bin/inngest; echo "using $$(command -v inngest)"; \
+	else $(MAKE) --no-print-directory inngest-build; fi
+
+.PHONY: inngest-build
+inngest-build:
+	@set -e; \
+	src=$$($(GO) mod download -json github.com/inngest/inngest@$(INNGEST_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$src" || { echo "cannot download github.com/inngest/inngest@$(INNGEST_VERSION)"; exit 1; }; \
+	mkdir -p $(INNGEST_BUILD); \
+	if [ ! -d $(INNGEST_BUILD)/src ]; then \
+		cp -r "$$src" $(INNGEST_BUILD)/src.tmp && chmod -R u+w $(INNGEST_BUILD)/src.tmp && \
+		mkdir -p $(INNGEST_BUILD)/src.tmp/internal/embeddocs/website/pages/docs && \
+		echo "# Inngest docs are not part of this build" > $(INNGEST_BUILD)/src.tmp/internal/embeddocs/website/pages/docs/index.mdx && \
+		mv $(INNGEST_BUILD)/src.tmp $(INNGEST_BUILD)/src; \
+	fi; \
+	mkdir -p $(INNGEST_BUILD)/build; \
+	printf '%s\n' 'module tasksync.invalid/inngest-build' '' 'go 1.26' '' \
+		'require github.com/inngest/inngest $(INNGEST_VERSION)' '' \
+		'replace github.com/inngest/inngest => ../src' '' \
+		'replace github.com/tencentcloud/tencentcloud-sdk-go v3.0.82+incompatible => github.com/tencentcloud/tencentcloud-sdk-go v1.0.191' \
+		> $(INNGEST_BUILD)/build/go.mod; \
+	test -f $(INNGEST_BUILD)/build/go.sum || cp $(INNGEST_BUILD)/src/go.sum $(INNGEST_BUILD)/build/go.sum; \
+	cd $(INNGEST_BUILD)/build && GOFLAGS=-mod=mod $(GO) build -trimpath -o $(CURDIR)/bin/inngest github.com/inngest/inngest/cmd; \
+	echo "built bin/inngest ($(INNGEST_VERSION))"

@@ -314,31 +314,11 @@ func (s compiledSchema) leaf(ve *jsonschema.ValidationError, doc any) []fieldErr
 // schemaAt resolves an absolute keyword location to the raw schema object
 // holding that keyword (parent) or the keyword's own value.
 func (s compiledSchema) schemaAt(absLoc string, parent bool) map[string]any {
-	_, frag, _ := strings.Cut(absLoc, "#")
-	tokens := strings.Split(strings.TrimPrefix(frag, "/"), "/")
-	if parent && len(tokens) > 0 {
-		tokens = tokens[:len(tokens)-1]
+	_, ptr, _ := strings.Cut(absLoc, "#")
+	if parent {
+		ptr = ptr[:max(0, strings.LastIndexByte(ptr, '/'))]
 	}
-	var cur any = s.raw
-	for _, tok := range tokens {
-		if tok == "" {
-			continue
-		}
-		tok = unescapeToken(tok)
-		switch c := cur.(type) {
-		case map[string]any:
-			cur = c[tok]
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil
-			}
-			cur = c[i]
-		default:
-			return nil
-		}
-	}
-	m, _ := cur.(map[string]any)
+	m, _ := valueAt(s.raw, ptr).(map[string]any)
 	return m
 }
 
