@@ -109,8 +109,14 @@ func writePlanText(w io.Writer, res *reconciler.Result, now time.Time) {
 			fmt.Fprintf(w, "  ! %s\n", pr)
 		}
 		if c.Held > 0 {
-			fmt.Fprintf(w, "  ! %s held: retiring %d of %d definitions exceeds the prune budget; raise --max-retire to apply\n",
-				plural(c.Held, "retirement"), c.Held, len(p.Changes))
+			applied := 0
+			for _, ch := range p.Changes {
+				if ch.Applied != nil {
+					applied++
+				}
+			}
+			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget; raise --max-retire to apply\n",
+				plural(c.Held, "retirement"), c.Held, applied)
 		}
 	}
 	fmt.Fprintf(w, "Plan: %s.\n", res.Summary())
