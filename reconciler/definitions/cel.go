@@ -7,36 +7,21 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
+
+	"github.com/riveredge/tasksync/reconciler/expr"
 )
 
-// scope is the set of variables an expression may use, which depends on
-// where it is written.
-type scope int
+// scope is where an expression is written; see expr.Scope.
+type scope = expr.Scope
 
 const (
-	// scopeTrigger: an event trigger's `if`, which Inngest evaluates
-	// against the incoming event.
-	scopeTrigger scope = iota
-	// scopeTask: templates in a ScheduledTask's config.
-	scopeTask
-	// scopeStep: a workflow step's `if`, `sleep_until` and templates.
-	scopeStep
-	// scopeWait: a wait_for_event `if`, which Inngest evaluates with the
-	// triggering event as `event` and the awaited one as `async`.
-	scopeWait
-	numScopes
+	scopeTrigger = expr.Trigger
+	scopeTask    = expr.Task
+	scopeStep    = expr.Step
+	scopeWait    = expr.Wait
 )
-
-// scopeVars documents each scope's variables; error messages list them.
-var scopeVars = [numScopes]string{
-	scopeTrigger: "event",
-	scopeTask:    "event, tenant",
-	scopeStep:    "event, steps, tenant",
-	scopeWait:    "event, async",
-}
 
 // want is the type an expression must produce.
 type want int
@@ -51,7 +36,7 @@ const (
 // the same expressions across files and tenants, and compiling is the most
 // expensive part of validation. Environments are safe for concurrent use.
 type celChecker struct {
-	envs [numScopes]*cel.Env
+	envs *expr.Envs
 
 	mu    sync.Mutex
 	cache map[celKey]celResult
@@ -72,38 +57,24 @@ type celResult struct {
 const maxCELCache = 10_000
 
 func newCELChecker() (*celChecker, error) {
-	c := &celChecker{cache: map[celKey]celResult{}}
-	event := cel.Variable("event", cel.MapType(cel.StringType, cel.DynType))
-	tenant := cel.Variable("tenant", cel.StringType)
-	steps := cel.Variable("steps", cel.MapType(cel.StringType, cel.DynType))
-	async := cel.Variable("async", cel.MapType(cel.StringType, cel.DynType))
-	opts := [numScopes][]cel.EnvOption{
-		scopeTrigger: {event},
-		scopeTask:    {event, tenant},
-		scopeStep:    {event, steps, tenant},
-		scopeWait:    {event, async},
+	envs, err := expr.NewEnvs()
+	if err != nil {
+		return nil, err
 	}
-	for s, o := range opts {
-		env, err := cel.NewEnv(o...)
-		if err != nil {
-			return nil, fmt.Errorf("cel environment: %w", err)
-		}
-		c.envs[s] = env
-	}
-	return c, nil
+	return &celChecker{envs: envs, cache: map[celKey]celResult{}}, nil
 }
 
 // check compiles expr in scope and returns a message saying what is wrong,
 // or "". steps lists the workflow's step ids in order, and current the
 // index of the step the expression belongs to: it may refer only to the
 // steps before it.
-func (c *celChecker) check(s scope, w want, expr string, steps []string, current int) string {
-	key := celKey{s, w, expr}
+func (c *celChecker) check(s scope, w want, src string, steps []string, current int) string {
+	key := celKey{s, w, src}
 	c.mu.Lock()
 	res, ok := c.cache[key]
 	c.mu.Unlock()
 	if !ok {
-		res = c.compile(s, w, expr)
+		res = c.compile(s, w, src)
 		c.mu.Lock()
 		if len(c.cache) >= maxCELCache {
 			clear(c.cache)
@@ -120,31 +91,31 @@ func (c *celChecker) check(s scope, w want, expr string, steps []string, current
 		case i >= 0 && i < current:
 			continue
 		case i == current:
-			return fmt.Sprintf("expression %q refers to its own step %q; a step can read only the steps before it", expr, id)
+			return fmt.Sprintf("expression %q refers to its own step %q; a step can read only the steps before it", src, id)
 		case i > current:
-			return fmt.Sprintf("expression %q refers to step %q, which runs later (step %d); a step can read only the steps before it", expr, id, i+1)
+			return fmt.Sprintf("expression %q refers to step %q, which runs later (step %d); a step can read only the steps before it", src, id, i+1)
 		case current == 0:
-			return fmt.Sprintf("expression %q refers to step %q, which does not exist (and no step runs before this one)", expr, id)
+			return fmt.Sprintf("expression %q refers to step %q, which does not exist (and no step runs before this one)", src, id)
 		}
-		return fmt.Sprintf("expression %q refers to step %q, which does not exist; earlier steps: %s", expr, id, strings.Join(steps[:current], ", "))
+		return fmt.Sprintf("expression %q refers to step %q, which does not exist; earlier steps: %s", src, id, strings.Join(steps[:current], ", "))
 	}
 	return ""
 }
 
-func (c *celChecker) compile(s scope, w want, expr string) celResult {
-	checked, iss := c.envs[s].Compile(expr)
+func (c *celChecker) compile(s scope, w want, src string) celResult {
+	checked, iss := c.envs.Env(s).Compile(src)
 	if iss != nil && iss.Err() != nil {
-		return celResult{err: fmt.Sprintf("invalid expression %q: %s (variables here: %s)", expr, oneLine(iss.Err().Error()), scopeVars[s])}
+		return celResult{err: fmt.Sprintf("invalid expression %q: %s (variables here: %s)", src, oneLine(iss.Err().Error()), s.Vars())}
 	}
 	out := checked.OutputType()
 	switch w {
 	case wantBool:
 		if !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
-			return celResult{err: fmt.Sprintf("expression %q must be true or false, but yields %s", expr, out)}
+			return celResult{err: fmt.Sprintf("expression %q must be true or false, but yields %s", src, out)}
 		}
 	case wantTime:
 		if !out.IsExactType(types.TimestampType) && !out.IsExactType(types.StringType) && !out.IsExactType(types.DynType) {
-			return celResult{err: fmt.Sprintf("expression %q must yield a timestamp, but yields %s", expr, out)}
+			return celResult{err: fmt.Sprintf("expression %q must yield a timestamp, but yields %s", src, out)}
 		}
 	}
 	return celResult{steps: stepRefs(checked.NativeRep())}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/riveredge/tasksync/reconciler/expr"
 )
 
 // secretName is what NAME may be in ${secret:NAME}: it must also work as
@@ -65,29 +67,17 @@ func SecretRefs(s string) []string {
 
 // templateExprs returns the CEL expressions of the {{ }} templates in s.
 func templateExprs(s string) ([]string, string) {
-	var exprs []string
-	for {
-		i := strings.Index(s, "{{")
-		if i < 0 {
-			if strings.Contains(s, "}}") {
-				return exprs, fmt.Sprintf("%q closes a template that was never opened; templates are written {{ expression }}", clip(s))
-			}
-			return exprs, ""
-		}
-		if j := strings.Index(s[:i], "}}"); j >= 0 {
-			return exprs, fmt.Sprintf("%q closes a template that was never opened; templates are written {{ expression }}", clip(s))
-		}
-		end := strings.Index(s[i+2:], "}}")
-		if end < 0 {
-			return exprs, fmt.Sprintf("unterminated template %q; close it with }}", clip(s[i:]))
-		}
-		expr := strings.TrimSpace(s[i+2 : i+2+end])
-		if expr == "" {
-			return exprs, "empty template {{ }}; write an expression such as {{ event.data.id }}"
-		}
-		exprs = append(exprs, expr)
-		s = s[i+2+end+2:]
+	parts, err := expr.ParseTemplate(s)
+	if err != nil {
+		return nil, err.Error()
 	}
+	var exprs []string
+	for _, p := range parts {
+		if p.Expr != "" {
+			exprs = append(exprs, p.Expr)
+		}
+	}
+	return exprs, ""
 }
 
 func clip(s string) string {
