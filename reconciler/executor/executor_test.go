@@ -48,7 +48,7 @@ func TestGuardTable(t *testing.T) {
 		{"255.255.255.255", false},
 		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
 		{"::ffff:169.254.169.254", false},
-		{"::ffff:10.1.2.3", true}, // IPv4-mapped form of an allowed address
+		{"::ffff:10.1.2.3", true},     // IPv4-mapped form of an allowed address
 		{"64:ff9b::a9fe:a9fe", false}, // NAT64 form of 169.254.169.254
 		{"8.8.8.8", true},
 		{"93.184.216.34", true},
