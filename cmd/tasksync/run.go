@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/schema"
 )
 
@@ -97,6 +98,11 @@ func commands() []command {
 
 // run is the whole program: main only translates its error to an exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == executor.SandboxInitArg {
+		// This process is a python_script sandbox's init; it becomes the
+		// interpreter, or returns why it could not.
+		return &exitError{code: executor.SandboxInit()}
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 

@@ -1,0 +1,264 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// SandboxInitArg is the hidden first argument with which the tasksync
+// binary (or a test binary) starts as the sandbox's init process. Its
+// main must hand such a start to SandboxInit before anything else.
+const SandboxInitArg = "__tasksync-sandbox-init"
+
+// Sandbox runs python_script actions out of process: in their own network
+// (no interfaces but a down loopback), PID, mount, IPC and UTS namespaces,
+// as an unprivileged user, with an empty environment plus the declared
+// env, in a temporary directory removed afterwards, under CPU, memory,
+// file-size, process and open-file limits and a wall-clock timeout that
+// kills every process of the run. It never runs a script unsandboxed.
+type Sandbox struct {
+	// Python is the interpreter; it must be runnable by UID.
+	Python string
+	// UID and GID the script runs as; default 65534 (nobody).
+	UID, GID int
+	// Self is the executable started as the sandbox's init; default the
+	// running binary.
+	Self string
+
+	checkOnce sync.Once
+	checkErr  error
+}
+
+// ScriptResult is what a python_script produced: `steps.<id>` in a
+// workflow.
+type ScriptResult struct {
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+	// Result is the JSON value the script printed on its last line, if any.
+	Result    any  `json:"result"`
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Limits of every sandboxed run besides the definition's own timeout and
+// memory.
+const (
+	sandboxMaxFileBytes = 16 << 20
+	sandboxMaxProcs     = 64
+	sandboxMaxOpenFiles = 256
+	sandboxTmpfsBytes   = 16 << 20
+)
+
+// initSpec is what the parent tells the init process, through a pipe so
+// that env values (secrets) appear in no command line.
+type initSpec struct {
+	Python   string   `json:"python"`
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Dir      string   `json:"dir"`
+	UID      int      `json:"uid"`
+	GID      int      `json:"gid"`
+	CPUSecs  uint64   `json:"cpu_secs"`
+	MemBytes uint64   `json:"mem_bytes"`
+}
+
+// ErrSandboxUnavailable means the sandbox cannot be set up on this host;
+// scripts are refused rather than run without it.
+var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root or CAP_SYS_ADMIN for namespaces, and an interpreter the sandbox user may run); scripts are refused")
+
+// Check runs a trivial script once and reports whether the sandbox works
+// here; tasksync calls it at start-up.
+func (s *Sandbox) Check(ctx context.Context) error {
+	s.checkOnce.Do(func() {
+		res, err := s.run(ctx, reconciler.PythonScript{Script: "print('ok')", Timeout: reconciler.Duration(30 * time.Second), MemoryMB: 128}, nil, nil)
+		switch {
+		case err != nil:
+			s.checkErr = fmt.Errorf("%w: %v", ErrSandboxUnavailable, err)
+		case strings.TrimSpace(res.Stdout) != "ok":
+			s.checkErr = fmt.Errorf("%w: the check script printed %q (exit %d): %s", ErrSandboxUnavailable, res.Stdout, res.ExitCode, snippet(res.Stderr))
+		}
+	})
+	return s.checkErr
+}
+
+// Run runs one python_script. env holds the declared environment with
+// templates rendered and secrets resolved; red redacts secret values from
+// the captured output and errors. A non-zero exit is an error, with the
+// result still returned.
+func (s *Sandbox) Run(ctx context.Context, py reconciler.PythonScript, args []string, env map[string]string, red *Redactor) (*ScriptResult, error) {
+	if err := s.Check(ctx); err != nil {
+		return nil, err
+	}
+	res, err := s.run(ctx, py, args, env)
+	if red == nil {
+		red = &Redactor{}
+	}
+	if res != nil {
+		res.Stdout, res.Stderr = red.String(res.Stdout), red.String(res.Stderr)
+	}
+	return res, red.Error(err)
+}
+
+func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []string, env map[string]string) (*ScriptResult, error) {
+	uid, gid := s.UID, s.GID
+	if uid == 0 {
+		uid, gid = 65534, 65534
+	}
+	self := s.Self
+	if self == "" {
+		self = "/proc/self/exe"
+	}
+	python := s.Python
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	dir, err := os.MkdirTemp("", "tasksync-script-")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	source := py.Script
+	if source == "" {
+		source = py.FileContent
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.py"), []byte(source), 0o444); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	timeout := time.Duration(py.Timeout)
+	if timeout <= 0 {
+		timeout = time.Duration(reconciler.DefaultPythonTimeout)
+	}
+	memMB := py.MemoryMB
+	if memMB <= 0 {
+		memMB = reconciler.DefaultPythonMemoryMB
+	}
+	spec := initSpec{
+		Python:   python,
+		Args:     append([]string{python, "-I", "main.py"}, args...),
+		Dir:      dir,
+		UID:      uid,
+		GID:      gid,
+		CPUSecs:  uint64(timeout/time.Second) + 1,
+		MemBytes: uint64(memMB) << 20,
+	}
+	for k, v := range env {
+		spec.Env = append(spec.Env, k+"="+v)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer specR.Close()
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, SandboxInitArg)
+	cmd.Env = []string{}
+	cmd.ExtraFiles = []*os.File{specR}
+	stdout, stderr := &capped{max: reconciler.MaxResponseCaptureBytes}, &capped{max: reconciler.MaxResponseCaptureBytes}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	// Killing the init kills its whole PID namespace: every process the
+	// script started, however it detached.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		specW.Close()
+		return nil, fmt.Errorf("sandbox: start: %w", err)
+	}
+	enc := json.NewEncoder(specW)
+	werr := enc.Encode(spec)
+	specW.Close()
+	err = cmd.Wait()
+	res := &ScriptResult{Stdout: stdout.String(), Stderr: stderr.String(), Truncated: stdout.over || stderr.over}
+	res.Result = lastLineJSON(res.Stdout)
+	if werr != nil {
+		return res, fmt.Errorf("sandbox: %w", werr)
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		res.ExitCode = -1
+		return res, fmt.Errorf("script killed after its %s timeout", timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		res.ExitCode = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return res, fmt.Errorf("script killed by %v (a limit was reached?): %s", ws.Signal(), snippet(res.Stderr))
+		}
+		if res.ExitCode == initFailure {
+			return res, fmt.Errorf("sandbox: %s", snippet(res.Stderr))
+		}
+		return res, fmt.Errorf("script exited with status %d: %s", res.ExitCode, snippet(lastLines(res.Stderr, 3)))
+	}
+	if err != nil {
+		return res, fmt.Errorf("sandbox: %w", err)
+	}
+	return res, nil
+}
+
+// lastLineJSON returns the JSON value on the last non-empty line of out.
+func lastLineJSON(out string) any {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		return nil
+	}
+	var v any
+	if json.Unmarshal([]byte(last), &v) != nil {
+		return nil
+	}
+	return v
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// capped keeps the first max bytes written to it and counts the rest.
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); room > 0 {
+		if len(p) > room {
+			c.buf.Write(p[:room])
+			c.over = true
+		} else {
+			c.buf.Write(p)
+		}
+	} else if len(p) > 0 {
+		c.over = true
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string { return c.buf.String() }
