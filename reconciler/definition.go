@@ -60,10 +60,16 @@ const (
 	MaxDefinitionNesting    = 64
 	MaxWorkflowSteps        = 100
 	MaxExpandedYAMLValues   = 100_000
+	MaxDocumentsPerFile     = 1000
+	MaxProblemsPerFile      = 100
 	MaxWaitForEventTimeout  = Duration(366 * 24 * time.Hour)
 	MaxRetryDelay           = Duration(24 * time.Hour)
 	MinRetryDelay           = Duration(time.Second)
 	MaxConcurrency          = 1000
+	// MaxJitter and MaxSleep are Inngest's own limits: it refuses a
+	// function whose cron jitter, or a sleep, is longer.
+	MaxJitter = Duration(5 * time.Minute)
+	MaxSleep  = Duration(366 * 24 * time.Hour)
 )
 
 // Definition is one validated, normalized definition: a ScheduledTask or a

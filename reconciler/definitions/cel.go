@@ -53,6 +53,9 @@ type celResult struct {
 	steps []string // step ids referenced as steps.<id> or steps["id"]
 }
 
+// maxExpressionBytes bounds one expression; messages quote expressions.
+const maxExpressionBytes = 4096
+
 // maxCELCache bounds the cache; a long-running daemon sees edits forever.
 const maxCELCache = 10_000
 
@@ -69,6 +72,9 @@ func newCELChecker() (*celChecker, error) {
 // index of the step the expression belongs to: it may refer only to the
 // steps before it.
 func (c *celChecker) check(s scope, w want, src string, steps []string, current int) string {
+	if len(src) > maxExpressionBytes {
+		return fmt.Sprintf("expression of %d bytes is longer than the %d allowed", len(src), maxExpressionBytes)
+	}
 	key := celKey{s, w, src}
 	c.mu.Lock()
 	res, ok := c.cache[key]
@@ -152,7 +158,7 @@ func isIdent(e ast.Expr, name string) bool {
 }
 
 // celPos matches the position CEL puts before each issue.
-var celPos = regexp.MustCompile(`^ERROR: <input>:(\d+):(\d+): `)
+var celPos = regexp.MustCompile(`^ERROR: <input>:(-?\d+):(-?\d+): `)
 
 // oneLine reduces CEL's first issue to one readable line: its column in
 // the expression, without the caret drawing, the parser's list of
@@ -164,7 +170,9 @@ func oneLine(s string) string {
 	where := ""
 	if m := celPos.FindStringSubmatch(s); m != nil {
 		s = strings.TrimPrefix(s, m[0])
-		where = " at column " + m[2]
+		if !strings.HasPrefix(m[2], "-") && m[2] != "0" {
+			where = " at column " + m[2]
+		}
 	}
 	s = strings.Replace(s, " (in container '')", "", 1)
 	if i := strings.Index(s, " expecting "); i >= 0 {

@@ -178,13 +178,21 @@ func (l *Loader) LoadFiles(tenant string, files []string) *reconciler.TenantTree
 
 func (l *Loader) load(tenant string, only []string) *reconciler.TenantTree {
 	res := &reconciler.TenantTree{Tenant: tenant}
-	w := &walker{fsys: l.fsys, absRoot: l.opts.AbsRoot, seen: map[string]bool{}}
 	tenantReal, err := resolve(l.fsys, l.opts.AbsRoot, tenant)
+	if err == nil && tenantReal != tenant {
+		// A tenant directory may be a link into a hidden volume directory
+		// (..data), never into another tenant's directory.
+		first, _, _ := strings.Cut(tenantReal, "/")
+		if !strings.HasPrefix(first, ".") {
+			err = fmt.Errorf("it is a symlink to %s, another tenant's directory or a place outside the hidden volume directories; refused", tenantReal)
+		}
+	}
 	if err != nil {
 		res.ReadError = true
 		res.Problems = append(res.Problems, reconciler.Problem{Path: l.opts.PathPrefix + tenant, Tenant: tenant, Message: "cannot read tenant directory: " + symlinkProblem(err)})
 		return res
 	}
+	w := &walker{fsys: l.fsys, absRoot: l.opts.AbsRoot, seen: map[string]bool{}, home: []string{tenant, tenantReal}}
 	if only == nil {
 		w.walk(tenant, tenantReal, 0)
 	} else {
@@ -193,6 +201,10 @@ func (l *Loader) load(tenant string, only []string) *reconciler.TenantTree {
 			if err != nil {
 				w.readErr = true
 				w.fail(f, "cannot read file: %s", ioReason(err))
+				continue
+			}
+			if !w.inside(real) {
+				w.fail(f, "symlink leads out of the tenant's own directory (-> %s); refused, a tenant's files must live in its directory", real)
 				continue
 			}
 			w.files = append(w.files, fileRef{visible: f, real: real})
@@ -234,6 +246,7 @@ type tenantLoad struct {
 	defs          []reconciler.Definition
 	codes         []codeSite // every code seen, valid or not, for uniqueness
 	failed        map[string]bool
+	perFile       map[string]int // problems reported per file
 }
 
 // codeSite is where a document declared its code.
@@ -244,13 +257,24 @@ type codeSite struct {
 }
 
 func (t *tenantLoad) problem(file string, line, col int, code, msg string) {
-	t.res.Problems = append(t.res.Problems, reconciler.Problem{
-		Path: t.l.opts.PathPrefix + file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg,
-	})
 	if t.failed == nil {
 		t.failed = map[string]bool{}
 	}
 	t.failed[file] = true
+	if t.perFile == nil {
+		t.perFile = map[string]int{}
+	}
+	t.perFile[file]++
+	switch n := t.perFile[file]; {
+	case n == reconciler.MaxProblemsPerFile+1:
+		line, col, code = 0, 0, ""
+		msg = fmt.Sprintf("more than %d problems; fix these first", reconciler.MaxProblemsPerFile)
+	case n > reconciler.MaxProblemsPerFile:
+		return
+	}
+	t.res.Problems = append(t.res.Problems, reconciler.Problem{
+		Path: t.l.opts.PathPrefix + file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg,
+	})
 }
 
 func (t *tenantLoad) file(f fileRef) {
@@ -318,14 +342,16 @@ func (t *tenantLoad) uniqueCodes() {
 			continue
 		}
 		for i, s := range sites {
-			var others []string
-			for j, o := range sites {
-				if j != i {
-					others = append(others, fmt.Sprintf("%s%s:%d:%d", t.l.opts.PathPrefix, o.path, o.line, o.col))
-				}
+			other := sites[0]
+			if i == 0 {
+				other = sites[1]
+			}
+			also := fmt.Sprintf("%s%s:%d:%d", t.l.opts.PathPrefix, other.path, other.line, other.col)
+			if len(sites) > 2 {
+				also += fmt.Sprintf(" (and %d more)", len(sites)-2)
 			}
 			t.problem(s.path, s.line, s.col, code, fmt.Sprintf(
-				"metadata.code: duplicate code %q, also defined at %s; codes must be unique per tenant across kinds and files", code, strings.Join(others, ", ")))
+				"metadata.code: duplicate code %q, also defined at %s; codes must be unique per tenant across kinds and files", code, also))
 		}
 	}
 }
@@ -334,7 +360,7 @@ func (t *tenantLoad) uniqueCodes() {
 func symlinkProblem(err error) string {
 	var out *outsideError
 	if errors.As(err, &out) {
-		return fmt.Sprintf("symlink resolves outside the tree (-> %s); refused, link to a file inside the tree instead", out.target)
+		return fmt.Sprintf("symlink resolves outside the tree (-> %s); refused, link to a path inside the tree instead", out.target)
 	}
 	return ioReason(err)
 }
@@ -370,13 +396,19 @@ func within(p, dir string) bool {
 type tooLargeError struct{ size int64 }
 
 func (e *tooLargeError) Error() string {
-	return fmt.Sprintf("file is %s; definition files are limited to %s, split it into several files",
-		humanBytes(e.size), humanBytes(reconciler.MaxDefinitionFileBytes))
+	return fmt.Sprintf("file is %d bytes (%s); definition files are limited to %d bytes (%s), split it into several files",
+		e.size, humanBytes(e.size), reconciler.MaxDefinitionFileBytes, humanBytes(reconciler.MaxDefinitionFileBytes))
 }
 
 // readLimited reads a file of at most MaxDefinitionFileBytes, checking the
 // size before reading and while reading, in case the file grows.
 func readLimited(fsys fs.FS, name string) ([]byte, error) {
+	// Stat first: opening a FIFO or a device could block forever.
+	if info, err := fs.Stat(fsys, name); err != nil {
+		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
+	} else if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s); definitions and scripts must be plain files", info.Mode().Type())
+	}
 	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))

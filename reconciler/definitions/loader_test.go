@@ -89,21 +89,26 @@ func TestKubernetesVolumeLayout(t *testing.T) {
 func TestSymlinksOutsideTreeRefused(t *testing.T) {
 	v := newValidator(t)
 	files := fstest.MapFS{
-		"acme/ok.yaml":        {Data: []byte(task("ok"))},
-		"acme/escape.yaml":    symlink("../../etc/passwd.yaml"),
-		"acme/absolute.yaml":  symlink("/etc/tasks.yaml"),
-		"acme/loop.yaml":      symlink("loop2.yaml"),
-		"acme/loop2.yaml":     symlink("loop.yaml"),
-		"acme/inside.yaml":    symlink("/srv/tree/shared/inside.yaml"),
-		"acme/dirloop/x.yaml": {Data: []byte(task("x"))},
-		"acme/dirloop/self":   symlink("."),
-		"shared/inside.yaml":  {Data: []byte(task("inside"))},
+		"acme/ok.yaml":         {Data: []byte(task("ok"))},
+		"acme/escape.yaml":     symlink("../../etc/passwd.yaml"),
+		"acme/absolute.yaml":   symlink("/etc/tasks.yaml"),
+		"acme/loop.yaml":       symlink("loop2.yaml"),
+		"acme/loop2.yaml":      symlink("loop.yaml"),
+		"acme/inside.yaml":     symlink("/srv/tree/acme/sub/inside.yaml"),
+		"acme/other.yaml":      symlink("../globex/g.yaml"),
+		"acme/otherdir":        symlink("../globex"),
+		"acme/dirloop/x.yaml":  {Data: []byte(task("x"))},
+		"acme/dirloop/self":    symlink("."),
+		"acme/sub/inside.yaml": {Data: []byte(task("inside"))},
+		"globex/g.yaml":        {Data: []byte(task("g"))},
 	}
 	r := v.NewLoader(files, definitions.Options{AbsRoot: "/srv/tree"}).LoadTenant("acme")
 	msgs := messages(r.Problems)
 	for _, want := range []string{
 		"acme/absolute.yaml: symlink resolves outside the tree (-> /etc/tasks.yaml); refused",
 		"acme/escape.yaml: symlink resolves outside the tree (-> ../../etc/passwd.yaml); refused",
+		"acme/other.yaml: symlink leads out of the tenant's own directory (-> globex/g.yaml); refused",
+		"acme/otherdir: symlink leads out of the tenant's own directory (-> globex); refused",
 		"acme/loop.yaml: cannot resolve symlink (-> loop2.yaml): too many levels of symbolic links",
 	} {
 		if !strings.Contains(msgs, want) {
@@ -216,10 +221,16 @@ func TestLimits(t *testing.T) {
 	cases := []struct {
 		name, data, want string
 	}{
-		{"too large", big, "file is 1.0 MiB; definition files are limited to 1.0 MiB, split it into several files"},
+		{"too large", big, "bytes (1.0 MiB); definition files are limited to 1048576 bytes (1.0 MiB), split it into several files"},
 		{"too deep", deep, "nesting deeper than 64 levels; flatten the document"},
 		{"alias bomb", bomb.String(), "alias bomb is refused"},
 		{"deep but allowed", okDeep, ""},
+		{"merge into itself", "a: &a\n  <<: *a\n", "a merge key (<<) refers to the mapping it is in"},
+		{"merge into itself with a key", "a: &a\n  <<: *a\n  x: 1\n", "a merge key (<<) refers to the mapping it is in"},
+		{"too many documents", strings.Repeat("---\n{}\n", 5000), "more than 1000 documents in one file"},
+		{"bombs spread over documents", strings.Repeat("---\n"+bomb.String()[:strings.Index(bomb.String(), "a5:")], 900), "alias bomb is refused"},
+		{"syntax error at the end of a long file", strings.Repeat("- a\n", 16000) + "]\n", "invalid YAML"},
+		{"duplicate codes everywhere", strings.Repeat("---\n"+task("dup"), 900), "(and 898 more)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -312,5 +323,30 @@ func TestIgnoredNames(t *testing.T) {
 	})
 	if err != nil || len(top) > 0 || !slices.Equal(got, []string{"acme"}) {
 		t.Errorf("LoadAll: tenants %v, top %v, err %v", got, top, err)
+	}
+}
+
+// TestNoCrossTenantLinks: a tenant directory linked to another tenant's,
+// and special files such as FIFOs, are refused without being opened.
+func TestNoCrossTenantLinks(t *testing.T) {
+	v := newValidator(t)
+	files := fstest.MapFS{
+		"globex/g.yaml":           {Data: []byte(task("g"))},
+		"acme":                    symlink("globex"),
+		"initech/pipe.yaml":       {Mode: fs.ModeNamedPipe},
+		"initech/job.yaml":        {Data: []byte(strings.Replace(task("job"), "type: api_call, config: {url: 'https://a.example.com'}", "type: python_script, config: {file: scripts/fifo.py}", 1))},
+		"initech/scripts/fifo.py": {Mode: fs.ModeNamedPipe},
+	}
+	l := v.NewLoader(files, definitions.Options{})
+	r := l.LoadTenant("acme")
+	if !r.ReadError || !strings.Contains(messages(r.Problems), "acme: cannot read tenant directory: it is a symlink to globex") {
+		t.Errorf("acme -> globex: ReadError %v, problems %s", r.ReadError, messages(r.Problems))
+	}
+	r = l.LoadTenant("initech")
+	msgs := messages(r.Problems)
+	for _, want := range []string{"initech/pipe.yaml: not a regular file", "spec.config.file: script \"scripts/fifo.py\": not a regular file"} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("problems lack %q:\n%s", want, msgs)
+		}
 	}
 }

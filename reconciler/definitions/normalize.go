@@ -247,6 +247,7 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 		if !at.After(n.now) {
 			n.fail(p+"/at", "%s is in the past; a one-shot task needs a future time (remove the definition once it has run)", w.At)
 		}
+		at = at.UTC() // the same instant hashes the same whatever its offset
 		t.At = &at
 	case w.Event != "":
 		t.Event = w.Event
@@ -271,7 +272,7 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 		n.fail(p+"/cron", "%q is an interval, not a cron expression; use trigger.interval: %s", w.Cron, strings.TrimSpace(strings.TrimPrefix(expr, "@every")))
 		return
 	}
-	t.Cron = expr
+	t.Cron = strings.Join(strings.Fields(expr), " ")
 	t.Timezone = reconciler.DefaultTimezone
 	loc := time.UTC
 	if w.Timezone != "" {
@@ -294,11 +295,11 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 		return
 	}
 	if w.Jitter != "" {
-		t.Jitter = n.duration(p+"/jitter", w.Jitter, reconciler.Duration(time.Second), 0)
+		t.Jitter = n.duration(p+"/jitter", w.Jitter, reconciler.Duration(time.Second), reconciler.MaxJitter)
 		if t.Jitter%reconciler.Duration(time.Second) != 0 {
 			n.fail(p+"/jitter", "must be whole seconds, got %s", w.Jitter)
 		}
-		if gap := n.v.shortestGap(expr, sched, loc); t.Jitter >= gap {
+		if gap := n.v.shortestGap(expr, sched, loc); t.Jitter <= reconciler.MaxJitter && t.Jitter >= gap {
 			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %q; runs would overlap", t.Jitter, gap, w.Cron)
 		}
 	}
@@ -465,7 +466,7 @@ func (n *normalizer) checkURL(p, raw string) {
 	case u.Scheme != "http" && u.Scheme != "https":
 		n.fail(p, "%q must be an http or https URL", raw)
 	case u.Host == "":
-		n.fail(p, "%q has no host", raw)
+		n.fail(p, "%q has no host; write %s://<host>%s", raw, u.Scheme, u.Path)
 	case u.User != nil:
 		n.fail(p, "%q holds credentials; send them in a header with ${secret:NAME} instead", raw)
 	}
@@ -553,11 +554,14 @@ func (n *normalizer) steps(p string, ws []wireStep) []reconciler.Step {
 		}
 		if w.Sleep != "" {
 			actions = append(actions, string(reconciler.ActionSleep))
-			st.Sleep = n.duration(sp+"/sleep", w.Sleep, reconciler.Duration(time.Second), 0)
+			st.Sleep = n.duration(sp+"/sleep", w.Sleep, reconciler.Duration(time.Second), reconciler.MaxSleep)
 		}
 		if w.SleepUntil != "" {
 			actions = append(actions, string(reconciler.ActionSleepUntil))
 			if msg := n.v.cel.check(scopeStep, wantTime, w.SleepUntil, ids, i); msg != "" {
+				if _, err := time.Parse(time.RFC3339, w.SleepUntil); err == nil {
+					msg = fmt.Sprintf("is a CEL expression; for a fixed time write timestamp(%q)", w.SleepUntil)
+				}
 				n.fail(sp+"/sleep_until", "%s", msg)
 			}
 		}

@@ -165,6 +165,7 @@ type fileRef struct {
 type walker struct {
 	fsys     fs.FS
 	absRoot  string
+	home     []string // real directories a tenant's links may lead into
 	files    []fileRef
 	seen     map[string]bool // real paths of files and directories visited
 	problems []treeProblem
@@ -229,12 +230,21 @@ func (w *walker) walk(visible, real string, depth int) {
 				w.fail(vis, "cannot read symlink target: %s", ioReason(err))
 				continue
 			}
+			if !w.inside(target) {
+				// Scripts are checked where a definition names them.
+				if info.IsDir() || isDefinitionFile(name) {
+					w.fail(vis, "symlink leads out of the tenant's own directory (-> %s); refused, a tenant's files must live in its directory", target)
+				}
+				continue
+			}
 			r, mode = target, info.Mode().Type()
 		}
 		switch {
 		case mode.IsDir():
 			w.walk(vis, r, depth+1)
-		case mode.IsRegular() && isDefinitionFile(name):
+		case isDefinitionFile(name) && !mode.IsRegular():
+			w.fail(vis, "not a regular file (%s); definitions must be plain files", mode)
+		case isDefinitionFile(name):
 			if w.seen[r] {
 				continue // the same file under a second name loads once
 			}
@@ -242,6 +252,18 @@ func (w *walker) walk(visible, real string, depth int) {
 			w.files = append(w.files, fileRef{visible: vis, real: r})
 		}
 	}
+}
+
+// inside reports whether a resolved path lies in the tenant's own
+// directory (its visible or its real one), so that no link makes another
+// tenant's definitions load as this one's.
+func (w *walker) inside(p string) bool {
+	for _, h := range w.home {
+		if p == h || strings.HasPrefix(p, h+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // ioReason shortens a *fs.PathError to its cause: the path is already in

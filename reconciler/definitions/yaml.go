@@ -46,13 +46,26 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 // file is cut at its "---" lines first, so that a syntax error in one
 // document does not hide the problems of the next: YAML forbids "---" at
 // the start of a line inside a document's content, so the cut is exact.
+//
+// The limits hold per file: at most MaxDocumentsPerFile documents, and
+// MaxExpandedYAMLValues values in all (anchors and aliases expanded), so
+// that no file costs more than a bounded amount of time and memory.
 func parseDocuments(data []byte) ([]document, []*posError) {
 	var docs []document
 	var errs []*posError
-	for _, ch := range splitDocuments(data) {
-		d, e := parseChunk(ch.data, ch.offset)
+	c := &converter{budget: reconciler.MaxExpandedYAMLValues}
+	chunks := splitDocuments(data)
+	if len(chunks) > reconciler.MaxDocumentsPerFile {
+		return nil, []*posError{{line: chunks[reconciler.MaxDocumentsPerFile].offset + 1, col: 1,
+			msg: fmt.Sprintf("more than %d documents in one file; split it into several files", reconciler.MaxDocumentsPerFile)}}
+	}
+	for _, ch := range chunks {
+		d, e := parseChunk(c, ch.data, ch.offset)
 		docs = append(docs, d...)
 		errs = append(errs, e...)
+		if c.budget < 0 || len(docs) > reconciler.MaxDocumentsPerFile {
+			break
+		}
 	}
 	return docs, errs
 }
@@ -88,6 +101,11 @@ func splitDocuments(data []byte) []chunk {
 		}
 		i = end + 1
 		line++
+		if isDocEnd(l) {
+			// "..." ends a document; directives may follow for the next.
+			chunks = append(chunks, chunk{data: data[start:min(i, len(data))], offset: startLine})
+			start, startLine, hasContent = min(i, len(data)), line, false
+		}
 	}
 	if start < len(data) || len(chunks) == 0 {
 		chunks = append(chunks, chunk{data: data[start:], offset: startLine})
@@ -95,11 +113,19 @@ func splitDocuments(data []byte) []chunk {
 	return chunks
 }
 
+func tooManyValues() string {
+	return fmt.Sprintf("the file holds more than %d values, counting what anchors and aliases expand to: an alias bomb is refused (split a large file)", reconciler.MaxExpandedYAMLValues)
+}
+
+func isDocEnd(l []byte) bool {
+	return bytes.HasPrefix(l, []byte("...")) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r')
+}
+
 func isDocStart(l []byte) bool {
 	return bytes.HasPrefix(l, []byte("---")) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r')
 }
 
-func parseChunk(data []byte, offset int) ([]document, []*posError) {
+func parseChunk(c *converter, data []byte, offset int) ([]document, []*posError) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []document
 	var errs []*posError
@@ -121,7 +147,6 @@ func parseChunk(data []byte, offset int) ([]document, []*posError) {
 		if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 			continue // a document holding only comments
 		}
-		c := converter{budget: reconciler.MaxExpandedYAMLValues}
 		v, err := c.convert(root, 1)
 		if err != nil {
 			pe, ok := err.(*posError)
@@ -130,6 +155,9 @@ func parseChunk(data []byte, offset int) ([]document, []*posError) {
 			}
 			pe.line += offset
 			errs = append(errs, pe)
+			if c.budget < 0 {
+				return docs, errs
+			}
 			continue
 		}
 		docs = append(docs, document{root: root, value: v, offset: offset})
@@ -137,8 +165,9 @@ func parseChunk(data []byte, offset int) ([]document, []*posError) {
 }
 
 // maxLocateBytes bounds the work syntaxError spends finding the line of
-// a syntax error in a large file.
-const maxLocateBytes = 64 << 10
+// a syntax error in a large file (about log2(lines) parses of at most
+// this much).
+const maxLocateBytes = 256 << 10
 
 // syntaxError turns a yaml.v3 syntax error into a positioned problem.
 // yaml.v3 reports the line of the enclosing structure (and for parser
@@ -157,13 +186,29 @@ func syntaxError(data []byte, err error) *posError {
 	}
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	if len(data) <= maxLocateBytes {
+		// Binary search for the shortest failing prefix: a handful of
+		// parses whatever the file's length.
+		ends := make([]int, len(lines))
 		size := 0
 		for i, l := range lines {
 			size += len(l)
-			if prefixErr := decodeAll(data[:size]); prefixErr != nil && sameProblem(prefixErr.Error(), problem) {
-				line = i + 1
-				break
+			ends[i] = size
+		}
+		fails := func(i int) bool {
+			err := decodeAll(data[:ends[i]])
+			return err != nil && sameProblem(err.Error(), problem)
+		}
+		lo, hi := 0, len(lines)-1
+		if hi >= 0 && fails(hi) {
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if fails(mid) {
+					hi = mid
+				} else {
+					lo = mid + 1
+				}
 			}
+			line = lo + 1
 		}
 	}
 	col := 1
@@ -204,6 +249,10 @@ func decodeAll(data []byte) error {
 // explain adds what to do to yaml.v3's terse complaints, given the text of
 // the line at fault, and the column of the culprit when it is clear.
 func explain(problem, line string) (string, int) {
+	if strings.HasPrefix(problem, "unknown anchor '") {
+		name := strings.TrimSuffix(strings.TrimPrefix(problem, "unknown anchor '"), "' referenced")
+		return fmt.Sprintf("alias *%s has no anchor &%s before it in this document; anchors do not carry across '---'", name, name), 0
+	}
 	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
 	if i := strings.IndexByte(indent, '\t'); i >= 0 {
 		return "indent with spaces; YAML does not allow tabs for indentation", i + 1
@@ -219,6 +268,9 @@ func explain(problem, line string) (string, int) {
 		}
 	}
 	switch {
+	case strings.HasPrefix(problem, "unknown anchor '"):
+		name := strings.TrimSuffix(strings.TrimPrefix(problem, "unknown anchor '"), "' referenced")
+		return fmt.Sprintf("alias *%s has no anchor &%s before it in this document; anchors do not carry across '---'", name, name), 0
 	case strings.Contains(problem, "did not find expected key"):
 		return "check the indentation of this line against the lines above", 0
 	case strings.Contains(problem, "mapping values are not allowed"):
@@ -238,8 +290,9 @@ func explain(problem, line string) (string, int) {
 // converter turns a yaml.Node tree into JSON values, refusing deep nesting,
 // alias bombs, duplicate keys and values JSON cannot hold.
 type converter struct {
-	budget int        // values still allowed, counting every alias expansion
-	alias  *yaml.Node // the outermost alias being expanded, where a bomb is reported
+	budget  int                 // values still allowed, counting every alias expansion
+	alias   *yaml.Node          // the outermost alias being expanded, where a bomb is reported
+	merging map[*yaml.Node]bool // mappings being merged, to refuse a merge into itself
 }
 
 func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
@@ -254,7 +307,7 @@ func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
 			at = c.alias
 		}
 		return nil, &posError{line: at.Line, col: at.Column,
-			msg: fmt.Sprintf("document expands to more than %d values through anchors and aliases; an alias bomb is refused", reconciler.MaxExpandedYAMLValues)}
+			msg: tooManyValues()}
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
@@ -283,6 +336,11 @@ func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
 		return out, nil
 	case yaml.MappingNode:
 		out := make(map[string]any, len(n.Content)/2)
+		if c.merging == nil {
+			c.merging = map[*yaml.Node]bool{}
+		}
+		c.merging[n] = true
+		defer delete(c.merging, n)
 		if err := c.mapping(n, depth, out, map[string]*yaml.Node{}); err != nil {
 			return nil, err
 		}
@@ -324,11 +382,28 @@ func (c *converter) mapping(n *yaml.Node, depth int, out map[string]any, seen ma
 }
 
 func (c *converter) merge(m *yaml.Node, depth int, out map[string]any) error {
+	at := m
 	for m.Kind == yaml.AliasNode {
 		m = m.Alias
 	}
+	c.budget--
+	if c.budget < 0 {
+		return &posError{line: at.Line, col: at.Column,
+			msg: tooManyValues()}
+	}
+	if depth > reconciler.MaxDefinitionNesting {
+		return &posError{line: at.Line, col: at.Column, msg: fmt.Sprintf("merge keys (<<) nested deeper than %d levels", reconciler.MaxDefinitionNesting)}
+	}
 	switch m.Kind {
 	case yaml.MappingNode:
+		if c.merging[m] {
+			return &posError{line: at.Line, col: at.Column, msg: "a merge key (<<) refers to the mapping it is in; remove it"}
+		}
+		if c.merging == nil {
+			c.merging = map[*yaml.Node]bool{}
+		}
+		c.merging[m] = true
+		defer delete(c.merging, m)
 		merged := map[string]any{}
 		if err := c.mapping(m, depth, merged, map[string]*yaml.Node{}); err != nil {
 			return err
@@ -341,7 +416,7 @@ func (c *converter) merge(m *yaml.Node, depth int, out map[string]any) error {
 		return nil
 	case yaml.SequenceNode:
 		for _, item := range m.Content {
-			if err := c.merge(item, depth, out); err != nil {
+			if err := c.merge(item, depth+1, out); err != nil {
 				return err
 			}
 		}
