@@ -63,7 +63,7 @@ func (o *treeOptions) check() error {
 
 // reconciler builds the reconciler of the tree in o.dir over st.
 func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, error) {
-	abs, err := filepath.Abs(o.dir)
+	abs, err := realAbs(o.dir)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -77,6 +78,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 		problems = append(problems, ps...)
 	}
 	reconciler.SortProblems(problems)
+	problems = slices.Compact(problems) // a PATH given twice, or inside another
 
 	if o.format == formatJSON {
 		enc := json.NewEncoder(c.stdout)
@@ -129,7 +131,7 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 		}
 		return nil, fmt.Errorf("validate: %s: %w", arg, err)
 	}
-	abs, err := filepath.Abs(arg)
+	abs, err := realAbs(arg)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
 	}
@@ -184,9 +186,9 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 		return nil
 	}
 
-	treeAbs, err := filepath.Abs(treeDir)
+	treeAbs, err := realAbs(treeDir)
 	if err != nil {
-		return nil, fmt.Errorf("validate: %w", err)
+		treeAbs, _ = filepath.Abs(treeDir) // a --dir that does not exist matters only as a prefix
 	}
 	switch rel, err := filepath.Rel(treeAbs, abs); {
 	case err == nil && rel == ".":
@@ -194,7 +196,13 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 	case err == nil && !strings.HasPrefix(rel, ".."):
 		// Inside the tree: the whole tenant is read, its part reported.
 		rel = filepath.ToSlash(rel)
-		tenant, _, _ := strings.Cut(rel, "/")
+		tenant, _, nested := strings.Cut(rel, "/")
+		switch {
+		case !info.IsDir() && !nested:
+			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: "definition files belong in a tenant directory (<tenant>/" + tenant + "), not at the top of the tree"}}, nil
+		case !info.IsDir() && definitions.Ignored(filepath.Base(abs)):
+			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: "this name is ignored (it starts with '.' or '_', or is an editor or rsync temporary): tasksync never reads it as a definition"}}, nil
+		}
 		if ps := nameProblem(tenant); ps != nil {
 			return ps, nil
 		}
@@ -224,6 +232,16 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 		return nil, fmt.Errorf("validate: %s: %w", arg, err)
 	}
 	return problems, nil
+}
+
+// realAbs is the absolute path of p with symlinks resolved, so that
+// absolute links inside the tree are judged against the real root.
+func realAbs(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // prefixOf is the path prefix problems get for a tree named dir.

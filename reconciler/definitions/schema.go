@@ -281,9 +281,16 @@ func (s compiledSchema) leaf(ve *jsonschema.ValidationError, doc any) []fieldErr
 		if strings.HasSuffix(ve.KeywordLocation, "/propertyNames/pattern") {
 			// The instance location is the key itself.
 			parent := ptr[:strings.LastIndexByte(ptr, '/')]
-			return []fieldError{{pointer: ptr, key: true, msg: fmt.Sprintf("%s: invalid key %q%s: must match %s", field(parent), lastTokenValue(ptr), hint, sch["pattern"])}}
+			rule := fmt.Sprintf("must match %s", sch["pattern"])
+			if d, ok := sch["description"].(string); ok {
+				rule = d
+			}
+			return []fieldError{{pointer: ptr, key: true, msg: fmt.Sprintf("%s: invalid key %q: %s", field(parent), lastTokenValue(ptr), rule)}}
 		}
-		return one("%s is not valid%s: must match %s", describe(val), hint, sch["pattern"])
+		if d, ok := sch["description"].(string); ok {
+			return one("%s is not valid: %s", describe(val), d)
+		}
+		return one("%s is not valid: must match %s", describe(val), sch["pattern"])
 	case "minimum", "maximum":
 		lo, hasLo := sch["minimum"]
 		hi, hasHi := sch["maximum"]

@@ -25,7 +25,12 @@ const maxSymlinkHops = 40
 // and dot-directories (this includes the ..data and ..<timestamp> entries
 // of a Kubernetes volume, whose visible symlinks are followed instead),
 // names starting with "_", and editor and rsync temporaries.
-func ignored(name string) bool {
+func ignored(name string) bool { return Ignored(name) }
+
+// Ignored reports whether a file or directory name is skipped by the
+// loader: dotfiles and dot-directories, names starting with "_", and
+// editor and rsync temporaries.
+func Ignored(name string) bool {
 	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
 		return true
 	}
