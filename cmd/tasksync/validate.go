@@ -186,14 +186,14 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 		return nil
 	}
 
-	treeAbs, err := realAbs(treeDir)
-	if err != nil {
+	treeAbs, rerr := realAbs(treeDir)
+	if rerr != nil {
 		treeAbs, _ = filepath.Abs(treeDir) // a --dir that does not exist matters only as a prefix
 	}
-	switch rel, err := filepath.Rel(treeAbs, abs); {
-	case err == nil && rel == ".":
+	switch rel, relErr := filepath.Rel(treeAbs, abs); {
+	case relErr == nil && rel == ".":
 		err = load(abs, arg, "", nil)
-	case err == nil && !strings.HasPrefix(rel, ".."):
+	case relErr == nil && !strings.HasPrefix(rel, ".."):
 		// Inside the tree: the whole tenant is read, its part reported.
 		rel = filepath.ToSlash(rel)
 		tenant, _, nested := strings.Cut(rel, "/")
