@@ -21,7 +21,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: lint ## lint, then every test with the race detector
+test: lint bin/inngest ## lint, then every test with the race detector (builds the Inngest dev server once)
 	$(GO) test -race -count=1 ./...
 
 $(BENCH_TREE):

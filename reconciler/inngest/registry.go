@@ -1,0 +1,301 @@
+package inngest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/inngest/inngestgo"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// ServePath is where a tenant's app is served: ServePath + tenant.
+const ServePath = "/api/inngest/"
+
+// Runner executes one run of a definition; the function handlers call it.
+type Runner interface {
+	Run(ctx context.Context, tenant string, def reconciler.Definition, input inngestgo.Input[any]) (any, error)
+}
+
+// Options configure a Registry. The connection settings are those of the
+// SDK's own environment variables (INNGEST_DEV, INNGEST_BASE_URL,
+// INNGEST_SIGNING_KEY, INNGEST_SIGNING_KEY_FALLBACK, INNGEST_EVENT_KEY,
+// INNGEST_ENV), read by the caller.
+type Options struct {
+	AppPrefix string
+	// ServeOrigin is the origin Inngest calls the apps at, e.g.
+	// https://tasksync.example.com; apps are at ServeOrigin/api/inngest/<tenant>.
+	ServeOrigin string
+	// DevURL is the dev server's URL (INNGEST_DEV); empty for a signed
+	// (self-hosted or cloud) server at BaseURL.
+	DevURL             string
+	BaseURL            string
+	SigningKey         string
+	SigningKeyFallback string
+	EventKey           string
+	Env                string
+	Logger             *slog.Logger
+	// HTTPClient talks to the Inngest server; default a client with a
+	// 30-second timeout.
+	HTTPClient *http.Client
+}
+
+// Registry holds each tenant's app: an inngestgo client whose functions are
+// the tenant's active definitions. The SDK cannot remove a function from a
+// client, so every change builds the tenant's client anew and swaps its
+// handler in; other tenants are not touched.
+type Registry struct {
+	opts Options
+	mu   sync.RWMutex
+	apps map[string]*app
+}
+
+type app struct {
+	id        string
+	handler   http.Handler
+	functions []string // fully qualified function ids, sorted
+}
+
+// New returns an empty registry.
+func New(opts Options) *Registry {
+	if opts.AppPrefix == "" {
+		opts.AppPrefix = "tasksync"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Registry{opts: opts, apps: map[string]*app{}}
+}
+
+// AppID is a tenant's app id: <prefix>-<tenant>.
+func (r *Registry) AppID(tenant string) string { return r.opts.AppPrefix + "-" + tenant }
+
+// FunctionID is a definition's fully qualified function id.
+func (r *Registry) FunctionID(tenant, code string) string { return r.AppID(tenant) + "-" + code }
+
+// ServeHTTP serves every tenant's app under /api/inngest/<tenant>.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	tenant, ok := strings.CutPrefix(req.URL.Path, ServePath)
+	if !ok || tenant == "" || strings.Contains(tenant, "/") {
+		http.NotFound(w, req)
+		return
+	}
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	if a == nil {
+		http.Error(w, `{"error":"no such tenant"}`, http.StatusNotFound)
+		return
+	}
+	a.handler.ServeHTTP(w, req)
+}
+
+// SetTenant replaces a tenant's app with one serving defs' active
+// definitions; an empty set removes the app's functions (the app stays so
+// that a sync can tell Inngest). run executes their runs.
+func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Runner) error {
+	origin, err := url.Parse(r.opts.ServeOrigin)
+	if err != nil || origin.Scheme == "" || origin.Host == "" {
+		return fmt.Errorf("serve origin %q is not an absolute URL", r.opts.ServeOrigin)
+	}
+	dev := r.opts.DevURL != ""
+	opts := inngestgo.ClientOpts{
+		AppID:  r.AppID(tenant),
+		Dev:    &dev,
+		Logger: r.opts.Logger,
+	}
+	if dev {
+		opts.APIBaseURL = &r.opts.DevURL
+		opts.EventAPIBaseURL = &r.opts.DevURL
+		reg := strings.TrimSuffix(r.opts.DevURL, "/") + "/fn/register"
+		opts.RegisterURL = &reg
+	} else {
+		if r.opts.BaseURL != "" {
+			opts.APIBaseURL = &r.opts.BaseURL
+			opts.EventAPIBaseURL = &r.opts.BaseURL
+			reg := strings.TrimSuffix(r.opts.BaseURL, "/") + "/fn/register"
+			opts.RegisterURL = &reg
+		}
+		opts.SigningKey = nonEmpty(r.opts.SigningKey)
+		opts.SigningKeyFallback = nonEmpty(r.opts.SigningKeyFallback)
+		opts.EventKey = nonEmpty(r.opts.EventKey)
+		opts.Env = nonEmpty(r.opts.Env)
+	}
+	client, err := inngestgo.NewClient(opts)
+	if err != nil {
+		return fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
+	}
+	var ids []string
+	for _, d := range defs {
+		if !d.Spec.Active {
+			continue
+		}
+		if err := r.register(client, tenant, d, run); err != nil {
+			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
+		}
+		ids = append(ids, r.FunctionID(tenant, d.Metadata.Code))
+	}
+	slices.Sort(ids)
+	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
+	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath})
+	r.mu.Lock()
+	r.apps[tenant] = &app{id: r.AppID(tenant), handler: h, functions: ids}
+	r.mu.Unlock()
+	return nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler.Definition, run Runner) error {
+	sched, err := schedule(tenant, d.Metadata.Code, d.Spec.Trigger)
+	if err != nil {
+		return err
+	}
+	retries := d.Spec.Retries
+	fo := inngestgo.FunctionOpts{
+		ID:      d.Metadata.Code,
+		Name:    cmpOr(d.Metadata.Name, d.Metadata.Code),
+		Retries: &retries,
+	}
+	if d.Spec.Concurrency > 0 {
+		fo.Concurrency = &inngestgo.ConfigConcurrency{Fn: []inngestgo.ConfigFnConcurrency{{Limit: d.Spec.Concurrency}}}
+	}
+	delay := time.Duration(d.Spec.RetryDelay)
+	_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
+		if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
+			return map[string]any{"skipped": "not on the interval's grid"}, nil
+		}
+		out, err := run.Run(ctx, tenant, d, in)
+		if err != nil && delay > 0 {
+			return out, inngestgo.RetryAtError(err, time.Now().Add(delay))
+		}
+		return out, err
+	})
+	return err
+}
+
+// eventTime is the time an event was scheduled for (cron events carry it).
+func eventTime(in inngestgo.Input[any]) time.Time {
+	if in.Event.Timestamp > 0 {
+		return time.UnixMilli(in.Event.Timestamp)
+	}
+	return time.Now()
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Functions returns the function ids a tenant's app serves.
+func (r *Registry) Functions(tenant string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if a := r.apps[tenant]; a != nil {
+		return slices.Clone(a.functions)
+	}
+	return nil
+}
+
+// ErrNoApp means the registry has no app for the tenant.
+var ErrNoApp = errors.New("no app for this tenant")
+
+// Sync registers a tenant's app with the Inngest server, as a PUT to its
+// serve endpoint makes the SDK do.
+func (r *Registry) Sync(ctx context.Context, tenant string) error {
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	if a == nil {
+		return ErrNoApp
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodPut, strings.TrimSuffix(r.opts.ServeOrigin, "/")+ServePath+tenant, nil)
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	if rec.Code/100 != 2 {
+		return fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	return nil
+}
+
+// Drift is how Inngest's view of an app differs from what it should serve.
+type Drift struct {
+	Missing []string // functions the server lacks
+	Extra   []string // functions the server has that the app no longer serves
+}
+
+// None reports whether there is no drift.
+func (d Drift) None() bool { return len(d.Missing) == 0 && len(d.Extra) == 0 }
+
+// Verify reads the server's view of a tenant's app and compares it with
+// what the registry serves. Only the dev server's API is read for now.
+func (r *Registry) Verify(ctx context.Context, tenant string) (Drift, error) {
+	want := r.Functions(tenant)
+	base := r.opts.DevURL
+	if base == "" {
+		base = r.opts.BaseURL
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/apps/"+url.PathEscape(r.AppID(tenant))+"/functions", nil)
+	if err != nil {
+		return Drift{}, err
+	}
+	if r.opts.SigningKey != "" {
+		req.Header.Set("Authorization", "Bearer "+r.opts.SigningKey)
+	}
+	res, err := r.opts.HTTPClient.Do(req)
+	if err != nil {
+		return Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	var have []string
+	switch {
+	case res.StatusCode == http.StatusNotFound:
+		// The server does not know the app: every function is missing.
+	case res.StatusCode/100 != 2:
+		return Drift{}, fmt.Errorf("verify %s: the server answered %d: %s", r.AppID(tenant), res.StatusCode, strings.TrimSpace(string(body)))
+	default:
+		var fns []struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(body, &fns); err != nil {
+			return Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
+		}
+		for _, f := range fns {
+			have = append(have, f.ID)
+		}
+	}
+	var d Drift
+	for _, id := range want {
+		if !slices.Contains(have, id) {
+			d.Missing = append(d.Missing, id)
+		}
+	}
+	for _, id := range have {
+		if !slices.Contains(want, id) {
+			d.Extra = append(d.Extra, id)
+		}
+	}
+	return d, nil
+}

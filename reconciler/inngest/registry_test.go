@@ -1,0 +1,220 @@
+package inngest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inngest/inngestgo"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
+)
+
+var dev *inngesttest.Server
+
+func TestMain(m *testing.M) {
+	s, err := inngesttest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "inngest tests:", err)
+		os.Exit(1)
+	}
+	dev = s
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}
+
+type nopRunner struct{}
+
+func (nopRunner) Run(context.Context, string, reconciler.Definition, inngestgo.Input[any]) (any, error) {
+	return nil, nil
+}
+
+func def(code string, t reconciler.Trigger) reconciler.Definition {
+	return reconciler.Definition{Kind: reconciler.KindScheduledTask, Metadata: reconciler.Metadata{Code: code},
+		Spec: reconciler.Spec{Active: true, Trigger: t, Retries: 3, Concurrency: 1}}
+}
+
+func newRegistry(t *testing.T) *inngest.Registry {
+	t.Helper()
+	var reg *inngest.Registry
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	reg = inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL})
+	return reg
+}
+
+type fnView struct {
+	ID     string `json:"id"`
+	Config struct {
+		Triggers []struct {
+			Event      string `json:"event"`
+			Expression string `json:"expression"`
+			Cron       string `json:"cron"`
+		} `json:"triggers"`
+	} `json:"config"`
+}
+
+func serverFunctions(t *testing.T, app string) map[string]fnView {
+	t.Helper()
+	res, err := http.Get(dev.URL + "/v1/apps/" + app + "/functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out := map[string]fnView{}
+	if res.StatusCode == http.StatusNotFound {
+		return out
+	}
+	var fns []fnView
+	if err := json.NewDecoder(res.Body).Decode(&fns); err != nil {
+		t.Fatalf("functions of %s: %v", app, err)
+	}
+	for _, f := range fns {
+		out[f.ID] = f
+	}
+	return out
+}
+
+func syncAndVerify(t *testing.T, reg *inngest.Registry, tenant string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := reg.Sync(ctx, tenant); err != nil {
+		t.Fatalf("sync %s: %v", tenant, err)
+	}
+	d, err := reg.Verify(ctx, tenant)
+	if err != nil || !d.None() {
+		t.Fatalf("verify %s after sync: drift %+v, err %v", tenant, d, err)
+	}
+}
+
+// TestAppsTriggersSyncVerify registers two tenants' apps with a real dev
+// server and checks what it holds: cron with its time zone, intervals as
+// exact crons, event triggers with the tenant guard; then retires one
+// function, and recovers from a server restart.
+func TestAppsTriggersSyncVerify(t *testing.T) {
+	reg := newRegistry(t)
+	acme := []reconciler.Definition{
+		def("nightly", reconciler.Trigger{Cron: "0 2 * * *", Timezone: "Asia/Shanghai"}),
+		def("daily", reconciler.Trigger{Cron: "@daily", Timezone: "UTC", Jitter: reconciler.Duration(30 * time.Second)}),
+		def("every5", reconciler.Trigger{Interval: reconciler.Duration(5 * time.Minute)}),
+		def("every7", reconciler.Trigger{Interval: reconciler.Duration(7 * time.Minute)}),
+		def("on-signup", reconciler.Trigger{Event: "user/signed-up", If: `event.data.plan != "free"`}),
+	}
+	stopped := def("stopped", reconciler.Trigger{Interval: reconciler.Duration(time.Hour)})
+	stopped.Spec.Active = false
+	acme = append(acme, stopped)
+	globex := []reconciler.Definition{def("on-signup", reconciler.Trigger{Event: "user/signed-up"})}
+	if err := reg.SetTenant("acme", acme, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("globex", globex, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+	syncAndVerify(t, reg, "globex")
+
+	fns := serverFunctions(t, reg.AppID("acme"))
+	want := map[string]string{
+		"nightly":   "cron:TZ=Asia/Shanghai 0 2 * * *",
+		"daily":     "cron:TZ=UTC 0 0 * * *",
+		"every5":    "cron:TZ=UTC */5 * * * *",
+		"every7":    "cron:TZ=UTC */1 * * * *",
+		"on-signup": `event:user/signed-up:(event.data.tenant_id == 'acme') && (event.data.plan != "free")`,
+	}
+	if len(fns) != len(want) {
+		t.Errorf("acme functions = %v, want %d (the inactive one not served)", slices.Sorted(maps.Keys(fns)), len(want))
+	}
+	for code, w := range want {
+		f, ok := fns[reg.FunctionID("acme", code)]
+		if !ok {
+			t.Errorf("function %s missing", code)
+			continue
+		}
+		tr := f.Config.Triggers[0]
+		got := "cron:" + tr.Cron
+		if tr.Event != "" {
+			got = "event:" + tr.Event + ":" + tr.Expression
+		}
+		if got != w {
+			t.Errorf("%s trigger = %s, want %s", code, got, w)
+		}
+	}
+	if g := serverFunctions(t, reg.AppID("globex"))[reg.FunctionID("globex", "on-signup")]; !strings.Contains(g.Config.Triggers[0].Expression, "'globex'") {
+		t.Errorf("globex trigger = %+v, want its own tenant guard", g.Config.Triggers)
+	}
+
+	// Retire one function: the others stay.
+	if err := reg.SetTenant("acme", acme[1:], nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+	if fns := serverFunctions(t, reg.AppID("acme")); len(fns) != len(want)-1 || fns[reg.FunctionID("acme", "nightly")].ID != "" {
+		t.Errorf("after retiring nightly: %v", slices.Sorted(maps.Keys(fns)))
+	}
+	if fns := serverFunctions(t, reg.AppID("globex")); len(fns) != 1 {
+		t.Errorf("globex touched by acme's change: %v", slices.Sorted(maps.Keys(fns)))
+	}
+
+	// The server restarts and forgets everything: verify sees the drift,
+	// a sync repairs it.
+	if err := dev.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := reg.Verify(context.Background(), "acme")
+	if err != nil || len(d.Missing) != len(want)-1 {
+		t.Fatalf("verify after restart: %+v, %v; want every function missing", d, err)
+	}
+	syncAndVerify(t, reg, "acme")
+}
+
+func TestIntervalGrid(t *testing.T) {
+	cases := []struct {
+		every time.Duration
+		cron  string
+	}{
+		{5 * time.Minute, "TZ=UTC */5 * * * *"},
+		{2 * time.Hour, "TZ=UTC 0 */2 * * *"},
+		{7 * time.Minute, "TZ=UTC */1 * * * *"},
+		{90 * time.Minute, "TZ=UTC */30 * * * *"},
+		{25 * time.Hour, "TZ=UTC 0 * * * *"},
+	}
+	for _, tc := range cases {
+		s, err := inngest.ScheduleOf("acme", "x", reconciler.Trigger{Interval: reconciler.Duration(tc.every)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Trigger.CronTrigger == nil || s.Trigger.CronTrigger.Cron != tc.cron {
+			t.Errorf("%v: trigger %+v, want cron %s", tc.every, s.Trigger, tc.cron)
+		}
+		// Over two days of cron fires, exactly the interval's instants run.
+		fires := reconciler.NextFires(reconciler.Trigger{Interval: reconciler.Duration(tc.every)}, time.Date(2026, 12, 31, 22, 0, 0, 0, time.UTC), 1000)
+		step := s.Step
+		if step == 0 {
+			step = tc.every
+		}
+		// The cron's own instants from the first fire on (they include it).
+		var ran []time.Time
+		for at := fires[0]; at.Before(fires[0].Add(48 * time.Hour)); at = at.Add(step) {
+			if s.OnGrid(at) {
+				ran = append(ran, at)
+			}
+		}
+		for i, r := range ran {
+			if !r.Equal(fires[i]) {
+				t.Errorf("%v: run %d at %v, want %v", tc.every, i, r, fires[i])
+				break
+			}
+		}
+	}
+}
