@@ -28,6 +28,13 @@ func FuzzLoad(f *testing.F) {
 		"apiVersion: tasksync/v1\nkind: Workflow\nmetadata: {code: w}\nspec: {trigger: {cron: '*/5 * * * *', jitter: 1s}, steps: [{id: a, sleep_until: 'event.ts'}]}\n",
 		"\xef\xbb\xbfapiVersion: tasksync/v1\n",
 		"%YAML 1.1\n---\na: b\n",
+		// Regression cases from review: a merge into its own mapping once
+		// overflowed the stack; "..." then directives once split wrongly.
+		"a: &a\n  <<: *a\n",
+		"a: &a\n  <<: *a\n  x: 1\n",
+		"a: &a [x]\n<<: [*a, *a]\n",
+		"a: 1\n...\n%YAML 1.1\n---\nb: 2\n",
+		"- a\n- a\n]\n",
 	} {
 		f.Add([]byte(seed))
 	}
