@@ -293,3 +293,15 @@ func (d Definition) Canonical() ([]byte, error) {
 		Spec     Spec     `json:"spec"`
 	}{d.Kind, d.Metadata, d.Spec})
 }
+
+// jsonMarshal encodes without escaping <, > and &, which run outputs are
+// full of.
+func jsonMarshal(v any) ([]byte, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSuffix(b.String(), "\n")), nil
+}

@@ -23,9 +23,10 @@ import (
 // ServePath is where a tenant's app is served: ServePath + tenant.
 const ServePath = "/api/inngest/"
 
-// Runner executes one run of a definition; the function handlers call it.
+// Runner executes one attempt of a definition's run; the function
+// handlers call it (reconciler.TaskRunner).
 type Runner interface {
-	Run(ctx context.Context, tenant string, def reconciler.Definition, input inngestgo.Input[any]) (any, error)
+	Run(ctx context.Context, tenant string, def reconciler.Definition, in reconciler.RunInput) (any, error)
 }
 
 // Options configure a Registry. The connection settings are those of the
@@ -184,13 +185,25 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 			return map[string]any{"skipped": "not on the interval's grid"}, nil
 		}
-		out, err := run.Run(ctx, tenant, d, in)
-		if err != nil && delay > 0 {
+		out, err := run.Run(ctx, tenant, d, runInput(in))
+		switch {
+		case errors.Is(err, reconciler.ErrStale):
+			return nil, inngestgo.NoRetryError(err)
+		case err != nil && delay > 0:
 			return out, inngestgo.RetryAtError(err, time.Now().Add(delay))
 		}
 		return out, err
 	})
 	return err
+}
+
+// runInput converts the SDK's input to the domain's.
+func runInput(in inngestgo.Input[any]) reconciler.RunInput {
+	ri := reconciler.RunInput{RunID: in.InputCtx.RunID, Attempt: in.InputCtx.Attempt}
+	if b, err := json.Marshal(in.Event); err == nil && json.Unmarshal(b, &ri.Event) != nil {
+		ri.Event = nil // an event is always a JSON object
+	}
+	return ri
 }
 
 // eventTime is the time an event was scheduled for (cron events carry it).

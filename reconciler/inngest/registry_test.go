@@ -13,14 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inngest/inngestgo"
-
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
-var dev *inngesttest.Server
+var (
+	dev *inngesttest.Server
+	pg  *storetest.Cluster
+)
 
 func TestMain(m *testing.M) {
 	s, err := inngesttest.Start()
@@ -29,14 +31,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	dev = s
-	code := m.Run()
+	code := storetest.Main(m, &pg)
 	s.Stop()
 	os.Exit(code)
 }
 
 type nopRunner struct{}
 
-func (nopRunner) Run(context.Context, string, reconciler.Definition, inngestgo.Input[any]) (any, error) {
+func (nopRunner) Run(context.Context, string, reconciler.Definition, reconciler.RunInput) (any, error) {
 	return nil, nil
 }
 

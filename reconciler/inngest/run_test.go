@@ -1,0 +1,214 @@
+package inngest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/expr"
+	"github.com/riveredge/tasksync/reconciler/store"
+)
+
+// recorder is a loopback HTTP server that remembers what reached it.
+type recorder struct {
+	*httptest.Server
+	mu   sync.Mutex
+	hits []string    // "path body"
+	at   []time.Time // when each hit arrived
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.hits = append(r.hits, req.URL.Path+" "+string(b))
+		r.at = append(r.at, time.Now())
+		r.mu.Unlock()
+		if strings.HasPrefix(req.URL.Path, "/fail") {
+			http.Error(w, "down for maintenance", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) count(prefix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, h := range r.hits {
+		if strings.HasPrefix(h, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func sendEvent(t *testing.T, name string, data map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"name": name, "data": data})
+	res, err := http.Post(dev.URL+"/e/test-key", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("send event: %d", res.StatusCode)
+	}
+}
+
+// TestTenantEventsRunAndRecord: an event for acme runs acme's function and
+// never globex's; a failing endpoint is retried the configured number of
+// times with the configured delay, every attempt recorded in Postgres.
+func TestTenantEventsRunAndRecord(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	url := pg.NewDatabase(t)
+	st, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tree := t.TempDir()
+	write := func(path, data string) {
+		p := filepath.Join(tree, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task := func(code, event, path string, retries int) string {
+		return fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: %s}
+spec:
+  trigger: {event: %s}
+  type: api_call
+  config: {method: POST, url: "%s%s", body: {msg: "{{ event.data.msg }}", tenant: "{{ tenant }}"}}
+  retries: %d
+  retry_delay: 1s
+`, code, event, rec.URL, path, retries)
+	}
+	write("acme/a.yaml", task("ping", "app/ping", "/acme/ping", 3)+"---\n"+task("flaky", "app/fail", "/fail/acme", 2))
+	write("globex/g.yaml", task("ping", "app/ping", "/globex/ping", 3))
+
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 2}).Apply(ctx)
+	if err != nil || res.Err() != nil || res.Counts.Created != 3 {
+		t.Fatalf("apply: %+v %v %v", res.Counts, err, res.Err())
+	}
+
+	envs, err := expr.NewEnvs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := executor.ParseCIDRs([]string{"127.0.0.1/32"})
+	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
+		HTTP: executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(string) string { return "" })),
+	}}
+	reg := newRegistry(t)
+	for _, tenant := range []string{"acme", "globex"} {
+		if err := reg.SetTenant(tenant, loader.LoadTenant(tenant).Definitions, runner); err != nil {
+			t.Fatal(err)
+		}
+		syncAndVerify(t, reg, tenant)
+	}
+
+	sendEvent(t, "app/ping", map[string]any{"tenant_id": "acme", "msg": "hello"})
+	waitFor(t, "acme's function to run", 30*time.Second, func() bool { return rec.count("/acme/ping") == 1 })
+	if got := rec.count("/globex/ping"); got != 0 {
+		t.Errorf("globex's function ran %d times on acme's event", got)
+	}
+	rec.mu.Lock()
+	if hit := rec.hits[0]; hit != `/acme/ping {"msg":"hello","tenant":"acme"}` {
+		t.Errorf("request = %s", hit)
+	}
+	rec.mu.Unlock()
+
+	// An event without the tenant, or for an unknown one, starts nothing.
+	sendEvent(t, "app/ping", map[string]any{"msg": "nobody's"})
+	sendEvent(t, "app/ping", map[string]any{"tenant_id": "initech", "msg": "x"})
+
+	sendEvent(t, "app/fail", map[string]any{"tenant_id": "acme", "msg": "try"})
+	waitFor(t, "three attempts of the failing function", 60*time.Second, func() bool { return rec.count("/fail/acme") >= 3 })
+	// Each retry waits the retry_delay (1s); Inngest schedules to about a
+	// second's precision (0.8 s gaps were seen), its own backoff is longer.
+	rec.mu.Lock()
+	var failAt []time.Time
+	for i, h := range rec.hits {
+		if strings.HasPrefix(h, "/fail/acme") {
+			failAt = append(failAt, rec.at[i])
+		}
+	}
+	rec.mu.Unlock()
+	for i := 1; i < len(failAt); i++ {
+		if gap := failAt[i].Sub(failAt[i-1]); gap < 500*time.Millisecond || gap > 5*time.Second {
+			t.Errorf("gap before attempt %d = %v, want about the 1s retry_delay", i+1, gap)
+		}
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var attempts, failed int
+	var lastStatus, lastError string
+	waitFor(t, "the attempts to be recorded", 30*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `select count(*), count(*) filter (where r.status = 'failed'), coalesce(max(d.last_run_status), ''), coalesce(max(d.last_error), '')
+			from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'flaky'`).Scan(&attempts, &failed, &lastStatus, &lastError)
+		return err == nil && failed == 3
+	})
+	if attempts != 3 || lastStatus != "failed" || !strings.Contains(lastError, "unexpected status 500") {
+		t.Errorf("records: %d attempts, %d failed, last %s %q", attempts, failed, lastStatus, lastError)
+	}
+	if rec.count("/fail/acme") != 3 {
+		t.Errorf("the failing endpoint was called %d times, want 3 (retries: 2)", rec.count("/fail/acme"))
+	}
+	var pingStatus string
+	if err := conn.QueryRow(ctx, `select d.last_run_status from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id where t.code = 'acme' and d.code = 'ping'`).Scan(&pingStatus); err != nil || pingStatus != "succeeded" {
+		t.Errorf("acme/ping last_run_status = %q, %v", pingStatus, err)
+	}
+	if rec.count("/globex/ping") != 0 {
+		t.Errorf("globex's function ran")
+	}
+}

@@ -1,0 +1,117 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RunInput is what the engine passes to one attempt of a run.
+type RunInput struct {
+	RunID   string         // the engine's run id
+	Attempt int            // 0 for the first attempt
+	Event   map[string]any // the triggering event: name, data, ts, ...
+}
+
+// RunStatus is the state of a run attempt, as root_task_runs records it.
+type RunStatus string
+
+// The run statuses.
+const (
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+)
+
+// AppliedRef is the applied version of a definition a run belongs to.
+type AppliedRef struct {
+	ID       int64
+	Revision int64
+	Hash     string
+}
+
+// RunRecorder keeps run records (store.Store).
+type RunRecorder interface {
+	// Current returns the live applied version of tenant/code; ok is false
+	// when it is retired or unknown.
+	Current(ctx context.Context, tenant, code string) (ref AppliedRef, ok bool, err error)
+	// StartRun records an attempt as running and returns its record id.
+	StartRun(ctx context.Context, ref AppliedRef, in RunInput) (int64, error)
+	// FinishRun records an attempt's outcome.
+	FinishRun(ctx context.Context, ref AppliedRef, runID int64, status RunStatus, took time.Duration, errText, output string) error
+}
+
+// Actions perform a task's action (executor adapters). Their errors and
+// outputs are already redacted of secret values.
+type Actions interface {
+	APICall(ctx context.Context, tenant string, call APICall, event map[string]any) (output any, err error)
+	PythonScript(ctx context.Context, tenant string, py PythonScript, event map[string]any) (output any, err error)
+}
+
+// ErrStale means a run belongs to a definition that was retired or changed
+// since its function was registered; it does not execute.
+var ErrStale = errors.New("the definition was retired or changed since this run was scheduled")
+
+// TaskRunner executes ScheduledTask runs: it checks that the run belongs
+// to the applied version, records the attempt, performs the action and
+// records the outcome.
+type TaskRunner struct {
+	Records RunRecorder
+	Actions Actions
+	// OutputLimit caps the output stored with a run; default 64 KiB.
+	OutputLimit int
+}
+
+// Run executes one attempt of def's run.
+func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in RunInput) (any, error) {
+	ref, ok, err := r.Records.Current(ctx, tenant, def.Metadata.Code)
+	if err != nil {
+		return nil, fmt.Errorf("look up the applied definition: %w", err)
+	}
+	if !ok || ref.Hash != def.Hash {
+		return nil, ErrStale
+	}
+	id, err := r.Records.StartRun(ctx, ref, in)
+	if err != nil {
+		return nil, fmt.Errorf("record the run: %w", err)
+	}
+	start := time.Now()
+	var out any
+	switch {
+	case def.Kind != KindScheduledTask || def.Spec.Config == nil:
+		err = fmt.Errorf("%s %s cannot run as a task", def.Kind, def.Metadata.Code)
+	case def.Spec.Config.APICall != nil:
+		out, err = r.Actions.APICall(ctx, tenant, *def.Spec.Config.APICall, in.Event)
+	case def.Spec.Config.PythonScript != nil:
+		out, err = r.Actions.PythonScript(ctx, tenant, *def.Spec.Config.PythonScript, in.Event)
+	}
+	status, errText := RunSucceeded, ""
+	if err != nil {
+		status, errText = RunFailed, err.Error()
+	}
+	limit := r.OutputLimit
+	if limit <= 0 {
+		limit = MaxResponseCaptureBytes
+	}
+	output := outputText(out, limit)
+	if ferr := r.Records.FinishRun(context.WithoutCancel(ctx), ref, id, status, time.Since(start), errText, output); ferr != nil {
+		return out, errors.Join(err, fmt.Errorf("record the outcome: %w", ferr))
+	}
+	return out, err
+}
+
+// outputText renders an action's output for the run record, capped.
+func outputText(v any, limit int) string {
+	if v == nil {
+		return ""
+	}
+	b, err := jsonMarshal(v)
+	if err != nil {
+		b = []byte(fmt.Sprint(v))
+	}
+	if len(b) > limit {
+		b = b[:limit]
+	}
+	return string(b)
+}

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// Current returns the live applied version of a definition.
+func (s *Store) Current(ctx context.Context, tenant, code string) (reconciler.AppliedRef, bool, error) {
+	var ref reconciler.AppliedRef
+	err := s.pool.QueryRow(ctx, `
+		select d.id, d.revision, d.spec_hash from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code).Scan(&ref.ID, &ref.Revision, &ref.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ref, false, nil
+	}
+	if err != nil {
+		return ref, false, fmt.Errorf("current definition: %w", redact(err))
+	}
+	return ref, true, nil
+}
+
+// StartRun records an attempt as running (idempotently: the engine may
+// call an attempt twice) and marks the definition running.
+func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput) (int64, error) {
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status)
+			select tenant_id, id, $2, $3, $4, 'running' from root_scheduled_tasks where id = $1
+			on conflict (inngest_run_id, attempt) do update set status = 'running', started_at = now(), finished_at = null
+			returning id`, ref.ID, ref.Revision, in.RunID, in.Attempt).Scan(&id)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `update root_scheduled_tasks set is_running = true where id = $1`, ref.ID)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start run: %w", redact(err))
+	}
+	return id, nil
+}
+
+// FinishRun records an attempt's outcome on the run and its definition.
+func (s *Store) FinishRun(ctx context.Context, ref reconciler.AppliedRef, runID int64, status reconciler.RunStatus, took time.Duration, errText, output string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			update root_task_runs set status = $2, finished_at = now(), duration_ms = $3, error = nullif($4, ''), output = nullif($5, '')
+			where id = $1`, runID, string(status), took.Milliseconds(), clean(errText), clean(output))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+			update root_scheduled_tasks set is_running = exists (
+					select 1 from root_task_runs where task_id = $1 and status = 'running' and id <> $2),
+				last_run_at = now(), last_run_status = $3, last_error = nullif($4, '')
+			where id = $1`, ref.ID, runID, string(status), clean(errText))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish run: %w", redact(err))
+	}
+	return nil
+}
+
+// clean removes NUL bytes, which PostgreSQL text cannot hold.
+func clean(s string) string { return strings.ReplaceAll(s, "\x00", "") }
