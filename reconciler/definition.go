@@ -305,3 +305,48 @@ func jsonMarshal(v any) ([]byte, error) {
 	}
 	return []byte(strings.TrimSuffix(b.String(), "\n")), nil
 }
+
+// DecodeCanonical rebuilds a Definition from its canonical document (as
+// the store keeps it), with the content of the script files it names.
+func DecodeCanonical(tenant string, doc []byte, scripts map[string]string) (Definition, error) {
+	var w struct {
+		Kind     Kind     `json:"kind"`
+		Metadata Metadata `json:"metadata"`
+		Spec     struct {
+			Spec
+			Config json.RawMessage `json:"config"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(doc, &w); err != nil {
+		return Definition{}, fmt.Errorf("decode definition: %w", err)
+	}
+	d := Definition{Tenant: tenant, Kind: w.Kind, Metadata: w.Metadata, Spec: w.Spec.Spec}
+	d.Spec.Config = nil
+	if len(w.Spec.Config) > 0 && string(w.Spec.Config) != "null" {
+		c := &TaskConfig{}
+		var err error
+		switch d.Spec.Type {
+		case TaskAPICall:
+			c.APICall = &APICall{}
+			err = json.Unmarshal(w.Spec.Config, c.APICall)
+		case TaskPythonScript:
+			c.PythonScript = &PythonScript{}
+			err = json.Unmarshal(w.Spec.Config, c.PythonScript)
+		default:
+			err = fmt.Errorf("unknown task type %q", d.Spec.Type)
+		}
+		if err != nil {
+			return Definition{}, fmt.Errorf("decode definition %s: %w", d.Metadata.Code, err)
+		}
+		d.Spec.Config = c
+		if py := c.PythonScript; py != nil && py.File != "" {
+			py.FileContent = scripts[py.File]
+		}
+	}
+	for _, st := range d.Spec.Steps {
+		if st.PythonScript != nil && st.PythonScript.File != "" {
+			st.PythonScript.FileContent = scripts[st.PythonScript.File]
+		}
+	}
+	return d, nil
+}

@@ -122,3 +122,41 @@ func TestNextFiresCronInItsZone(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalRoundTrip: a definition decoded from its canonical document
+// is the definition, hash for hash.
+func TestCanonicalRoundTrip(t *testing.T) {
+	at := time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)
+	defs := []reconciler.Definition{
+		{Kind: reconciler.KindScheduledTask, Metadata: reconciler.Metadata{Code: "a", Labels: map[string]string{"t": "x"}},
+			Spec: reconciler.Spec{Active: true, Trigger: reconciler.Trigger{Cron: "0 2 * * *", Timezone: "UTC", Jitter: reconciler.Duration(time.Second)},
+				Type: reconciler.TaskAPICall, Config: &reconciler.TaskConfig{APICall: &reconciler.APICall{Method: "POST", URL: "https://a.example.com",
+					Body: map[string]any{"n": 1.5}, Timeout: reconciler.Duration(time.Minute), ExpectStatus: []int{200}}}, Retries: 3, Concurrency: 1}},
+		{Kind: reconciler.KindScheduledTask, Metadata: reconciler.Metadata{Code: "p"},
+			Spec: reconciler.Spec{Active: true, Trigger: reconciler.Trigger{At: &at}, Type: reconciler.TaskPythonScript,
+				Config: &reconciler.TaskConfig{PythonScript: &reconciler.PythonScript{File: "s.py", FileSHA256: "ab", FileContent: "print(1)", Timeout: reconciler.Duration(time.Minute), MemoryMB: 64}}}},
+		{Kind: reconciler.KindWorkflow, Metadata: reconciler.Metadata{Code: "w"},
+			Spec: reconciler.Spec{Active: true, Trigger: reconciler.Trigger{Event: "x/y", If: "true"}, Retries: 1, Concurrency: 2,
+				Steps: []reconciler.Step{{ID: "s", Sleep: reconciler.Duration(time.Hour)}, {ID: "w", WaitForEvent: &reconciler.WaitForEvent{Event: "a/b", Timeout: reconciler.Duration(time.Hour)}}}}},
+	}
+	for _, d := range defs {
+		doc, err := d.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := reconciler.DecodeCanonical("acme", doc, map[string]string{"s.py": "print(1)"})
+		if err != nil {
+			t.Fatalf("%s: %v", d.Metadata.Code, err)
+		}
+		again, err := back.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != string(doc) {
+			t.Errorf("%s: round trip changed the document:\n%s\n%s", d.Metadata.Code, doc, again)
+		}
+		if d.Spec.Config != nil && d.Spec.Config.PythonScript != nil && back.Spec.Config.PythonScript.FileContent != "print(1)" {
+			t.Errorf("%s: script content not restored", d.Metadata.Code)
+		}
+	}
+}

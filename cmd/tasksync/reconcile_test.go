@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +202,45 @@ func TestRunOnceBinary(t *testing.T) {
 	}
 	if out, code := run("run", "--once", "--dir", filepath.Join(dir, "missing")); code != 1 || !strings.Contains(out, "no such file or directory") {
 		t.Errorf("run --once on a missing tree: exit %d, want 1\n%s", code, out)
+	}
+}
+
+// TestRunOnceSyncsInngest: run --once registers every tenant's app with a
+// real dev server, verifies it, and exits 1 when Inngest cannot be reached.
+func TestRunOnceSyncsInngest(t *testing.T) {
+	url := pg.NewDatabase(t)
+	dir := copyTree(t)
+	env := map[string]string{"DATABASE_URL": url, "TASKSYNC_DIR": dir, "INNGEST_DEV": dev.URL,
+		"TASKSYNC_APP_PREFIX": "once", "TASKSYNC_SERVE_ORIGIN": "http://127.0.0.1:9"}
+	out, errOut, code := runCmd(t, env, "run", "--once")
+	if code != 0 || !strings.Contains(out, "every tenant's app synced and verified") {
+		t.Fatalf("run --once: exit %d\n%s%s", code, out, errOut)
+	}
+	res, err := http.Get(dev.URL + "/v1/apps/once-acme/functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var fns []struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&fns); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range fns {
+		ids = append(ids, f.ID)
+	}
+	if len(ids) != 5 || !slices.Contains(ids, "once-acme-weekly-revenue-report") {
+		t.Errorf("once-acme functions = %v, want acme's 5 applied definitions", ids)
+	}
+
+	env["INNGEST_DEV"] = "http://127.0.0.1:9" // nothing listens on the discard port
+	out, errOut, code = runCmd(t, env, "run", "--once")
+	if code != 1 || !strings.Contains(out, "2 tenants could not be synced") {
+		t.Errorf("run --once without Inngest: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	if dump := dumpDatabase(t, url); !strings.Contains(dump, ",failed,") {
+		t.Errorf("the failed sync state is not stored")
 	}
 }

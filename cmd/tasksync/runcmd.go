@@ -13,6 +13,7 @@ import (
 
 type runOptions struct {
 	treeOptions
+	inngestFlags
 	once      bool
 	logFormat string
 }
@@ -20,6 +21,7 @@ type runOptions struct {
 func runFlags(f *flagSet) {
 	o := &runOptions{}
 	o.treeOptions.flags(f)
+	o.inngestFlags.flags(f)
 	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors (for deploy pipelines)")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.opts = o
@@ -44,7 +46,14 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	st, err := o.open(ctx)
+	reg, err := o.registry(c.getenv, logger)
+	if err != nil {
+		return err
+	}
+	if o.databaseURL == "" {
+		return usageError("--database-url (or $DATABASE_URL) is required")
+	}
+	st, err := store.Open(ctx, o.databaseURL, store.Options{AppPrefix: o.appPrefix})
 	if err != nil {
 		return err
 	}
@@ -106,6 +115,14 @@ func runRun(ctx context.Context, c *invocation) error {
 		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(c2.Errors, "problem"))
 	}
 	fmt.Fprintln(c.stdout, ".")
+	if reg == nil {
+		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
+	} else if failed := syncTenants(ctx, st, reg, refuseRuns{}, logger); len(failed) > 0 {
+		fmt.Fprintf(c.stdout, "Inngest: %s could not be synced.\n", plural(len(failed), "tenant"))
+		return errExit1
+	} else {
+		fmt.Fprintln(c.stdout, "Inngest: every tenant's app synced and verified.")
+	}
 	if err := res.Err(); err != nil {
 		return &exitError{code: exitFailure, err: err}
 	}

@@ -73,3 +73,65 @@ func (s *Store) FinishRun(ctx context.Context, ref reconciler.AppliedRef, runID 
 
 // clean removes NUL bytes, which PostgreSQL text cannot hold.
 func clean(s string) string { return strings.ReplaceAll(s, "\x00", "") }
+
+// Definitions returns a tenant's live applied definitions, decoded from
+// their canonical documents: what the tenant's Inngest app serves, last
+// known good versions included.
+func (s *Store) Definitions(ctx context.Context, tenant string) ([]reconciler.Definition, error) {
+	rows, err := s.pool.Query(ctx, `
+		select d.spec, d.script_files, d.spec_hash, d.source_path, d.source_line
+		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.deleted_at is null order by d.code`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, redact(err))
+	}
+	defer rows.Close()
+	var out []reconciler.Definition
+	for rows.Next() {
+		var doc []byte
+		var scripts map[string]string
+		var hash, path string
+		var line int
+		if err := rows.Scan(&doc, &scripts, &hash, &path, &line); err != nil {
+			return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, err)
+		}
+		d, err := reconciler.DecodeCanonical(tenant, doc, scripts)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+		d.Hash, d.Source = hash, reconciler.Source{Path: path, Line: line}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Tenants lists the tenants the store knows.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `select code from root_tenants order by code`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", redact(err))
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// SyncState is a tenant app's Inngest sync state.
+type SyncState string
+
+// The sync states.
+const (
+	SyncPending SyncState = "pending"
+	SyncSynced  SyncState = "synced"
+	SyncFailed  SyncState = "failed"
+)
+
+// SetSyncState records the outcome of a tenant's sync.
+func (s *Store) SetSyncState(ctx context.Context, tenant string, state SyncState, errText string) error {
+	_, err := s.pool.Exec(ctx, `
+		update root_tenants set sync_state = $2, sync_error = nullif($3, ''),
+			last_synced_at = case when $2 = 'synced' then now() else last_synced_at end
+		where code = $1`, tenant, string(state), clean(errText))
+	if err != nil {
+		return fmt.Errorf("tenant %q: record sync state: %w", tenant, redact(err))
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/store"
+)
+
+// inngestFlags are the flags that place tasksync's apps for Inngest; the
+// connection itself is configured by the SDK's environment variables.
+type inngestFlags struct {
+	listen      string
+	serveOrigin string
+	appPrefix   string
+}
+
+func (o *inngestFlags) flags(f *flagSet) {
+	f.string(&o.listen, "listen", "TASKSYNC_LISTEN", "127.0.0.1:8080", "`address` the daemon serves HTTP on")
+	f.string(&o.serveOrigin, "serve-origin", "TASKSYNC_SERVE_ORIGIN", "", "`origin` Inngest calls the apps at (default http:// + --listen)")
+	f.string(&o.appPrefix, "app-prefix", "TASKSYNC_APP_PREFIX", "tasksync", "`prefix` of the Inngest app ids: <prefix>-<tenant>")
+}
+
+// registry builds the Inngest registry from the flags and the SDK's
+// environment variables, or returns nil when Inngest is not configured.
+func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger) (*inngest.Registry, error) {
+	dev, signing := getenv("INNGEST_DEV"), getenv("INNGEST_SIGNING_KEY")
+	if dev == "" && signing == "" {
+		return nil, nil
+	}
+	if dev == "1" || dev == "true" {
+		dev = "http://127.0.0.1:8288"
+	}
+	origin := o.serveOrigin
+	if origin == "" {
+		host, port, err := net.SplitHostPort(o.listen)
+		if err != nil {
+			return nil, usageError("--listen %q: %v", o.listen, err)
+		}
+		origin = "http://" + net.JoinHostPort(host, port)
+	}
+	return inngest.New(inngest.Options{
+		AppPrefix:          o.appPrefix,
+		ServeOrigin:        origin,
+		DevURL:             dev,
+		BaseURL:            getenv("INNGEST_BASE_URL"),
+		SigningKey:         signing,
+		SigningKeyFallback: getenv("INNGEST_SIGNING_KEY_FALLBACK"),
+		EventKey:           getenv("INNGEST_EVENT_KEY"),
+		Env:                getenv("INNGEST_ENV"),
+		Logger:             logger,
+	}), nil
+}
+
+// refuseRuns stands in for the task runner in a process that registers
+// apps but does not serve them (run --once): the daemon executes runs.
+type refuseRuns struct{}
+
+func (refuseRuns) Run(context.Context, string, reconciler.Definition, reconciler.RunInput) (any, error) {
+	return nil, errors.New("this process registers apps but does not execute runs")
+}
+
+// syncTenants serves each tenant's applied definitions (last known good
+// versions included) as its app, syncs it, verifies Inngest's view and
+// syncs once more on drift. It records each tenant's sync state and
+// returns the tenants that could not be synced; one tenant's failure does
+// not stop the others.
+func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, run inngest.Runner, logger *slog.Logger) map[string]error {
+	failed := map[string]error{}
+	tenants, err := st.Tenants(ctx)
+	if err != nil {
+		failed["*"] = err
+		return failed
+	}
+	for _, tenant := range tenants {
+		err := syncTenant(ctx, st, reg, run, tenant)
+		state, msg := store.SyncSynced, ""
+		if err != nil {
+			state, msg = store.SyncFailed, err.Error()
+			failed[tenant] = err
+			logger.Error("sync", "tenant", tenant, "app", reg.AppID(tenant), "err", err)
+		} else {
+			logger.Info("sync", "tenant", tenant, "app", reg.AppID(tenant), "functions", len(reg.Functions(tenant)))
+		}
+		if err := st.SetSyncState(ctx, tenant, state, msg); err != nil {
+			logger.Warn("cannot record the sync state", "tenant", tenant, "err", err)
+		}
+	}
+	return failed
+}
+
+func syncTenant(ctx context.Context, st *store.Store, reg *inngest.Registry, run inngest.Runner, tenant string) error {
+	defs, err := st.Definitions(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if err := reg.SetTenant(tenant, defs, run); err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		if err := reg.Sync(ctx, tenant); err != nil {
+			return err
+		}
+		drift, err := reg.Verify(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		if drift.None() {
+			return nil
+		}
+		if attempt == 1 {
+			return fmt.Errorf("inngest still differs after a re-sync: missing %v, left over %v", drift.Missing, drift.Extra)
+		}
+	}
+	return nil
+}
