@@ -38,6 +38,9 @@ type RunRecorder interface {
 	Current(ctx context.Context, tenant, code string) (ref AppliedRef, ok bool, err error)
 	// StartRun records an attempt as running and returns its record id.
 	StartRun(ctx context.Context, ref AppliedRef, in RunInput) (int64, error)
+	// RanBefore reports whether the definition's version has a run under
+	// another run id: a one-shot runs once.
+	RanBefore(ctx context.Context, ref AppliedRef, runID string) (bool, error)
 	// FinishRun records an attempt's outcome.
 	FinishRun(ctx context.Context, ref AppliedRef, runID int64, status RunStatus, took time.Duration, errText, output string) error
 }
@@ -52,6 +55,9 @@ type Actions interface {
 // ErrStale means a run belongs to a definition that was retired or changed
 // since its function was registered; it does not execute.
 var ErrStale = errors.New("the definition was retired or changed since this run was scheduled")
+
+// ErrAlreadyRan means a one-shot's version already ran under another run.
+var ErrAlreadyRan = errors.New("this one-shot already ran")
 
 // TaskRunner executes ScheduledTask runs: it checks that the run belongs
 // to the applied version, records the attempt, performs the action and
@@ -71,6 +77,20 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 	}
 	if !ok || ref.Hash != def.Hash {
 		return nil, ErrStale
+	}
+	if def.Spec.Trigger.Type() == TriggerDate {
+		// A one-shot's event names the version it was sent for.
+		data, _ := in.Event["data"].(map[string]any)
+		if h, _ := data["hash"].(string); h != def.Hash {
+			return nil, ErrStale
+		}
+		ran, err := r.Records.RanBefore(ctx, ref, in.RunID)
+		if err != nil {
+			return nil, fmt.Errorf("look up earlier runs: %w", err)
+		}
+		if ran {
+			return nil, ErrAlreadyRan
+		}
 	}
 	id, err := r.Records.StartRun(ctx, ref, in)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/inngest"
@@ -111,7 +112,8 @@ func syncTenant(ctx context.Context, st *store.Store, reg *inngest.Registry, run
 			return err
 		}
 		if drift.None() {
-			return nil
+			_, err := reg.SendOneShots(ctx, tenant, time.Now())
+			return err
 		}
 		if attempt == 1 {
 			return fmt.Errorf("inngest still differs after a re-sync: missing %v, left over %v", drift.Missing, drift.Extra)

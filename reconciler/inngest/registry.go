@@ -64,8 +64,10 @@ type Registry struct {
 
 type app struct {
 	id        string
+	client    inngestgo.Client
 	handler   http.Handler
-	functions []string // fully qualified function ids, sorted
+	functions []string                // fully qualified function ids, sorted
+	oneShots  []reconciler.Definition // active definitions with an `at` trigger
 }
 
 // New returns an empty registry.
@@ -141,6 +143,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 		return fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
 	}
 	var ids []string
+	var oneShots []reconciler.Definition
 	for _, d := range defs {
 		if !d.Spec.Active {
 			continue
@@ -149,12 +152,15 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
 		}
 		ids = append(ids, r.FunctionID(tenant, d.Metadata.Code))
+		if d.Spec.Trigger.Type() == reconciler.TriggerDate {
+			oneShots = append(oneShots, d)
+		}
 	}
 	slices.Sort(ids)
 	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
 	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath})
 	r.mu.Lock()
-	r.apps[tenant] = &app{id: r.AppID(tenant), handler: h, functions: ids}
+	r.apps[tenant] = &app{id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
 	r.mu.Unlock()
 	return nil
 }
@@ -187,8 +193,9 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		}
 		out, err := run.Run(ctx, tenant, d, runInput(in))
 		switch {
-		case errors.Is(err, reconciler.ErrStale):
-			return nil, inngestgo.NoRetryError(err)
+		case errors.Is(err, reconciler.ErrStale), errors.Is(err, reconciler.ErrAlreadyRan):
+			// Not a failure: this run must not execute.
+			return map[string]any{"skipped": err.Error()}, nil
 		case err != nil && delay > 0:
 			return out, inngestgo.RetryAtError(err, time.Now().Add(delay))
 		}
@@ -250,6 +257,44 @@ func (r *Registry) Sync(ctx context.Context, tenant string) error {
 		return fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
 	}
 	return nil
+}
+
+// SendOneShots sends, for each active `at` definition of a tenant whose
+// time is still ahead, the event that starts it at that time. The event's
+// id names the definition's version, so sending it again (every sync)
+// starts nothing new, and the runner refuses a run whose event names
+// another version: a one-shot changed or retired before its time never
+// runs in its old form.
+func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Time) (sent int, err error) {
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	if a == nil {
+		return 0, ErrNoApp
+	}
+	for _, d := range a.oneShots {
+		at := *d.Spec.Trigger.At
+		if !at.After(now) {
+			continue
+		}
+		id := OneShotEventID(a.id, d)
+		ev := inngestgo.Event{ID: &id, Name: OneShotEvent, Timestamp: at.UnixMilli(),
+			Data: map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash}}
+		if _, err := a.client.Send(ctx, ev); err != nil {
+			return sent, fmt.Errorf("tenant %q: send the one-shot event of %s: %w", tenant, d.Metadata.Code, err)
+		}
+		sent++
+	}
+	return sent, nil
+}
+
+// OneShotEventID is the idempotency key of a one-shot's event.
+func OneShotEventID(appID string, d reconciler.Definition) string {
+	h := d.Hash
+	if len(h) > 16 {
+		h = h[:16]
+	}
+	return appID + "-" + d.Metadata.Code + "-" + h
 }
 
 // Drift is how Inngest's view of an app differs from what it should serve.

@@ -212,3 +212,90 @@ spec:
 		t.Errorf("globex's function ran")
 	}
 }
+
+// TestOneShot: an `at` task fires once at its time, however often its
+// event is sent; a one-shot retired before its time never fires.
+func TestOneShot(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	url := pg.NewDatabase(t)
+	st, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(4 * time.Second).Truncate(time.Second).Format(time.RFC3339)
+	task := func(code string) string {
+		return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec:\n  trigger: {at: %q}\n  type: api_call\n  config: {url: \"%s/%s\"}\n", code, at, rec.URL, code)
+	}
+	tree := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tree, "acme"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTree := func(docs ...string) {
+		if err := os.WriteFile(filepath.Join(tree, "acme", "once.yaml"), []byte(strings.Join(docs, "---\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeTree(task("keep"), task("drop"))
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	apply := func() {
+		t.Helper()
+		res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1, Budget: mustAll(t)}).Apply(ctx)
+		if err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+			t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+		}
+	}
+	apply()
+	envs, _ := expr.NewEnvs()
+	allow, _ := executor.ParseCIDRs([]string{"127.0.0.1/32"})
+	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
+		HTTP: executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(string) string { return "" }))}}
+	reg := newRegistry(t)
+	publish := func() {
+		t.Helper()
+		defs, err := st.Definitions(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.SetTenant("acme", defs, runner); err != nil {
+			t.Fatal(err)
+		}
+		syncAndVerify(t, reg, "acme")
+		if _, err := reg.SendOneShots(ctx, "acme", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish()
+	publish() // a second sync sends the same events again: nothing more runs
+
+	// Retire "drop" before its time.
+	writeTree(task("keep"))
+	apply()
+	publish()
+
+	waitFor(t, "the one-shot to fire", 30*time.Second, func() bool { return rec.count("/keep") >= 1 })
+	// Give a duplicate, or the retired one, time to show up.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := rec.count("/keep"); n != 1 {
+		t.Errorf("the one-shot ran %d times, want once", n)
+	}
+	if n := rec.count("/drop"); n != 0 {
+		t.Errorf("the retired one-shot ran %d times", n)
+	}
+}
+
+func mustAll(t *testing.T) reconciler.RetireBudget {
+	b, err := reconciler.ParseRetireBudget("all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

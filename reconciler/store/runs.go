@@ -135,3 +135,14 @@ func (s *Store) SetSyncState(ctx context.Context, tenant string, state SyncState
 	}
 	return nil
 }
+
+// RanBefore reports whether ref's version has a run under another run id.
+func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID string) (bool, error) {
+	var ran bool
+	err := s.pool.QueryRow(ctx, `select exists (select 1 from root_task_runs where task_id = $1 and revision = $2 and inngest_run_id <> $3)`,
+		ref.ID, ref.Revision, runID).Scan(&ran)
+	if err != nil {
+		return false, fmt.Errorf("earlier runs: %w", redact(err))
+	}
+	return ran, nil
+}
