@@ -27,7 +27,7 @@ test: lint bin/inngest ## lint, then every test with the race detector (builds t
 $(BENCH_TREE):
 	$(GO) run ./cmd/gentree -tenants $(BENCH_TENANTS) $@.tmp && mv $@.tmp $@
 
-bench: build $(BENCH_TREE) ## benchmarks on the generated 10k-tenant tree (see docs/benchmarks.md)
+bench: build bin/inngest $(BENCH_TREE) ## benchmarks on the generated 10k-tenant tree (see docs/benchmarks.md)
 	@echo "== floor: one goroutine yaml.v3-decoding every file (default GC, then GOGC=800 as validate runs)"
 	TASKSYNC_BENCH_TREE=$(CURDIR)/$(BENCH_TREE) $(GO) test -run '^$$' -bench YAMLDecodeFloor -benchtime 3x ./reconciler/definitions/
 	TASKSYNC_BENCH_TREE=$(CURDIR)/$(BENCH_TREE) GOGC=800 $(GO) test -run '^$$' -bench YAMLDecodeFloor -benchtime 3x ./reconciler/definitions/
@@ -35,6 +35,10 @@ bench: build $(BENCH_TREE) ## benchmarks on the generated 10k-tenant tree (see d
 	@for i in 1 2 3; do /usr/bin/time -f "  wall %e s, peak RSS %M KiB, user %U s, sys %S s" $(BIN) validate $(BENCH_TREE) >/dev/null; done
 	@echo "== reconcile (run --once's work) against a throwaway PostgreSQL"
 	TASKSYNC_BENCH_TREE=$(CURDIR)/$(BENCH_TREE) GOGC=800 $(GO) test -run '^$$' -bench Reconcile -benchtime 1x -timeout 60m ./reconciler/store/
+	@echo "== Inngest sync of one tenant (10 and 500 functions) against the dev server"
+	$(GO) test -run '^$$' -bench Sync -benchtime 20x ./reconciler/inngest/
+	@echo "== executors: api_call to a loopback server, a trivial sandboxed script"
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./reconciler/executor/
 
 fuzz: ## fuzz the loader for FUZZTIME (default 60s); crashers land in testdata/fuzz
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./reconciler/definitions/

@@ -65,7 +65,9 @@ func TestGuardTable(t *testing.T) {
 	}
 }
 
-func mustCIDRs(t *testing.T, s ...string) []netip.Prefix {
+func mustCIDRs(t *testing.T, s ...string) []netip.Prefix { return mustCIDRsB(t, s...) }
+
+func mustCIDRsB(t testing.TB, s ...string) []netip.Prefix {
 	t.Helper()
 	p, err := executor.ParseCIDRs(s)
 	if err != nil {
@@ -74,7 +76,7 @@ func mustCIDRs(t *testing.T, s ...string) []netip.Prefix {
 	return p
 }
 
-func newHTTP(t *testing.T, allow []netip.Prefix, env map[string]string) *executor.HTTP {
+func newHTTP(t testing.TB, allow []netip.Prefix, env map[string]string) *executor.HTTP {
 	t.Helper()
 	envs, err := expr.NewEnvs()
 	if err != nil {

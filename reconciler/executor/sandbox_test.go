@@ -15,7 +15,9 @@ import (
 	"github.com/riveredge/tasksync/reconciler/executor"
 )
 
-func sandbox(t *testing.T) *executor.Sandbox {
+func sandbox(t *testing.T) *executor.Sandbox { return sandboxB(t) }
+
+func sandboxB(t testing.TB) *executor.Sandbox {
 	t.Helper()
 	s := &executor.Sandbox{Python: "/usr/bin/python3"}
 	if err := s.Check(context.Background()); err != nil {

@@ -47,7 +47,9 @@ func def(code string, t reconciler.Trigger) reconciler.Definition {
 		Spec: reconciler.Spec{Active: true, Trigger: t, Retries: 3, Concurrency: 1}}
 }
 
-func newRegistry(t *testing.T) *inngest.Registry {
+func newRegistry(t *testing.T) *inngest.Registry { return newRegistryB(t) }
+
+func newRegistryB(t testing.TB) *inngest.Registry {
 	t.Helper()
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))

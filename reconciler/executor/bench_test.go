@@ -1,0 +1,62 @@
+package executor_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/expr"
+)
+
+// reportLatency adds p50 and p99 of the samples to the benchmark.
+func reportLatency(b *testing.B, samples []time.Duration) {
+	slices.Sort(samples)
+	if len(samples) == 0 {
+		return
+	}
+	b.ReportMetric(float64(samples[len(samples)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(samples[len(samples)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkAPICall measures the executor's overhead on an api_call to a
+// loopback server: templates, secrets, the guarded dial, capture.
+func BenchmarkAPICall(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	h := newHTTP(b, mustCIDRsB(b, "127.0.0.1/32"), map[string]string{"TASKSYNC_SECRET_TOKEN": "t0k3n"})
+	c := reconciler.APICall{Method: "POST", URL: srv.URL + "/run/{{ event.data.id }}", Timeout: reconciler.Duration(5 * time.Second),
+		Headers: map[string]string{"Authorization": "Bearer ${secret:TOKEN}"}, Body: map[string]any{"id": "{{ event.data.id }}"}}
+	vars := map[string]any{"tenant": "acme", "event": map[string]any{"data": map[string]any{"id": "e-1"}}}
+	var samples []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := h.Run(context.Background(), c, expr.Task, vars); err != nil {
+			b.Fatal(err)
+		}
+		samples = append(samples, time.Since(start))
+	}
+	reportLatency(b, samples)
+}
+
+// BenchmarkSandboxScript measures a trivial python_script in the sandbox:
+// namespaces, limits, interpreter start, capture, clean-up.
+func BenchmarkSandboxScript(b *testing.B) {
+	s := sandboxB(b)
+	var samples []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := s.Run(context.Background(), script("print('ok')"), nil, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		samples = append(samples, time.Since(start))
+	}
+	reportLatency(b, samples)
+}
