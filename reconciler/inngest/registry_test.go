@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
@@ -25,6 +26,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == executor.SandboxInitArg {
+		os.Exit(executor.SandboxInit())
+	}
 	s, err := inngesttest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "inngest tests:", err)

@@ -299,3 +299,130 @@ func mustAll(t *testing.T) reconciler.RetireBudget {
 	}
 	return b
 }
+
+// TestRunsKeepSecretsAndRunScripts: a python_script task runs in the
+// sandbox through Inngest, concurrency limits hold, and a secret's value
+// reaches the endpoint and the script but no run record.
+func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
+	const secret = "pa55-w0rd-for-tests-only"
+	ctx := context.Background()
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond) // hold the run, so that overlapping runs would show
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		http.Error(w, "rejected token "+r.Header.Get("Authorization"), http.StatusForbidden)
+	}))
+	defer echo.Close()
+	url := pg.NewDatabase(t)
+	st, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tree := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tree, "acme"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	doc := fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: call}
+spec:
+  trigger: {event: app/call}
+  type: api_call
+  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:TOKEN}"}}
+  retries: 0
+  concurrency: 1
+---
+apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: script}
+spec:
+  trigger: {event: app/script}
+  type: python_script
+  config:
+    script: |
+      import json, os, sys
+      print("token", os.environ["TOKEN"])
+      print(json.dumps({"n": int(sys.argv[1]), "len": len(os.environ["TOKEN"])}))
+    args: ["{{ event.data.n }}"]
+    env: {TOKEN: "${secret:TOKEN}"}
+  retries: 0
+`, echo.URL)
+	if err := os.WriteFile(filepath.Join(tree, "acme", "a.yaml"), []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+	envs, _ := expr.NewEnvs()
+	allow, _ := executor.ParseCIDRs([]string{"127.0.0.1/32"})
+	sb := &executor.Sandbox{Python: "/usr/bin/python3"}
+	if err := sb.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
+		HTTP:    executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(k string) string { return map[string]string{"TASKSYNC_SECRET_TOKEN": secret}[k] })),
+		Sandbox: sb,
+	}}
+	reg := newRegistry(t)
+	defs, err := st.Definitions(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("acme", defs, runner); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+
+	for range 3 {
+		sendEvent(t, "app/call", map[string]any{"tenant_id": "acme"})
+	}
+	sendEvent(t, "app/script", map[string]any{"tenant_id": "acme", "n": 7})
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	waitFor(t, "three calls and the script to finish", 60*time.Second, func() bool {
+		var done int
+		err := conn.QueryRow(ctx, `select count(*) from root_task_runs where status <> 'running'`).Scan(&done)
+		return err == nil && done == 4
+	})
+	var status, output string
+	if err := conn.QueryRow(ctx, `select r.status, coalesce(r.output, '') from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'script'`).Scan(&status, &output); err != nil {
+		t.Fatal(err)
+	}
+	if status != "succeeded" || !strings.Contains(output, `"result":{"len":24,"n":7}`) || !strings.Contains(output, "token "+executor.Redacted) {
+		t.Errorf("script run: %s %s", status, output)
+	}
+	var callErr string
+	if err := conn.QueryRow(ctx, `select coalesce(max(r.error), '') from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'call'`).Scan(&callErr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(callErr, "unexpected status 403") || !strings.Contains(callErr, executor.Redacted) {
+		t.Errorf("call error = %q, want the 403 with the token redacted", callErr)
+	}
+	mu.Lock()
+	if maxInFlight != 1 {
+		t.Errorf("%d calls ran at once; concurrency is 1", maxInFlight)
+	}
+	mu.Unlock()
+	var leaked bool
+	if err := conn.QueryRow(ctx, `select exists (select 1 from root_task_runs r where r::text like '%' || $1 || '%')
+		or exists (select 1 from root_scheduled_tasks d where d::text like '%' || $1 || '%')`, secret).Scan(&leaked); err != nil || leaked {
+		t.Errorf("the secret's value is stored in Postgres (%v)", err)
+	}
+}
