@@ -13,7 +13,7 @@ import (
 func BenchmarkSync(b *testing.B) {
 	for _, n := range []int{10, 500} {
 		b.Run(fmt.Sprintf("functions=%d", n), func(b *testing.B) {
-			reg := newRegistryB(b)
+			reg := newRegistryB(b, nil)
 			defs := make([]reconciler.Definition, n)
 			for i := range defs {
 				defs[i] = def(fmt.Sprintf("task-%03d", i), reconciler.Trigger{Cron: fmt.Sprintf("%d * * * *", i%60), Timezone: "Europe/Berlin"})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
 )
@@ -50,6 +51,8 @@ type Options struct {
 	// HTTPClient talks to the Inngest server; default a client with a
 	// 30-second timeout.
 	HTTPClient *http.Client
+	// Registerer receives the registry's metrics; default none.
+	Registerer prometheus.Registerer
 }
 
 // Registry holds each tenant's app: an inngestgo client whose functions are
@@ -57,9 +60,10 @@ type Options struct {
 // client, so every change builds the tenant's client anew and swaps its
 // handler in; other tenants are not touched.
 type Registry struct {
-	opts Options
-	mu   sync.RWMutex
-	apps map[string]*app
+	opts    Options
+	metrics *metrics
+	mu      sync.RWMutex
+	apps    map[string]*app
 }
 
 type app struct {
@@ -81,7 +85,10 @@ func New(opts Options) *Registry {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Registry{opts: opts, apps: map[string]*app{}}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
+	}
+	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), apps: map[string]*app{}}
 }
 
 // AppID is a tenant's app id: <prefix>-<tenant>.
@@ -191,17 +198,48 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 			return map[string]any{"skipped": "not on the interval's grid"}, nil
 		}
+		start := time.Now()
 		out, err := run.Run(ctx, tenant, d, runInput(in))
+		status := string(reconciler.RunSucceeded)
 		switch {
 		case errors.Is(err, reconciler.ErrStale), errors.Is(err, reconciler.ErrAlreadyRan):
+			status = runSkipped
+		case err != nil:
+			status = string(reconciler.RunFailed)
+		}
+		r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
+		if status != runSkipped {
+			r.metrics.runDuration.WithLabelValues(tenant, kindLabel(d.Kind)).Observe(time.Since(start).Seconds())
+		}
+		switch {
+		case status == runSkipped:
 			// Not a failure: this run must not execute.
 			return map[string]any{"skipped": err.Error()}, nil
 		case err != nil && delay > 0:
-			return out, inngestgo.RetryAtError(err, time.Now().Add(delay))
+			return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
 		}
 		return out, err
 	})
 	return err
+}
+
+// retryAt is when a retry after delay may start. Inngest schedules a retry
+// to the whole second, dropping the fraction, so the time is rounded up:
+// the retry then waits at least delay, and less than a second more.
+func retryAt(now time.Time, delay time.Duration) time.Time {
+	at := now.Add(delay)
+	if t := at.Truncate(time.Second); !t.Equal(at) {
+		return t.Add(time.Second)
+	}
+	return at
+}
+
+// kindLabel is the kind label of run metrics: "task" or "workflow".
+func kindLabel(k reconciler.Kind) string {
+	if k == reconciler.KindWorkflow {
+		return "workflow"
+	}
+	return "task"
 }
 
 // runInput converts the SDK's input to the domain's.
@@ -254,8 +292,10 @@ func (r *Registry) Sync(ctx context.Context, tenant string) error {
 	rec := httptest.NewRecorder()
 	a.handler.ServeHTTP(rec, req)
 	if rec.Code/100 != 2 {
+		r.metrics.syncs.WithLabelValues(tenant, SyncError).Inc()
 		return fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
 	}
+	r.metrics.syncs.WithLabelValues(tenant, SyncSuccess).Inc()
 	return nil
 }
 
@@ -354,6 +394,9 @@ func (r *Registry) Verify(ctx context.Context, tenant string) (Drift, error) {
 		if !slices.Contains(want, id) {
 			d.Extra = append(d.Extra, id)
 		}
+	}
+	if !d.None() {
+		r.metrics.syncs.WithLabelValues(tenant, SyncDrift).Inc()
 	}
 	return d, nil
 }

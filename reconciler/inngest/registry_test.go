@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest"
@@ -51,14 +53,14 @@ func def(code string, t reconciler.Trigger) reconciler.Definition {
 		Spec: reconciler.Spec{Active: true, Trigger: t, Retries: 3, Concurrency: 1}}
 }
 
-func newRegistry(t *testing.T) *inngest.Registry { return newRegistryB(t) }
+func newRegistry(t *testing.T) *inngest.Registry { return newRegistryB(t, nil) }
 
-func newRegistryB(t testing.TB) *inngest.Registry {
+func newRegistryB(t testing.TB, metrics prometheus.Registerer) *inngest.Registry {
 	t.Helper()
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	reg = inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL})
+	reg = inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL, Registerer: metrics})
 	return reg
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -145,7 +146,8 @@ spec:
 	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
 		HTTP: executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(string) string { return "" })),
 	}}
-	reg := newRegistry(t)
+	metrics := prometheus.NewRegistry()
+	reg := newRegistryB(t, metrics)
 	for _, tenant := range []string{"acme", "globex"} {
 		if err := reg.SetTenant(tenant, loader.LoadTenant(tenant).Definitions, runner); err != nil {
 			t.Fatal(err)
@@ -170,8 +172,8 @@ spec:
 
 	sendEvent(t, "app/fail", map[string]any{"tenant_id": "acme", "msg": "try"})
 	waitFor(t, "three attempts of the failing function", 60*time.Second, func() bool { return rec.count("/fail/acme") >= 3 })
-	// Each retry waits the retry_delay (1s); Inngest schedules to about a
-	// second's precision (0.8 s gaps were seen), its own backoff is longer.
+	// Each retry waits the retry_delay (1s), and less than a second more:
+	// Inngest schedules retries to the whole second.
 	rec.mu.Lock()
 	var failAt []time.Time
 	for i, h := range rec.hits {
@@ -181,7 +183,7 @@ spec:
 	}
 	rec.mu.Unlock()
 	for i := 1; i < len(failAt); i++ {
-		if gap := failAt[i].Sub(failAt[i-1]); gap < 500*time.Millisecond || gap > 5*time.Second {
+		if gap := failAt[i].Sub(failAt[i-1]); gap < time.Second || gap > 3*time.Second {
 			t.Errorf("gap before attempt %d = %v, want about the 1s retry_delay", i+1, gap)
 		}
 	}
@@ -211,6 +213,39 @@ spec:
 	if rec.count("/globex/ping") != 0 {
 		t.Errorf("globex's function ran")
 	}
+	for status, want := range map[string]float64{"succeeded": 1, "failed": 3} {
+		labels := map[string]string{"tenant": "acme", "kind": "task", "status": status}
+		if got := counterValue(t, metrics, "tasksync_task_runs_total", labels); got != want {
+			t.Errorf("tasksync_task_runs_total%v = %v, want %v", labels, got, want)
+		}
+	}
+	if got := counterValue(t, metrics, "tasksync_inngest_sync_total", map[string]string{"tenant": "acme", "result": "success"}); got < 1 {
+		t.Errorf("tasksync_inngest_sync_total{acme,success} = %v", got)
+	}
+}
+
+// counterValue reads one series of a counter from a registry.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // TestOneShot: an `at` task fires once at its time, however often its
