@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -66,11 +67,19 @@ func (refuseRuns) Run(context.Context, string, reconciler.Definition, reconciler
 	return nil, errors.New("this process registers apps but does not execute runs")
 }
 
+// syncAttempts and syncBackoff bound how a tenant's failing sync is retried
+// within one run: 0.5 s, then 1 s, then it is reported.
+const (
+	syncAttempts = 3
+	syncBackoff  = 500 * time.Millisecond
+)
+
 // syncTenants serves each tenant's applied definitions (last known good
 // versions included) as its app, syncs it, verifies Inngest's view and
-// syncs once more on drift. It records each tenant's sync state and
-// returns the tenants that could not be synced; one tenant's failure does
-// not stop the others.
+// syncs once more on drift; a failure is retried with backoff. Tenants
+// sync a few at a time, so that one tenant's trouble never holds up the
+// others. It records each tenant's sync state and returns the tenants
+// that could not be synced.
 func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, run inngest.Runner, logger *slog.Logger) map[string]error {
 	failed := map[string]error{}
 	tenants, err := st.Tenants(ctx)
@@ -78,20 +87,42 @@ func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, ru
 		failed["*"] = err
 		return failed
 	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 4)
 	for _, tenant := range tenants {
-		err := syncTenant(ctx, st, reg, run, tenant)
-		state, msg := store.SyncSynced, ""
-		if err != nil {
-			state, msg = store.SyncFailed, err.Error()
-			failed[tenant] = err
-			logger.Error("sync", "tenant", tenant, "app", reg.AppID(tenant), "err", err)
-		} else {
-			logger.Info("sync", "tenant", tenant, "app", reg.AppID(tenant), "functions", len(reg.Functions(tenant)))
-		}
-		if err := st.SetSyncState(ctx, tenant, state, msg); err != nil {
-			logger.Warn("cannot record the sync state", "tenant", tenant, "err", err)
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			var err error
+			for attempt := range syncAttempts {
+				if attempt > 0 {
+					select {
+					case <-ctx.Done():
+						err = ctx.Err()
+					case <-time.After(syncBackoff << (attempt - 1)):
+					}
+				}
+				if err = syncTenant(ctx, st, reg, run, tenant); err == nil || ctx.Err() != nil {
+					break
+				}
+			}
+			state, msg := store.SyncSynced, ""
+			if err != nil {
+				state, msg = store.SyncFailed, err.Error()
+				mu.Lock()
+				failed[tenant] = err
+				mu.Unlock()
+				logger.Error("sync", "tenant", tenant, "app", reg.AppID(tenant), "err", err)
+			} else {
+				logger.Info("sync", "tenant", tenant, "app", reg.AppID(tenant), "functions", len(reg.Functions(tenant)))
+			}
+			if err := st.SetSyncState(ctx, tenant, state, msg); err != nil {
+				logger.Warn("cannot record the sync state", "tenant", tenant, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 	return failed
 }
 
