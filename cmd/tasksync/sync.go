@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +61,9 @@ func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger)
 	}), nil
 }
 
+// errRejected is a tenant synced without the functions Inngest refused.
+var errRejected = errors.New("Inngest rejected functions")
+
 // refuseRuns stands in for the task runner in a process that registers
 // apps but does not serve them (run --once): the daemon executes runs.
 type refuseRuns struct{}
@@ -103,13 +108,16 @@ func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, ru
 					case <-time.After(syncBackoff << (attempt - 1)):
 					}
 				}
-				if err = syncTenant(ctx, st, reg, run, tenant); err == nil || ctx.Err() != nil {
+				if err = syncTenant(ctx, st, reg, run, tenant); err == nil || ctx.Err() != nil || errors.Is(err, errRejected) {
 					break
 				}
 			}
 			state, msg := store.SyncSynced, ""
 			if err != nil {
 				state, msg = store.SyncFailed, err.Error()
+				if errors.Is(err, errRejected) {
+					state = store.SyncSynced // synced, without what was rejected
+				}
 				mu.Lock()
 				failed[tenant] = err
 				mu.Unlock()
@@ -135,8 +143,17 @@ func syncTenant(ctx context.Context, st *store.Store, reg *inngest.Registry, run
 		return err
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		if err := reg.Sync(ctx, tenant); err != nil {
+		rejected, err := reg.SyncIsolating(ctx, tenant)
+		if err != nil {
 			return err
+		}
+		for code, why := range rejected {
+			if err := st.SetDefinitionSyncState(ctx, tenant, code, store.SyncRejected, why); err != nil {
+				return err
+			}
+		}
+		if len(rejected) > 0 {
+			return fmt.Errorf("%w: kept out of the app: %v", errRejected, slices.Sorted(maps.Keys(rejected)))
 		}
 		drift, err := reg.Verify(ctx, tenant)
 		if err != nil {

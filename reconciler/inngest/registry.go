@@ -67,6 +67,8 @@ type Registry struct {
 }
 
 type app struct {
+	defs      []reconciler.Definition // as given to SetTenant, to rebuild without a function
+	run       Runner
 	id        string
 	client    inngestgo.Client
 	handler   http.Handler
@@ -167,7 +169,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
 	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath})
 	r.mu.Lock()
-	r.apps[tenant] = &app{id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
+	r.apps[tenant] = &app{defs: defs, run: run, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
 	r.mu.Unlock()
 	return nil
 }
@@ -276,6 +278,47 @@ func (r *Registry) Functions(tenant string) []string {
 	return nil
 }
 
+// ErrRejected means the Inngest server refused an app's registration.
+var ErrRejected = errors.New("the Inngest server rejected the app")
+
+// SyncIsolating syncs a tenant's app; if the server rejects it, it looks
+// for the one function whose absence makes the app acceptable, keeps that
+// function out, and returns its code with the server's reason. A rejected
+// registration changes nothing on the server, so the search never takes
+// a valid function away: the first attempt that succeeds is the app
+// without its offender. Several offenders at once are not separated; the
+// tenant's sync then fails with the server's message.
+func (r *Registry) SyncIsolating(ctx context.Context, tenant string) (rejected map[string]string, err error) {
+	err = r.Sync(ctx, tenant)
+	if err == nil || !errors.Is(err, ErrRejected) {
+		return nil, err
+	}
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	all := a.defs
+	for i, d := range all {
+		if !d.Spec.Active {
+			continue
+		}
+		rest := slices.Concat(all[:i:i], all[i+1:])
+		if serr := r.SetTenant(tenant, rest, a.run); serr != nil {
+			return nil, serr
+		}
+		if serr := r.Sync(ctx, tenant); serr == nil {
+			return map[string]string{d.Metadata.Code: err.Error()}, nil
+		} else if !errors.Is(serr, ErrRejected) {
+			err = serr
+			break
+		}
+	}
+	// No single offender: serve the full set again, still unsynced.
+	if serr := r.SetTenant(tenant, all, a.run); serr != nil {
+		return nil, serr
+	}
+	return nil, err
+}
+
 // ErrNoApp means the registry has no app for the tenant.
 var ErrNoApp = errors.New("no app for this tenant")
 
@@ -293,7 +336,13 @@ func (r *Registry) Sync(ctx context.Context, tenant string) error {
 	a.handler.ServeHTTP(rec, req)
 	if rec.Code/100 != 2 {
 		r.metrics.syncs.WithLabelValues(tenant, SyncError).Inc()
-		return fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
+		err := fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
+		// The SDK answers 500 whatever went wrong; the server's refusal of
+		// the functions is told by its message.
+		if body := rec.Body.String(); rec.Code/100 == 4 || strings.Contains(body, "is invalid") || strings.Contains(body, "error registering functions") {
+			err = fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+		return err
 	}
 	r.metrics.syncs.WithLabelValues(tenant, SyncSuccess).Inc()
 	return nil

@@ -3,6 +3,7 @@ package inngest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -226,5 +227,35 @@ func TestIntervalGrid(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestSyncIsolatesARejectedFunction: when Inngest refuses an app because of
+// one function, that function is kept out and named; the others sync.
+func TestSyncIsolatesARejectedFunction(t *testing.T) {
+	reg := newRegistry(t)
+	bad := def("bad", reconciler.Trigger{Cron: "@every 5m", Timezone: "UTC"}) // Inngest's registration refuses @every
+	defs := []reconciler.Definition{
+		def("one", reconciler.Trigger{Cron: "0 1 * * *", Timezone: "UTC"}),
+		bad,
+		def("two", reconciler.Trigger{Event: "x/y"}),
+	}
+	if err := reg.SetTenant("acme", defs, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Sync(context.Background(), "acme"); !errors.Is(err, inngest.ErrRejected) {
+		t.Fatalf("plain sync: err = %v, want ErrRejected", err)
+	}
+	rejected, err := reg.SyncIsolating(context.Background(), "acme")
+	if err != nil || len(rejected) != 1 || rejected["bad"] == "" {
+		t.Fatalf("SyncIsolating = %v, %v; want bad rejected", rejected, err)
+	}
+	d, err := reg.Verify(context.Background(), "acme")
+	if err != nil || !d.None() {
+		t.Errorf("verify: %+v %v", d, err)
+	}
+	fns := serverFunctions(t, reg.AppID("acme"))
+	if len(fns) != 2 {
+		t.Errorf("functions = %v, want one and two", slices.Sorted(maps.Keys(fns)))
 	}
 }

@@ -122,6 +122,9 @@ const (
 	SyncPending SyncState = "pending"
 	SyncSynced  SyncState = "synced"
 	SyncFailed  SyncState = "failed"
+	// SyncRejected marks a definition Inngest refused; it is kept out of
+	// its app until it changes.
+	SyncRejected SyncState = "rejected"
 )
 
 // SetSyncState records the outcome of a tenant's sync.
@@ -145,4 +148,17 @@ func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID 
 		return false, fmt.Errorf("earlier runs: %w", redact(err))
 	}
 	return ran, nil
+}
+
+// SetDefinitionSyncState records the sync state of one definition, such
+// as a function Inngest rejected and that is kept out of its app.
+func (s *Store) SetDefinitionSyncState(ctx context.Context, tenant, code string, state SyncState, errText string) error {
+	_, err := s.pool.Exec(ctx, `
+		update root_scheduled_tasks d set sync_state = $3, sync_error = nullif($4, '')
+		from root_tenants t where t.id = d.tenant_id and t.code = $1 and d.code = $2 and d.deleted_at is null`,
+		tenant, code, string(state), clean(errText))
+	if err != nil {
+		return fmt.Errorf("tenant %q: record the sync state of %s: %w", tenant, code, redact(err))
+	}
+	return nil
 }
