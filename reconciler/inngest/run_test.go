@@ -63,6 +63,37 @@ func (r *recorder) count(prefix string) int {
 	return n
 }
 
+// migratedStore opens a migrated store on a fresh database.
+func migratedStore(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	url := pg.NewDatabase(t)
+	st, err := store.Open(context.Background(), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st, url
+}
+
+// newRunner is the task runner over st, with api_call allowed to reach
+// loopback, the sandbox sb (may be nil) and the secrets in env.
+func newRunner(t *testing.T, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
+	t.Helper()
+	envs, err := expr.NewEnvs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := executor.ParseCIDRs([]string{"127.0.0.1/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	http := executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(k string) string { return env[k] }))
+	return &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{HTTP: http, Sandbox: sb}}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
@@ -94,15 +125,7 @@ func sendEvent(t *testing.T, name string, data map[string]any) {
 func TestTenantEventsRunAndRecord(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	url := pg.NewDatabase(t)
-	st, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, url := migratedStore(t)
 	tree := t.TempDir()
 	write := func(path, data string) {
 		p := filepath.Join(tree, path)
@@ -138,14 +161,7 @@ spec:
 		t.Fatalf("apply: %+v %v %v", res.Counts, err, res.Err())
 	}
 
-	envs, err := expr.NewEnvs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, _ := executor.ParseCIDRs([]string{"127.0.0.1/32"})
-	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
-		HTTP: executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(string) string { return "" })),
-	}}
+	runner := newRunner(t, st, nil, nil)
 	metrics := prometheus.NewRegistry()
 	reg := newRegistryB(t, metrics)
 	for _, tenant := range []string{"acme", "globex"} {
@@ -253,15 +269,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 func TestOneShot(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	url := pg.NewDatabase(t)
-	st, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, _ := migratedStore(t)
 	at := time.Now().Add(4 * time.Second).Truncate(time.Second).Format(time.RFC3339)
 	task := func(code string) string {
 		return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec:\n  trigger: {at: %q}\n  type: api_call\n  config: {url: \"%s/%s\"}\n", code, at, rec.URL, code)
@@ -286,10 +294,7 @@ func TestOneShot(t *testing.T) {
 		}
 	}
 	apply()
-	envs, _ := expr.NewEnvs()
-	allow, _ := executor.ParseCIDRs([]string{"127.0.0.1/32"})
-	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
-		HTTP: executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(string) string { return "" }))}}
+	runner := newRunner(t, st, nil, nil)
 	reg := newRegistry(t)
 	publish := func() {
 		t.Helper()
@@ -355,15 +360,7 @@ func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
 		http.Error(w, "rejected token "+r.Header.Get("Authorization"), http.StatusForbidden)
 	}))
 	defer echo.Close()
-	url := pg.NewDatabase(t)
-	st, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, url := migratedStore(t)
 	tree := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(tree, "acme"), 0o755); err != nil {
 		t.Fatal(err)
@@ -401,16 +398,11 @@ spec:
 	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
 		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
 	}
-	envs, _ := expr.NewEnvs()
-	allow, _ := executor.ParseCIDRs([]string{"127.0.0.1/32"})
 	sb := &executor.Sandbox{Python: "/usr/bin/python3"}
 	if err := sb.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	runner := &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
-		HTTP:    executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(k string) string { return map[string]string{"TASKSYNC_SECRET_TOKEN": secret}[k] })),
-		Sandbox: sb,
-	}}
+	runner := newRunner(t, st, sb, map[string]string{"TASKSYNC_SECRET_TOKEN": secret})
 	reg := newRegistry(t)
 	defs, err := st.Definitions(ctx, "acme")
 	if err != nil {
