@@ -69,7 +69,7 @@ func (r *Result) Problems() []Problem {
 
 // Plan computes every tenant's plan without writing anything.
 func (r *Reconciler) Plan(ctx context.Context, withSpec bool) (*Result, error) {
-	return r.run(ctx, withSpec, false)
+	return r.run(ctx, withSpec, false, nil)
 }
 
 // Apply computes every tenant's plan and applies it. A tenant whose apply
@@ -77,10 +77,19 @@ func (r *Reconciler) Plan(ctx context.Context, withSpec bool) (*Result, error) {
 // returned error is for failures that stop the whole reconcile (the tree
 // or the store cannot be read), in which case nothing was applied.
 func (r *Reconciler) Apply(ctx context.Context) (*Result, error) {
-	return r.run(ctx, false, true)
+	return r.run(ctx, false, true, nil)
 }
 
-func (r *Reconciler) run(ctx context.Context, withSpec, apply bool) (*Result, error) {
+// ApplyTenants is Apply limited to the named tenants (a watch saw them
+// change); a tenant whose directory is gone is planned as such.
+func (r *Reconciler) ApplyTenants(ctx context.Context, tenants []string) (*Result, error) {
+	if tenants == nil {
+		tenants = []string{}
+	}
+	return r.run(ctx, false, true, tenants)
+}
+
+func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []string) (*Result, error) {
 	res := &Result{StartedAt: time.Now(), Failed: map[string]error{}}
 	tenants, top, err := r.Tree.Tenants()
 	if err != nil {
@@ -96,6 +105,9 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool) (*Result, er
 		if !slices.Contains(names, t) {
 			names = append(names, t)
 		}
+	}
+	if only != nil {
+		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(only, n) })
 	}
 	slices.Sort(names)
 	inTree := map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/schema"
@@ -86,7 +87,7 @@ type invocation struct {
 
 func commands() []command {
 	return []command{
-		{name: "run", summary: "reconcile the definitions tree with Postgres (--once: one reconcile, then exit)", flags: runFlags, run: runRun},
+		{name: "run", summary: "the daemon: watch the tree, reconcile it with Postgres and Inngest, serve the apps (--once: one reconcile, then exit)", flags: runFlags, run: runRun},
 		{name: "plan", summary: "show what a reconcile would change, per tenant, without writing", flags: planFlags, run: runPlan, usageExit: exitFailure},
 		{name: "validate", args: "[PATH...]", summary: "check definition files and trees without Postgres or Inngest", flags: validateFlags, run: runValidate},
 		{name: "migrate", summary: "apply the database migrations", flags: migrateFlags, run: runMigrate},
@@ -105,6 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 
 	if len(args) == 0 {
 		printUsage(stderr)
@@ -213,6 +219,11 @@ func newFlagSet(c command, out io.Writer) *flagSet {
 
 func (f *flagSet) string(p *string, name, env, def, usage string) {
 	f.set.StringVar(p, name, def, usage)
+	f.envs[name] = env
+}
+
+func (f *flagSet) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	f.set.DurationVar(p, name, def, usage)
 	f.envs[name] = env
 }
 

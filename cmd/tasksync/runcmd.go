@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
@@ -14,8 +17,12 @@ import (
 type runOptions struct {
 	treeOptions
 	inngestFlags
-	once      bool
-	logFormat string
+	once           bool
+	logFormat      string
+	resyncInterval time.Duration
+	allowCIDRs     string
+	secretsDir     string
+	python         string
 }
 
 func runFlags(f *flagSet) {
@@ -24,6 +31,10 @@ func runFlags(f *flagSet) {
 	o.inngestFlags.flags(f)
 	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors (for deploy pipelines)")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
+	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
+	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
+	f.string(&o.secretsDir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "", "`directory` of secrets, one file per ${secret:NAME}")
+	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs; the sandbox user must be able to run it")
 	f.opts = o
 }
 
@@ -40,13 +51,15 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	if !o.once {
-		return usageError("run: the watching daemon is not available yet; use run --once")
+	if o.resyncInterval < time.Second {
+		return usageError("run: --resync-interval must be at least 1s, got %s", o.resyncInterval)
 	}
 	if err := o.check(); err != nil {
 		return err
 	}
-	reg, err := o.registry(c.getenv, logger)
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg, err := o.registry(c.getenv, logger, promReg)
 	if err != nil {
 		return err
 	}
@@ -62,6 +75,10 @@ func runRun(ctx context.Context, c *invocation) error {
 		return err
 	} else if n > 0 {
 		logger.Info("migrated", "applied", n)
+	}
+
+	if !o.once {
+		return runDaemon(ctx, o, c, logger, st, reg, promReg)
 	}
 
 	wait, cancel := context.WithTimeout(ctx, leaderWait)

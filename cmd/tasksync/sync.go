@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -32,7 +34,7 @@ func (o *inngestFlags) flags(f *flagSet) {
 
 // registry builds the Inngest registry from the flags and the SDK's
 // environment variables, or returns nil when Inngest is not configured.
-func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger) (*inngest.Registry, error) {
+func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger, metrics prometheus.Registerer) (*inngest.Registry, error) {
 	dev, signing := getenv("INNGEST_DEV"), getenv("INNGEST_SIGNING_KEY")
 	if dev == "" && signing == "" {
 		return nil, nil
@@ -58,6 +60,7 @@ func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger)
 		EventKey:           getenv("INNGEST_EVENT_KEY"),
 		Env:                getenv("INNGEST_ENV"),
 		Logger:             logger,
+		Registerer:         metrics,
 	}), nil
 }
 

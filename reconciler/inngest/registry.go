@@ -93,6 +93,9 @@ func New(opts Options) *Registry {
 	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), apps: map[string]*app{}}
 }
 
+// ServeOrigin is the origin Inngest calls the apps at.
+func (r *Registry) ServeOrigin() string { return strings.TrimSuffix(r.opts.ServeOrigin, "/") }
+
 // AppID is a tenant's app id: <prefix>-<tenant>.
 func (r *Registry) AppID(tenant string) string { return r.opts.AppPrefix + "-" + tenant }
 

@@ -33,6 +33,9 @@ type LeaderOptions struct {
 	// Check is how often the holder checks its connection; default 1s.
 	Check  time.Duration
 	Logger *slog.Logger
+	// Once makes one attempt: without the lock, AcquireLeadership returns
+	// ErrNotLeader at once.
+	Once bool
 }
 
 // AcquireLeadership blocks until this replica holds the leader lock, ctx
@@ -67,6 +70,12 @@ func (s *Store) AcquireLeadership(ctx context.Context, opts LeaderOptions) (*Lea
 		}
 		if err != nil {
 			opts.Logger.Warn("leader election: database unreachable, retrying", "err", redact(err))
+		}
+		if opts.Once {
+			if err != nil {
+				return nil, redact(err)
+			}
+			return nil, ErrNotLeader
 		}
 		select {
 		case <-ctx.Done():

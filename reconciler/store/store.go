@@ -84,6 +84,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return redact(err)
+	}
+	return nil
+}
+
 // Close closes the pool.
 func (s *Store) Close() { s.pool.Close() }
 

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/expr"
+	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/watch"
+)
+
+// shutdownGrace bounds draining HTTP and in-flight work on shutdown.
+const shutdownGrace = 10 * time.Second
+
+// daemon is the state of a running `tasksync run`.
+type daemon struct {
+	o       *runOptions
+	logger  *slog.Logger
+	st      *store.Store
+	reg     *inngest.Registry
+	runner  inngest.Runner
+	metrics *daemonMetrics
+
+	ready    atomic.Bool
+	leader   atomic.Bool
+	notReady atomic.Value // string: why /readyz says 503
+}
+
+// runDaemon is `tasksync run`: it serves every tenant's Inngest app and
+// executes runs from the applied state; the replica holding the leader
+// lock also watches the tree and reconciles it.
+func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.Logger, st *store.Store, reg *inngest.Registry, promReg *prometheus.Registry) error {
+	if reg == nil {
+		return usageError("run: Inngest is not configured: set INNGEST_DEV (the dev server's URL) or INNGEST_SIGNING_KEY")
+	}
+	envs, err := expr.NewEnvs()
+	if err != nil {
+		return err
+	}
+	allow, err := executor.ParseCIDRs(strings.Split(o.allowCIDRs, ","))
+	if err != nil {
+		return usageError("%v", err)
+	}
+	sandbox := &executor.Sandbox{Python: o.python}
+	if err := sandbox.Check(ctx); err != nil {
+		logger.Warn("python_script runs will be refused", "err", err)
+	}
+	d := &daemon{
+		o: o, logger: logger, st: st, reg: reg,
+		runner: &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
+			HTTP:    executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets(o.secretsDir, c.getenv)),
+			Sandbox: sandbox,
+		}},
+		metrics: newDaemonMetrics(promReg),
+	}
+	d.notReady.Store("starting")
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	srv := &http.Server{Handler: d.routes(promReg), ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("serving", "listen", ln.Addr().String(), "inngest_apps", reg.ServeOrigin()+inngest.ServePath+"<tenant>")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	changes := make(chan watch.Change, 1)
+	g.Go(func() error {
+		return watch.New(o.dir, watch.Options{Logger: logger}).Run(gctx, changes)
+	})
+	// One attempt at the lock first, so that a replica that will lead
+	// does not report ready as a follower before its first reconcile.
+	first, err := st.AcquireLeadership(ctx, store.LeaderOptions{Logger: logger, Once: true})
+	if err != nil && !errors.Is(err, store.ErrNotLeader) {
+		logger.Warn("leader election", "err", err)
+	}
+	if first != nil {
+		d.leader.Store(true)
+	}
+	g.Go(func() error { return d.serveApplied(gctx) })
+	g.Go(func() error { return d.lead(gctx, first, changes) })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		logger.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+// routes are the daemon's HTTP endpoints.
+func (d *daemon) routes(promReg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !d.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": d.notReady.Load()})
+			return
+		}
+		if err := d.st.Ping(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "postgres: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "leader": d.leader.Load()})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	mux.Handle(inngest.ServePath, d.reg)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return // the client went away; nothing else to tell it
+	}
+}
+
+// serveApplied keeps every tenant's app serving the applied state while
+// this replica is not the leader (the leader refreshes the apps it syncs),
+// so that a follower executes the runs Inngest sends it.
+func (d *daemon) serveApplied(ctx context.Context) error {
+	tick := time.NewTicker(d.o.resyncInterval)
+	defer tick.Stop()
+	for {
+		if !d.leader.Load() {
+			if err := d.loadApps(ctx); err != nil {
+				d.logger.Warn("cannot load the applied definitions", "err", err)
+			} else if !d.leader.Load() && !d.ready.Load() {
+				d.ready.Store(true)
+				d.logger.Info("ready", "role", "follower")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *daemon) loadApps(ctx context.Context) error {
+	tenants, err := d.st.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		defs, err := d.st.Definitions(ctx, t)
+		if err != nil {
+			return err
+		}
+		if err := d.reg.SetTenant(t, defs, d.runner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lead campaigns for the leader lock and, while holding it, reconciles:
+// a full reconcile and sync first, then the tenants each watch change
+// names, and everything again every resync interval.
+func (d *daemon) lead(ctx context.Context, lead *store.Leadership, changes <-chan watch.Change) error {
+	for ctx.Err() == nil {
+		if lead == nil {
+			var err error
+			lead, err = d.st.AcquireLeadership(ctx, store.LeaderOptions{Logger: d.logger})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		d.leader.Store(true)
+		d.metrics.leader.Set(1)
+		d.logger.Info("leading")
+		err := d.whileLeading(ctx, lead, changes)
+		d.leader.Store(false)
+		d.metrics.leader.Set(0)
+		if rerr := lead.Release(context.WithoutCancel(ctx)); rerr != nil {
+			d.logger.Warn("release the leader lock", "err", rerr)
+		}
+		if err != nil && ctx.Err() == nil {
+			d.logger.Error("stepped down", "err", err)
+		}
+		lead = nil
+	}
+	return nil
+}
+
+func (d *daemon) whileLeading(ctx context.Context, lead *store.Leadership, changes <-chan watch.Change) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lead.Lost():
+			d.logger.Error("leader lock lost: stepping down")
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	r, err := d.o.reconciler(d.st.WithFence(lead))
+	if err != nil {
+		return err
+	}
+	d.reconcile(lctx, r, nil)
+	if !d.ready.Load() {
+		d.ready.Store(true)
+		d.logger.Info("ready", "role", "leader")
+	}
+	tick := time.NewTicker(d.o.resyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-lctx.Done():
+			return lctx.Err()
+		case ch := <-changes:
+			if ch.Full {
+				d.reconcile(lctx, r, nil)
+			} else {
+				d.reconcile(lctx, r, ch.Tenants)
+			}
+		case <-tick.C:
+			d.reconcile(lctx, r, nil)
+		}
+	}
+}
+
+// reconcile applies the tree (or the named tenants) and syncs the
+// tenants whose applied state changed; a full reconcile syncs and
+// verifies every tenant.
+func (d *daemon) reconcile(ctx context.Context, r *reconciler.Reconciler, tenants []string) {
+	start := time.Now()
+	var res *reconciler.Result
+	var err error
+	if tenants == nil {
+		res, err = r.Apply(ctx)
+	} else {
+		res, err = r.ApplyTenants(ctx, tenants)
+	}
+	result := "success"
+	switch {
+	case err != nil:
+		result = "error"
+	case res.Err() != nil:
+		result, err = "error", res.Err()
+	case len(res.Problems()) > 0:
+		result = "invalid"
+	}
+	d.metrics.reconciles.WithLabelValues(result).Inc()
+	d.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		d.logger.Error("reconcile failed: nothing applied", "err", err, "duration", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	if result != "error" {
+		d.metrics.lastSuccess.SetToCurrentTime()
+	}
+	if rerr := d.st.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, result, res.Counts, ""); rerr != nil {
+		d.logger.Warn("cannot record the reconcile", "err", rerr)
+	}
+	logChanges(d.logger, res)
+	d.logger.Info("reconcile", "result", result, "tenants", len(res.Plans), "created", res.Counts.Created, "updated", res.Counts.Updated,
+		"retired", res.Counts.Retired, "unchanged", res.Counts.Unchanged, "held", res.Counts.Held, "errors", res.Counts.Errors,
+		"duration", time.Since(start).Round(time.Millisecond))
+	if failed := syncTenants(ctx, d.st, d.reg, d.runner, d.logger); len(failed) > 0 {
+		d.logger.Warn("some tenants are not synced; the next resync retries them", "tenants", len(failed))
+	}
+}
+
+// daemonMetrics are the daemon's own metrics; the Inngest registry keeps
+// the sync and run metrics.
+type daemonMetrics struct {
+	reconciles        *prometheus.CounterVec
+	reconcileDuration prometheus.Histogram
+	lastSuccess       prometheus.Gauge
+	leader            prometheus.Gauge
+}
+
+func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
+	m := &daemonMetrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasksync_reconcile_total", Help: "Reconciles, by result (success, invalid, error).",
+		}, []string{"result"}),
+		reconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tasksync_reconcile_duration_seconds", Help: "Duration of reconciles.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 10),
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tasksync_last_reconcile_success_timestamp_seconds", Help: "When a reconcile last applied without error.",
+		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tasksync_leader", Help: "1 while this replica holds the leader lock.",
+		}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasksync_build_info", Help: "The running version."}, []string{"version"})
+	build.WithLabelValues(version).Set(1)
+	reg.MustRegister(m.reconciles, m.reconcileDuration, m.lastSuccess, m.leader, build)
+	return m
+}
