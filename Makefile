@@ -43,8 +43,10 @@ bench: build bin/inngest $(BENCH_TREE) ## benchmarks on the generated 10k-tenant
 fuzz: ## fuzz the loader for FUZZTIME (default 60s); crashers land in testdata/fuzz
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./reconciler/definitions/
 
-run: build ## build and validate tasks.d/ (later: start everything)
+run: build bin/inngest ## Postgres (data in .run/), the Inngest dev server and tasksync on tasks.d/; Ctrl-C stops all
 	$(BIN) validate tasks.d
+	$(GO) build -o bin/devrun ./cmd/devrun
+	bin/devrun
 
 clean: ## remove build output and caches
 	rm -rf bin $(CACHE)

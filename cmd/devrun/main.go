@@ -1,0 +1,179 @@
+// Command devrun is what `make run` starts: a throwaway PostgreSQL (data
+// under .run/), the Inngest dev server and `tasksync run` on tasks.d/, all
+// on loopback, with the URLs printed; Ctrl-C stops everything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "devrun:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dataDir := flag.String("data", ".run", "directory for the throwaway database and logs")
+	pgPort := flag.Int("pg-port", 55432, "PostgreSQL port")
+	inngestPort := flag.Int("inngest-port", 8288, "Inngest dev server port")
+	listen := flag.String("listen", "127.0.0.1:8080", "tasksync's listen address")
+	tree := flag.String("dir", "tasks.d", "the definitions tree")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return err
+	}
+
+	stopPG, err := startPostgres(abs, *pgPort)
+	if err != nil {
+		return err
+	}
+	defer stopPG()
+
+	inngest := exec.Command("bin/inngest", "dev", "--no-discovery", "--no-poll", "--host", "127.0.0.1",
+		"--port", strconv.Itoa(*inngestPort), "--connect-gateway-port", strconv.Itoa(*inngestPort+1))
+	ilog, err := os.Create(filepath.Join(abs, "inngest.log"))
+	if err != nil {
+		return err
+	}
+	defer ilog.Close()
+	inngest.Stdout, inngest.Stderr = ilog, ilog
+	inngest.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := inngest.Start(); err != nil {
+		return fmt.Errorf("start the Inngest dev server (make inngest builds it): %w", err)
+	}
+	defer func() {
+		if err := syscall.Kill(-inngest.Process.Pid, syscall.SIGTERM); err != nil {
+			fmt.Fprintln(os.Stderr, "devrun: stop the Inngest dev server:", err)
+		}
+		if err := inngest.Wait(); err != nil {
+			fmt.Fprintln(os.Stderr, "devrun: the Inngest dev server stopped:", err)
+		}
+	}()
+	inngestURL := fmt.Sprintf("http://127.0.0.1:%d", *inngestPort)
+	if err := waitHTTP(ctx, inngestURL+"/dev", 60*time.Second); err != nil {
+		return fmt.Errorf("the Inngest dev server did not start (see %s): %w", ilog.Name(), err)
+	}
+
+	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", *pgPort)
+	fmt.Printf(`
+tasksync is starting on %s
+  Inngest UI      %s
+  status, health  http://%s/readyz
+  metrics         http://%s/metrics
+  Postgres        %s
+Send an event:  curl -X POST %s/e/dev -d '{"name":"customer/created","data":{"tenant_id":"globex","email":"a@example.com","plan":"pro"}}'
+Ctrl-C stops everything; data and logs stay in %s.
+
+`, *tree, inngestURL, *listen, *listen, dbURL, inngestURL, *dataDir)
+	daemon := exec.CommandContext(ctx, "bin/tasksync", "run")
+	daemon.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TASKSYNC_DIR="+*tree, "TASKSYNC_LISTEN="+*listen, "INNGEST_DEV="+inngestURL)
+	daemon.Stdout, daemon.Stderr = os.Stdout, os.Stderr
+	daemon.Cancel = func() error { return daemon.Process.Signal(syscall.SIGTERM) }
+	daemon.WaitDelay = 20 * time.Second
+	err = daemon.Run()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// startPostgres initialises (once) and starts a cluster in dir/pg, run as
+// the postgres user when we are root, and returns its stop.
+func startPostgres(dir string, port int) (func(), error) {
+	bin, err := pgBin()
+	if err != nil {
+		return nil, err
+	}
+	var prefix []string
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("as root, PostgreSQL needs a postgres user to run as: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, err
+		}
+		prefix = []string{"runuser", "-u", "postgres", "--"}
+	}
+	pgRun := func(name string, args ...string) error {
+		full := append(append(prefix, filepath.Join(bin, name)), args...)
+		cmd := exec.Command(full[0], full[1:]...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", name, err, out)
+		}
+		return nil
+	}
+	data := filepath.Join(dir, "pg")
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
+		if err := pgRun("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"); err != nil {
+			return nil, err
+		}
+	}
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s", port, dir)
+	if err := pgRun("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "postgres.log"), "-w", "start"); err != nil {
+		return nil, err
+	}
+	return func() {
+		if err := pgRun("pg_ctl", "-D", data, "-m", "fast", "-w", "stop"); err != nil {
+			fmt.Fprintln(os.Stderr, "devrun:", err)
+		}
+	}, nil
+}
+
+func pgBin() (string, error) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", errors.New("PostgreSQL server binaries not found; install postgresql")
+}
+
+func waitHTTP(ctx context.Context, url string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
