@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,13 +106,29 @@ func appCrons(app string) map[string]string {
 // the apps it synced, picks up a cron edit within seconds, exposes its
 // metrics, and exits 0 on SIGTERM.
 func TestDaemon(t *testing.T) {
+	const secret = "echo-s3cret-value"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "refused "+r.Header.Get("Authorization"), http.StatusUnauthorized)
+	}))
+	defer echo.Close()
 	bin := buildBinary(t)
 	dir := copyTree(t)
+	writeFile(t, filepath.Join(dir, "acme", "echo.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: echo}
+spec:
+  trigger: {event: app/echo}
+  type: api_call
+  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:ECHO_TOKEN}"}}
+  retries: 0
+`, echo.URL))
 	addr := freeAddr(t)
 	prefix := fmt.Sprintf("d%d", time.Now().UnixNano()%1e6)
+	dbURL := pg.NewDatabase(t)
 	cmd := exec.Command(bin, "run", "--resync-interval", "3s")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+pg.NewDatabase(t), "TASKSYNC_DIR="+dir, "INNGEST_DEV="+dev.URL,
-		"TASKSYNC_LISTEN="+addr, "TASKSYNC_APP_PREFIX="+prefix, "TASKSYNC_LOG_FORMAT=json")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TASKSYNC_DIR="+dir, "INNGEST_DEV="+dev.URL,
+		"TASKSYNC_LISTEN="+addr, "TASKSYNC_APP_PREFIX="+prefix, "TASKSYNC_LOG_FORMAT=json",
+		"TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN="+secret)
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -133,7 +151,7 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("/readyz = %s, want the leader", body)
 	}
 	app := prefix + "-acme"
-	if crons := appCrons(app); len(crons) != 5 || crons[app+"-weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
+	if crons := appCrons(app); len(crons) != 6 || crons[app+"-weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
 		t.Fatalf("functions of %s = %v", app, crons)
 	}
 
@@ -152,6 +170,29 @@ func TestDaemon(t *testing.T) {
 		return appCrons(app)[app+"-weekly-revenue-report"] == "TZ=America/Chicago 15 4 * * 2"
 	})
 	t.Logf("edit live in Inngest after %v", time.Since(start).Round(time.Millisecond))
+
+	// A run whose endpoint echoes the secret: the failure is recorded and
+	// logged, the value nowhere.
+	body, _ := json.Marshal(map[string]any{"name": "app/echo", "data": map[string]any{"tenant_id": "acme"}})
+	if res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	} else {
+		res.Body.Close()
+	}
+	eventually(t, "the echo run to be recorded", 30*time.Second, func() bool {
+		return strings.Contains(dumpDatabase(t, dbURL), "unexpected status 401")
+	})
+	eventually(t, "the echo run to be logged", 10*time.Second, func() bool { return strings.Contains(logs.String(), `"code":"echo"`) })
+	if strings.Contains(dumpDatabase(t, dbURL), secret) || strings.Contains(logs.String(), secret) {
+		t.Errorf("the secret's value leaked into Postgres or the logs")
+	}
+
+	// The Inngest server restarts and forgets every app: within one resync
+	// interval (3s here) they are back.
+	if err := dev.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(app)) == 6 })
 
 	_, metrics := get(base + "/metrics")
 	for _, want := range []string{"tasksync_leader 1", `tasksync_reconcile_total{result="success"}`, "tasksync_build_info{", `tasksync_inngest_sync_total{result="success",tenant="acme"}`, "go_goroutines"} {

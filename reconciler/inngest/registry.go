@@ -216,6 +216,14 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		if status != runSkipped {
 			r.metrics.runDuration.WithLabelValues(tenant, kindLabel(d.Kind)).Observe(time.Since(start).Seconds())
 		}
+		// Executors redact secret values from their errors before this.
+		log := r.opts.Logger.With("tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
+			"attempt", in.InputCtx.Attempt, "status", status, "duration", time.Since(start).Round(time.Millisecond))
+		if err != nil {
+			log.Warn("run", "err", err)
+		} else {
+			log.Info("run")
+		}
 		switch {
 		case status == runSkipped:
 			// Not a failure: this run must not execute.
