@@ -116,6 +116,11 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, `{"error":"no such tenant"}`, http.StatusNotFound)
 		return
 	}
+	if req.Method == http.MethodPut && r.opts.DevURL == "" && req.Header.Get(inngestgo.HeaderKeySignature) == "" {
+		// Only Inngest (signed) or tasksync itself (in-process) may sync.
+		http.Error(w, `{"error":"unsigned sync refused"}`, http.StatusUnauthorized)
+		return
+	}
 	a.handler.ServeHTTP(w, req)
 }
 
@@ -170,7 +175,11 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	}
 	slices.Sort(ids)
 	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
-	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath})
+	// Sync calls the handler in-process with an unsigned PUT, which the SDK
+	// serves only with unauthenticated sync on; ServeHTTP keeps unsigned
+	// PUTs from outside away from it on a signed server.
+	unauthed := true
+	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath, EnableUnauthedSync: &unauthed})
 	r.mu.Lock()
 	r.apps[tenant] = &app{defs: defs, run: run, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
 	r.mu.Unlock()

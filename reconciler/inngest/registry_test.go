@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
@@ -257,5 +259,67 @@ func TestSyncIsolatesARejectedFunction(t *testing.T) {
 	fns := serverFunctions(t, reg.AppID("acme"))
 	if len(fns) != 2 {
 		t.Errorf("functions = %v, want one and two", slices.Sorted(maps.Keys(fns)))
+	}
+}
+
+// TestSignedServer runs the same flow against the self-hosted server,
+// which checks signatures: sync and verify with the signing key, an
+// unsigned sync from outside refused, an event sent with the event key
+// running the tenant's function through signed requests.
+func TestSignedServer(t *testing.T) {
+	srvInngest, err := inngesttest.StartSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srvInngest.Stop()
+	rec := newRecorder(t)
+	st, _ := migratedStore(t)
+	tree := t.TempDir()
+	writeYAML(t, filepath.Join(tree, "acme", "a.yaml"), fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: ping}\nspec:\n  trigger: {event: app/ping}\n  type: api_call\n  config: {url: \"%s/signed\"}\n", rec.URL))
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(context.Background()); err != nil || res.Err() != nil {
+		t.Fatalf("apply: %v %v", err, res.Err())
+	}
+	var reg *inngest.Registry
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
+	defer srv.Close()
+	reg = inngest.New(inngest.Options{AppPrefix: "signed", ServeOrigin: srv.URL, BaseURL: srvInngest.URL,
+		SigningKey: srvInngest.SigningKey, EventKey: srvInngest.EventKey})
+	defs, err := st.Definitions(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("acme", defs, newRunner(t, st, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/api/inngest/acme", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unsigned PUT from outside = %d, want 401", res.StatusCode)
+	}
+
+	body := `{"name":"app/ping","data":{"tenant_id":"acme"}}`
+	res, err = http.Post(srvInngest.URL+"/e/"+srvInngest.EventKey, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	waitFor(t, "the signed server to run the function", 30*time.Second, func() bool { return rec.count("/signed") == 1 })
+}
+
+func writeYAML(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,8 @@ package inngesttest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,22 +15,27 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Server is a running dev server.
+// Server is a running dev server, or a self-hosted one (StartSigned).
 type Server struct {
 	// URL is the server's base URL: event API, register endpoint and REST
 	// API on one port.
 	URL string
+	// SigningKey and EventKey are set for a self-hosted server.
+	SigningKey, EventKey string
 
 	bin   string
+	dir   string // the self-hosted server's SQLite directory
 	ports [4]int // api, connect gateway, gateway gRPC, executor gRPC
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 	log   *bytes.Buffer
+	exit  error // how the last killed process ended
 }
 
 // Binary finds the dev server: $TASKSYNC_INNGEST_BIN, bin/inngest at the
@@ -86,16 +93,52 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// StartSigned starts the self-hosted server (`inngest start`), which checks
+// signatures: the configuration of a production deployment.
+func StartSigned() (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tasksync-inngest-")
+	if err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, dir: dir, SigningKey: "signkey-test-" + hex.EncodeToString(key), EventKey: "tasksync-test-event-key"}
+	for i := range s.ports {
+		if s.ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s.URL = fmt.Sprintf("http://127.0.0.1:%d", s.ports[0])
+	if err := s.start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log = &bytes.Buffer{}
-	cmd := exec.Command(s.bin, "dev", "--no-discovery", "--no-poll", "--host", "127.0.0.1",
+	args := []string{"dev", "--no-discovery", "--no-poll"}
+	health := "/dev"
+	if s.dir != "" {
+		args = []string{"start", "--signing-key", strings.TrimPrefix(s.SigningKey, "signkey-test-"), "--event-key", s.EventKey, "--sqlite-dir", s.dir}
+		health = "/health"
+	}
+	args = append(args, "--host", "127.0.0.1",
 		"--port", strconv.Itoa(s.ports[0]),
 		"--connect-gateway-port", strconv.Itoa(s.ports[1]),
 		"--connect-gateway-grpc-port", strconv.Itoa(s.ports[2]),
 		"--connect-executor-grpc-port", strconv.Itoa(s.ports[3]),
 		"--tick", "50")
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), "DO_NOT_TRACK=1")
@@ -106,7 +149,7 @@ func (s *Server) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/dev", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+health, nil)
 		if res, err := http.DefaultClient.Do(req); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -115,31 +158,40 @@ func (s *Server) start() error {
 		}
 		select {
 		case <-ctx.Done():
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			_ = cmd.Wait()
+			if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err == nil {
+				s.exit = cmd.Wait()
+			}
 			return fmt.Errorf("the Inngest dev server did not answer on %s within 60s:\n%s", s.URL, s.log.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// Stop stops the server; everything it knew is gone.
+// Stop stops the server and removes its files; everything it knew is gone.
 func (s *Server) Stop() {
+	s.kill()
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+func (s *Server) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	_ = s.cmd.Wait()
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); err == nil {
+		s.exit = s.cmd.Wait() // killed on purpose: kept for debugging only
+	}
 	s.cmd = nil
 }
 
-// Restart stops the server and starts a fresh one on the same ports, as
-// when a dev server or a non-persistent self-hosted one restarts and
-// forgets every app.
+// Restart stops the server and starts it again on the same ports. A dev
+// server comes back empty, as when a dev server or a non-persistent
+// self-hosted one restarts and forgets every app.
 func (s *Server) Restart() error {
-	s.Stop()
+	s.kill()
 	return s.start()
 }
 
