@@ -20,6 +20,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
 	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/watch"
 )
@@ -132,6 +133,7 @@ func (d *daemon) routes(promReg *prometheus.Registry) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.Handle(inngest.ServePath, d.reg)
+	mux.Handle("/v1/", statusapi.NewHandler(statusapi.Options{Reader: d.st, Leader: d.leader.Load, TokensFile: d.o.tokensFile, Logger: d.logger}))
 	return mux
 }
 

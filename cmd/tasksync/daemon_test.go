@@ -194,6 +194,13 @@ spec:
 	}
 	eventually(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(app)) == 6 })
 
+	if code, body := get(base + "/v1/tenants/acme/definitions/weekly-revenue-report"); code != 200 || !strings.Contains(body, `"next_fire_times"`) || !strings.Contains(body, "15 4 * * 2") {
+		t.Errorf("status API definition = %d %s", code, body)
+	}
+	if code, body := get(base + "/v1/status"); code != 200 || !strings.Contains(body, `"leader": true`) {
+		t.Errorf("/v1/status = %d %s", code, body)
+	}
+
 	_, metrics := get(base + "/metrics")
 	for _, want := range []string{"tasksync_leader 1", `tasksync_reconcile_total{result="success"}`, "tasksync_build_info{", `tasksync_inngest_sync_total{result="success",tenant="acme"}`, "go_goroutines"} {
 		if !strings.Contains(metrics, want) {

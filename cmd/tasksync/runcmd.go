@@ -23,6 +23,7 @@ type runOptions struct {
 	allowCIDRs     string
 	secretsDir     string
 	python         string
+	tokensFile     string
 }
 
 func runFlags(f *flagSet) {
@@ -35,6 +36,7 @@ func runFlags(f *flagSet) {
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
 	f.string(&o.secretsDir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "", "`directory` of secrets, one file per ${secret:NAME}")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs; the sandbox user must be able to run it")
+	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); without it the status API is open")
 	f.opts = o
 }
 

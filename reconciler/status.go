@@ -1,0 +1,89 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// The read model of the status API: what SREs see of the applied state.
+
+// ReconcileRecord is one stored reconcile.
+type ReconcileRecord struct {
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	DurationMS int64     `json:"duration_ms"`
+	Result     string    `json:"result"`
+	Counts     Counts    `json:"counts"`
+	Message    string    `json:"message,omitempty"`
+}
+
+// TenantStatus summarizes one tenant.
+type TenantStatus struct {
+	Tenant       string     `json:"tenant"`
+	Definitions  int        `json:"definitions"`
+	Active       int        `json:"active"`
+	Errors       int        `json:"errors"`
+	HeldRetires  []string   `json:"held_retirements"`
+	SyncState    string     `json:"sync_state"`
+	SyncError    string     `json:"sync_error,omitempty"`
+	LastSyncedAt *time.Time `json:"last_synced_at"`
+}
+
+// DefinitionSummary is one row of a tenant's definition list.
+type DefinitionSummary struct {
+	Code          string      `json:"code"`
+	Name          string      `json:"name"`
+	Kind          Kind        `json:"kind"`
+	Active        bool        `json:"active"`
+	TriggerType   TriggerType `json:"trigger_type"`
+	Source        string      `json:"source"`
+	Revision      int64       `json:"revision"`
+	SyncState     string      `json:"sync_state"`
+	LastRunAt     *time.Time  `json:"last_run_at"`
+	LastRunStatus string      `json:"last_run_status,omitempty"`
+	UpdatedAt     time.Time   `json:"updated_at"`
+}
+
+// DefinitionFilter narrows a definition list.
+type DefinitionFilter struct {
+	Kind   Kind   // "" for all
+	Active *bool  // nil for all
+	Query  string // substring of code, name or description, any case
+	Limit  int
+	After  string // the last code of the previous page
+}
+
+// DefinitionDetail is one definition with everything the status API shows.
+type DefinitionDetail struct {
+	DefinitionSummary
+	UUID              string          `json:"uuid"`
+	Description       string          `json:"description,omitempty"`
+	InngestFunctionID string          `json:"inngest_function_id"`
+	SourcePath        string          `json:"source_path"`
+	SourceLine        int             `json:"source_line"`
+	Hash              string          `json:"spec_hash"`
+	Spec              json.RawMessage `json:"spec"`
+	SyncError         string          `json:"sync_error,omitempty"`
+	LastError         string          `json:"last_error,omitempty"`
+	IsRunning         bool            `json:"is_running"`
+	CreatedAt         time.Time       `json:"created_at"`
+}
+
+// RunRecord is one run attempt.
+type RunRecord struct {
+	ID           int64      `json:"id"`
+	InngestRunID string     `json:"inngest_run_id"`
+	Attempt      int        `json:"attempt"`
+	Revision     int64      `json:"revision"`
+	Status       RunStatus  `json:"status"`
+	StartedAt    time.Time  `json:"started_at"`
+	FinishedAt   *time.Time `json:"finished_at"`
+	DurationMS   *int64     `json:"duration_ms"`
+	Error        string     `json:"error,omitempty"`
+	Output       string     `json:"output,omitempty"`
+}
+
+// ErrNotFound means the tenant, definition or record asked for does not
+// exist.
+var ErrNotFound = errors.New("not found")

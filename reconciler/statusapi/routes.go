@@ -1,0 +1,369 @@
+// Package statusapi is the read-only JSON status API of SPEC §8: the last
+// reconcile, tenants, definitions (filtered and paginated), one
+// definition in detail with its next fire times, run history and current
+// validation problems, optionally behind per-tenant bearer tokens.
+package statusapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// Reader is the applied state the API reads (store.Store).
+type Reader interface {
+	LastReconcile(ctx context.Context) (reconciler.ReconcileRecord, error)
+	TenantStatuses(ctx context.Context) ([]reconciler.TenantStatus, error)
+	ListDefinitions(ctx context.Context, tenant string, f reconciler.DefinitionFilter) ([]reconciler.DefinitionSummary, error)
+	Definition(ctx context.Context, tenant, code string) (reconciler.DefinitionDetail, error)
+	Runs(ctx context.Context, tenant, code string, limit int, before int64) ([]reconciler.RunRecord, error)
+	Problems(ctx context.Context, tenant string) ([]reconciler.Problem, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	Reader Reader
+	// Leader reports whether this replica leads.
+	Leader func() bool
+	// TokensFile, if set, requires `Authorization: Bearer <token>` with a
+	// token from the file; a tenant token reads only its tenant.
+	TokensFile string
+	Logger     *slog.Logger
+	// Now is the clock of next fire times; default time.Now.
+	Now func() time.Time
+}
+
+// Page sizes of the list endpoints.
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+	nextFires    = 5
+)
+
+type api struct {
+	opts   Options
+	tokens *tokens
+}
+
+// NewHandler returns the status API under /v1/.
+func NewHandler(opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Leader == nil {
+		opts.Leader = func() bool { return false }
+	}
+	a := &api{opts: opts}
+	if opts.TokensFile != "" {
+		a.tokens = &tokens{path: opts.TokensFile}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/status", a.get(a.status))
+	mux.HandleFunc("/v1/tenants", a.get(a.tenants))
+	mux.HandleFunc("/v1/tenants/{tenant}/definitions", a.get(a.definitions))
+	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}", a.get(a.definition))
+	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}/runs", a.get(a.runs))
+	mux.HandleFunc("/v1/tenants/{tenant}/errors", a.get(a.errors))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	return mux
+}
+
+// scope is what the caller's token may read: "*" for every tenant.
+type scope string
+
+func (s scope) allows(tenant string) bool { return s == "*" || string(s) == tenant }
+
+// get wraps an endpoint: GET only (405 with a JSON body otherwise), the
+// token checked, a tenant in the path checked against the token (403).
+func (a *api) get(h func(w http.ResponseWriter, r *http.Request, sc scope)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "the status API is read-only: "+r.Method+" is not allowed")
+			return
+		}
+		sc := scope("*")
+		if a.tokens != nil {
+			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || token == "" {
+				writeError(w, http.StatusUnauthorized, "a bearer token is required (Authorization: Bearer <token>)")
+				return
+			}
+			tenant, found, err := a.tokens.lookup(token)
+			if err != nil {
+				a.opts.Logger.Error("status API tokens", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "the tokens file cannot be read")
+				return
+			}
+			if !found {
+				writeError(w, http.StatusUnauthorized, "unknown token")
+				return
+			}
+			sc = scope(tenant)
+		}
+		if t := r.PathValue("tenant"); t != "" && !sc.allows(t) {
+			writeError(w, http.StatusForbidden, "this token may not read tenant "+strconv.Quote(t))
+			return
+		}
+		h(w, r, sc)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return // the client went away
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": msg, "status": status})
+}
+
+// fail answers a reader error: 404 for ErrNotFound, 500 otherwise.
+func (a *api) fail(w http.ResponseWriter, err error, what string) {
+	if errors.Is(err, reconciler.ErrNotFound) {
+		writeError(w, http.StatusNotFound, what+" not found")
+		return
+	}
+	a.opts.Logger.Error("status API", "err", err)
+	writeError(w, http.StatusInternalServerError, "cannot read the applied state")
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
+	out := map[string]any{"leader": a.opts.Leader()}
+	last, err := a.opts.Reader.LastReconcile(r.Context())
+	switch {
+	case err == nil:
+		out["last_reconcile"] = last
+	case errors.Is(err, reconciler.ErrNotFound):
+		out["last_reconcile"] = nil
+	default:
+		a.fail(w, err, "")
+		return
+	}
+	tenants, err := a.opts.Reader.TenantStatuses(r.Context())
+	if err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	sync := map[string]int{}
+	held := map[string][]string{}
+	total := 0
+	for _, t := range tenants {
+		if !sc.allows(t.Tenant) {
+			continue
+		}
+		sync[t.SyncState]++
+		if len(t.HeldRetires) > 0 {
+			held[t.Tenant] = t.HeldRetires
+			total += len(t.HeldRetires)
+		}
+	}
+	out["inngest_sync"] = sync
+	out["held_retirements"] = map[string]any{"total": total, "tenants": held}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) tenants(w http.ResponseWriter, r *http.Request, sc scope) {
+	tenants, err := a.opts.Reader.TenantStatuses(r.Context())
+	if err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	out := []reconciler.TenantStatus{}
+	for _, t := range tenants {
+		if sc.allows(t.Tenant) {
+			if t.HeldRetires == nil {
+				t.HeldRetires = []string{}
+			}
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+}
+
+func (a *api) definitions(w http.ResponseWriter, r *http.Request, _ scope) {
+	q := r.URL.Query()
+	f := reconciler.DefinitionFilter{Query: q.Get("q"), Limit: defaultLimit}
+	switch k := q.Get("kind"); k {
+	case "":
+	case string(reconciler.KindScheduledTask), string(reconciler.KindWorkflow):
+		f.Kind = reconciler.Kind(k)
+	default:
+		writeError(w, http.StatusBadRequest, "kind must be ScheduledTask or Workflow")
+		return
+	}
+	if s := q.Get("active"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "active must be true or false")
+			return
+		}
+		f.Active = &b
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			writeError(w, http.StatusBadRequest, "limit must be between 1 and "+strconv.Itoa(maxLimit))
+			return
+		}
+		f.Limit = n
+	}
+	if c := q.Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid cursor; pass the next_cursor of the previous page")
+			return
+		}
+		f.After = string(b)
+	}
+	defs, err := a.opts.Reader.ListDefinitions(r.Context(), r.PathValue("tenant"), f)
+	if err != nil {
+		a.fail(w, err, "tenant")
+		return
+	}
+	out := map[string]any{"definitions": nonNil(defs), "next_cursor": nil}
+	if len(defs) == f.Limit {
+		out["next_cursor"] = base64.RawURLEncoding.EncodeToString([]byte(defs[len(defs)-1].Code))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (a *api) definition(w http.ResponseWriter, r *http.Request, _ scope) {
+	tenant, code := r.PathValue("tenant"), r.PathValue("code")
+	d, err := a.opts.Reader.Definition(r.Context(), tenant, code)
+	if err != nil {
+		a.fail(w, err, "definition")
+		return
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(d.Spec, &doc); err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	redact(doc)
+	spec, err := json.Marshal(doc)
+	if err != nil {
+		a.fail(w, err, "")
+		return
+	}
+	d.Spec = spec
+	fires := []time.Time{}
+	var trig struct {
+		Spec struct {
+			Trigger reconciler.Trigger `json:"trigger"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(spec, &trig) == nil {
+		fires = append(fires, reconciler.NextFires(trig.Spec.Trigger, a.opts.Now(), nextFires)...)
+	}
+	var lastRun *reconciler.RunRecord
+	if runs, err := a.opts.Reader.Runs(r.Context(), tenant, code, 1, 0); err == nil && len(runs) > 0 {
+		lastRun = &runs[0]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"definition": d, "next_fire_times": fires, "last_run": lastRun})
+}
+
+func (a *api) runs(w http.ResponseWriter, r *http.Request, _ scope) {
+	q := r.URL.Query()
+	limit := defaultLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			writeError(w, http.StatusBadRequest, "limit must be between 1 and "+strconv.Itoa(maxLimit))
+			return
+		}
+		limit = n
+	}
+	var before int64
+	if c := q.Get("cursor"); c != "" {
+		n, err := strconv.ParseInt(c, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "invalid cursor; pass the next_cursor of the previous page")
+			return
+		}
+		before = n
+	}
+	runs, err := a.opts.Reader.Runs(r.Context(), r.PathValue("tenant"), r.PathValue("code"), limit, before)
+	if err != nil {
+		a.fail(w, err, "definition")
+		return
+	}
+	out := map[string]any{"runs": nonNil(runs), "next_cursor": nil}
+	if len(runs) == limit {
+		out["next_cursor"] = strconv.FormatInt(runs[len(runs)-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) errors(w http.ResponseWriter, r *http.Request, _ scope) {
+	ps, err := a.opts.Reader.Problems(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		a.fail(w, err, "tenant")
+		return
+	}
+	type located struct {
+		reconciler.Problem
+		Location string `json:"location"`
+	}
+	out := []located{}
+	for _, p := range ps {
+		out = append(out, located{p, p.String()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"errors": out})
+}
+
+// sensitive names the headers, query parameters and environment variables
+// whose literal values the API does not show.
+var sensitive = regexp.MustCompile(`(?i)(authorization|cookie|token|secret|passw|api[-_]?key|credential|private|signature)`)
+
+// redact replaces, in a definition's document, the literal values of
+// sensitive headers, query parameters and environment variables. Secret
+// references (${secret:NAME}) are never values and stay as written.
+func redact(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if m, ok := e.(map[string]any); ok && (k == "headers" || k == "query" || k == "env") {
+				for name, val := range m {
+					if s, ok := val.(string); ok && sensitive.MatchString(name) && !strings.Contains(s, "${secret:") {
+						m[name] = "[redacted]"
+					}
+				}
+				continue
+			}
+			redact(e)
+		}
+	case []any:
+		for _, e := range x {
+			redact(e)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package statusapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/statusapi"
+	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
+)
+
+var pg *storetest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &pg)) }
+
+func task(code, trigger string, extra string) string {
+	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s, name: Task %s}\nspec:\n  trigger: %s\n  type: api_call\n  config: {url: 'https://a.example.com', headers: {Authorization: 'Bearer ${secret:T}', X-Api-Key: literal-key-123}}\n%s", code, code, trigger, extra)
+}
+
+// fixture applies a tree of 12 acme definitions, 1 globex, a broken file
+// and three runs, and returns a server over the API.
+func fixture(t *testing.T, tokensFile string) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, pg.NewDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files := fstest.MapFS{
+		"acme/cron.yaml":   {Data: []byte(task("nightly", "{cron: '0 2 * * *', timezone: Asia/Shanghai}", "  retries: 1\n"))},
+		"acme/broken.yaml": {Data: []byte("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: broken}\nspec: {trigger: {interval: 30s}}\n")},
+		"acme/wf.yaml":     {Data: []byte("apiVersion: tasksync/v1\nkind: Workflow\nmetadata: {code: approval}\nspec:\n  trigger: {event: x/y}\n  steps: [{id: s, sleep: 1h}]\n")},
+		"globex/g.yaml":    {Data: []byte(task("gsync", "{interval: 7m}", ""))},
+	}
+	for i := range 10 {
+		files[fmt.Sprintf("acme/t%02d.yaml", i)] = &fstest.MapFile{Data: []byte(task(fmt.Sprintf("task-%02d", i), "{event: app/e}", map[bool]string{true: "  active: false\n"}[i%3 == 0]))}
+	}
+	v, _ := definitions.NewValidator()
+	r := &reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 2}
+	if _, err := r.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordReconcile(ctx, time.Now().Add(-time.Second), time.Now(), "invalid", reconciler.Counts{Created: 12, Errors: 1}, ""); err != nil {
+		t.Fatal(err)
+	}
+	ref, ok, err := st.Current(ctx, "acme", "nightly")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	for i := range 3 {
+		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.FinishRun(ctx, ref, id, reconciler.RunFailed, time.Second, fmt.Sprintf("failure %d", i), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := statusapi.NewHandler(statusapi.Options{Reader: st, TokensFile: tokensFile, Leader: func() bool { return true },
+		Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, token string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("%s %s: not JSON: %v", method, path, err)
+	}
+	return res.StatusCode, body
+}
+
+func TestEndpoints(t *testing.T) {
+	srv := fixture(t, "")
+	code, body := call(t, srv, "GET", "/v1/status", "")
+	last, _ := body["last_reconcile"].(map[string]any)
+	if code != 200 || body["leader"] != true || last["result"] != "invalid" || last["duration_ms"] == nil {
+		t.Errorf("/v1/status = %d %v", code, body)
+	}
+
+	code, body = call(t, srv, "GET", "/v1/tenants", "")
+	tenants, _ := body["tenants"].([]any)
+	acme, _ := tenants[0].(map[string]any)
+	if code != 200 || len(tenants) != 2 || acme["tenant"] != "acme" || acme["definitions"] != float64(12) || acme["active"] != float64(8) || acme["errors"] != float64(2) {
+		t.Errorf("/v1/tenants = %d %v", code, body)
+	}
+
+	// Filters and pagination.
+	count := func(path string) (int, any) {
+		code, body := call(t, srv, "GET", path, "")
+		if code != 200 {
+			t.Fatalf("%s = %d %v", path, code, body)
+		}
+		return len(body["definitions"].([]any)), body["next_cursor"]
+	}
+	if n, _ := count("/v1/tenants/acme/definitions"); n != 12 {
+		t.Errorf("all = %d, want 12", n)
+	}
+	if n, _ := count("/v1/tenants/acme/definitions?kind=Workflow"); n != 1 {
+		t.Errorf("kind=Workflow = %d", n)
+	}
+	if n, _ := count("/v1/tenants/acme/definitions?active=false"); n != 4 {
+		t.Errorf("active=false = %d, want 4", n)
+	}
+	if n, _ := count("/v1/tenants/acme/definitions?q=TASK-0"); n != 10 {
+		t.Errorf("q=TASK-0 = %d, want 10", n)
+	}
+	seen := 0
+	cursor := ""
+	for pages := 0; pages < 10; pages++ {
+		path := "/v1/tenants/acme/definitions?limit=5"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		n, next := count(path)
+		seen += n
+		if next == nil {
+			break
+		}
+		cursor = next.(string)
+	}
+	if seen != 12 {
+		t.Errorf("paginated total = %d, want 12", seen)
+	}
+
+	code, body = call(t, srv, "GET", "/v1/tenants/acme/definitions/nightly", "")
+	def, _ := body["definition"].(map[string]any)
+	fires, _ := body["next_fire_times"].([]any)
+	lastRun, _ := body["last_run"].(map[string]any)
+	if code != 200 || def["source_path"] != "acme/cron.yaml" || def["revision"] != float64(1) || len(fires) != 5 ||
+		fires[0] != "2026-01-02T02:00:00+08:00" || lastRun["error"] != "failure 2" {
+		t.Errorf("definition = %d %v", code, body)
+	}
+	spec, _ := json.Marshal(def["spec"])
+	if strings.Contains(string(spec), "literal-key-123") || !strings.Contains(string(spec), "${secret:T}") {
+		t.Errorf("spec not redacted as it should be: %s", spec)
+	}
+
+	code, body = call(t, srv, "GET", "/v1/tenants/acme/definitions/nightly/runs?limit=2", "")
+	runs, _ := body["runs"].([]any)
+	first, _ := runs[0].(map[string]any)
+	if code != 200 || len(runs) != 2 || first["inngest_run_id"] != "run-2" || body["next_cursor"] == nil {
+		t.Errorf("runs = %d %v", code, body)
+	}
+	code, body = call(t, srv, "GET", "/v1/tenants/acme/definitions/nightly/runs?cursor="+body["next_cursor"].(string), "")
+	if runs, _ := body["runs"].([]any); code != 200 || len(runs) != 1 {
+		t.Errorf("runs page 2 = %d %v", code, body)
+	}
+
+	code, body = call(t, srv, "GET", "/v1/tenants/acme/errors", "")
+	errs, _ := body["errors"].([]any)
+	e0, _ := errs[0].(map[string]any)
+	if code != 200 || len(errs) != 2 || !strings.HasPrefix(e0["location"].(string), "acme/broken.yaml:4:1: spec: missing required field") {
+		t.Errorf("errors = %d %v", code, body)
+	}
+
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/v1/tenants/nope/definitions", 404},
+		{"GET", "/v1/tenants/acme/definitions/nope", 404},
+		{"GET", "/v1/tenants/acme/definitions/nope/runs", 404},
+		{"GET", "/v1/nothing", 404},
+		{"GET", "/v1/tenants/acme/definitions?kind=Cron", 400},
+		{"GET", "/v1/tenants/acme/definitions?limit=0", 400},
+		{"POST", "/v1/status", 405},
+		{"DELETE", "/v1/tenants/acme/definitions/nightly", 405},
+		{"PUT", "/v1/tenants", 405},
+	} {
+		if code, body := call(t, srv, c.method, c.path, ""); code != c.want || body["error"] == nil {
+			t.Errorf("%s %s = %d %v, want %d with an error message", c.method, c.path, code, body, c.want)
+		}
+	}
+}
+
+func TestTokens(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("# tokens\nroot-token *\nacme-token acme\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := fixture(t, file)
+	cases := []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/status", "", 401},
+		{"/v1/status", "wrong", 401},
+		{"/v1/status", "root-token", 200},
+		{"/v1/tenants/globex/definitions", "acme-token", 403},
+		{"/v1/tenants/acme/definitions", "acme-token", 200},
+		{"/v1/tenants/globex/errors", "root-token", 200},
+	}
+	for _, c := range cases {
+		if code, body := call(t, srv, "GET", c.path, c.token); code != c.want {
+			t.Errorf("GET %s with %q = %d %v, want %d", c.path, c.token, code, body, c.want)
+		}
+	}
+	_, body := call(t, srv, "GET", "/v1/tenants", "acme-token")
+	if tenants := body["tenants"].([]any); len(tenants) != 1 {
+		t.Errorf("/v1/tenants for acme's token = %v, want only acme", tenants)
+	}
+
+	// The file is reloaded when it changes (its size here, its time too).
+	if err := os.WriteFile(file, []byte("new-token globex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/status", "root-token"); code != 401 {
+		t.Errorf("a removed token still works: %d", code)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/tenants/globex/definitions", "new-token"); code != 200 {
+		t.Errorf("a new token does not work: %d", code)
+	}
+}

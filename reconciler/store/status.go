@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// ErrNotFound means the tenant or definition asked for does not exist.
+var ErrNotFound = reconciler.ErrNotFound
+
+// LastReconcile returns the most recent reconcile, or ErrNotFound.
+func (s *Store) LastReconcile(ctx context.Context) (reconciler.ReconcileRecord, error) {
+	var r reconciler.ReconcileRecord
+	var msg *string
+	err := s.pool.QueryRow(ctx, `
+		select started_at, finished_at, result, created, updated, retired, unchanged, held, errors, message
+		from root_reconciles order by id desc limit 1`).Scan(&r.StartedAt, &r.FinishedAt, &r.Result,
+		&r.Counts.Created, &r.Counts.Updated, &r.Counts.Retired, &r.Counts.Unchanged, &r.Counts.Held, &r.Counts.Errors, &msg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("last reconcile: %w", redact(err))
+	}
+	if msg != nil {
+		r.Message = *msg
+	}
+	r.DurationMS = r.FinishedAt.Sub(r.StartedAt).Milliseconds()
+	return r, nil
+}
+
+// TenantStatuses summarizes every tenant.
+func (s *Store) TenantStatuses(ctx context.Context) ([]reconciler.TenantStatus, error) {
+	rows, err := s.pool.Query(ctx, `
+		select t.code, t.retire_held, t.sync_state, coalesce(t.sync_error, ''), t.last_synced_at,
+			(select count(*) from root_scheduled_tasks d where d.tenant_id = t.id and d.deleted_at is null),
+			(select count(*) from root_scheduled_tasks d where d.tenant_id = t.id and d.deleted_at is null and d.is_active),
+			(select count(*) from root_definition_errors e where e.tenant_id = t.id)
+		from root_tenants t order by t.code`)
+	if err != nil {
+		return nil, fmt.Errorf("tenants: %w", redact(err))
+	}
+	var out []reconciler.TenantStatus
+	for rows.Next() {
+		var t reconciler.TenantStatus
+		if err := rows.Scan(&t.Tenant, &t.HeldRetires, &t.SyncState, &t.SyncError, &t.LastSyncedAt, &t.Definitions, &t.Active, &t.Errors); err != nil {
+			return nil, fmt.Errorf("tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+const summaryColumns = `d.code, d.name, d.kind, d.is_active, d.trigger_type, d.source_path || ':' || d.source_line, d.revision,
+	d.sync_state, d.last_run_at, coalesce(d.last_run_status, ''), d.updated_at`
+
+func scanSummary(row pgx.Row, extra ...any) (reconciler.DefinitionSummary, error) {
+	var d reconciler.DefinitionSummary
+	dest := append([]any{&d.Code, &d.Name, &d.Kind, &d.Active, &d.TriggerType, &d.Source, &d.Revision, &d.SyncState, &d.LastRunAt, &d.LastRunStatus, &d.UpdatedAt}, extra...)
+	return d, row.Scan(dest...)
+}
+
+// ListDefinitions lists a tenant's live definitions by code, filtered, one
+// page at a time (keyset pagination on the code).
+func (s *Store) ListDefinitions(ctx context.Context, tenant string, f reconciler.DefinitionFilter) ([]reconciler.DefinitionSummary, error) {
+	if ok, err := s.tenantExists(ctx, tenant); err != nil || !ok {
+		return nil, errors.Join(err, notFoundIf(!ok && err == nil))
+	}
+	var active any
+	if f.Active != nil {
+		active = *f.Active
+	}
+	q := ""
+	if f.Query != "" {
+		q = "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(f.Query)) + "%"
+	}
+	rows, err := s.pool.Query(ctx, `
+		select `+summaryColumns+`
+		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.deleted_at is null
+			and ($2 = '' or d.kind = $2)
+			and ($3::boolean is null or d.is_active = $3)
+			and ($4 = '' or lower(d.code) like $4 or lower(d.name) like $4 or lower(d.description) like $4)
+			and d.code > $5
+		order by d.code limit $6`, tenant, string(f.Kind), active, q, f.After, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("definitions: %w", redact(err))
+	}
+	defer rows.Close()
+	var out []reconciler.DefinitionSummary
+	for rows.Next() {
+		d, err := scanSummary(rows)
+		if err != nil {
+			return nil, fmt.Errorf("definitions: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Definition returns one live definition in detail, or ErrNotFound.
+func (s *Store) Definition(ctx context.Context, tenant, code string) (reconciler.DefinitionDetail, error) {
+	row := s.pool.QueryRow(ctx, `
+		select `+summaryColumns+`, d.uuid::text, d.description, coalesce(d.inngest_function_id, ''), d.source_path, d.source_line,
+			d.spec_hash, d.spec, coalesce(d.sync_error, ''), coalesce(d.last_error, ''), d.is_running, d.created_at
+		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code)
+	var d reconciler.DefinitionDetail
+	var spec []byte
+	sum, err := scanSummary(row, &d.UUID, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
+		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, ErrNotFound
+	}
+	if err != nil {
+		return d, fmt.Errorf("definition: %w", redact(err))
+	}
+	d.DefinitionSummary, d.Spec = sum, spec
+	return d, nil
+}
+
+// Runs lists a definition's run attempts, newest first, before the run id
+// `before` (0 for the newest).
+func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before int64) ([]reconciler.RunRecord, error) {
+	var taskIDs []int64
+	rows, err := s.pool.Query(ctx, `
+		select d.id from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.code = $2`, tenant, code)
+	if err != nil {
+		return nil, fmt.Errorf("runs: %w", redact(err))
+	}
+	taskIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("runs: %w", err)
+	}
+	if len(taskIDs) == 0 {
+		return nil, ErrNotFound
+	}
+	rows, err = s.pool.Query(ctx, `
+		select id, inngest_run_id, attempt, revision, status, started_at, finished_at, duration_ms, coalesce(error, ''), coalesce(output, '')
+		from root_task_runs where task_id = any($1) and ($2 = 0 or id < $2)
+		order by id desc limit $3`, taskIDs, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("runs: %w", redact(err))
+	}
+	defer rows.Close()
+	var out []reconciler.RunRecord
+	for rows.Next() {
+		var r reconciler.RunRecord
+		if err := rows.Scan(&r.ID, &r.InngestRunID, &r.Attempt, &r.Revision, &r.Status, &r.StartedAt, &r.FinishedAt, &r.DurationMS, &r.Error, &r.Output); err != nil {
+			return nil, fmt.Errorf("runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Problems returns a tenant's current validation problems, or ErrNotFound.
+func (s *Store) Problems(ctx context.Context, tenant string) ([]reconciler.Problem, error) {
+	if ok, err := s.tenantExists(ctx, tenant); err != nil || !ok {
+		return nil, errors.Join(err, notFoundIf(!ok && err == nil))
+	}
+	t, err := s.LoadTenant(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	return t.Problems, nil
+}
+
+func (s *Store) tenantExists(ctx context.Context, tenant string) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `select exists (select 1 from root_tenants where code = $1)`, tenant).Scan(&ok); err != nil {
+		return false, fmt.Errorf("tenant: %w", redact(err))
+	}
+	return ok, nil
+}
+
+func notFoundIf(b bool) error {
+	if b {
+		return ErrNotFound
+	}
+	return nil
+}
