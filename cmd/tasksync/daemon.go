@@ -294,8 +294,43 @@ func (d *daemon) reconcile(ctx context.Context, r *reconciler.Reconciler, tenant
 	d.logger.Info("reconcile", "result", result, "tenants", len(res.Plans), "created", res.Counts.Created, "updated", res.Counts.Updated,
 		"retired", res.Counts.Retired, "unchanged", res.Counts.Unchanged, "held", res.Counts.Held, "errors", res.Counts.Errors,
 		"duration", time.Since(start).Round(time.Millisecond))
+	for _, p := range res.Plans {
+		if res.Failed[p.Tenant] != nil {
+			continue
+		}
+		c := p.Counts()
+		d.metrics.changes.WithLabelValues(p.Tenant, string(reconciler.ChangeCreate)).Add(float64(c.Created))
+		d.metrics.changes.WithLabelValues(p.Tenant, string(reconciler.ChangeUpdate)).Add(float64(c.Updated))
+		d.metrics.changes.WithLabelValues(p.Tenant, string(reconciler.ChangeRetire)).Add(float64(c.Retired))
+	}
+	d.refreshGauges(ctx)
 	if failed := syncTenants(ctx, d.st, d.reg, d.runner, d.logger); len(failed) > 0 {
 		d.logger.Warn("some tenants are not synced; the next resync retries them", "tenants", len(failed))
+	}
+}
+
+// refreshGauges sets the state gauges from the store: definitions,
+// validation problems and held retirements per tenant.
+func (d *daemon) refreshGauges(ctx context.Context) {
+	counts, err := d.st.DefinitionCounts(ctx)
+	if err != nil {
+		d.logger.Warn("metrics", "err", err)
+		return
+	}
+	tenants, err := d.st.TenantStatuses(ctx)
+	if err != nil {
+		d.logger.Warn("metrics", "err", err)
+		return
+	}
+	d.metrics.definitions.Reset()
+	for _, c := range counts {
+		d.metrics.definitions.WithLabelValues(c.Tenant, c.Kind, c.State).Set(float64(c.N))
+	}
+	d.metrics.definitionErrors.Reset()
+	d.metrics.retireHeld.Reset()
+	for _, t := range tenants {
+		d.metrics.definitionErrors.WithLabelValues(t.Tenant).Set(float64(t.Errors))
+		d.metrics.retireHeld.WithLabelValues(t.Tenant).Set(float64(len(t.HeldRetires)))
 	}
 }
 
@@ -306,6 +341,10 @@ type daemonMetrics struct {
 	reconcileDuration prometheus.Histogram
 	lastSuccess       prometheus.Gauge
 	leader            prometheus.Gauge
+	definitions       *prometheus.GaugeVec
+	definitionErrors  *prometheus.GaugeVec
+	changes           *prometheus.CounterVec
+	retireHeld        *prometheus.GaugeVec
 }
 
 func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
@@ -323,9 +362,21 @@ func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tasksync_leader", Help: "1 while this replica holds the leader lock.",
 		}),
+		definitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tasksync_definitions", Help: "Applied definitions by tenant, kind and state (active, inactive).",
+		}, []string{"tenant", "kind", "state"}),
+		definitionErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tasksync_definition_errors", Help: "Current validation problems of a tenant's tree.",
+		}, []string{"tenant"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasksync_changes_total", Help: "Changes applied, by tenant and action (create, update, retire).",
+		}, []string{"tenant", "action"}),
+		retireHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tasksync_retire_held", Help: "Retirements the prune budget holds, by tenant.",
+		}, []string{"tenant"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasksync_build_info", Help: "The running version."}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
-	reg.MustRegister(m.reconciles, m.reconcileDuration, m.lastSuccess, m.leader, build)
+	reg.MustRegister(m.reconciles, m.reconcileDuration, m.lastSuccess, m.leader, m.definitions, m.definitionErrors, m.changes, m.retireHeld, build)
 	return m
 }

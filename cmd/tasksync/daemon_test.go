@@ -194,6 +194,64 @@ spec:
 	}
 	eventually(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(app)) == 6 })
 
+	// Break a file: the problem is reported with its line, its functions
+	// stay registered, the error metric rises; fixing it clears it.
+	good := edited
+	broken := strings.Replace(good, `cron: "15 4 * * 2"`, `cron: "15 4 * *"`, 1)
+	if err := os.WriteFile(reports, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the problem in the status API", 5*time.Second, func() bool {
+		_, body := get(base + "/v1/tenants/acme/errors")
+		return strings.Contains(body, "acme/reports.yaml:") && strings.Contains(body, "invalid cron expression")
+	})
+	if crons := appCrons(app); crons[app+"-weekly-revenue-report"] != "TZ=America/Chicago 15 4 * * 2" || len(crons) != 6 {
+		t.Errorf("functions of the broken file after the break: %v", crons)
+	}
+	eventually(t, "the error metric", 5*time.Second, func() bool {
+		_, m := get(base + "/metrics")
+		return strings.Contains(m, `tasksync_definition_errors{tenant="acme"} 1`)
+	})
+	if err := os.WriteFile(reports, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the problem to clear", 5*time.Second, func() bool {
+		_, body := get(base + "/v1/tenants/acme/errors")
+		return strings.Contains(body, `"errors": []`)
+	})
+
+	// Fifty files at once: all live, in one or a few reconciles.
+	before := strings.Count(logs.String(), `"msg":"reconcile"`)
+	for i := range 50 {
+		writeFile(t, filepath.Join(dir, "acme", "bulk", fmt.Sprintf("b%02d.yaml", i)), fmt.Sprintf(
+			"apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: bulk-%02d}\nspec: {trigger: {cron: '%d 3 * * *'}, type: api_call, config: {url: 'https://a.example.com'}}\n", i, i))
+	}
+	eventually(t, "fifty new functions", 10*time.Second, func() bool { return len(appCrons(app)) == 56 })
+	if n := strings.Count(logs.String(), `"msg":"reconcile"`) - before; n > 4 {
+		t.Errorf("fifty files took %d reconciles, want one or a few", n)
+	}
+
+	// Rename a file: a move, no retirement.
+	if err := os.Rename(filepath.Join(dir, "acme", "bulk", "b00.yaml"), filepath.Join(dir, "acme", "bulk", "renamed.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the move in the status API", 5*time.Second, func() bool {
+		_, body := get(base + "/v1/tenants/acme/definitions/bulk-00")
+		return strings.Contains(body, `"source_path": "acme/bulk/renamed.yaml"`) && strings.Contains(body, `"revision": 1`)
+	})
+
+	// A tenant directory deleted: the prune budget holds its retirements.
+	if err := os.RemoveAll(filepath.Join(dir, "globex")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "held retirements", 5*time.Second, func() bool {
+		_, body := get(base + "/v1/status")
+		return strings.Contains(body, `"total": 2`)
+	})
+	if crons := appCrons(prefix + "-globex"); len(crons) != 2 {
+		t.Errorf("globex's functions after its directory vanished: %v, want both kept", crons)
+	}
+
 	if code, body := get(base + "/v1/tenants/acme/definitions/weekly-revenue-report"); code != 200 || !strings.Contains(body, `"next_fire_times"`) || !strings.Contains(body, "15 4 * * 2") {
 		t.Errorf("status API definition = %d %s", code, body)
 	}
@@ -202,7 +260,8 @@ spec:
 	}
 
 	_, metrics := get(base + "/metrics")
-	for _, want := range []string{"tasksync_leader 1", `tasksync_reconcile_total{result="success"}`, "tasksync_build_info{", `tasksync_inngest_sync_total{result="success",tenant="acme"}`, "go_goroutines"} {
+	for _, want := range []string{"tasksync_leader 1", `tasksync_reconcile_total{result="success"}`, "tasksync_build_info{", `tasksync_inngest_sync_total{result="success",tenant="acme"}`, "go_goroutines",
+		`tasksync_definitions{kind="ScheduledTask",state="active",tenant="acme"}`, `tasksync_changes_total{action="create",tenant="acme"}`, `tasksync_retire_held{tenant="globex"} 2`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -222,4 +281,73 @@ spec:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the daemon did not exit within 15s of SIGTERM")
 	}
+}
+
+// startDaemon starts the binary as a daemon and returns its base URL,
+// process and logs.
+func startDaemon(t *testing.T, bin string, env []string) (string, *exec.Cmd, *lockedBuffer, chan error) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "run", "--resync-interval", "3s")
+	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json")
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil && cmd.Process.Kill() == nil {
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("logs of %s:\n%s", addr, logs.String())
+		}
+	})
+	return "http://" + addr, cmd, logs, exited
+}
+
+// TestFailover: a second replica serves as a follower; when the leader is
+// killed, it takes over and applies the next edit.
+func TestFailover(t *testing.T) {
+	bin := buildBinary(t)
+	dir := copyTree(t)
+	prefix := fmt.Sprintf("f%d", time.Now().UnixNano()%1e6)
+	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix}
+	leader, leaderCmd, _, leaderExited := startDaemon(t, bin, env)
+	eventually(t, "the first replica to lead", 30*time.Second, func() bool {
+		_, body := get(leader + "/readyz")
+		return strings.Contains(body, `"leader":true`)
+	})
+	follower, _, _, _ := startDaemon(t, bin, env)
+	eventually(t, "the second replica to be ready as a follower", 30*time.Second, func() bool {
+		_, body := get(follower + "/readyz")
+		return strings.Contains(body, `"ready":true`) && strings.Contains(body, `"leader":false`)
+	})
+	// The follower serves the apps too.
+	if code, _ := get(follower + "/api/inngest/acme"); code != 200 {
+		t.Errorf("the follower's /api/inngest/acme = %d, want 200", code)
+	}
+
+	if err := leaderCmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-leaderExited
+	eventually(t, "the follower to take over", 15*time.Second, func() bool {
+		_, body := get(follower + "/readyz")
+		return strings.Contains(body, `"leader":true`)
+	})
+	reports := filepath.Join(dir, "acme", "reports.yaml")
+	data, err := os.ReadFile(reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(reports, []byte(strings.Replace(string(data), `cron: "0 7 * * 1"`, `cron: "45 6 * * 3"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := prefix + "-acme"
+	eventually(t, "the new leader to apply an edit", 10*time.Second, func() bool {
+		return appCrons(app)[app+"-weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
+	})
 }
