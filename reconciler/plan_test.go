@@ -160,3 +160,20 @@ func TestCanonicalRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestMissedFires(t *testing.T) {
+	tr := reconciler.Trigger{Cron: "0 * * * *", Timezone: "UTC"}
+	from := time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC)
+	to := time.Date(2026, 1, 1, 4, 30, 0, 0, time.UTC)
+	at := func(h, m int) time.Time { return time.Date(2026, 1, 1, h, m, 0, 0, time.UTC) }
+	// Fires at 1:00, 2:00, 3:00, 4:00; runs at 1:00:05 and 3:01 (late but
+	// within grace); 2:00 has none, 4:00 ran after its grace.
+	runs := []time.Time{at(1, 0).Add(5 * time.Second), at(3, 1), at(4, 9)}
+	missed := reconciler.MissedFires(tr, from, to, runs, 5*time.Minute)
+	if fmt.Sprint(missed) != fmt.Sprint([]time.Time{at(2, 0), at(4, 0)}) {
+		t.Errorf("missed = %v, want 2:00 and 4:00", missed)
+	}
+	if m := reconciler.MissedFires(reconciler.Trigger{Event: "x/y"}, from, to, nil, time.Minute); m != nil {
+		t.Errorf("an event trigger has no schedule to miss: %v", m)
+	}
+}

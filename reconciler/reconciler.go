@@ -53,6 +53,8 @@ type Result struct {
 	Counts      Counts
 	// Written counts the tenants whose stored state changed.
 	Written int
+	// WrittenTenants names them, sorted.
+	WrittenTenants []string
 	// Failed maps tenants whose apply failed to the error.
 	Failed map[string]error
 }
@@ -145,6 +147,7 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 				res.Failed[name] = err
 			case written:
 				res.Written++
+				res.WrittenTenants = append(res.WrittenTenants, name)
 			}
 			return nil
 		})
@@ -153,6 +156,7 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 		return nil, err
 	}
 	res.Plans = plans
+	slices.Sort(res.WrittenTenants)
 	for _, p := range plans {
 		if res.Failed[p.Tenant] == nil {
 			res.Counts.Add(p.Counts())

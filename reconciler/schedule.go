@@ -59,3 +59,40 @@ func NextFires(t Trigger, after time.Time, n int) []time.Time {
 	}
 	return out
 }
+
+// MissedFires returns the fires of t in (from, to] that no run started
+// within grace of: runs lists the start times of the definition's runs
+// from `from` on. A fire is matched by the first run that starts at or
+// after it and before the fire plus grace (plus the trigger's jitter); a
+// run matches one fire only.
+func MissedFires(t Trigger, from, to time.Time, runs []time.Time, grace time.Duration) []time.Time {
+	if t.Type() != TriggerCron && t.Type() != TriggerInterval {
+		return nil
+	}
+	window := grace + time.Duration(t.Jitter)
+	var fires []time.Time
+	const maxFires = 10_000 // a window of a minute-cron over a week
+	for next := from; len(fires) < maxFires; {
+		f := NextFires(t, next, 1)
+		if len(f) == 0 || f[0].After(to) {
+			break
+		}
+		fires = append(fires, f[0])
+		next = f[0]
+	}
+	used := make([]bool, len(runs))
+	var missed []time.Time
+	for _, f := range fires {
+		hit := false
+		for i, r := range runs {
+			if !used[i] && !r.Before(f.Add(-time.Second)) && r.Before(f.Add(window)) {
+				used[i], hit = true, true
+				break
+			}
+		}
+		if !hit {
+			missed = append(missed, f)
+		}
+	}
+	return missed
+}

@@ -68,6 +68,10 @@ type DefinitionDetail struct {
 	LastError         string          `json:"last_error,omitempty"`
 	IsRunning         bool            `json:"is_running"`
 	CreatedAt         time.Time       `json:"created_at"`
+	// MissedFires counts scheduled fires that started no run within their
+	// grace period.
+	MissedFires      int64      `json:"missed_fires"`
+	LastMissedFireAt *time.Time `json:"last_missed_fire_at"`
 }
 
 // RunRecord is one run attempt.

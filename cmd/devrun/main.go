@@ -89,6 +89,10 @@ Ctrl-C stops everything; data and logs stay in %s.
 `, *tree, inngestURL, *listen, *listen, dbURL, inngestURL, *dataDir)
 	daemon := exec.CommandContext(ctx, "bin/tasksync", "run")
 	daemon.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TASKSYNC_DIR="+*tree, "TASKSYNC_LISTEN="+*listen, "INNGEST_DEV="+inngestURL)
+	if os.Getenv("TASKSYNC_DNS_SERVER") == "" {
+		// The sample tree's hosts are examples: resolve nothing unless asked.
+		daemon.Env = append(daemon.Env, "TASKSYNC_DNS_SERVER=127.0.0.1:1")
+	}
 	daemon.Stdout, daemon.Stderr = os.Stdout, os.Stderr
 	daemon.Cancel = func() error { return daemon.Process.Signal(syscall.SIGTERM) }
 	daemon.WaitDelay = 20 * time.Second

@@ -61,10 +61,14 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	if err := sandbox.Check(ctx); err != nil {
 		logger.Warn("python_script runs will be refused", "err", err)
 	}
+	guard := executor.NewGuard(allow)
+	if o.dnsServer != "" {
+		guard.UseDNSServer(o.dnsServer)
+	}
 	d := &daemon{
 		o: o, logger: logger, st: st, reg: reg,
 		runner: &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
-			HTTP:    executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets(o.secretsDir, c.getenv)),
+			HTTP:    executor.NewHTTP(guard, envs, executor.NewSecrets(o.secretsDir, c.getenv)),
 			Sandbox: sandbox,
 		}},
 		metrics: newDaemonMetrics(promReg),
@@ -253,6 +257,7 @@ func (d *daemon) whileLeading(ctx context.Context, lead *store.Leadership, chang
 			}
 		case <-tick.C:
 			d.reconcile(lctx, r, nil)
+			d.checkMissedFires(lctx)
 		}
 	}
 }
@@ -304,8 +309,45 @@ func (d *daemon) reconcile(ctx context.Context, r *reconciler.Reconciler, tenant
 		d.metrics.changes.WithLabelValues(p.Tenant, string(reconciler.ChangeRetire)).Add(float64(c.Retired))
 	}
 	d.refreshGauges(ctx)
-	if failed := syncTenants(ctx, d.st, d.reg, d.runner, d.logger); len(failed) > 0 {
+	// A full reconcile syncs and verifies every app (drift, a restarted
+	// server); a watch change syncs only the tenants it changed.
+	var only []string
+	if tenants != nil {
+		only = nonNilStrings(res.WrittenTenants)
+	}
+	if failed := syncTenants(ctx, d.st, d.reg, d.runner, d.logger, only); len(failed) > 0 {
 		d.logger.Warn("some tenants are not synced; the next resync retries them", "tenants", len(failed))
+	}
+}
+
+// missedFireGrace is how long after a scheduled fire its run may start:
+// Inngest's own scheduling delay, retries of a failed start, a leader
+// change. (Kubernetes CronJob calls it startingDeadlineSeconds.)
+const missedFireGrace = 5 * time.Minute
+
+// checkMissedFires counts, for every scheduled definition, the fires since
+// the last check that started no run within their grace period, on the
+// definition and in tasksync_missed_fires_total.
+func (d *daemon) checkMissedFires(ctx context.Context) {
+	checks, err := d.st.FireChecks(ctx)
+	if err != nil {
+		d.logger.Warn("missed fires", "err", err)
+		return
+	}
+	to := time.Now().Add(-missedFireGrace)
+	for _, c := range checks {
+		if !c.From.Before(to) {
+			continue
+		}
+		missed := reconciler.MissedFires(c.Trigger, c.From, to, c.Runs, missedFireGrace)
+		if err := d.st.RecordFireCheck(ctx, c.ID, to, missed); err != nil {
+			d.logger.Warn("missed fires", "err", err)
+			return
+		}
+		if len(missed) > 0 {
+			d.metrics.missedFires.WithLabelValues(c.Tenant).Add(float64(len(missed)))
+			d.logger.Warn("missed fires", "tenant", c.Tenant, "definition_id", c.ID, "missed", len(missed), "last", missed[len(missed)-1])
+		}
 	}
 }
 
@@ -334,6 +376,13 @@ func (d *daemon) refreshGauges(ctx context.Context) {
 	}
 }
 
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 // daemonMetrics are the daemon's own metrics; the Inngest registry keeps
 // the sync and run metrics.
 type daemonMetrics struct {
@@ -345,6 +394,7 @@ type daemonMetrics struct {
 	definitionErrors  *prometheus.GaugeVec
 	changes           *prometheus.CounterVec
 	retireHeld        *prometheus.GaugeVec
+	missedFires       *prometheus.CounterVec
 }
 
 func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
@@ -374,9 +424,12 @@ func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
 		retireHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tasksync_retire_held", Help: "Retirements the prune budget holds, by tenant.",
 		}, []string{"tenant"}),
+		missedFires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasksync_missed_fires_total", Help: "Scheduled fires that started no run within their grace period, by tenant.",
+		}, []string{"tenant"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasksync_build_info", Help: "The running version."}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
-	reg.MustRegister(m.reconciles, m.reconcileDuration, m.lastSuccess, m.leader, m.definitions, m.definitionErrors, m.changes, m.retireHeld, build)
+	reg.MustRegister(m.reconciles, m.reconcileDuration, m.lastSuccess, m.leader, m.definitions, m.definitionErrors, m.changes, m.retireHeld, m.missedFires, build)
 	return m
 }

@@ -18,6 +18,11 @@ import (
 	"time"
 )
 
+// noDNS points api_call's name resolution at a loopback port where nothing
+// answers: runs the dev server fires against the sample trees' example
+// hosts fail at once, and no query leaves the machine.
+const noDNS = "TASKSYNC_DNS_SERVER=127.0.0.1:1"
+
 // buildBinary builds tasksync once per test that needs it.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -28,7 +33,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +61,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
+func eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -128,7 +133,7 @@ spec:
 	cmd := exec.Command(bin, "run", "--resync-interval", "3s")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TASKSYNC_DIR="+dir, "INNGEST_DEV="+dev.URL,
 		"TASKSYNC_LISTEN="+addr, "TASKSYNC_APP_PREFIX="+prefix, "TASKSYNC_LOG_FORMAT=json",
-		"TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN="+secret)
+		"TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN="+secret, noDNS)
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -285,11 +290,11 @@ spec:
 
 // startDaemon starts the binary as a daemon and returns its base URL,
 // process and logs.
-func startDaemon(t *testing.T, bin string, env []string) (string, *exec.Cmd, *lockedBuffer, chan error) {
+func startDaemon(t testing.TB, bin string, env []string, resync string) (string, *exec.Cmd, *lockedBuffer, chan error) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "run", "--resync-interval", "3s")
-	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json")
+	cmd := exec.Command(bin, "run", "--resync-interval", resync)
+	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json", noDNS)
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -315,12 +320,12 @@ func TestFailover(t *testing.T) {
 	dir := copyTree(t)
 	prefix := fmt.Sprintf("f%d", time.Now().UnixNano()%1e6)
 	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix}
-	leader, leaderCmd, _, leaderExited := startDaemon(t, bin, env)
+	leader, leaderCmd, _, leaderExited := startDaemon(t, bin, env, "3s")
 	eventually(t, "the first replica to lead", 30*time.Second, func() bool {
 		_, body := get(leader + "/readyz")
 		return strings.Contains(body, `"leader":true`)
 	})
-	follower, _, _, _ := startDaemon(t, bin, env)
+	follower, _, _, _ := startDaemon(t, bin, env, "3s")
 	eventually(t, "the second replica to be ready as a follower", 30*time.Second, func() bool {
 		_, body := get(follower + "/readyz")
 		return strings.Contains(body, `"ready":true`) && strings.Contains(body, `"leader":false`)

@@ -48,7 +48,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 	if out, errOut, code := runCmd(t, env, "plan"); code != 1 || !strings.Contains(errOut, "run tasksync migrate") {
 		t.Errorf("plan before migrate: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, _, code := runCmd(t, env, "migrate"); code != 0 || !strings.Contains(out, "applied 1 migration") {
+	if out, _, code := runCmd(t, env, "migrate"); code != 0 || !strings.Contains(out, "applied 2 migrations") {
 		t.Errorf("migrate: exit %d: %s", code, out)
 	}
 	if out, _, code := runCmd(t, env, "migrate"); code != 0 || !strings.Contains(out, "up to date") {

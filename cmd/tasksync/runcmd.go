@@ -24,6 +24,7 @@ type runOptions struct {
 	secretsDir     string
 	python         string
 	tokensFile     string
+	dnsServer      string
 }
 
 func runFlags(f *flagSet) {
@@ -36,6 +37,7 @@ func runFlags(f *flagSet) {
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
 	f.string(&o.secretsDir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "", "`directory` of secrets, one file per ${secret:NAME}")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs; the sandbox user must be able to run it")
+	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); without it the status API is open")
 	f.opts = o
 }
@@ -136,7 +138,7 @@ func runRun(ctx context.Context, c *invocation) error {
 	fmt.Fprintln(c.stdout, ".")
 	if reg == nil {
 		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
-	} else if failed := syncTenants(ctx, st, reg, refuseRuns{}, logger); len(failed) > 0 {
+	} else if failed := syncTenants(ctx, st, reg, refuseRuns{}, logger, nil); len(failed) > 0 {
 		fmt.Fprintf(c.stdout, "Inngest: %s could not be synced.\n", plural(len(failed), "tenant"))
 		return errExit1
 	} else {

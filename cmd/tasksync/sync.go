@@ -88,12 +88,17 @@ const (
 // sync a few at a time, so that one tenant's trouble never holds up the
 // others. It records each tenant's sync state and returns the tenants
 // that could not be synced.
-func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, run inngest.Runner, logger *slog.Logger) map[string]error {
+//
+// only limits the sync to the named tenants; nil syncs every tenant.
+func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, run inngest.Runner, logger *slog.Logger, only []string) map[string]error {
 	failed := map[string]error{}
-	tenants, err := st.Tenants(ctx)
-	if err != nil {
-		failed["*"] = err
-		return failed
+	tenants := only
+	if tenants == nil {
+		var err error
+		if tenants, err = st.Tenants(ctx); err != nil {
+			failed["*"] = err
+			return failed
+		}
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

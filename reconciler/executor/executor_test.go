@@ -228,3 +228,16 @@ func TestAPICallTimeout(t *testing.T) {
 		t.Errorf("the timeout took %v", d)
 	}
 }
+
+// TestDNSServer: with a DNS server set, names are resolved there and
+// nowhere else (here a loopback port where nothing answers).
+func TestDNSServer(t *testing.T) {
+	envs, _ := expr.NewEnvs()
+	g := executor.NewGuard(nil)
+	g.UseDNSServer("127.0.0.1:1")
+	h := executor.NewHTTP(g, envs, executor.NewSecrets("", func(string) string { return "" }))
+	_, err := h.Run(context.Background(), call("https://tasksync-test.invalid/"), expr.Task, nil)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("err = %v, want a lookup through 127.0.0.1:1", err)
+	}
+}

@@ -40,7 +40,20 @@ var refused = []struct {
 
 // Guard decides which addresses api_call may connect to.
 type Guard struct {
-	allow []netip.Prefix
+	allow    []netip.Prefix
+	resolver *net.Resolver // nil: the system's
+}
+
+// UseDNSServer makes the guard's dials resolve names with the DNS server
+// at addr (host:port) instead of the system's resolver.
+func (g *Guard) UseDNSServer(addr string) {
+	g.resolver = &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
 }
 
 // NewGuard returns a guard that refuses the non-public networks except
@@ -125,6 +138,6 @@ func (g *Guard) control(network, address string, _ syscall.RawConn) error {
 // DialContext dials like a net.Dialer whose every connection the guard
 // checks.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: g.control}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: g.control, Resolver: g.resolver}
 	return d.DialContext(ctx, network, address)
 }

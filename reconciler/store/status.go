@@ -108,13 +108,14 @@ func (s *Store) ListDefinitions(ctx context.Context, tenant string, f reconciler
 func (s *Store) Definition(ctx context.Context, tenant, code string) (reconciler.DefinitionDetail, error) {
 	row := s.pool.QueryRow(ctx, `
 		select `+summaryColumns+`, d.uuid::text, d.description, coalesce(d.inngest_function_id, ''), d.source_path, d.source_line,
-			d.spec_hash, d.spec, coalesce(d.sync_error, ''), coalesce(d.last_error, ''), d.is_running, d.created_at
+			d.spec_hash, d.spec, coalesce(d.sync_error, ''), coalesce(d.last_error, ''), d.is_running, d.created_at,
+			d.missed_fires, d.last_missed_fire_at
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
 		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code)
 	var d reconciler.DefinitionDetail
 	var spec []byte
 	sum, err := scanSummary(row, &d.UUID, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
-		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt)
+		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt, &d.MissedFires, &d.LastMissedFireAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}

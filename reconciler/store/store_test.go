@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/migrations"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -165,8 +168,12 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 		}
 		total += applied[i]
 	}
-	if total != 1 {
-		t.Errorf("migrations applied across replicas = %d, want 1", total)
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(files) {
+		t.Errorf("migrations applied across replicas = %d, want each of the %d once", total, len(files))
 	}
 	s, err := store.Open(ctxT(t), url, store.Options{})
 	if err != nil {
@@ -492,5 +499,56 @@ func TestLeader(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second replica did not take over")
+	}
+}
+
+// TestMissedFireAccounting: fires since the last check without a run are
+// counted on the definition, and each window is checked once.
+func TestMissedFireAccounting(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("minutely", "* * * * *"))}, "")
+	conn, err := pgx.Connect(ctxT(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	base := time.Now().Truncate(time.Minute).Add(-30 * time.Minute)
+	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set updated_at = $1`, base); err != nil {
+		t.Fatal(err)
+	}
+	ref, _, err := s.Current(ctxT(t), "acme", "minutely")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Runs for the first 10 of the 20 fires the check will cover.
+	for i := 1; i <= 10; i++ {
+		if _, err := conn.Exec(ctxT(t), `insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at)
+			select tenant_id, id, revision, $2, 0, 'succeeded', $3 from root_scheduled_tasks where id = $1`,
+			ref.ID, fmt.Sprintf("r%d", i), base.Add(time.Duration(i)*time.Minute+2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	to := base.Add(20 * time.Minute)
+	check := func() int {
+		checks, err := s.FireChecks(ctxT(t))
+		if err != nil || len(checks) != 1 {
+			t.Fatalf("FireChecks = %v, %v", checks, err)
+		}
+		c := checks[0]
+		missed := reconciler.MissedFires(c.Trigger, c.From, to, c.Runs, time.Minute)
+		if err := s.RecordFireCheck(ctxT(t), c.ID, to, missed); err != nil {
+			t.Fatal(err)
+		}
+		return len(missed)
+	}
+	if n := check(); n != 10 {
+		t.Errorf("missed = %d, want the 10 fires without a run", n)
+	}
+	if n := check(); n != 0 {
+		t.Errorf("a second check of the same window missed %d more", n)
+	}
+	d, err := s.Definition(ctxT(t), "acme", "minutely")
+	if err != nil || d.MissedFires != 10 || d.LastMissedFireAt == nil || !d.LastMissedFireAt.Equal(to) {
+		t.Errorf("definition: missed %d, last %v, err %v; want 10 and %v", d.MissedFires, d.LastMissedFireAt, err, to)
 	}
 }
