@@ -138,6 +138,9 @@ func (d *daemon) routes(promReg *prometheus.Registry) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.Handle(inngest.ServePath, d.reg)
 	mux.Handle("/v1/", statusapi.NewHandler(statusapi.Options{Reader: d.st, Leader: d.leader.Load, TokensFile: d.o.tokensFile, Logger: d.logger}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.URL.Path, "status": http.StatusNotFound})
+	})
 	return mux
 }
 
@@ -262,10 +265,30 @@ func (d *daemon) whileLeading(ctx context.Context, lead *store.Leadership, chang
 	}
 }
 
+// graceful returns a context that ends shutdownGrace after ctx does, so
+// that a reconcile under way when a signal arrives can finish. (A lost
+// leader lock needs no such care: every write is fenced by the lock.)
+func graceful(ctx context.Context) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-gctx.Done():
+		}
+	})
+	return gctx, func() { stop(); cancel() }
+}
+
 // reconcile applies the tree (or the named tenants) and syncs the
 // tenants whose applied state changed; a full reconcile syncs and
-// verifies every tenant.
-func (d *daemon) reconcile(ctx context.Context, r *reconciler.Reconciler, tenants []string) {
+// verifies every tenant. A reconcile under way when the daemon is asked
+// to stop is finished (within shutdownGrace).
+func (d *daemon) reconcile(parent context.Context, r *reconciler.Reconciler, tenants []string) {
+	ctx, cancel := graceful(parent)
+	defer cancel()
 	start := time.Now()
 	var res *reconciler.Result
 	var err error

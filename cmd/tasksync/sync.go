@@ -80,6 +80,9 @@ func (refuseRuns) Run(context.Context, string, reconciler.Definition, reconciler
 const (
 	syncAttempts = 3
 	syncBackoff  = 500 * time.Millisecond
+	// syncParallel tenants sync at once. More did not help: with 1,000
+	// apps, 16 at once made a cold start slower (docs/benchmarks.md).
+	syncParallel = 4
 )
 
 // syncTenants serves each tenant's applied definitions (last known good
@@ -102,7 +105,7 @@ func syncTenants(ctx context.Context, st *store.Store, reg *inngest.Registry, ru
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, 4)
+	slots := make(chan struct{}, syncParallel)
 	for _, tenant := range tenants {
 		slots <- struct{}{}
 		wg.Go(func() {
