@@ -245,6 +245,33 @@ spec:
 		return strings.Contains(body, `"source_path": "acme/bulk/renamed.yaml"`) && strings.Contains(body, `"revision": 1`)
 	})
 
+	// A tenant mounted as a Kubernetes ConfigMap: the kubelet writes a new
+	// timestamped directory and swaps the ..data symlink onto it.
+	cm := filepath.Join(dir, "configmap")
+	cmDoc := func(minute int) string {
+		return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: mounted}\nspec: {trigger: {cron: '%d 1 * * *'}, type: api_call, config: {url: 'https://a.example.com'}}\n", minute)
+	}
+	writeFile(t, filepath.Join(cm, "..2026_01_01_00_00_00.000000001", "mounted.yaml"), cmDoc(10))
+	if err := os.Symlink("..2026_01_01_00_00_00.000000001", filepath.Join(cm, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/mounted.yaml", filepath.Join(cm, "mounted.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	cmApp := prefix + "-configmap"
+	eventually(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-mounted"] == "TZ=UTC 10 1 * * *" })
+	writeFile(t, filepath.Join(cm, "..2026_01_01_00_05_00.000000002", "mounted.yaml"), cmDoc(20))
+	if err := os.Symlink("..2026_01_01_00_05_00.000000002", filepath.Join(cm, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-mounted"] == "TZ=UTC 20 1 * * *" })
+	if crons := appCrons(cmApp); len(crons) != 1 {
+		t.Errorf("the mounted tenant's functions = %v, want the one definition, loaded once", crons)
+	}
+
 	// A tenant directory deleted: the prune budget holds its retirements.
 	if err := os.RemoveAll(filepath.Join(dir, "globex")); err != nil {
 		t.Fatal(err)
