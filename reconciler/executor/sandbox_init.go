@@ -59,22 +59,6 @@ func SandboxInit() int {
 		return fail("bind the work directory: %v", err)
 	}
 	syscall.Close(work)
-	limits := []struct {
-		res int
-		val uint64
-	}{
-		{syscall.RLIMIT_AS, spec.MemBytes},
-		{syscall.RLIMIT_CPU, spec.CPUSecs},
-		{syscall.RLIMIT_FSIZE, sandboxMaxFileBytes},
-		{rlimitNPROC, sandboxMaxProcs},
-		{syscall.RLIMIT_NOFILE, sandboxMaxOpenFiles},
-		{syscall.RLIMIT_CORE, 0},
-	}
-	for _, l := range limits {
-		if err := syscall.Setrlimit(l.res, &syscall.Rlimit{Cur: l.val, Max: l.val}); err != nil {
-			return fail("limit %d: %v", l.res, err)
-		}
-	}
 	if err := syscall.Setgroups(nil); err != nil {
 		return fail("drop groups: %v", err)
 	}
@@ -90,6 +74,25 @@ func SandboxInit() int {
 	env := spec.Env
 	if env == nil {
 		env = []string{}
+	}
+	// The limits come last: once the address space is capped, this Go
+	// process could fail to grow (the race detector's runtime does); the
+	// interpreter it becomes starts under them.
+	limits := []struct {
+		res int
+		val uint64
+	}{
+		{syscall.RLIMIT_AS, spec.MemBytes},
+		{syscall.RLIMIT_CPU, spec.CPUSecs},
+		{syscall.RLIMIT_FSIZE, sandboxMaxFileBytes},
+		{rlimitNPROC, sandboxMaxProcs},
+		{syscall.RLIMIT_NOFILE, sandboxMaxOpenFiles},
+		{syscall.RLIMIT_CORE, 0},
+	}
+	for _, l := range limits {
+		if err := syscall.Setrlimit(l.res, &syscall.Rlimit{Cur: l.val, Max: l.val}); err != nil {
+			return fail("limit %d: %v", l.res, err)
+		}
 	}
 	err = syscall.Exec(spec.Python, spec.Args, env)
 	return fail("start %s: %v", spec.Python, err)
