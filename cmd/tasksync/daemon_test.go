@@ -127,29 +127,10 @@ spec:
   config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:ECHO_TOKEN}"}}
   retries: 0
 `, echo.URL))
-	addr := freeAddr(t)
 	prefix := fmt.Sprintf("d%d", time.Now().UnixNano()%1e6)
 	dbURL := pg.NewDatabase(t)
-	cmd := exec.Command(bin, "run", "--resync-interval", "3s")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TASKSYNC_DIR="+dir, "INNGEST_DEV="+dev.URL,
-		"TASKSYNC_LISTEN="+addr, "TASKSYNC_APP_PREFIX="+prefix, "TASKSYNC_LOG_FORMAT=json",
-		"TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN="+secret, noDNS)
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil && cmd.Process.Kill() == nil {
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
+	base, cmd, logs, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN=" + secret}, "3s")
 	eventually(t, "the daemon to answer /healthz", 30*time.Second, func() bool { code, _ := get(base + "/healthz"); return code == 200 })
 	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	if _, body := get(base + "/readyz"); !strings.Contains(body, `"leader":true`) {
