@@ -50,6 +50,10 @@ type RunRecorder interface {
 type Actions interface {
 	APICall(ctx context.Context, tenant string, call APICall, event map[string]any) (output any, err error)
 	PythonScript(ctx context.Context, tenant string, py PythonScript, event map[string]any) (output any, err error)
+	// StepAPICall and StepPythonScript perform a workflow step's action,
+	// whose templates may also read the earlier steps' outputs.
+	StepAPICall(ctx context.Context, tenant string, call APICall, event, steps map[string]any) (output any, err error)
+	StepPythonScript(ctx context.Context, tenant string, py PythonScript, event, steps map[string]any) (output any, err error)
 }
 
 // ErrStale means a run belongs to a definition that was retired or changed
@@ -135,3 +139,6 @@ func outputText(v any, limit int) string {
 	}
 	return string(b)
 }
+
+// StepActions are the actions workflow steps use: the runner's.
+func (r *TaskRunner) StepActions() Actions { return r.Actions }

@@ -50,7 +50,7 @@ func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger,
 		}
 		origin = "http://" + net.JoinHostPort(host, port)
 	}
-	return inngest.New(inngest.Options{
+	reg, err := inngest.New(inngest.Options{
 		AppPrefix:          o.appPrefix,
 		ServeOrigin:        origin,
 		DevURL:             dev,
@@ -61,7 +61,11 @@ func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger,
 		Env:                getenv("INNGEST_ENV"),
 		Logger:             logger,
 		Registerer:         metrics,
-	}), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return reg, nil
 }
 
 // errRejected is a tenant synced without the functions Inngest refused.
@@ -74,6 +78,9 @@ type refuseRuns struct{}
 func (refuseRuns) Run(context.Context, string, reconciler.Definition, reconciler.RunInput) (any, error) {
 	return nil, errors.New("this process registers apps but does not execute runs")
 }
+
+// StepActions: none, this process executes no runs.
+func (refuseRuns) StepActions() reconciler.Actions { return nil }
 
 // syncAttempts and syncBackoff bound how a tenant's failing sync is retried
 // within one run: 0.5 s, then 1 s, then it is reported.

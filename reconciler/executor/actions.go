@@ -26,9 +26,27 @@ func taskVars(tenant string, event map[string]any) map[string]any {
 	return map[string]any{"event": event, "tenant": tenant}
 }
 
+func stepVars(tenant string, event, steps map[string]any) map[string]any {
+	v := taskVars(tenant, event)
+	if steps == nil {
+		steps = map[string]any{}
+	}
+	v["steps"] = steps
+	return v
+}
+
 // APICall performs an api_call with the task's variables.
 func (a *Actions) APICall(ctx context.Context, tenant string, call reconciler.APICall, event map[string]any) (any, error) {
-	res, err := a.HTTP.Run(ctx, call, expr.Task, taskVars(tenant, event))
+	return a.apiCall(ctx, call, expr.Task, taskVars(tenant, event))
+}
+
+// StepAPICall performs a workflow step's api_call.
+func (a *Actions) StepAPICall(ctx context.Context, tenant string, call reconciler.APICall, event, steps map[string]any) (any, error) {
+	return a.apiCall(ctx, call, expr.Step, stepVars(tenant, event, steps))
+}
+
+func (a *Actions) apiCall(ctx context.Context, call reconciler.APICall, scope expr.Scope, vars map[string]any) (any, error) {
+	res, err := a.HTTP.Run(ctx, call, scope, vars)
 	if res == nil {
 		return nil, err
 	}
@@ -38,14 +56,22 @@ func (a *Actions) APICall(ctx context.Context, tenant string, call reconciler.AP
 // PythonScript runs a python_script in the sandbox, with its args and env
 // rendered and the env's secret references resolved.
 func (a *Actions) PythonScript(ctx context.Context, tenant string, py reconciler.PythonScript, event map[string]any) (any, error) {
+	return a.python(ctx, py, expr.Task, taskVars(tenant, event))
+}
+
+// StepPythonScript runs a workflow step's python_script.
+func (a *Actions) StepPythonScript(ctx context.Context, tenant string, py reconciler.PythonScript, event, steps map[string]any) (any, error) {
+	return a.python(ctx, py, expr.Step, stepVars(tenant, event, steps))
+}
+
+func (a *Actions) python(ctx context.Context, py reconciler.PythonScript, scope expr.Scope, vars map[string]any) (any, error) {
 	if a.Sandbox == nil {
 		return nil, ErrSandboxUnavailable
 	}
 	red := &Redactor{}
-	vars := taskVars(tenant, event)
 	args := make([]string, len(py.Args))
 	for i, s := range py.Args {
-		v, err := a.HTTP.render(expr.Task, s, vars, red)
+		v, err := a.HTTP.render(scope, s, vars, red)
 		if err != nil {
 			return nil, red.Error(fmt.Errorf("args[%d]: %w", i, err))
 		}
@@ -53,7 +79,7 @@ func (a *Actions) PythonScript(ctx context.Context, tenant string, py reconciler
 	}
 	env := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(py.Env)) {
-		v, err := a.HTTP.render(expr.Task, py.Env[k], vars, red)
+		v, err := a.HTTP.render(scope, py.Env[k], vars, red)
 		if err != nil {
 			return nil, red.Error(fmt.Errorf("env.%s: %w", k, err))
 		}

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
+	"github.com/inngest/inngestgo/step"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/expr"
 )
 
 // ServePath is where a tenant's app is served: ServePath + tenant.
@@ -28,6 +30,9 @@ const ServePath = "/api/inngest/"
 // handlers call it (reconciler.TaskRunner).
 type Runner interface {
 	Run(ctx context.Context, tenant string, def reconciler.Definition, in reconciler.RunInput) (any, error)
+	// StepActions perform workflow steps' actions; nil where this process
+	// executes no runs.
+	StepActions() reconciler.Actions
 }
 
 // Options configure a Registry. The connection settings are those of the
@@ -62,6 +67,7 @@ type Options struct {
 type Registry struct {
 	opts    Options
 	metrics *metrics
+	envs    *expr.Envs
 	mu      sync.RWMutex
 	apps    map[string]*app
 }
@@ -77,7 +83,7 @@ type app struct {
 }
 
 // New returns an empty registry.
-func New(opts Options) *Registry {
+func New(opts Options) (*Registry, error) {
 	if opts.AppPrefix == "" {
 		opts.AppPrefix = "tasksync"
 	}
@@ -90,7 +96,11 @@ func New(opts Options) *Registry {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
-	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), apps: map[string]*app{}}
+	envs, err := expr.NewEnvs()
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), envs: envs, apps: map[string]*app{}}, nil
 }
 
 // ServeOrigin is the origin Inngest calls the apps at.
@@ -208,6 +218,20 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		fo.Concurrency = &inngestgo.ConfigConcurrency{Fn: []inngestgo.ConfigFnConcurrency{{Limit: d.Spec.Concurrency}}}
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
+	if d.Kind == reconciler.KindWorkflow {
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions()}
+		_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
+			if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
+				return map[string]any{"skipped": "not on the interval's grid"}, nil
+			}
+			out, err := wf.run(ctx, in)
+			if err != nil && delay > 0 && !step.IsWithinStep(ctx) {
+				return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
+			}
+			return out, err
+		})
+		return err
+	}
 	_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 		if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 			return map[string]any{"skipped": "not on the interval's grid"}, nil

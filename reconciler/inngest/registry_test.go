@@ -51,6 +51,8 @@ func (nopRunner) Run(context.Context, string, reconciler.Definition, reconciler.
 	return nil, nil
 }
 
+func (nopRunner) StepActions() reconciler.Actions { return nil }
+
 func def(code string, t reconciler.Trigger) reconciler.Definition {
 	return reconciler.Definition{Kind: reconciler.KindScheduledTask, Metadata: reconciler.Metadata{Code: code},
 		Spec: reconciler.Spec{Active: true, Trigger: t, Retries: 3, Concurrency: 1}}
@@ -63,7 +65,11 @@ func newRegistryB(t testing.TB, metrics prometheus.Registerer) *inngest.Registry
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	reg = inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL, Registerer: metrics})
+	r, err := inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL, Registerer: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg = r
 	return reg
 }
 
@@ -284,8 +290,11 @@ func TestSignedServer(t *testing.T) {
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
 	defer srv.Close()
-	reg = inngest.New(inngest.Options{AppPrefix: "signed", ServeOrigin: srv.URL, BaseURL: srvInngest.URL,
+	reg, err = inngest.New(inngest.Options{AppPrefix: "signed", ServeOrigin: srv.URL, BaseURL: srvInngest.URL,
 		SigningKey: srvInngest.SigningKey, EventKey: srvInngest.EventKey})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defs, err := st.Definitions(context.Background(), "acme")
 	if err != nil {
 		t.Fatal(err)

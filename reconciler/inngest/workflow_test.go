@@ -1,0 +1,131 @@
+package inngest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+)
+
+// TestApprovalWorkflow runs the approval flow end to end: below the
+// threshold nothing starts; above it the manager is notified with the
+// templated text; another tenant's decision with the same id does not
+// resume the run; the tenant's own does, and its send_event reaches the
+// same tenant's notification task only; without a decision the timeout
+// branch runs.
+func TestApprovalWorkflow(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, _ := migratedStore(t)
+	tree := t.TempDir()
+	writeYAML(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: Workflow
+metadata: {code: approval}
+spec:
+  trigger: {event: expense/submitted, if: "event.data.amount > 1000"}
+  retries: 0
+  steps:
+    - id: notify
+      api_call: {method: POST, url: "%[1]s/notify", body: {text: "Approve {{ event.data.id }} of {{ event.data.amount }}?"}}
+    - id: decision
+      wait_for_event: {event: expense/decided, match: data.expense_id, timeout: 4s}
+    - id: approved
+      if: steps.decision != null && steps.decision.data.approved == true
+      send_event: {name: message/send, data: {text: "approved {{ event.data.id }}"}}
+    - id: record
+      api_call: {method: POST, url: "%[1]s/record/{{ event.data.id }}", body: {outcome: "{{ steps.decision == null ? 'timeout' : 'decided' }}", notified: "{{ steps.notify.status }}"}}
+---
+apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: deliver}
+spec:
+  trigger: {event: message/send}
+  type: api_call
+  config: {method: POST, url: "%[1]s/deliver/acme", body: {text: "{{ event.data.text }}"}}
+  retries: 0
+`, rec.URL))
+	writeYAML(t, filepath.Join(tree, "globex", "deliver.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: deliver}
+spec:
+  trigger: {event: message/send}
+  type: api_call
+  config: {method: POST, url: "%s/deliver/globex", body: {text: "{{ event.data.text }}"}}
+  retries: 0
+`, rec.URL))
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 2}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+	runner := newRunner(t, st, nil, nil)
+	reg := newRegistry(t)
+	for _, tenant := range []string{"acme", "globex"} {
+		defs, err := st.Definitions(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.SetTenant(tenant, defs, runner); err != nil {
+			t.Fatal(err)
+		}
+		syncAndVerify(t, reg, tenant)
+	}
+
+	sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "small", "expense_id": "small", "amount": 500})
+	sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "e1", "expense_id": "e1", "amount": 2000})
+	waitFor(t, "the manager to be notified", 30*time.Second, func() bool { return rec.count("/notify") == 1 })
+	rec.mu.Lock()
+	notify := ""
+	for _, h := range rec.hits {
+		if strings.HasPrefix(h, "/notify") {
+			notify = h
+		}
+	}
+	rec.mu.Unlock()
+	if notify != `/notify {"text":"Approve e1 of 2000?"}` {
+		t.Errorf("notification = %s", notify)
+	}
+
+	// Another tenant's decision for the same expense id resumes nothing.
+	sendEvent(t, "expense/decided", map[string]any{"tenant_id": "globex", "expense_id": "e1", "approved": true})
+	time.Sleep(500 * time.Millisecond) // a resumed run would record within this
+	if rec.count("/record") != 0 || rec.count("/deliver") != 0 {
+		t.Fatalf("globex's decision resumed acme's run: %v", rec.hits)
+	}
+	sendEvent(t, "expense/decided", map[string]any{"tenant_id": "acme", "expense_id": "e1", "approved": true})
+	waitFor(t, "the decided run to record", 30*time.Second, func() bool { return rec.count("/record/e1") == 1 })
+	waitFor(t, "the approval to be delivered", 30*time.Second, func() bool { return rec.count("/deliver/acme") == 1 })
+	if rec.count("/deliver/globex") != 0 {
+		t.Errorf("acme's send_event reached globex's task")
+	}
+	rec.mu.Lock()
+	for _, h := range rec.hits {
+		if strings.HasPrefix(h, "/record/e1") && h != `/record/e1 {"notified":200,"outcome":"decided"}` {
+			t.Errorf("record = %s", h)
+		}
+		if strings.HasPrefix(h, "/deliver/acme") && h != `/deliver/acme {"text":"approved e1"}` {
+			t.Errorf("delivery = %s", h)
+		}
+	}
+	rec.mu.Unlock()
+
+	// No decision: the timeout branch runs and nothing is sent.
+	sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "e2", "expense_id": "e2", "amount": 5000})
+	waitFor(t, "the timed-out run to record", 30*time.Second, func() bool { return rec.count("/record/e2") == 1 })
+	rec.mu.Lock()
+	for _, h := range rec.hits {
+		if strings.HasPrefix(h, "/record/e2") && h != `/record/e2 {"notified":200,"outcome":"timeout"}` {
+			t.Errorf("record = %s", h)
+		}
+	}
+	rec.mu.Unlock()
+	if rec.count("/notify") != 2 || rec.count("/deliver") != 1 {
+		t.Errorf("after the timeout: %d notifications, %d deliveries; the small expense must start nothing", rec.count("/notify"), rec.count("/deliver"))
+	}
+}
