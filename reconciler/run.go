@@ -142,3 +142,21 @@ func outputText(v any, limit int) string {
 
 // StepActions are the actions workflow steps use: the runner's.
 func (r *TaskRunner) StepActions() Actions { return r.Actions }
+
+// RunRecords keeps the runner's run records.
+func (r *TaskRunner) RunRecords() RunRecorder { return r.Records }
+
+// WorkflowRecorder records workflow runs (store.Store).
+type WorkflowRecorder interface {
+	// RecordWorkflowRun records an attempt of a workflow run and the
+	// outcome of its steps so far.
+	RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, status RunStatus, errText string, steps []StepOutcome) error
+}
+
+// StepOutcome is what became of one workflow step in a run.
+type StepOutcome struct {
+	ID     string `json:"id"`
+	Status string `json:"status"` // completed, skipped, timed_out, failed
+	Output string `json:"output,omitempty"`
+	Error  string `json:"error,omitempty"`
+}

@@ -82,6 +82,9 @@ func (refuseRuns) Run(context.Context, string, reconciler.Definition, reconciler
 // StepActions: none, this process executes no runs.
 func (refuseRuns) StepActions() reconciler.Actions { return nil }
 
+// RunRecords: none, this process executes no runs.
+func (refuseRuns) RunRecords() reconciler.RunRecorder { return nil }
+
 // syncAttempts and syncBackoff bound how a tenant's failing sync is retried
 // within one run: 0.5 s, then 1 s, then it is reported.
 const (

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
-	"github.com/inngest/inngestgo/step"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -33,6 +32,8 @@ type Runner interface {
 	// StepActions perform workflow steps' actions; nil where this process
 	// executes no runs.
 	StepActions() reconciler.Actions
+	// RunRecords keeps run records; nil where this process executes no runs.
+	RunRecords() reconciler.RunRecorder
 }
 
 // Options configure a Registry. The connection settings are those of the
@@ -219,13 +220,27 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
 	if d.Kind == reconciler.KindWorkflow {
-		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions()}
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay}
 		_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 			if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 				return map[string]any{"skipped": "not on the interval's grid"}, nil
 			}
+			start := time.Now()
 			out, err := wf.run(ctx, in)
-			if err != nil && delay > 0 && !step.IsWithinStep(ctx) {
+			if errors.Is(err, reconciler.ErrStale) {
+				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
+				return map[string]any{"skipped": err.Error()}, nil
+			}
+			if out != nil || err != nil {
+				// The invocation that finishes the run, or fails it.
+				status := string(reconciler.RunSucceeded)
+				if err != nil {
+					status = string(reconciler.RunFailed)
+				}
+				r.metrics.runs.WithLabelValues(tenant, "workflow", status).Inc()
+				r.metrics.runDuration.WithLabelValues(tenant, "workflow").Observe(time.Since(start).Seconds())
+			}
+			if err != nil && delay > 0 {
 				return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
 			}
 			return out, err

@@ -53,6 +53,8 @@ func (nopRunner) Run(context.Context, string, reconciler.Definition, reconciler.
 
 func (nopRunner) StepActions() reconciler.Actions { return nil }
 
+func (nopRunner) RunRecords() reconciler.RunRecorder { return nil }
+
 func def(code string, t reconciler.Trigger) reconciler.Definition {
 	return reconciler.Definition{Kind: reconciler.KindScheduledTask, Metadata: reconciler.Metadata{Code: code},
 		Spec: reconciler.Spec{Active: true, Trigger: t, Retries: 3, Concurrency: 1}}

@@ -28,9 +28,10 @@ import (
 // recorder is a loopback HTTP server that remembers what reached it.
 type recorder struct {
 	*httptest.Server
-	mu   sync.Mutex
-	hits []string    // "path body"
-	at   []time.Time // when each hit arrived
+	failures map[string]int // path prefix → failures left before it succeeds
+	mu       sync.Mutex
+	hits     []string    // "path body"
+	at       []time.Time // when each hit arrived
 }
 
 func newRecorder(t *testing.T) *recorder {
@@ -41,7 +42,13 @@ func newRecorder(t *testing.T) *recorder {
 		r.hits = append(r.hits, req.URL.Path+" "+string(b))
 		r.at = append(r.at, time.Now())
 		r.mu.Unlock()
-		if strings.HasPrefix(req.URL.Path, "/fail") {
+		r.mu.Lock()
+		left, limited := r.failures[req.URL.Path]
+		if limited && left > 0 {
+			r.failures[req.URL.Path] = left - 1
+		}
+		r.mu.Unlock()
+		if strings.HasPrefix(req.URL.Path, "/fail") && (!limited || left > 0) {
 			http.Error(w, "down for maintenance", http.StatusInternalServerError)
 			return
 		}
@@ -49,6 +56,16 @@ func newRecorder(t *testing.T) *recorder {
 	}))
 	t.Cleanup(r.Close)
 	return r
+}
+
+// failFirst makes path fail n times, then succeed.
+func (r *recorder) failFirst(path string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failures == nil {
+		r.failures = map[string]int{}
+	}
+	r.failures[path] = n
 }
 
 func (r *recorder) count(prefix string) int {

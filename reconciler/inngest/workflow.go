@@ -25,33 +25,119 @@ type workflow struct {
 	def     reconciler.Definition
 	envs    *expr.Envs
 	actions reconciler.Actions
+	records reconciler.RunRecorder
+	delay   time.Duration // retry_delay: each retry of a failed step waits this long
 }
 
+// stepError is how a failed step's error goes to Inngest: with a fixed
+// retry time when the workflow has a retry_delay.
+func (w *workflow) stepError(err error) error {
+	if w.delay > 0 {
+		return inngestgo.RetryAtError(err, retryAt(time.Now(), w.delay))
+	}
+	return err
+}
+
+// run executes (or, replaying memoized steps, continues) one run. It
+// returns a nil result and no error on an invocation that only advanced
+// to a new step, which Inngest calls again.
 func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error) {
-	event := runInput(in).Event
+	ri := runInput(in)
+	event := ri.Event
 	if event == nil {
 		event = map[string]any{}
 	}
+	var ref reconciler.AppliedRef
+	if w.records != nil {
+		cur, ok, err := w.records.Current(ctx, w.tenant, w.def.Metadata.Code)
+		if err != nil {
+			return nil, fmt.Errorf("look up the applied workflow: %w", err)
+		}
+		if !ok {
+			// Retired: a run of it, new or in flight, does not go on. (A
+			// changed workflow's runs in flight continue with its new
+			// steps, matched by id: completed steps are not repeated.)
+			return nil, reconciler.ErrStale
+		}
+		ref = cur
+	}
 	steps := map[string]any{}
+	var outcomes []reconciler.StepOutcome
+	record := func(status reconciler.RunStatus, errText string) error {
+		wr, ok := w.records.(reconciler.WorkflowRecorder)
+		if !ok {
+			return nil
+		}
+		if err := wr.RecordWorkflowRun(context.WithoutCancel(ctx), ref, ri, status, errText, outcomes); err != nil {
+			return fmt.Errorf("record the run: %w", err)
+		}
+		return nil
+	}
 	vars := func() map[string]any { return map[string]any{"event": event, "steps": steps, "tenant": w.tenant} }
+	defer func() {
+		// A step that Inngest has yet to run stops this invocation with a
+		// panic the SDK recovers; only a finished or failed run is
+		// recorded as such.
+		if p := recover(); p != nil {
+			w.progress(record)
+			panic(p)
+		}
+	}()
 	for _, st := range w.def.Spec.Steps {
 		if st.If != "" {
 			ok, err := w.envs.Eval(expr.Step, st.If, vars())
 			if err != nil {
-				return nil, inngestgo.NoRetryError(fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err))
+				err = fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err)
+				outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
+				return nil, inngestgo.NoRetryError(errors.Join(err, record(reconciler.RunFailed, err.Error())))
 			}
 			if ok != true {
 				steps[st.ID] = nil // skipped
+				outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "skipped"})
 				continue
 			}
 		}
 		out, err := w.step(ctx, st, event, steps, vars)
 		if err != nil {
-			return nil, fmt.Errorf("step %s: %w", st.ID, err)
+			err = fmt.Errorf("step %s: %w", st.ID, err)
+			outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
+			return nil, errors.Join(err, record(reconciler.RunFailed, err.Error()))
 		}
 		steps[st.ID] = out
+		status := "completed"
+		if out == nil && st.WaitForEvent != nil {
+			status = "timed_out"
+		}
+		outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: status, Output: truncate(out)})
+	}
+	if err := record(reconciler.RunSucceeded, ""); err != nil {
+		return nil, err
 	}
 	return steps, nil
+}
+
+// progress records a run's steps so far. It is best effort: the
+// invocation that finishes or fails the run writes the final record, and
+// that one's failure is reported.
+func (w *workflow) progress(record func(reconciler.RunStatus, string) error) {
+	if err := record(reconciler.RunRunning, ""); err != nil {
+		return
+	}
+}
+
+// truncate renders a step's output for its record, capped.
+func truncate(v any) string {
+	if v == nil {
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4096 {
+		b = b[:4096]
+	}
+	return string(b)
 }
 
 func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any) (any, error) {
@@ -63,7 +149,7 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 			}
 			out, err := w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
 			if err != nil {
-				return nil, err
+				return nil, w.stepError(err)
 			}
 			return plain(out)
 		})
@@ -74,7 +160,7 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 			}
 			out, err := w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
 			if err != nil {
-				return nil, err
+				return nil, w.stepError(err)
 			}
 			return plain(out)
 		})

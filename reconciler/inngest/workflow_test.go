@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 )
@@ -127,5 +129,82 @@ spec:
 	rec.mu.Unlock()
 	if rec.count("/notify") != 2 || rec.count("/deliver") != 1 {
 		t.Errorf("after the timeout: %d notifications, %d deliveries; the small expense must start nothing", rec.count("/notify"), rec.count("/deliver"))
+	}
+}
+
+// TestWorkflowResumes: a step that fails twice and then succeeds is
+// retried without repeating the steps before it; a run waiting for an
+// event survives tasksync being replaced (a new process, a new app
+// handler) and completes after the decision; every attempt is recorded
+// with its steps' outcomes.
+func TestWorkflowResumes(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, url := migratedStore(t)
+	tree := t.TempDir()
+	writeYAML(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: Workflow
+metadata: {code: flaky}
+spec:
+  trigger: {event: job/start}
+  retries: 3
+  retry_delay: 1s
+  steps:
+    - id: first
+      api_call: {method: POST, url: "%[1]s/first"}
+    - id: second
+      api_call: {method: POST, url: "%[1]s/fail/second"}
+    - id: wait
+      wait_for_event: {event: job/continue, match: data.job, timeout: 60s}
+    - id: last
+      api_call: {method: POST, url: "%[1]s/last", body: {got: "{{ steps.wait.data.note }}"}}
+`, rec.URL))
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+	// /fail/second fails twice, then succeeds.
+	rec.failFirst("/fail/second", 2)
+	reg := newRegistry(t)
+	defs, err := st.Definitions(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("acme", defs, newRunner(t, st, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+	sendEvent(t, "job/start", map[string]any{"tenant_id": "acme", "job": "j1"})
+	waitFor(t, "the flaky step to succeed", 30*time.Second, func() bool { return rec.count("/fail/second") == 3 })
+	if n := rec.count("/first"); n != 1 {
+		t.Errorf("the first step ran %d times, want once: retries must not repeat finished steps", n)
+	}
+
+	// tasksync is replaced while the run waits: a new app handler for the
+	// tenant, as a restarted process would build.
+	if err := reg.SetTenant("acme", defs, newRunner(t, st, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	sendEvent(t, "job/continue", map[string]any{"tenant_id": "acme", "job": "j1", "note": "go on"})
+	waitFor(t, "the run to complete after the decision", 30*time.Second, func() bool { return rec.count("/last") == 1 })
+	if n := rec.count("/first"); n != 1 {
+		t.Errorf("the first step ran %d times after the restart", n)
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var attempts int
+	var steps, status string
+	waitFor(t, "the run's record", 10*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `select count(*), max(status) filter (where status = 'succeeded'), coalesce(max(steps::text) filter (where status = 'succeeded'), '')
+			from root_task_runs`).Scan(&attempts, &status, &steps)
+		return err == nil && status == "succeeded"
+	})
+	if attempts != 3 || strings.Count(steps, `"status": "completed"`) != 4 || !strings.Contains(steps, `"id": "last"`) || !strings.Contains(steps, `\"note\":\"go on\"`) {
+		t.Errorf("records: %d attempts, succeeded steps %s", attempts, steps)
 	}
 }

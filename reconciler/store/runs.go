@@ -217,3 +217,34 @@ func (s *Store) RecordFireCheck(ctx context.Context, id int64, to time.Time, mis
 	}
 	return nil
 }
+
+// RecordWorkflowRun upserts the record of a workflow run attempt with its
+// steps' outcomes; the definition's last run is kept current.
+func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput, status reconciler.RunStatus, errText string, steps []reconciler.StepOutcome) error {
+	stepsJSON, err := json.Marshal(steps)
+	if err != nil {
+		return err
+	}
+	finished := status != reconciler.RunRunning
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, steps, error, finished_at, duration_ms)
+			select tenant_id, id, $2, $3, $4, $5, $6, nullif($7, ''), case when $8 then now() end, null from root_scheduled_tasks where id = $1
+			on conflict (inngest_run_id, attempt) do update set status = excluded.status, steps = excluded.steps, error = excluded.error,
+				finished_at = excluded.finished_at,
+				duration_ms = case when $8 then (extract(epoch from now() - root_task_runs.started_at) * 1000)::bigint end`,
+			ref.ID, ref.Revision, in.RunID, in.Attempt, string(status), stepsJSON, clean(errText), finished)
+		if err != nil {
+			return err
+		}
+		if finished {
+			_, err = tx.Exec(ctx, `update root_scheduled_tasks set last_run_at = now(), last_run_status = $2, last_error = nullif($3, '') where id = $1`,
+				ref.ID, string(status), clean(errText))
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record workflow run: %w", redact(err))
+	}
+	return nil
+}
