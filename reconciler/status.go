@@ -86,6 +86,8 @@ type RunRecord struct {
 	DurationMS   *int64     `json:"duration_ms"`
 	Error        string     `json:"error,omitempty"`
 	Output       string     `json:"output,omitempty"`
+	// Steps are a workflow run's step outcomes.
+	Steps json.RawMessage `json:"steps,omitempty"`
 }
 
 // ErrNotFound means the tenant, definition or record asked for does not

@@ -144,7 +144,7 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 		return nil, ErrNotFound
 	}
 	rows, err = s.pool.Query(ctx, `
-		select id, inngest_run_id, attempt, revision, status, started_at, finished_at, duration_ms, coalesce(error, ''), coalesce(output, '')
+		select id, inngest_run_id, attempt, revision, status, started_at, finished_at, duration_ms, coalesce(error, ''), coalesce(output, ''), steps
 		from root_task_runs where task_id = any($1) and ($2 = 0 or id < $2)
 		order by id desc limit $3`, taskIDs, before, limit)
 	if err != nil {
@@ -154,8 +154,12 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 	var out []reconciler.RunRecord
 	for rows.Next() {
 		var r reconciler.RunRecord
-		if err := rows.Scan(&r.ID, &r.InngestRunID, &r.Attempt, &r.Revision, &r.Status, &r.StartedAt, &r.FinishedAt, &r.DurationMS, &r.Error, &r.Output); err != nil {
+		var steps []byte
+		if err := rows.Scan(&r.ID, &r.InngestRunID, &r.Attempt, &r.Revision, &r.Status, &r.StartedAt, &r.FinishedAt, &r.DurationMS, &r.Error, &r.Output, &steps); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
+		}
+		if len(steps) > 0 {
+			r.Steps = steps
 		}
 		out = append(out, r)
 	}
