@@ -80,16 +80,20 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	flush := func() {
+		c := Change{Full: pending.Full}
 		for t := range tenants {
-			pending.Tenants = append(pending.Tenants, t)
+			c.Tenants = append(c.Tenants, t)
 		}
-		slices.Sort(pending.Tenants)
+		slices.Sort(c.Tenants)
 		select {
-		case out <- pending:
-		case <-ctx.Done():
+		case out <- c:
+			pending, first = Change{}, time.Time{}
+			clear(tenants)
+		default:
+			// Nobody is reading (the reconcile is busy, or this replica
+			// does not lead): keep coalescing, offer it again later.
+			timer.Reset(w.opts.MaxDelay)
 		}
-		pending, first = Change{}, time.Time{}
-		clear(tenants)
 	}
 	note := func() {
 		now := time.Now()
