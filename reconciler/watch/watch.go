@@ -85,14 +85,17 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 			c.Tenants = append(c.Tenants, t)
 		}
 		slices.Sort(c.Tenants)
+		wait := time.NewTimer(w.opts.MaxDelay)
+		defer wait.Stop()
 		select {
 		case out <- c:
 			pending, first = Change{}, time.Time{}
 			clear(tenants)
-		default:
-			// Nobody is reading (the reconcile is busy, or this replica
-			// does not lead): keep coalescing, offer it again later.
-			timer.Reset(w.opts.MaxDelay)
+		case <-wait.C:
+			// Nobody took it (this replica does not lead, or a long
+			// reconcile is under way): keep coalescing, offer it again.
+			timer.Reset(w.opts.Quiet)
+		case <-ctx.Done():
 		}
 	}
 	note := func() {
