@@ -28,6 +28,9 @@ import (
 // shutdownGrace bounds draining HTTP and in-flight work on shutdown.
 const shutdownGrace = 10 * time.Second
 
+// followerPoll is how often a follower checks for applied changes.
+const followerPoll = 3 * time.Second
+
 // daemon is the state of a running `tasksync run`.
 type daemon struct {
 	o       *runOptions
@@ -57,7 +60,16 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	if err != nil {
 		return usageError("%v", err)
 	}
-	sandbox := &executor.Sandbox{Python: o.python}
+	mask := []string{}
+	if abs, err := realAbs(o.dir); err == nil {
+		mask = append(mask, abs)
+	}
+	if o.secretsDir != "" {
+		if abs, err := realAbs(o.secretsDir); err == nil {
+			mask = append(mask, abs)
+		}
+	}
+	sandbox := &executor.Sandbox{Python: o.python, Mask: mask}
 	if err := sandbox.Check(ctx); err != nil {
 		logger.Warn("python_script runs will be refused", "err", err)
 	}
@@ -158,11 +170,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // this replica is not the leader (the leader refreshes the apps it syncs),
 // so that a follower executes the runs Inngest sends it.
 func (d *daemon) serveApplied(ctx context.Context) error {
-	tick := time.NewTicker(d.o.resyncInterval)
+	// A follower checks for applied changes every few seconds (one cheap
+	// query) so that the runs Inngest sends it are of the current version.
+	tick := time.NewTicker(min(d.o.resyncInterval, followerPoll))
 	defer tick.Stop()
+	loaded, lastLoad := "", time.Time{}
 	for {
 		if !d.leader.Load() {
-			if err := d.loadApps(ctx); err != nil {
+			fp, err := d.st.Fingerprint(ctx)
+			if err == nil && (fp != loaded || time.Since(lastLoad) >= d.o.resyncInterval) {
+				if err = d.loadApps(ctx); err == nil {
+					loaded, lastLoad = fp, time.Now()
+				}
+			}
+			if err != nil {
 				d.logger.Warn("cannot load the applied definitions", "err", err)
 			} else if !d.leader.Load() && !d.ready.Load() {
 				d.ready.Store(true)
@@ -229,10 +250,15 @@ func (d *daemon) lead(ctx context.Context, lead *store.Leadership, changes <-cha
 func (d *daemon) whileLeading(ctx context.Context, lead *store.Leadership, changes <-chan watch.Change) error {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// lost ends the moment the lock is: a reconcile under way stops at
+	// once then, not after the shutdown grace.
+	lost, loseNow := context.WithCancel(context.Background())
+	defer loseNow()
 	go func() {
 		select {
 		case <-lead.Lost():
 			d.logger.Error("leader lock lost: stepping down")
+			loseNow()
 			cancel()
 		case <-lctx.Done():
 		}
@@ -241,7 +267,7 @@ func (d *daemon) whileLeading(ctx context.Context, lead *store.Leadership, chang
 	if err != nil {
 		return err
 	}
-	d.reconcile(lctx, r, nil)
+	d.reconcile(lctx, lost, r, nil)
 	if !d.ready.Load() {
 		d.ready.Store(true)
 		d.logger.Info("ready", "role", "leader")
@@ -254,12 +280,12 @@ func (d *daemon) whileLeading(ctx context.Context, lead *store.Leadership, chang
 			return lctx.Err()
 		case ch := <-changes:
 			if ch.Full {
-				d.reconcile(lctx, r, nil)
+				d.reconcile(lctx, lost, r, nil)
 			} else {
-				d.reconcile(lctx, r, ch.Tenants)
+				d.reconcile(lctx, lost, r, ch.Tenants)
 			}
 		case <-tick.C:
-			d.reconcile(lctx, r, nil)
+			d.reconcile(lctx, lost, r, nil)
 			d.checkMissedFires(lctx)
 		}
 	}
@@ -286,9 +312,10 @@ func graceful(ctx context.Context) (context.Context, context.CancelFunc) {
 // tenants whose applied state changed; a full reconcile syncs and
 // verifies every tenant. A reconcile under way when the daemon is asked
 // to stop is finished (within shutdownGrace).
-func (d *daemon) reconcile(parent context.Context, r *reconciler.Reconciler, tenants []string) {
+func (d *daemon) reconcile(parent, lost context.Context, r *reconciler.Reconciler, tenants []string) {
 	ctx, cancel := graceful(parent)
 	defer cancel()
+	defer context.AfterFunc(lost, cancel)()
 	start := time.Now()
 	var res *reconciler.Result
 	var err error
@@ -302,7 +329,9 @@ func (d *daemon) reconcile(parent context.Context, r *reconciler.Reconciler, ten
 	case err != nil:
 		result = "error"
 	case res.Err() != nil:
-		result, err = "error", res.Err()
+		// Some tenants failed; the others applied and are synced below.
+		result = "error"
+		d.logger.Error("reconcile: some tenants could not be applied", "err", res.Err())
 	case len(res.Problems()) > 0:
 		result = "invalid"
 	}
@@ -315,7 +344,11 @@ func (d *daemon) reconcile(parent context.Context, r *reconciler.Reconciler, ten
 	if result != "error" {
 		d.metrics.lastSuccess.SetToCurrentTime()
 	}
-	if rerr := d.st.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, result, res.Counts, ""); rerr != nil {
+	msg := ""
+	if res.Err() != nil {
+		msg = fmt.Sprintf("%d tenants could not be applied", len(res.Failed))
+	}
+	if rerr := d.st.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, result, res.Counts, msg); rerr != nil {
 		d.logger.Warn("cannot record the reconcile", "err", rerr)
 	}
 	logChanges(d.logger, res)

@@ -113,8 +113,9 @@ func runRun(ctx context.Context, c *invocation) error {
 		result = "invalid"
 	}
 	msg := ""
-	if err := res.Err(); err != nil {
-		msg = err.Error()
+	if res.Err() != nil {
+		// Counts only: the status API shows this to every token.
+		msg = fmt.Sprintf("%d tenants could not be applied", len(res.Failed))
 	}
 	if err := st.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, result, res.Counts, msg); err != nil {
 		logger.Warn("cannot record the reconcile", "err", err)

@@ -174,6 +174,10 @@ func syncTenant(ctx context.Context, st *store.Store, reg *inngest.Registry, run
 			}
 		}
 		if len(rejected) > 0 {
+			// The rest of the app is synced: its one-shots are due too.
+			if _, err := reg.SendOneShots(ctx, tenant, time.Now()); err != nil {
+				return err
+			}
 			return fmt.Errorf("%w: kept out of the app: %v", errRejected, slices.Sorted(maps.Keys(rejected)))
 		}
 		drift, err := reg.Verify(ctx, tenant)

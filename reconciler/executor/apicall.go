@@ -48,6 +48,16 @@ func NewHTTP(guard *Guard, envs *expr.Envs, secrets *Secrets) *HTTP {
 			if len(via) >= maxRedirects {
 				return fmt.Errorf("stopped after %d redirects", maxRedirects)
 			}
+			// The definition's headers (and the secrets in them) are for the
+			// host it names: a redirect elsewhere, or to plain http, gets
+			// none of them.
+			if first := via[0].URL; req.URL.Host != first.Host || (first.Scheme == "https" && req.URL.Scheme != "https") {
+				for k := range req.Header {
+					if k != "User-Agent" && k != "Content-Type" {
+						req.Header.Del(k)
+					}
+				}
+			}
 			return nil
 		}},
 		envs:    envs,
@@ -150,7 +160,7 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	}
 	out := &Response{Status: res.StatusCode, Headers: map[string]string{}}
 	for k := range res.Header {
-		out.Headers[strings.ToLower(k)] = res.Header.Get(k)
+		out.Headers[strings.ToLower(k)] = red.String(res.Header.Get(k))
 	}
 	if len(data) > reconciler.MaxResponseCaptureBytes {
 		data, out.Truncated = data[:reconciler.MaxResponseCaptureBytes], true

@@ -241,3 +241,45 @@ func TestDNSServer(t *testing.T) {
 		t.Errorf("err = %v, want a lookup through 127.0.0.1:1", err)
 	}
 }
+
+// TestRedirectsCarryNoSecrets: a redirect to another host gets none of the
+// definition's headers, and secret values echoed in response headers are
+// redacted.
+func TestRedirectsCarryNoSecrets(t *testing.T) {
+	const secret = "hdr-s3cret"
+	var gotKey string
+	other, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSrv := &httptest.Server{Listener: other, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotKey = r.Header.Get("X-Api-Key")
+		w.Header().Set("X-Echo", r.Header.Get("X-Api-Key"))
+		fmt.Fprint(w, "landed")
+	})}}
+	otherSrv.Start()
+	defer otherSrv.Close()
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/echo" {
+			w.Header().Set("X-Echo", r.Header.Get("X-Api-Key"))
+			return
+		}
+		http.Redirect(w, r, otherSrv.URL+"/", http.StatusFound)
+	}))
+	defer first.Close()
+	h := newHTTP(t, mustCIDRs(t, "127.0.0.0/8"), map[string]string{"TASKSYNC_SECRET_KEY": secret})
+	c := call(first.URL + "/go")
+	c.Headers = map[string]string{"X-Api-Key": "${secret:KEY}"}
+	res, err := h.Run(context.Background(), c, expr.Task, nil)
+	if err != nil || res.Body != "landed" {
+		t.Fatalf("redirected call: %+v %v", res, err)
+	}
+	if gotKey != "" {
+		t.Errorf("the other host received the definition's header: %q", gotKey)
+	}
+	c.URL = first.URL + "/echo"
+	res, err = h.Run(context.Background(), c, expr.Task, nil)
+	if err != nil || res.Headers["x-echo"] != executor.Redacted {
+		t.Errorf("echoed header = %q (%v), want it redacted", res.Headers["x-echo"], err)
+	}
+}

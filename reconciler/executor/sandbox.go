@@ -36,6 +36,10 @@ type Sandbox struct {
 	// Self is the executable started as the sandbox's init; default the
 	// running binary.
 	Self string
+	// Mask lists host paths hidden from scripts behind empty mounts, such
+	// as the definitions tree and the secrets directory, which hold
+	// world-readable files of every tenant.
+	Mask []string
 
 	checkOnce sync.Once
 	checkErr  error
@@ -72,6 +76,7 @@ type initSpec struct {
 	GID      int      `json:"gid"`
 	CPUSecs  uint64   `json:"cpu_secs"`
 	MemBytes uint64   `json:"mem_bytes"`
+	Mask     []string `json:"mask"`
 }
 
 // ErrSandboxUnavailable means the sandbox cannot be set up on this host;
@@ -158,6 +163,7 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		GID:      gid,
 		CPUSecs:  uint64(timeout/time.Second) + 1,
 		MemBytes: uint64(memMB) << 20,
+		Mask:     append([]string{"/var/run/secrets", "/run/secrets"}, s.Mask...),
 	}
 	for k, v := range env {
 		spec.Env = append(spec.Env, k+"="+v)

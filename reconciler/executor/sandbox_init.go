@@ -52,6 +52,20 @@ func SandboxInit() int {
 			return fail("mount %s: %v", d, err)
 		}
 	}
+	for _, m := range spec.Mask {
+		info, err := os.Stat(m)
+		switch {
+		case err != nil:
+			continue // nothing there to hide
+		case info.IsDir():
+			err = syscall.Mount("tmpfs", m, "tmpfs", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV, "size=4k,mode=0555")
+		default:
+			err = syscall.Mount("/dev/null", m, "", syscall.MS_BIND, "")
+		}
+		if err != nil {
+			return fail("hide %s: %v", m, err)
+		}
+	}
 	if err := os.Mkdir(sandboxWorkDir, 0o700); err != nil {
 		return fail("create %s: %v", sandboxWorkDir, err)
 	}

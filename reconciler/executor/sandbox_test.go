@@ -215,3 +215,46 @@ func TestSandboxRefusesWithoutSandbox(t *testing.T) {
 		t.Errorf("err = %v, want ErrSandboxUnavailable", err)
 	}
 }
+
+// TestSandboxMasksPaths: the definitions tree and the secrets directory
+// are hidden from scripts, even where their files are world-readable. (The
+// directory is outside /tmp, which the sandbox replaces anyway.)
+func TestSandboxMasksPaths(t *testing.T) {
+	base := "/opt"
+	if _, err := os.Stat(base); err != nil {
+		base = "/var/lib"
+	}
+	dir, err := os.MkdirTemp(base, "tasksync-mask-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	secret := filepath.Join(dir, "secrets", "TOKEN")
+	if err := os.MkdirAll(filepath.Dir(secret), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secret, []byte("world-readable-secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	read := script(fmt.Sprintf(`
+try:
+    print(open(%q).read())
+except OSError as e:
+    print("hidden", e.errno)
+`, secret))
+	open := &executor.Sandbox{Python: "/usr/bin/python3"}
+	if res, err := open.Run(context.Background(), read, nil, nil, nil); err != nil || !strings.Contains(res.Stdout, "world-readable-secret") {
+		t.Fatalf("without the mask the file should be readable (or this test proves nothing): %v %+v", err, res)
+	}
+	masked := &executor.Sandbox{Python: "/usr/bin/python3", Mask: []string{filepath.Dir(secret)}}
+	res, err := masked.Run(context.Background(), read, nil, nil, nil)
+	if err != nil {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if strings.Contains(res.Stdout, "world-readable-secret") || !strings.Contains(res.Stdout, "hidden") {
+		t.Errorf("stdout = %q, want the file hidden", res.Stdout)
+	}
+}

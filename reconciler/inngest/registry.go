@@ -398,7 +398,9 @@ func (r *Registry) Sync(ctx context.Context, tenant string) error {
 		err := fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
 		// The SDK answers 500 whatever went wrong; the server's refusal of
 		// the functions is told by its message.
-		if body := rec.Body.String(); rec.Code/100 == 4 || strings.Contains(body, "is invalid") || strings.Contains(body, "error registering functions") {
+		// Only a refusal of the functions themselves counts: not an
+		// authentication failure, a rate limit or an outage.
+		if body := strings.ToLower(rec.Body.String()); strings.Contains(body, "invalid") && !strings.Contains(body, "unauthorized") {
 			err = fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 		return err
@@ -461,6 +463,11 @@ func (r *Registry) Verify(ctx context.Context, tenant string) (Drift, error) {
 	base := r.opts.DevURL
 	if base == "" {
 		base = r.opts.BaseURL
+	}
+	if base == "" {
+		// Inngest Cloud by default: its view of an app is not read here;
+		// the sync's own answer is all there is.
+		return Drift{}, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/apps/"+url.PathEscape(r.AppID(tenant))+"/functions", nil)
 	if err != nil {

@@ -46,6 +46,7 @@ func (s *Store) TenantStatuses(ctx context.Context) ([]reconciler.TenantStatus, 
 	if err != nil {
 		return nil, fmt.Errorf("tenants: %w", redact(err))
 	}
+	defer rows.Close()
 	var out []reconciler.TenantStatus
 	for rows.Next() {
 		var t reconciler.TenantStatus
@@ -221,4 +222,20 @@ func (s *Store) DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// Fingerprint changes whenever an applied definition does: followers poll
+// it to reload their apps soon after the leader applies a change.
+func (s *Store) Fingerprint(ctx context.Context) (string, error) {
+	var last *string
+	var n int64
+	err := s.pool.QueryRow(ctx, `select max(updated_at)::text, count(*) from root_scheduled_tasks`).Scan(&last, &n)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", redact(err))
+	}
+	fp := fmt.Sprint(n)
+	if last != nil {
+		fp += "@" + *last
+	}
+	return fp, nil
 }
