@@ -115,7 +115,7 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	}
 	var body io.Reader
 	if call.Body != nil {
-		v, err := h.renderValue(scope, call.Body, vars, red)
+		v, err := expr.MapStrings(call.Body, func(s string) (any, error) { return h.render(scope, s, vars, red) })
 		if err != nil {
 			return nil, fmt.Errorf("body: %w", err)
 		}
@@ -239,33 +239,4 @@ func (h *HTTP) render(scope expr.Scope, s string, vars map[string]any, red *Reda
 		b.WriteString(expr.Format(v))
 	}
 	return b.String(), nil
-}
-
-// renderValue renders every string inside a JSON value.
-func (h *HTTP) renderValue(scope expr.Scope, v any, vars map[string]any, red *Redactor) (any, error) {
-	switch x := v.(type) {
-	case string:
-		return h.render(scope, x, vars, red)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			r, err := h.renderValue(scope, e, vars, red)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = r
-		}
-		return out, nil
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			r, err := h.renderValue(scope, e, vars, red)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = r
-		}
-		return out, nil
-	}
-	return v, nil
 }

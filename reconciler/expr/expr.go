@@ -188,6 +188,37 @@ func (e *Envs) Render(sc Scope, s string, vars map[string]any) (any, error) {
 	return b.String(), nil
 }
 
+// MapStrings returns a copy of the JSON value v with every string in it,
+// at any depth, replaced by what f makes of it. Maps and arrays keep their
+// shape; other values are returned as they are.
+func MapStrings(v any, f func(string) (any, error)) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return f(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r, err := MapStrings(e, f)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := MapStrings(e, f)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
 // Format writes a value into text: strings as they are, null as nothing,
 // anything else as JSON-like text.
 func Format(v any) string {

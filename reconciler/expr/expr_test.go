@@ -1,6 +1,8 @@
 package expr_test
 
 import (
+	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/riveredge/tasksync/reconciler/expr"
@@ -61,4 +63,23 @@ func typeName(v any) string {
 		return "list"
 	}
 	return "other"
+}
+
+func TestMapStrings(t *testing.T) {
+	in := map[string]any{"a": "x", "b": []any{"y", 2.0, map[string]any{"c": "z"}}, "d": true}
+	got, err := expr.MapStrings(in, func(s string) (any, error) { return s + "!", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": "x!", "b": []any{"y!", 2.0, map[string]any{"c": "z!"}}, "d": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if in["a"] != "x" {
+		t.Fatal("the input was changed")
+	}
+	boom := errors.New("boom")
+	if _, err := expr.MapStrings([]any{1.0, "s"}, func(string) (any, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
 }

@@ -190,9 +190,10 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 		}
 		return plain(got)
 	case st.SendEvent != nil:
-		data := map[string]any{}
+		data, in := map[string]any{}, vars()
+		render := func(s string) (any, error) { return w.envs.Render(expr.Step, s, in) }
 		for k, v := range st.SendEvent.Data {
-			r, err := renderValue(w.envs, v, vars())
+			r, err := expr.MapStrings(v, render)
 			if err != nil {
 				return nil, inngestgo.NoRetryError(fmt.Errorf("send_event data.%s: %w", k, err))
 			}
@@ -221,35 +222,6 @@ func (w *workflow) waitCondition(wf reconciler.WaitForEvent) string {
 		parts = append(parts, "("+wf.If+")")
 	}
 	return strings.Join(parts, " && ")
-}
-
-// renderValue renders the templates of every string in a JSON value.
-func renderValue(envs *expr.Envs, v any, vars map[string]any) (any, error) {
-	switch x := v.(type) {
-	case string:
-		return envs.Render(expr.Step, x, vars)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			r, err := renderValue(envs, e, vars)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = r
-		}
-		return out, nil
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			r, err := renderValue(envs, e, vars)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = r
-		}
-		return out, nil
-	}
-	return v, nil
 }
 
 // plain turns a step's output into plain JSON values, as Inngest will
