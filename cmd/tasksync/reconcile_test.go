@@ -234,6 +234,20 @@ func TestRunOnceSyncsInngest(t *testing.T) {
 	if len(ids) != 5 || !slices.Contains(ids, "once-acme-weekly-revenue-report") {
 		t.Errorf("once-acme functions = %v, want acme's 5 applied definitions", ids)
 	}
+	// Every applied version is marked synced, not left pending.
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var states []string
+	if err := conn.QueryRow(context.Background(),
+		`select coalesce(array_agg(distinct sync_state), '{}') from root_scheduled_tasks where deleted_at is null`).Scan(&states); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(states, []string{"synced"}) {
+		t.Errorf("definition sync states = %v, want only synced", states)
+	}
 
 	env["INNGEST_DEV"] = "http://127.0.0.1:9" // nothing listens on the discard port
 	out, errOut, code = runCmd(t, env, "run", "--once")

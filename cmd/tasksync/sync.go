@@ -163,18 +163,27 @@ func syncTenant(ctx context.Context, st *store.Store, reg *inngest.Registry, run
 	if err := reg.SetTenant(tenant, defs, run); err != nil {
 		return err
 	}
+	versions := make(map[string]string, len(defs)) // code → the hash served
+	for _, d := range defs {
+		versions[d.Metadata.Code] = d.Hash
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		rejected, err := reg.SyncIsolating(ctx, tenant)
 		if err != nil {
 			return err
 		}
 		for code, why := range rejected {
-			if err := st.SetDefinitionSyncState(ctx, tenant, code, store.SyncRejected, why); err != nil {
+			if err := st.SetDefinitionSyncState(ctx, tenant, code, versions[code], store.SyncRejected, why); err != nil {
 				return err
 			}
 		}
 		if len(rejected) > 0 {
 			// The rest of the app is synced: its one-shots are due too.
+			synced := maps.Clone(versions)
+			maps.DeleteFunc(synced, func(code, _ string) bool { _, ok := rejected[code]; return ok })
+			if err := st.SetDefinitionsSynced(ctx, tenant, synced); err != nil {
+				return err
+			}
 			if _, err := reg.SendOneShots(ctx, tenant, time.Now()); err != nil {
 				return err
 			}
@@ -185,6 +194,9 @@ func syncTenant(ctx context.Context, st *store.Store, reg *inngest.Registry, run
 			return err
 		}
 		if drift.None() {
+			if err := st.SetDefinitionsSynced(ctx, tenant, versions); err != nil {
+				return err
+			}
 			_, err := reg.SendOneShots(ctx, tenant, time.Now())
 			return err
 		}

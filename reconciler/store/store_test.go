@@ -552,3 +552,61 @@ func TestMissedFireAccounting(t *testing.T) {
 		t.Errorf("definition: missed %d, last %v, err %v; want 10 and %v", d.MissedFires, d.LastMissedFireAt, err, to)
 	}
 }
+
+// TestDefinitionSyncStateIsPerVersion: a definition's sync state is
+// recorded against the version that was synced; a late answer for an
+// older version leaves the newer one pending.
+func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, baseTree(), "")
+	defs, err := s.Definitions(ctxT(t), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[string]string{}
+	for _, d := range defs {
+		old[d.Metadata.Code] = d.Hash
+	}
+	state := func(code string) (st, msg string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctxT(t), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctxT(t))
+		if err := conn.QueryRow(ctxT(t), `select sync_state, coalesce(sync_error, '') from root_scheduled_tasks
+			where code = $1 and deleted_at is null`, code).Scan(&st, &msg); err != nil {
+			t.Fatal(err)
+		}
+		return st, msg
+	}
+	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], store.SyncRejected, "invalid cron"); err != nil {
+		t.Fatal(err)
+	}
+	if st, msg := state("alpha"); st != "rejected" || msg != "invalid cron" {
+		t.Errorf("alpha = %s %q, want rejected", st, msg)
+	}
+	if err := s.SetDefinitionsSynced(ctxT(t), "acme", old); err != nil {
+		t.Fatal(err)
+	}
+	if st, msg := state("alpha"); st != "synced" || msg != "" {
+		t.Errorf("alpha = %s %q, want synced without an error", st, msg)
+	}
+
+	// alpha changes; the sync of its old version answers late.
+	tree := baseTree()
+	tree["acme/a.yaml"] = file(task("alpha", "30 2 * * *"))
+	reconcile(t, s, tree, "")
+	if err := s.SetDefinitionsSynced(ctxT(t), "acme", old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], store.SyncRejected, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state("alpha"); st != "pending" {
+		t.Errorf("changed alpha = %s after a late answer for its old version, want pending", st)
+	}
+	if st, _ := state("beta"); st != "synced" {
+		t.Errorf("unchanged beta = %s, want synced", st)
+	}
+}
