@@ -136,6 +136,27 @@ func sendEvent(t *testing.T, name string, data map[string]any) {
 	}
 }
 
+// sendUntil sends an event every second until cond holds, for at most d.
+// A run reaching wait_for_event stores its pause a moment after the step
+// before it finished; an event sent earlier is, rightly, not matched, so
+// a test resuming a run sends until the run resumes.
+func sendUntil(t *testing.T, name string, data map[string]any, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		sendEvent(t, name, data)
+		for range 20 {
+			if cond() {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}
+
 // TestTenantEventsRunAndRecord: an event for acme runs acme's function and
 // never globex's; a failing endpoint is retried the configured number of
 // times with the configured delay, every attempt recorded in Postgres.
