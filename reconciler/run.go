@@ -36,6 +36,8 @@ type RunRecorder interface {
 	// Current returns the live applied version of tenant/code; ok is false
 	// when it is retired or unknown.
 	Current(ctx context.Context, tenant, code string) (ref AppliedRef, ok bool, err error)
+	// AppliedDefinition returns the live applied version of tenant/code itself.
+	AppliedDefinition(ctx context.Context, tenant, code string) (def Definition, ok bool, err error)
 	// StartRun records an attempt as running and returns its record id.
 	StartRun(ctx context.Context, ref AppliedRef, in RunInput) (int64, error)
 	// RanBefore reports whether the definition's version has a run under
@@ -73,14 +75,39 @@ type TaskRunner struct {
 	OutputLimit int
 }
 
+// current returns the applied version ref of served, or ErrStale when a
+// run of served may not execute it.
+func (r *TaskRunner) current(ctx context.Context, tenant string, served Definition, ref AppliedRef) (Definition, error) {
+	if served.Spec.Trigger.Type() == TriggerDate {
+		return served, ErrStale
+	}
+	def, ok, err := r.Records.AppliedDefinition(ctx, tenant, served.Metadata.Code)
+	if err != nil {
+		return served, fmt.Errorf("look up the applied definition: %w", err)
+	}
+	if !ok || def.Hash != ref.Hash || def.Kind != served.Kind || !def.Spec.Active || def.Spec.Trigger.Type() == TriggerDate {
+		return served, ErrStale
+	}
+	return def, nil
+}
+
 // Run executes one attempt of def's run.
 func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in RunInput) (any, error) {
 	ref, ok, err := r.Records.Current(ctx, tenant, def.Metadata.Code)
 	if err != nil {
 		return nil, fmt.Errorf("look up the applied definition: %w", err)
 	}
-	if !ok || ref.Hash != def.Hash {
+	if !ok {
 		return nil, ErrStale
+	}
+	if ref.Hash != def.Hash {
+		// This replica serves another version than the applied one: a
+		// follower between the leader's apply and its own reload. A
+		// scheduled or event run executes the applied version, as the
+		// leader would; a one-shot's run belongs to its version only.
+		if def, err = r.current(ctx, tenant, def, ref); err != nil {
+			return nil, err
+		}
 	}
 	if def.Spec.Trigger.Type() == TriggerDate {
 		// A one-shot's event names the version it was sent for.

@@ -491,3 +491,62 @@ spec:
 		t.Errorf("the secret's value is stored in Postgres (%v)", err)
 	}
 }
+
+// TestLaggingReplicaRunsTheAppliedVersion: a replica whose app still
+// serves an older version (a follower before its reload) executes the
+// version applied in Postgres, and a run of a definition made inactive or
+// retired since executes nothing.
+func TestLaggingReplicaRunsTheAppliedVersion(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, _ := migratedStore(t)
+	tree := t.TempDir()
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(path, active string) {
+		t.Helper()
+		writeYAML(t, filepath.Join(tree, "acme", "lag.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: lag}
+spec:
+  trigger: {event: app/lag}
+  active: %s
+  type: api_call
+  config: {method: POST, url: "%s%s"}
+`, active, rec.URL, path))
+		loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+		if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+			t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+		}
+	}
+	apply("/v1", "true")
+	metrics := prometheus.NewRegistry()
+	reg := newRegistryB(t, metrics)
+	defs, err := st.Definitions(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("acme", defs, newRunner(t, st, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+
+	// The leader applies v2; this replica has not reloaded.
+	apply("/v2", "true")
+	sendEvent(t, "app/lag", map[string]any{"tenant_id": "acme"})
+	waitFor(t, "the applied version to run", 30*time.Second, func() bool { return rec.count("/v2") == 1 })
+	if n := rec.count("/v1"); n != 0 {
+		t.Errorf("the served, older version ran %d times", n)
+	}
+
+	// Made inactive since: the run is skipped.
+	apply("/v3", "false")
+	skipped := map[string]string{"tenant": "acme", "kind": "task", "status": "skipped"}
+	sendEvent(t, "app/lag", map[string]any{"tenant_id": "acme"})
+	waitFor(t, "the run to be skipped", 30*time.Second, func() bool { return counterValue(t, metrics, "tasksync_task_runs_total", skipped) == 1 })
+	if n := rec.count("/v3") + rec.count("/v1"); n != 0 {
+		t.Errorf("an inactive definition ran %d times", n)
+	}
+}

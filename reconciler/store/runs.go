@@ -79,10 +79,25 @@ func clean(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 // their canonical documents: what the tenant's Inngest app serves, last
 // known good versions included.
 func (s *Store) Definitions(ctx context.Context, tenant string) ([]reconciler.Definition, error) {
+	return s.definitions(ctx, tenant, "")
+}
+
+// AppliedDefinition returns the live applied version of one definition; ok is
+// false when it is retired or unknown.
+func (s *Store) AppliedDefinition(ctx context.Context, tenant, code string) (d reconciler.Definition, ok bool, err error) {
+	defs, err := s.definitions(ctx, tenant, code)
+	if err != nil || len(defs) == 0 {
+		return d, false, err
+	}
+	return defs[0], true, nil
+}
+
+// definitions loads a tenant's live definitions, or only code's if set.
+func (s *Store) definitions(ctx context.Context, tenant, code string) ([]reconciler.Definition, error) {
 	rows, err := s.pool.Query(ctx, `
 		select d.spec, d.script_files, d.spec_hash, d.source_path, d.source_line
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where t.code = $1 and d.deleted_at is null order by d.code`, tenant)
+		where t.code = $1 and ($2 = '' or d.code = $2) and d.deleted_at is null order by d.code`, tenant, code)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, redact(err))
 	}
