@@ -333,15 +333,31 @@ func TestFailover(t *testing.T) {
 		_, body := get(leader + "/readyz")
 		return strings.Contains(body, `"leader":true`)
 	})
-	follower, _, _, _ := startDaemon(t, bin, env, "3s")
+	follower, _, _, _ := startDaemon(t, bin, env, "1m") // reloads by its 3 s check, not a resync
 	eventually(t, "the second replica to be ready as a follower", 30*time.Second, func() bool {
 		_, body := get(follower + "/readyz")
 		return strings.Contains(body, `"ready":true`) && strings.Contains(body, `"leader":false`)
 	})
-	// The follower serves the apps too.
-	if code, _ := get(follower + "/api/inngest/acme"); code != 200 {
-		t.Errorf("the follower's /api/inngest/acme = %d, want 200", code)
+	// The follower serves the apps too, and reloads what the leader applies.
+	functions := func() int {
+		code, body := get(follower + "/api/inngest/acme")
+		var in struct {
+			Count int `json:"function_count"`
+		}
+		if code != 200 || json.Unmarshal([]byte(body), &in) != nil {
+			return -1
+		}
+		return in.Count
 	}
+	before := functions()
+	if before < 1 {
+		t.Fatalf("the follower's /api/inngest/acme serves %d functions", before)
+	}
+	extra := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: follower-reload}\nspec:\n  trigger: {event: app/reload}\n  type: api_call\n  config: {url: 'https://reload.example.com/'}\n"
+	if err := os.WriteFile(filepath.Join(dir, "acme", "reload.yaml"), []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the follower to serve the leader's new definition", 15*time.Second, func() bool { return functions() == before+1 })
 
 	if err := leaderCmd.Process.Kill(); err != nil {
 		t.Fatal(err)
