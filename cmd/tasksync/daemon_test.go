@@ -380,3 +380,67 @@ func TestFailover(t *testing.T) {
 		return appCrons(app)[app+"-weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
 	})
 }
+
+// TestSecondSignal: SIGTERM waits for a run in flight; a second SIGTERM
+// ends the process at once.
+func TestSecondSignal(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	bin := buildBinary(t)
+	dir := copyTree(t)
+	writeFile(t, filepath.Join(dir, "acme", "slow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: slow}
+spec:
+  trigger: {event: app/slow}
+  type: api_call
+  config: {url: "%s/slow", timeout: 1m}
+  retries: 0
+`, slow.URL))
+	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
+	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
+	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	body, _ := json.Marshal(map[string]any{"name": "app/slow", "data": map[string]any{"tenant_id": "acme"}})
+	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow run did not start within 30s")
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("the daemon exited (%v) with a run in flight, want it to drain", err)
+	case <-time.After(time.Second):
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Errorf("exit after a second SIGTERM: status 0, want the signal's")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the daemon did not exit within 3s of a second SIGTERM")
+	}
+}
