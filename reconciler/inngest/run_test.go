@@ -22,6 +22,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
+	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
@@ -134,6 +135,21 @@ func sendEvent(t *testing.T, name string, data map[string]any) {
 	if res.StatusCode/100 != 2 {
 		t.Fatalf("send event: %d", res.StatusCode)
 	}
+}
+
+// serveApplied serves a tenant's applied definitions with runner, syncs
+// and verifies the app, and returns the definitions.
+func serveApplied(t *testing.T, reg *inngest.Registry, st *store.Store, runner inngest.Runner, tenant string) []reconciler.Definition {
+	t.Helper()
+	defs, err := st.Definitions(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant(tenant, defs, runner); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, tenant)
+	return defs
 }
 
 // sendUntil sends an event every second until cond holds, for at most d.
@@ -336,14 +352,7 @@ func TestOneShot(t *testing.T) {
 	reg := newRegistry(t)
 	publish := func() {
 		t.Helper()
-		defs, err := st.Definitions(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := reg.SetTenant("acme", defs, runner); err != nil {
-			t.Fatal(err)
-		}
-		syncAndVerify(t, reg, "acme")
+		serveApplied(t, reg, st, runner, "acme")
 		if _, err := reg.SendOneShots(ctx, "acme", time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -442,14 +451,7 @@ spec:
 	}
 	runner := newRunner(t, st, sb, map[string]string{"TASKSYNC_SECRET_TOKEN": secret})
 	reg := newRegistry(t)
-	defs, err := st.Definitions(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.SetTenant("acme", defs, runner); err != nil {
-		t.Fatal(err)
-	}
-	syncAndVerify(t, reg, "acme")
+	serveApplied(t, reg, st, runner, "acme")
 
 	for range 3 {
 		sendEvent(t, "app/call", map[string]any{"tenant_id": "acme"})
@@ -524,14 +526,7 @@ spec:
 	apply("/v1", "true")
 	metrics := prometheus.NewRegistry()
 	reg := newRegistryB(t, metrics)
-	defs, err := st.Definitions(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.SetTenant("acme", defs, newRunner(t, st, nil, nil)); err != nil {
-		t.Fatal(err)
-	}
-	syncAndVerify(t, reg, "acme")
+	serveApplied(t, reg, st, newRunner(t, st, nil, nil), "acme")
 
 	// The leader applies v2; this replica has not reloaded.
 	apply("/v2", "true")

@@ -171,14 +171,7 @@ spec:
 	// /fail/second fails twice, then succeeds.
 	rec.failFirst("/fail/second", 2)
 	reg := newRegistry(t)
-	defs, err := st.Definitions(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.SetTenant("acme", defs, newRunner(t, st, nil, nil)); err != nil {
-		t.Fatal(err)
-	}
-	syncAndVerify(t, reg, "acme")
+	defs := serveApplied(t, reg, st, newRunner(t, st, nil, nil), "acme")
 	sendEvent(t, "job/start", map[string]any{"tenant_id": "acme", "job": "j1"})
 	waitFor(t, "the flaky step to succeed", 30*time.Second, func() bool { return rec.count("/fail/second") == 3 })
 	if n := rec.count("/first"); n != 1 {
