@@ -5,19 +5,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/riveredge/tasksync/reconciler/store/pgserver"
 )
 
 func main() {
@@ -106,61 +105,25 @@ Ctrl-C stops everything; data and logs stay in %s.
 // startPostgres initialises (once) and starts a cluster in dir/pg, run as
 // the postgres user when we are root, and returns its stop.
 func startPostgres(dir string, port int) (func(), error) {
-	bin, err := pgBin()
+	pg, err := pgserver.NewRunner(dir)
 	if err != nil {
 		return nil, err
 	}
-	var prefix []string
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("as root, PostgreSQL needs a postgres user to run as: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, err
-		}
-		prefix = []string{"runuser", "-u", "postgres", "--"}
-	}
-	pgRun := func(name string, args ...string) error {
-		full := append(append(prefix, filepath.Join(bin, name)), args...)
-		cmd := exec.Command(full[0], full[1:]...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %w\n%s", name, err, out)
-		}
-		return nil
-	}
 	data := filepath.Join(dir, "pg")
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
-		if err := pgRun("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"); err != nil {
+		if err := pg.Run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"); err != nil {
 			return nil, err
 		}
 	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s", port, dir)
-	if err := pgRun("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "postgres.log"), "-w", "start"); err != nil {
+	if err := pg.Run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "postgres.log"), "-w", "start"); err != nil {
 		return nil, err
 	}
 	return func() {
-		if err := pgRun("pg_ctl", "-D", data, "-m", "fast", "-w", "stop"); err != nil {
+		if err := pg.Run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop"); err != nil {
 			fmt.Fprintln(os.Stderr, "devrun:", err)
 		}
 	}, nil
-}
-
-func pgBin() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			return d, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	return "", errors.New("PostgreSQL server binaries not found; install postgresql")
 }
 
 func waitHTTP(ctx context.Context, url string, d time.Duration) error {

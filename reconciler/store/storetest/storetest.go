@@ -8,25 +8,21 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler/store/pgserver"
 )
 
 // Cluster is a running PostgreSQL server.
@@ -34,10 +30,9 @@ type Cluster struct {
 	// URL connects as the superuser to the "postgres" database.
 	URL string
 
-	dir   string   // the temporary directory; "" for an external server
-	bin   string   // PostgreSQL's bin directory
-	runAs []string // command prefix that runs as the postgres user
-	dbs   atomic.Int64
+	dir string // the temporary directory; "" for an external server
+	pg  *pgserver.Runner
+	dbs atomic.Int64
 }
 
 // Start starts a cluster, or returns the external one named by
@@ -47,30 +42,16 @@ func Start() (*Cluster, error) {
 	if u := os.Getenv("TASKSYNC_TEST_DATABASE_URL"); u != "" {
 		return &Cluster{URL: u}, nil
 	}
-	bin, err := findBin()
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "tasksync-pg-")
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, bin: bin}
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("running as root needs a postgres user to run the server as: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		c.runAs = []string{"runuser", "-u", "postgres", "--"}
+	pg, err := pgserver.NewRunner(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	c := &Cluster{dir: dir, pg: pg}
 	if err := c.start(); err != nil {
 		c.Stop()
 		return nil, err
@@ -78,44 +59,9 @@ func Start() (*Cluster, error) {
 	return c, nil
 }
 
-func findBin() (string, error) {
-	if b := os.Getenv("TASKSYNC_PG_BIN"); b != "" {
-		return b, nil
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool {
-		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
-		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
-		return vi > vj
-	})
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			return d, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	return "", errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or PATH; install postgresql or set TASKSYNC_PG_BIN")
-}
-
-func (c *Cluster) run(name string, args ...string) error {
-	cmd := exec.Command(filepath.Join(c.bin, name), args...)
-	if c.runAs != nil {
-		cmd = exec.Command(c.runAs[0], append(append(c.runAs[1:], filepath.Join(c.bin, name)), args...)...)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w\n%s", name, err, out.String())
-	}
-	return nil
-}
-
 func (c *Cluster) start() error {
 	data := filepath.Join(c.dir, "data")
-	if err := c.run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"); err != nil {
+	if err := c.pg.Run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"); err != nil {
 		return err
 	}
 	port, err := freePort()
@@ -131,7 +77,7 @@ func (c *Cluster) start() error {
 		"-c full_page_writes=off",
 		"-c max_connections=300",
 	}, " ")
-	if err := c.run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "start"); err != nil {
+	if err := c.pg.Run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "start"); err != nil {
 		return err
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
@@ -152,7 +98,7 @@ func (c *Cluster) Stop() {
 	if c == nil || c.dir == "" {
 		return
 	}
-	_ = c.run("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop")
+	_ = c.pg.Run("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop")
 	os.RemoveAll(c.dir)
 }
 
