@@ -140,29 +140,30 @@ func truncate(v any) string {
 	return string(b)
 }
 
+// action runs an executor action as the Inngest step id, its output made
+// plain JSON so that a replay sees what the first run saw.
+func (w *workflow) action(ctx context.Context, id string, do func(context.Context) (any, error)) (any, error) {
+	return step.Run(ctx, id, func(ctx context.Context) (any, error) {
+		if w.actions == nil {
+			return nil, errors.New("this process does not execute runs")
+		}
+		out, err := do(ctx)
+		if err != nil {
+			return nil, w.stepError(err)
+		}
+		return plain(out)
+	})
+}
+
 func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any) (any, error) {
 	switch {
 	case st.APICall != nil:
-		return step.Run(ctx, st.ID, func(ctx context.Context) (any, error) {
-			if w.actions == nil {
-				return nil, errors.New("this process does not execute runs")
-			}
-			out, err := w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
-			if err != nil {
-				return nil, w.stepError(err)
-			}
-			return plain(out)
+		return w.action(ctx, st.ID, func(ctx context.Context) (any, error) {
+			return w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
 		})
 	case st.PythonScript != nil:
-		return step.Run(ctx, st.ID, func(ctx context.Context) (any, error) {
-			if w.actions == nil {
-				return nil, errors.New("this process does not execute runs")
-			}
-			out, err := w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
-			if err != nil {
-				return nil, w.stepError(err)
-			}
-			return plain(out)
+		return w.action(ctx, st.ID, func(ctx context.Context) (any, error) {
+			return w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
 		})
 	case st.Sleep > 0:
 		step.Sleep(ctx, st.ID, time.Duration(st.Sleep))
