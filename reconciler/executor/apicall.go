@@ -215,28 +215,5 @@ func snippet(s string) string {
 // render renders one string: templates in scope, and secret references in
 // the literal text only, so that event data can never name a secret.
 func (h *HTTP) render(scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
-	parts, err := expr.ParseTemplate(s)
-	if err != nil {
-		return nil, err
-	}
-	if len(parts) == 1 && parts[0].Expr != "" {
-		return h.envs.Eval(scope, parts[0].Expr, vars)
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		if p.Expr == "" {
-			t, err := h.secrets.resolve(p.Text, red)
-			if err != nil {
-				return nil, err
-			}
-			b.WriteString(t)
-			continue
-		}
-		v, err := h.envs.Eval(scope, p.Expr, vars)
-		if err != nil {
-			return nil, err
-		}
-		b.WriteString(expr.Format(v))
-	}
-	return b.String(), nil
+	return h.envs.RenderLiteral(scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(text, red) })
 }

@@ -166,6 +166,13 @@ func ParseTemplate(s string) ([]Part, error) {
 // template yields the expression's value with its type (a number stays a
 // number); otherwise values are formatted into the text.
 func (e *Envs) Render(sc Scope, s string, vars map[string]any) (any, error) {
+	return e.RenderLiteral(sc, s, vars, nil)
+}
+
+// RenderLiteral is Render with the literal text around the templates
+// passed through literal (when not nil), and only that text: what an
+// expression produced is never handed to it.
+func (e *Envs) RenderLiteral(sc Scope, s string, vars map[string]any, literal func(string) (string, error)) (any, error) {
 	parts, err := ParseTemplate(s)
 	if err != nil {
 		return nil, err
@@ -176,7 +183,13 @@ func (e *Envs) Render(sc Scope, s string, vars map[string]any) (any, error) {
 	var b strings.Builder
 	for _, p := range parts {
 		if p.Expr == "" {
-			b.WriteString(p.Text)
+			text := p.Text
+			if literal != nil {
+				if text, err = literal(text); err != nil {
+					return nil, err
+				}
+			}
+			b.WriteString(text)
 			continue
 		}
 		v, err := e.Eval(sc, p.Expr, vars)
