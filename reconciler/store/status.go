@@ -227,15 +227,15 @@ func (s *Store) DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 // Fingerprint changes whenever an applied definition does: followers poll
 // it to reload their apps soon after the leader applies a change.
 func (s *Store) Fingerprint(ctx context.Context) (string, error) {
-	var last *string
-	var n int64
-	err := s.pool.QueryRow(ctx, `select max(updated_at)::text, count(*) from root_scheduled_tasks`).Scan(&last, &n)
+	// Counts and the sum of revisions change with every create, retire and
+	// update whatever the commit order; max(updated_at) alone would miss a
+	// transaction that started before, and committed after, another.
+	var fp string
+	err := s.pool.QueryRow(ctx, `
+		select concat_ws('/', count(*), count(deleted_at), coalesce(sum(revision), 0), max(updated_at)::text)
+		from root_scheduled_tasks`).Scan(&fp)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint: %w", redact(err))
-	}
-	fp := fmt.Sprint(n)
-	if last != nil {
-		fp += "@" + *last
 	}
 	return fp, nil
 }

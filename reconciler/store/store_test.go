@@ -610,3 +610,30 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 		t.Errorf("unchanged beta = %s, want synced", st)
 	}
 }
+
+// TestFingerprint: the applied-state fingerprint changes with an update
+// even when the updating transaction's time is earlier than the newest
+// row's (it started before, and committed after, another apply).
+func TestFingerprint(t *testing.T) {
+	s, url := newStore(t)
+	reconcile(t, s, baseTree(), "")
+	before, err := s.Fingerprint(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctxT(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctxT(t))
+	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set revision = revision + 1, updated_at = updated_at - interval '1 hour' where code = 'alpha'`); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Fingerprint(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after == before {
+		t.Errorf("fingerprint %q unchanged after an update with an older time", after)
+	}
+}
