@@ -42,6 +42,11 @@ func runFlags(f *flagSet) {
 	f.opts = o
 }
 
+// minResyncInterval is the shortest --resync-interval: short enough for a
+// soak test to run hundreds of resyncs, long enough that a unit mistake
+// (1ns) is refused.
+const minResyncInterval = 100 * time.Millisecond
+
 // leaderWait bounds how long run --once waits for the leader lock. A
 // daemon that holds it reconciles the same tree itself.
 const leaderWait = time.Minute
@@ -55,8 +60,8 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	if o.resyncInterval < time.Second {
-		return usageError("run: --resync-interval must be at least 1s, got %s", o.resyncInterval)
+	if o.resyncInterval < minResyncInterval {
+		return usageError("run: --resync-interval must be at least %s, got %s", minResyncInterval, o.resyncInterval)
 	}
 	if err := o.check(); err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -54,8 +53,10 @@ type Options struct {
 	EventKey           string
 	Env                string
 	Logger             *slog.Logger
-	// HTTPClient talks to the Inngest server; default a client with a
-	// 30-second timeout.
+	// HTTPClient talks to the Inngest server: every sync, verification and
+	// event of every tenant. Default: one transport with bounded
+	// connections (newHTTPClient). Whatever the client, the registry reads
+	// and closes every response body before its caller sees it.
 	HTTPClient *http.Client
 	// Registerer receives the registry's metrics; default none.
 	Registerer prometheus.Registerer
@@ -69,6 +70,11 @@ type Registry struct {
 	opts    Options
 	metrics *metrics
 	envs    *expr.Envs
+	client  *http.Client // shared by every app: see httpclient.go
+	// syncKey signs the in-process in-band sync requests (sync.go): the
+	// signing key, or in dev mode a random key that never leaves the
+	// process.
+	syncKey string
 	mu      sync.RWMutex
 	apps    map[string]*app
 }
@@ -92,7 +98,7 @@ func New(opts Options) (*Registry, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		opts.HTTPClient = newHTTPClient()
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
@@ -101,7 +107,14 @@ func New(opts Options) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), envs: envs, apps: map[string]*app{}}, nil
+	syncKey := opts.SigningKey
+	if opts.DevURL != "" {
+		if syncKey, err = newDevSyncKey(); err != nil {
+			return nil, err
+		}
+	}
+	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), envs: envs, client: withReadBodies(opts.HTTPClient),
+		syncKey: syncKey, apps: map[string]*app{}}, nil
 }
 
 // ServeOrigin is the origin Inngest calls the apps at.
@@ -127,9 +140,21 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, `{"error":"no such tenant"}`, http.StatusNotFound)
 		return
 	}
-	if req.Method == http.MethodPut && r.opts.DevURL == "" && req.Header.Get(inngestgo.HeaderKeySignature) == "" {
-		// Only Inngest (signed) or tasksync itself (in-process) may sync.
-		http.Error(w, `{"error":"unsigned sync refused"}`, http.StatusUnauthorized)
+	if req.Method == http.MethodPut && req.Header.Get(inngestgo.HeaderKeySignature) == "" {
+		// An unsigned PUT asks for an out-of-band sync, which the SDK
+		// would send through a connection it never gives back (sync.go).
+		// On a signed server only Inngest (signed, in-band) may sync; the
+		// dev server may ask for a sync, which tasksync sends itself.
+		if r.opts.DevURL == "" {
+			http.Error(w, `{"error":"unsigned sync refused"}`, http.StatusUnauthorized)
+			return
+		}
+		if err := r.Sync(req.Context(), tenant); err != nil {
+			r.opts.Logger.Warn("sync asked for by a PUT", "tenant", tenant, "err", err)
+			http.Error(w, `{"error":"sync failed"}`, http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	a.handler.ServeHTTP(w, req)
@@ -145,11 +170,15 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	}
 	dev := r.opts.DevURL != ""
 	opts := inngestgo.ClientOpts{
-		AppID:  r.AppID(tenant),
-		Dev:    &dev,
-		Logger: r.opts.Logger,
+		AppID:      r.AppID(tenant),
+		Dev:        &dev,
+		Logger:     r.opts.Logger,
+		HTTPClient: r.client,
 	}
 	if dev {
+		// The dev server checks no signature; the key signs only the
+		// registry's own in-process in-band sync requests.
+		opts.SigningKey = &r.syncKey
 		opts.APIBaseURL = &r.opts.DevURL
 		opts.EventAPIBaseURL = &r.opts.DevURL
 		reg := strings.TrimSuffix(r.opts.DevURL, "/") + "/fn/register"
@@ -186,10 +215,10 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	}
 	slices.Sort(ids)
 	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
-	// Sync calls the handler in-process with an unsigned PUT, which the SDK
-	// serves only with unauthenticated sync on; ServeHTTP keeps unsigned
-	// PUTs from outside away from it on a signed server.
-	unauthed := true
+	// Sync asks the handler in-process with a signed PUT (sync.go); the
+	// SDK's unauthenticated (out-of-band) sync stays off, and ServeHTTP
+	// keeps unsigned PUTs away from the handler.
+	unauthed := false
 	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath, EnableUnauthedSync: &unauthed})
 	r.mu.Lock()
 	r.apps[tenant] = &app{defs: defs, run: run, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
@@ -381,34 +410,6 @@ func (r *Registry) SyncIsolating(ctx context.Context, tenant string) (rejected m
 // ErrNoApp means the registry has no app for the tenant.
 var ErrNoApp = errors.New("no app for this tenant")
 
-// Sync registers a tenant's app with the Inngest server, as a PUT to its
-// serve endpoint makes the SDK do.
-func (r *Registry) Sync(ctx context.Context, tenant string) error {
-	r.mu.RLock()
-	a := r.apps[tenant]
-	r.mu.RUnlock()
-	if a == nil {
-		return ErrNoApp
-	}
-	req := httptest.NewRequestWithContext(ctx, http.MethodPut, strings.TrimSuffix(r.opts.ServeOrigin, "/")+ServePath+tenant, nil)
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	if rec.Code/100 != 2 {
-		r.metrics.syncs.WithLabelValues(tenant, SyncError).Inc()
-		err := fmt.Errorf("sync %s: the server answered %d: %s", a.id, rec.Code, strings.TrimSpace(rec.Body.String()))
-		// The SDK answers 500 whatever went wrong; the server's refusal of
-		// the functions is told by its message.
-		// Only a refusal of the functions themselves counts: not an
-		// authentication failure, a rate limit or an outage.
-		if body := strings.ToLower(rec.Body.String()); strings.Contains(body, "invalid") && !strings.Contains(body, "unauthorized") {
-			err = fmt.Errorf("%w: %w", ErrRejected, err)
-		}
-		return err
-	}
-	r.metrics.syncs.WithLabelValues(tenant, SyncSuccess).Inc()
-	return nil
-}
-
 // SendOneShots sends, for each active `at` definition of a tenant whose
 // time is still ahead, the event that starts it at that time. The event's
 // id names the definition's version, so sending it again (every sync)
@@ -476,12 +477,15 @@ func (r *Registry) Verify(ctx context.Context, tenant string) (Drift, error) {
 	if r.opts.SigningKey != "" {
 		req.Header.Set("Authorization", "Bearer "+r.opts.SigningKey)
 	}
-	res, err := r.opts.HTTPClient.Do(req)
+	res, err := r.client.Do(req)
 	if err != nil {
 		return Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
 	}
 	defer res.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBody))
+	if err != nil {
+		return Drift{}, fmt.Errorf("verify %s: read the server's answer: %w", r.AppID(tenant), err)
+	}
 	var have []string
 	switch {
 	case res.StatusCode == http.StatusNotFound:

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// soakResyncs is how many full resyncs the soak test runs the daemon
+// through; soakTenants, how many tenants each syncs.
+const (
+	soakResyncs = 200
+	soakTenants = 6
+)
+
+// TestSoakResyncs runs the built binary through 200 full resyncs of
+// several unchanged tenants against the real dev server and Postgres: the
+// daemon's open file descriptors and goroutines stay flat. A connection
+// left open per sync (a response body never closed) grows both by one or
+// more per tenant and resync.
+func TestSoakResyncs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak test")
+	}
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "tasks.d")
+	for i := range soakTenants {
+		tenant := fmt.Sprintf("soak-%d", i)
+		for _, code := range []string{"on-order", "on-refund"} {
+			writeFile(t, filepath.Join(dir, tenant, code+".yaml"), fmt.Sprintf(
+				"apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec: {trigger: {event: soak/%s}, type: api_call, config: {url: 'https://a.example.com'}}\n", code, code))
+		}
+	}
+	prefix := fmt.Sprintf("k%d", time.Now().UnixNano()%1e6)
+	base, cmd, _, _ := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=" + prefix}, "100ms")
+	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+
+	pid := cmd.Process.Pid
+	type sample struct{ resyncs, fds, goroutines int }
+	take := func() sample {
+		m := scrape(t, base+"/metrics")
+		return sample{resyncs: int(m[`tasksync_reconcile_total{result="success"}`]), fds: openFDs(t, pid), goroutines: int(m["go_goroutines"])}
+	}
+	// A few resyncs first, so that pools and caches reach their size.
+	const warmup = 10
+	eventually(t, "the warm-up resyncs", 30*time.Second, func() bool { return take().resyncs >= warmup })
+	start := take()
+	started := time.Now()
+	eventually(t, fmt.Sprintf("%d resyncs", soakResyncs), 60*time.Second, func() bool { return take().resyncs >= warmup+soakResyncs })
+	end := take()
+	n := end.resyncs - start.resyncs
+	t.Logf("%d resyncs of %d tenants in %v: fds %d → %d, goroutines %d → %d (per resync: %+.3f fds, %+.3f goroutines)",
+		n, soakTenants, time.Since(started).Round(time.Millisecond), start.fds, end.fds, start.goroutines, end.goroutines,
+		float64(end.fds-start.fds)/float64(n), float64(end.goroutines-start.goroutines)/float64(n))
+	// Flat: a sync or two may be under way at either sample, no more.
+	if end.fds-start.fds > 2*syncParallel {
+		t.Errorf("open file descriptors grew from %d to %d over %d resyncs", start.fds, end.fds, n)
+	}
+	if end.goroutines-start.goroutines > 4*syncParallel {
+		t.Errorf("goroutines grew from %d to %d over %d resyncs", start.goroutines, end.goroutines, n)
+	}
+}
+
+// openFDs counts a process's open file descriptors.
+func openFDs(t testing.TB, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatalf("open file descriptors of %d: %v", pid, err)
+	}
+	return len(entries)
+}
+
+// scrape reads the unlabelled-or-labelled samples of a /metrics page,
+// each by its name and labels as printed, over a connection of its own
+// that is closed afterwards (it is not the daemon's to keep).
+func scrape(t testing.TB, url string) map[string]float64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Close = true
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	return out
+}
