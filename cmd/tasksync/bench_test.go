@@ -53,7 +53,7 @@ func BenchmarkDaemon(b *testing.B) {
 				b.Fatal(err)
 			}
 			eventually(b, "the edit in Inngest", time.Minute, func() bool {
-				return appCrons(app)[app+"-nightly-export"] == "TZ=Europe/Berlin "+want
+				return appCrons(app)[app+"-_nightly-export"] == "TZ=Europe/Berlin "+want
 			})
 			lat = append(lat, time.Since(edit))
 		}

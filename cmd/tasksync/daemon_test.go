@@ -137,7 +137,7 @@ spec:
 		t.Errorf("/readyz = %s, want the leader", body)
 	}
 	app := prefix + "-acme"
-	if crons := appCrons(app); len(crons) != 6 || crons[app+"-weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
+	if crons := appCrons(app); len(crons) != 6 || crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
 		t.Fatalf("functions of %s = %v", app, crons)
 	}
 
@@ -153,7 +153,7 @@ spec:
 		t.Fatal(err)
 	}
 	eventually(t, "the edited cron in Inngest", 5*time.Second, func() bool {
-		return appCrons(app)[app+"-weekly-revenue-report"] == "TZ=America/Chicago 15 4 * * 2"
+		return appCrons(app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 15 4 * * 2"
 	})
 	t.Logf("edit live in Inngest after %v", time.Since(start).Round(time.Millisecond))
 
@@ -191,7 +191,7 @@ spec:
 		_, body := get(base + "/v1/tenants/acme/errors")
 		return strings.Contains(body, "acme/reports.yaml:") && strings.Contains(body, "invalid cron expression")
 	})
-	if crons := appCrons(app); crons[app+"-weekly-revenue-report"] != "TZ=America/Chicago 15 4 * * 2" || len(crons) != 6 {
+	if crons := appCrons(app); crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 15 4 * * 2" || len(crons) != 6 {
 		t.Errorf("functions of the broken file after the break: %v", crons)
 	}
 	eventually(t, "the error metric", 5*time.Second, func() bool {
@@ -240,7 +240,7 @@ spec:
 		t.Fatal(err)
 	}
 	cmApp := prefix + "-configmap"
-	eventually(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-mounted"] == "TZ=UTC 10 1 * * *" })
+	eventually(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 10 1 * * *" })
 	writeFile(t, filepath.Join(cm, "..2026_01_01_00_05_00.000000002", "mounted.yaml"), cmDoc(20))
 	if err := os.Symlink("..2026_01_01_00_05_00.000000002", filepath.Join(cm, "..data_tmp")); err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ spec:
 	if err := os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-mounted"] == "TZ=UTC 20 1 * * *" })
+	eventually(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 20 1 * * *" })
 	if crons := appCrons(cmApp); len(crons) != 1 {
 		t.Errorf("the mounted tenant's functions = %v, want the one definition, loaded once", crons)
 	}
@@ -377,7 +377,7 @@ func TestFailover(t *testing.T) {
 	}
 	app := prefix + "-acme"
 	eventually(t, "the new leader to apply an edit", 10*time.Second, func() bool {
-		return appCrons(app)[app+"-weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
+		return appCrons(app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
 	})
 }
 

@@ -231,7 +231,7 @@ func TestRunOnceSyncsInngest(t *testing.T) {
 	for _, f := range fns {
 		ids = append(ids, f.ID)
 	}
-	if len(ids) != 5 || !slices.Contains(ids, "once-acme-weekly-revenue-report") {
+	if len(ids) != 5 || !slices.Contains(ids, "once-acme-_weekly-revenue-report") {
 		t.Errorf("once-acme functions = %v, want acme's 5 applied definitions", ids)
 	}
 	// Every applied version is marked synced, not left pending.

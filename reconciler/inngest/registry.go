@@ -82,6 +82,7 @@ type Registry struct {
 type app struct {
 	defs      []reconciler.Definition // as given to SetTenant, to rebuild without a function
 	run       Runner
+	tenant    string
 	id        string
 	client    inngestgo.Client
 	handler   http.Handler
@@ -123,8 +124,11 @@ func (r *Registry) ServeOrigin() string { return strings.TrimSuffix(r.opts.Serve
 // AppID is a tenant's app id: <prefix>-<tenant>.
 func (r *Registry) AppID(tenant string) string { return r.opts.AppPrefix + "-" + tenant }
 
-// FunctionID is a definition's fully qualified function id.
-func (r *Registry) FunctionID(tenant, code string) string { return r.AppID(tenant) + "-" + code }
+// FunctionID is a definition's fully qualified function id:
+// <prefix>-<tenant>-_<code> (reconciler.FunctionID).
+func (r *Registry) FunctionID(tenant, code string) string {
+	return reconciler.FunctionID(r.opts.AppPrefix, tenant, code)
+}
 
 // ServeHTTP serves every tenant's app under /api/inngest/<tenant>.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -157,7 +161,29 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if req.Method == http.MethodPost {
+		legacyFunctionID(req, a, r.FunctionID)
+	}
 	a.handler.ServeHTTP(w, req)
+}
+
+// legacyFunctionID points a call for a function by its id of before the
+// '_' separator (<app>-<code>, see reconciler.FunctionID) at the function
+// the app serves under its current id, so that a run started before the
+// change finishes on the same definition. Within one app the old id names
+// one code unambiguously: the app is the tenant's, by the request's path.
+func legacyFunctionID(req *http.Request, a *app, functionID func(tenant, code string) string) {
+	q := req.URL.Query()
+	code, ok := strings.CutPrefix(q.Get("fnId"), a.id+"-")
+	if !ok || strings.HasPrefix(code, "_") {
+		return
+	}
+	id := functionID(a.tenant, code)
+	if !slices.Contains(a.functions, id) {
+		return
+	}
+	q.Set("fnId", id)
+	req.URL.RawQuery = q.Encode()
 }
 
 // SetTenant replaces a tenant's app with one serving defs' active
@@ -221,7 +247,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	unauthed := false
 	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath, EnableUnauthedSync: &unauthed})
 	r.mu.Lock()
-	r.apps[tenant] = &app{defs: defs, run: run, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
+	r.apps[tenant] = &app{defs: defs, run: run, tenant: tenant, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
 	r.mu.Unlock()
 	return nil
 }
@@ -240,7 +266,7 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	retries := d.Spec.Retries
 	fo := inngestgo.FunctionOpts{
-		ID:      d.Metadata.Code,
+		ID:      reconciler.FunctionSlug(d.Metadata.Code),
 		Name:    cmpOr(d.Metadata.Name, d.Metadata.Code),
 		Retries: &retries,
 	}
@@ -439,13 +465,14 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 	return sent, nil
 }
 
-// OneShotEventID is the idempotency key of a one-shot's event.
+// OneShotEventID is the idempotency key of a one-shot's event: its
+// function id (unambiguous, see reconciler.FunctionID) and version.
 func OneShotEventID(appID string, d reconciler.Definition) string {
 	h := d.Hash
 	if len(h) > 16 {
 		h = h[:16]
 	}
-	return appID + "-" + d.Metadata.Code + "-" + h
+	return appID + "-" + reconciler.FunctionSlug(d.Metadata.Code) + "-" + h
 }
 
 // Drift is how Inngest's view of an app differs from what it should serve.

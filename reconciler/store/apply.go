@@ -166,7 +166,7 @@ func (s *Store) row(tenant string, d *reconciler.Definition) (row, error) {
 }
 
 // FunctionID is the fully qualified Inngest function ID of a definition:
-// <app-prefix>-<tenant>-<code>.
+// <app-prefix>-<tenant>-_<code> (reconciler.FunctionID).
 func (s *Store) FunctionID(tenant, code string) string {
-	return s.appPrefix + "-" + tenant + "-" + code
+	return reconciler.FunctionID(s.appPrefix, tenant, code)
 }
