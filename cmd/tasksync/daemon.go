@@ -28,6 +28,12 @@ import (
 // shutdownGrace bounds draining HTTP and in-flight work on shutdown.
 const shutdownGrace = 10 * time.Second
 
+// Reasons /readyz gives for a 503: fixed phrases, never an error's text.
+const (
+	reasonStarting = "starting"
+	reasonDatabase = "database unavailable"
+)
+
 // followerPoll is how often a follower checks for applied changes.
 const followerPoll = 3 * time.Second
 
@@ -85,11 +91,15 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 		}},
 		metrics: newDaemonMetrics(promReg),
 	}
-	d.notReady.Store("starting")
+	d.notReady.Store(reasonStarting)
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	if err := checkListener(ln, c.getenv("INNGEST_DEV") != "", o.allowInsecureListen); err != nil {
+		ln.Close()
+		return err
 	}
 	srv := &http.Server{Handler: d.routes(promReg), ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("serving", "listen", ln.Addr().String(), "inngest_apps", reg.ServeOrigin()+inngest.ServePath+"<tenant>")
@@ -142,7 +152,10 @@ func (d *daemon) routes(promReg *prometheus.Registry) http.Handler {
 			return
 		}
 		if err := d.st.Ping(r.Context()); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "postgres: " + err.Error()})
+			// Anyone may read /readyz: the reason is a fixed phrase, the
+			// error (with the database's address) goes to the log only.
+			d.logger.Warn("readiness: the database does not answer", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": reasonDatabase})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "leader": d.leader.Load()})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,8 @@ type runOptions struct {
 	python         string
 	tokensFile     string
 	dnsServer      string
+	// allowInsecureListen lets a dev-mode daemon listen beyond loopback.
+	allowInsecureListen bool
 }
 
 func runFlags(f *flagSet) {
@@ -38,6 +41,7 @@ func runFlags(f *flagSet) {
 	f.string(&o.secretsDir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "", "`directory` of secrets, one file per ${secret:NAME}")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs; the sandbox user must be able to run it")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
+	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
 	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); without it the status API is open")
 	f.opts = o
 }
@@ -65,6 +69,17 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	if !o.once {
+		dev := c.getenv("INNGEST_DEV") != ""
+		if err := checkListen(o.listen, dev, o.allowInsecureListen); err != nil {
+			return err
+		}
+		if dev && o.allowInsecureListen {
+			if host, _, err := net.SplitHostPort(o.listen); err != nil || !isLoopbackHost(host) {
+				logger.Warn(insecureListenWarning, "listen", o.listen)
+			}
+		}
 	}
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
