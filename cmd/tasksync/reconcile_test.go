@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/migrations"
 )
 
 // copyTree copies the sample tree into a temp dir and returns it.
@@ -48,7 +52,11 @@ func TestMigratePlanRunOnce(t *testing.T) {
 	if out, errOut, code := runCmd(t, env, "plan"); code != 1 || !strings.Contains(errOut, "run tasksync migrate") {
 		t.Errorf("plan before migrate: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, _, code := runCmd(t, env, "migrate"); code != 0 || !strings.Contains(out, "applied 2 migrations") {
+	all, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := runCmd(t, env, "migrate"); code != 0 || !strings.Contains(out, fmt.Sprintf("applied %d migrations", len(all))) {
 		t.Errorf("migrate: exit %d: %s", code, out)
 	}
 	if out, _, code := runCmd(t, env, "migrate"); code != 0 || !strings.Contains(out, "up to date") {
