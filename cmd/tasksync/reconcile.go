@@ -71,7 +71,7 @@ func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, e
 	if err != nil {
 		return nil, err
 	}
-	l := v.NewLoader(os.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs)})
+	l := v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs)})
 	return &reconciler.Reconciler{Tree: l, Store: st, Budget: o.budget, Workers: 2 * runtime.GOMAXPROCS(0)}, nil
 }
 

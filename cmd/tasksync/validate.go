@@ -68,14 +68,23 @@ func runValidate(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	problems := []reconciler.Problem{}
 	var stats validateStats
-	for _, p := range paths {
-		ps, err := validatePath(ctx, v, o.dir, p, &stats)
-		if err != nil {
-			return &exitError{code: exitUsage, err: err}
+	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
+		problems := []reconciler.Problem{}
+		for _, p := range paths {
+			ps, err := validatePath(ctx, v, o.dir, p, &stats)
+			if err != nil {
+				return nil, &exitError{code: exitUsage, err: err}
+			}
+			problems = append(problems, ps...)
 		}
-		problems = append(problems, ps...)
+		return problems, nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range problems {
+		problems[i] = problems[i].Escaped() // the loader's are already; validate's own too
 	}
 	reconciler.SortProblems(problems)
 	problems = slices.Compact(problems) // a PATH given twice, or inside another
@@ -97,6 +106,29 @@ func runValidate(ctx context.Context, c *invocation) error {
 		return &exitError{code: exitFailure}
 	}
 	return nil
+}
+
+// interruptible runs load and returns its result, or ctx's error as soon
+// as ctx is done (a signal): a read stuck in the kernel (a hung network
+// file system) cannot be cancelled, and validate is a command that exits
+// on return, so the stuck goroutine is left behind rather than waited for.
+func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := load()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("validate: interrupted: %w", ctx.Err())
+	}
 }
 
 func summary(problems []reconciler.Problem, s validateStats) string {
@@ -140,8 +172,11 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 	// under the tree path only ("" for all).
 	load := func(root, shown, only string, fn func(*definitions.Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
-		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
+		l := v.NewLoader(definitions.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
 		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
+		// The loader's problems carry escaped paths.
+		escPrefix, escOnly := reconciler.EscapeText(prefix), reconciler.EscapeText(only)
+		inEscaped := func(p string) bool { return escOnly == "" || p == escOnly || strings.HasPrefix(p, escOnly+"/") }
 		collect := func(r *reconciler.TenantTree) {
 			stats.tenants++
 			for _, f := range r.Files {
@@ -155,7 +190,7 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 				}
 			}
 			for _, p := range r.Problems {
-				if in(strings.TrimPrefix(p.Path, prefix)) {
+				if inEscaped(strings.TrimPrefix(p.Path, escPrefix)) {
 					problems = append(problems, p)
 				}
 			}
