@@ -102,6 +102,9 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("url %q is not an absolute http or https URL", rawURL)
 	}
+	if err := checkRenderedURL(u); err != nil {
+		return nil, err
+	}
 	if len(call.Query) > 0 {
 		q := u.Query()
 		for _, k := range slices.Sorted(maps.Keys(call.Query)) {
@@ -142,6 +145,9 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	for _, k := range slices.Sorted(maps.Keys(call.Headers)) {
 		v, err := str("headers."+k, call.Headers[k])
 		if err != nil {
+			return nil, err
+		}
+		if err := checkRenderedHeader(k, v); err != nil {
 			return nil, err
 		}
 		req.Header.Set(k, v)
