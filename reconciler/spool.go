@@ -212,7 +212,8 @@ func (s *RunSpool) Run(ctx context.Context) error {
 			backoff = s.opts.MinBackoff
 			select {
 			case <-ctx.Done():
-				return s.Close(context.WithoutCancel(ctx))
+				s.Close(context.WithoutCancel(ctx))
+				return nil
 			case <-s.wake:
 			}
 			continue
@@ -225,26 +226,25 @@ func (s *RunSpool) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return s.Close(context.WithoutCancel(ctx))
+			s.Close(context.WithoutCancel(ctx))
+			return nil
 		case <-t.C:
 		}
 	}
 }
 
 // Close makes a last attempt, bounded by ShutdownFlush, to write what the
-// spool holds, and logs what is lost. It returns nil: records that cannot
-// be written are reported, not an error of the daemon's shutdown.
-func (s *RunSpool) Close(ctx context.Context) error {
+// spool holds, and logs what is lost.
+func (s *RunSpool) Close(ctx context.Context) {
 	if s.Len() == 0 {
-		return nil
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ShutdownFlush)
 	defer cancel()
 	n, err := s.Flush(ctx)
 	if left := s.Len(); left > 0 {
 		s.log.Error("run records lost at shutdown: the database cannot be reached", "flushed", n, "lost", left, "err", err)
-		return nil
+		return
 	}
 	s.log.Info("flushed spooled run records at shutdown", "flushed", n)
-	return nil
 }
