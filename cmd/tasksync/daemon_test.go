@@ -274,7 +274,8 @@ spec:
 
 	_, metrics := get(base + "/metrics")
 	for _, want := range []string{"tasksync_leader 1", `tasksync_reconcile_total{result="success"}`, "tasksync_build_info{", `tasksync_inngest_sync_total{result="success",tenant="acme"}`, "go_goroutines",
-		`tasksync_definitions{kind="ScheduledTask",state="active",tenant="acme"}`, `tasksync_changes_total{action="create",tenant="acme"}`, `tasksync_retire_held{tenant="globex"} 2`} {
+		`tasksync_definitions{kind="ScheduledTask",state="active",tenant="acme"}`, `tasksync_changes_total{action="create",tenant="acme"}`, `tasksync_retire_held{tenant="globex"} 2`,
+		"tasksync_run_records_spooled 0", "tasksync_run_records_dropped_total 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

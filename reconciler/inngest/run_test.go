@@ -545,3 +545,70 @@ spec:
 		t.Errorf("an inactive definition ran %d times", n)
 	}
 }
+
+// TestPostgresOutageLosesNoRun: while Postgres cannot be reached, an
+// event's run (retries: 0) executes the version this replica serves, and
+// once Postgres answers again its attempt is in root_task_runs, finished.
+func TestPostgresOutageLosesNoRun(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, url := migratedStore(t)
+	tree := t.TempDir()
+	writeYAML(t, filepath.Join(tree, "acme", "out.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: outage}
+spec:
+  trigger: {event: app/outage}
+  type: api_call
+  config: {method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}
+  retries: 0
+`, rec.URL))
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+	runner := newRunner(t, st, nil, nil)
+	runner.Spool = reconciler.NewRunSpool(st, reconciler.SpoolOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	runner.StoreTimeout = 5 * time.Second
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runner.Spool.Run(sctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	reg := newRegistry(t)
+	serveApplied(t, reg, st, runner, "acme")
+
+	restore := pg.CutOff(t, url)
+	sendEvent(t, "app/outage", map[string]any{"tenant_id": "acme", "n": "1"})
+	waitFor(t, "the run to execute during the outage", 30*time.Second, func() bool { return rec.count("/outage") == 1 })
+	waitFor(t, "the outcome to be spooled", 10*time.Second, func() bool { return runner.Spool.Len() == 2 })
+	restore()
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var status string
+	var finished *time.Time
+	waitFor(t, "the attempt to be recorded once Postgres is back", 30*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `select r.status, r.finished_at from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'outage'`).Scan(&status, &finished)
+		return err == nil && finished != nil
+	})
+	if status != "succeeded" {
+		t.Errorf("recorded status = %q, want succeeded", status)
+	}
+	var lastStatus string
+	if err := conn.QueryRow(ctx, `select coalesce(last_run_status, '') from root_scheduled_tasks where code = 'outage'`).Scan(&lastStatus); err != nil || lastStatus != "succeeded" {
+		t.Errorf("last_run_status = %q, %v; want succeeded", lastStatus, err)
+	}
+	if n := rec.count("/outage"); n != 1 {
+		t.Errorf("the endpoint was called %d times, want once", n)
+	}
+	if runner.Spool.Len() != 0 || runner.Spool.Dropped() != 0 || runner.Spool.Flushed() != 2 {
+		t.Errorf("spool: %d left, %d dropped, %d flushed; want 0, 0, 2", runner.Spool.Len(), runner.Spool.Dropped(), runner.Spool.Flushed())
+	}
+}

@@ -50,6 +50,11 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 	var ref reconciler.AppliedRef
 	if w.records != nil {
 		cur, ok, err := w.records.Current(ctx, w.tenant, w.def.Metadata.Code)
+		if errors.Is(err, reconciler.ErrStoreUnavailable) {
+			// The database cannot be reached: run the version this replica
+			// serves; the records wait in the runner's spool.
+			cur, ok, err = reconciler.ServedRef(w.tenant, w.def), true, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("look up the applied workflow: %w", err)
 		}
