@@ -23,14 +23,16 @@ const (
 )
 
 type validateOptions struct {
-	format string
-	dir    string
+	format     string
+	dir        string
+	secretsDir string
 }
 
 func validateFlags(f *flagSet) {
 	o := &validateOptions{}
 	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
+	secretsDirFlag(f, &o.secretsDir)
 	f.opts = o
 }
 
@@ -70,8 +72,9 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 	problems := []reconciler.Problem{}
 	var stats validateStats
+	grants := grantCheck(o.secretsDir, c.getenv, false)
 	for _, p := range paths {
-		ps, err := validatePath(ctx, v, o.dir, p, &stats)
+		ps, err := validatePath(ctx, v, o.dir, p, grants, &stats)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -115,14 +118,15 @@ func plural(n int, word string) string {
 }
 
 // validatePath checks one PATH argument: a tree, a tenant directory or a
-// file. Problem paths start with the argument as given.
+// file, with the secret grant check grants (nil: none). Problem paths
+// start with the argument as given.
 //
 // A PATH inside the tree dir is checked as part of its tenant, so that
 // codes are compared with the tenant's other files and script paths
 // resolve from the tenant directory; only its own problems are reported.
 // A PATH elsewhere is a tree, a tenant directory when it holds definition
 // files itself, or a file of the tenant named by its directory.
-func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, stats *validateStats) ([]reconciler.Problem, error) {
+func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, grants func(tenant, name string) error, stats *validateStats) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		var pe *fs.PathError
@@ -140,7 +144,7 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 	// under the tree path only ("" for all).
 	load := func(root, shown, only string, fn func(*definitions.Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
-		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
+		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: grants})
 		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
 		collect := func(r *reconciler.TenantTree) {
 			stats.tenants++
