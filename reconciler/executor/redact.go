@@ -201,9 +201,15 @@ func (r *Redactor) Truncated(s string) string {
 	return trimPartial(s, forms)
 }
 
-// trimPartial removes from the end of s the longest beginning of any form.
+// minPartial is the shortest beginning of a form that trimPartial
+// removes: shorter ones tell next to nothing, and removing them would
+// clip innocent text before every "...".
+const minPartial = 4
+
+// trimPartial removes from the end of s the longest beginning of any form
+// (of at least minPartial bytes).
 func trimPartial(s string, forms []string) string {
-	cut := 0
+	cut := minPartial - 1
 	for _, f := range forms {
 		for k := min(len(f)-1, len(s)); k > cut; k-- {
 			if strings.HasSuffix(s, f[:k]) {
@@ -211,6 +217,9 @@ func trimPartial(s string, forms []string) string {
 				break
 			}
 		}
+	}
+	if cut < minPartial {
+		return s
 	}
 	return s[:len(s)-cut]
 }

@@ -403,6 +403,8 @@ func TestRedactorForms(t *testing.T) {
 		{"q=s3cret%2b%2f%20value-12345", "q=[redacted]"},
 		{"hello world, nothing to see", "hello world, nothing to see"},
 		{"cut here: s3cret+/ va...", "cut here: ..."},
+		{"Loading... s3c", "Loading... s3c"},
+		{"ends with s3c...", "ends with s3c..."},
 	} {
 		if got := r.String(tc.in); got != tc.want {
 			t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.want)
