@@ -23,14 +23,16 @@ const (
 )
 
 type validateOptions struct {
-	format string
-	dir    string
+	format     string
+	dir        string
+	secretsDir string
 }
 
 func validateFlags(f *flagSet) {
 	o := &validateOptions{}
 	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
+	secretsDirFlag(f, &o.secretsDir)
 	f.opts = o
 }
 
@@ -69,10 +71,11 @@ func runValidate(ctx context.Context, c *invocation) error {
 		return err
 	}
 	var stats validateStats
+	grants := grantCheck(o.secretsDir, c.getenv, false)
 	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
 		problems := []reconciler.Problem{}
 		for _, p := range paths {
-			ps, err := validatePath(ctx, v, o.dir, p, &stats)
+			ps, err := validatePath(ctx, v, o.dir, p, grants, &stats)
 			if err != nil {
 				return nil, &exitError{code: exitUsage, err: err}
 			}
@@ -147,14 +150,15 @@ func plural(n int, word string) string {
 }
 
 // validatePath checks one PATH argument: a tree, a tenant directory or a
-// file. Problem paths start with the argument as given.
+// file, with the secret grant check grants (nil: none). Problem paths
+// start with the argument as given.
 //
 // A PATH inside the tree dir is checked as part of its tenant, so that
 // codes are compared with the tenant's other files and script paths
 // resolve from the tenant directory; only its own problems are reported.
 // A PATH elsewhere is a tree, a tenant directory when it holds definition
 // files itself, or a file of the tenant named by its directory.
-func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, stats *validateStats) ([]reconciler.Problem, error) {
+func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, grants func(tenant, name string) error, stats *validateStats) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		var pe *fs.PathError
@@ -172,7 +176,7 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 	// under the tree path only ("" for all).
 	load := func(root, shown, only string, fn func(*definitions.Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
-		l := v.NewLoader(definitions.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
+		l := v.NewLoader(definitions.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: grants})
 		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
 		// The loader's problems carry escaped paths.
 		escPrefix, escOnly := reconciler.EscapeText(prefix), reconciler.EscapeText(only)

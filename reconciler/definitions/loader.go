@@ -68,6 +68,11 @@ type Options struct {
 	// so that they read as the user named the tree ("tasks.d/"). Paths in
 	// results (Definition.Source, FileResult) stay relative to the tree.
 	PathPrefix string
+	// Secrets, when set, is asked whether tenant may use the secret name
+	// of each ${secret:NAME} where secrets are resolved; its error is the
+	// problem reported at the string. nil leaves grants unchecked (they
+	// live on the host that runs the tasks, not in the tree).
+	Secrets func(tenant, name string) error
 }
 
 // Loader reads one tree.
@@ -331,7 +336,7 @@ func (t *tenantLoad) file(f fileRef) {
 		// The semantic checks run on schema-invalid documents too, so that
 		// one run reports every problem; what they find at or under a
 		// field the schema already rejected is left out.
-		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible)}
+		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible), secrets: t.l.opts.Secrets}
 		def, fes := n.normalize(doc.value)
 		for _, fe := range fes {
 			if len(schemaErrs) > 0 && (fe.pointer == "" || coveredBy(fe.pointer, schemaErrs)) {

@@ -111,6 +111,7 @@ type normalizer struct {
 	tenant     string
 	now        time.Time
 	readScript scriptReader
+	secrets    func(tenant, name string) error // grant check; nil: none
 	doc        document
 	errs       []fieldError
 }
@@ -447,6 +448,7 @@ func (n *normalizer) apiCall(p string, w wireAPICall, s scope, sc stepCtx) *reco
 		n.strings(p+"/query/"+escapeToken(k), v, s, sc)
 	}
 	n.strings(p+"/body", w.Body, s, sc)
+	n.grants(p, map[string]any{"url": w.URL, "headers": w.Headers, "query": w.Query, "body": w.Body})
 	return a
 }
 
@@ -549,6 +551,7 @@ func (n *normalizer) python(p string, w wirePythonScript, s scope, sc stepCtx) *
 	for k, v := range w.Env {
 		n.strings(p+"/env/"+escapeToken(k), v, s, sc)
 	}
+	n.grants(p, map[string]any{"args": w.Args, "env": w.Env})
 	return py
 }
 

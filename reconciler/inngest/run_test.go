@@ -3,17 +3,21 @@ package inngest_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -389,9 +393,10 @@ func mustAll(t *testing.T) reconciler.RetireBudget {
 
 // TestRunsKeepSecretsAndRunScripts: a python_script task runs in the
 // sandbox through Inngest, concurrency limits hold, and a secret's value
-// reaches the endpoint and the script but no run record.
+// reaches the endpoint and the script but no run record, in no encoding
+// (percent-encoded, JSON-escaped, base64, hex) either.
 func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
-	const secret = "pa55-w0rd-for-tests-only"
+	const secret = "pa55+w0rd/=for tests é<&>"
 	ctx := context.Background()
 	var mu sync.Mutex
 	inFlight, maxInFlight := 0, 0
@@ -404,7 +409,7 @@ func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
-		http.Error(w, "rejected token "+r.Header.Get("Authorization"), http.StatusForbidden)
+		http.Error(w, "rejected token "+r.Header.Get("Authorization")+" query "+r.URL.RawQuery, http.StatusForbidden)
 	}))
 	defer echo.Close()
 	st, url := migratedStore(t)
@@ -418,7 +423,7 @@ metadata: {code: call}
 spec:
   trigger: {event: app/call}
   type: api_call
-  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:TOKEN}"}}
+  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:TOKEN}"}, query: {token: "${secret:TOKEN}"}}
   retries: 0
   concurrency: 1
 ---
@@ -430,9 +435,11 @@ spec:
   type: python_script
   config:
     script: |
-      import json, os, sys
-      print("token", os.environ["TOKEN"])
-      print(json.dumps({"n": int(sys.argv[1]), "len": len(os.environ["TOKEN"])}))
+      import base64, json, os, sys, urllib.parse
+      tok = os.environ["TOKEN"]
+      print("token", tok)
+      print(json.dumps(tok), base64.b64encode(tok.encode()).decode(), tok.encode().hex(), urllib.parse.quote_plus(tok))
+      print(json.dumps({"n": int(sys.argv[1]), "len": len(tok), "raw": tok}))
     args: ["{{ event.data.n }}"]
     env: {TOKEN: "${secret:TOKEN}"}
   retries: 0
@@ -449,7 +456,7 @@ spec:
 	if err := sb.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	runner := newRunner(t, st, sb, map[string]string{"TASKSYNC_SECRET_TOKEN": secret})
+	runner := newRunner(t, st, sb, map[string]string{"TASKSYNC_SECRET_TOKEN": secret, "TASKSYNC_GRANT_TOKEN": "acme"})
 	reg := newRegistry(t)
 	serveApplied(t, reg, st, runner, "acme")
 
@@ -472,7 +479,7 @@ spec:
 	if err := conn.QueryRow(ctx, `select r.status, coalesce(r.output, '') from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'script'`).Scan(&status, &output); err != nil {
 		t.Fatal(err)
 	}
-	if status != "succeeded" || !strings.Contains(output, `"result":{"len":24,"n":7}`) || !strings.Contains(output, "token "+executor.Redacted) {
+	if status != "succeeded" || !strings.Contains(output, fmt.Sprintf(`"result":{"len":%d,"n":7,"raw":"[redacted]"}`, utf8.RuneCountInString(secret))) || !strings.Contains(output, "token "+executor.Redacted) {
 		t.Errorf("script run: %s %s", status, output)
 	}
 	var callErr string
@@ -491,6 +498,24 @@ spec:
 	if err := conn.QueryRow(ctx, `select exists (select 1 from root_task_runs r where r::text like '%' || $1 || '%')
 		or exists (select 1 from root_scheduled_tasks d where d::text like '%' || $1 || '%')`, secret).Scan(&leaked); err != nil || leaked {
 		t.Errorf("the secret's value is stored in Postgres (%v)", err)
+	}
+	rows, err := conn.Query(ctx, `select coalesce(output, '') || ' ' || coalesce(error, '') from root_task_runs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(secret)
+	forms := []string{secret, neturl.QueryEscape(secret), neturl.PathEscape(secret), string(j[1 : len(j)-1]), `pa55+w0rd/=for tests \u00e9<&>`,
+		base64.StdEncoding.EncodeToString([]byte(secret)), hex.EncodeToString([]byte(secret))}
+	for _, text := range stored {
+		for _, f := range forms {
+			if strings.Contains(text, f) {
+				t.Errorf("a run record holds the secret as %q: %s", f, text)
+			}
+		}
 	}
 }
 
