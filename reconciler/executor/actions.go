@@ -71,7 +71,7 @@ func (a *Actions) python(ctx context.Context, py reconciler.PythonScript, scope 
 	red := &Redactor{}
 	args := make([]string, len(py.Args))
 	for i, s := range py.Args {
-		v, err := a.HTTP.render(scope, s, vars, red)
+		v, err := a.HTTP.render(ctx, scope, s, vars, red)
 		if err != nil {
 			return nil, red.Error(fmt.Errorf("args[%d]: %w", i, err))
 		}
@@ -79,7 +79,7 @@ func (a *Actions) python(ctx context.Context, py reconciler.PythonScript, scope 
 	}
 	env := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(py.Env)) {
-		v, err := a.HTTP.render(scope, py.Env[k], vars, red)
+		v, err := a.HTTP.render(ctx, scope, py.Env[k], vars, red)
 		if err != nil {
 			return nil, red.Error(fmt.Errorf("env.%s: %w", k, err))
 		}

@@ -88,7 +88,7 @@ func (h *HTTP) Run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 
 func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scope, vars map[string]any, red *Redactor) (*Response, error) {
 	str := func(field, s string) (string, error) {
-		v, err := h.render(scope, s, vars, red)
+		v, err := h.render(ctx, scope, s, vars, red)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", field, err)
 		}
@@ -115,7 +115,7 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	}
 	var body io.Reader
 	if call.Body != nil {
-		v, err := expr.MapStrings(call.Body, func(s string) (any, error) { return h.render(scope, s, vars, red) })
+		v, err := h.envs.RenderValue(ctx, scope, call.Body, vars, func(text string) (string, error) { return h.secrets.resolve(text, red) })
 		if err != nil {
 			return nil, fmt.Errorf("body: %w", err)
 		}
@@ -214,6 +214,6 @@ func snippet(s string) string {
 
 // render renders one string: templates in scope, and secret references in
 // the literal text only, so that event data can never name a secret.
-func (h *HTTP) render(scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
-	return h.envs.RenderLiteral(scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(text, red) })
+func (h *HTTP) render(ctx context.Context, scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
+	return h.envs.RenderLiteral(ctx, scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(text, red) })
 }
