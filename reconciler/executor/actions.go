@@ -76,7 +76,7 @@ func (a *Actions) python(ctx context.Context, tenant string, py reconciler.Pytho
 	red := &Redactor{}
 	args := make([]string, len(py.Args))
 	for i, s := range py.Args {
-		v, err := a.HTTP.render(tenant, scope, s, vars, red)
+		v, err := a.HTTP.render(ctx, tenant, scope, s, vars, red)
 		if err != nil {
 			return nil, red.Error(fmt.Errorf("args[%d]: %w", i, err))
 		}
@@ -84,7 +84,7 @@ func (a *Actions) python(ctx context.Context, tenant string, py reconciler.Pytho
 	}
 	env := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(py.Env)) {
-		v, err := a.HTTP.render(tenant, scope, py.Env[k], vars, red)
+		v, err := a.HTTP.render(ctx, tenant, scope, py.Env[k], vars, red)
 		if err != nil {
 			return nil, red.Error(fmt.Errorf("env.%s: %w", k, err))
 		}

@@ -89,7 +89,7 @@ func (h *HTTP) Run(ctx context.Context, tenant string, call reconciler.APICall, 
 
 func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, scope expr.Scope, vars map[string]any, red *Redactor) (*Response, error) {
 	str := func(field, s string) (string, error) {
-		v, err := h.render(tenant, scope, s, vars, red)
+		v, err := h.render(ctx, tenant, scope, s, vars, red)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", field, err)
 		}
@@ -119,7 +119,7 @@ func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, 
 	}
 	var body io.Reader
 	if call.Body != nil {
-		v, err := expr.MapStrings(call.Body, func(s string) (any, error) { return h.render(tenant, scope, s, vars, red) })
+		v, err := h.envs.RenderValue(ctx, scope, call.Body, vars, func(text string) (string, error) { return h.secrets.resolve(tenant, text, red) })
 		if err != nil {
 			return nil, fmt.Errorf("body: %w", err)
 		}
@@ -228,6 +228,6 @@ func snippet(s string) string {
 // render renders one string: templates in scope, and secret references in
 // the literal text only, so that event data can never name a secret. The
 // secrets are tenant's.
-func (h *HTTP) render(tenant string, scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
-	return h.envs.RenderLiteral(scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(tenant, text, red) })
+func (h *HTTP) render(ctx context.Context, tenant string, scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
+	return h.envs.RenderLiteral(ctx, scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(tenant, text, red) })
 }

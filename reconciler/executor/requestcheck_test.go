@@ -43,7 +43,7 @@ func TestRenderedRequestChecked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.call.Method, tc.call.Timeout = "GET", reconciler.Duration(5*time.Second)
 			before := hits.Load()
-			_, err := h.Run(context.Background(), tc.call, expr.Task, vars)
+			_, err := h.Run(context.Background(), "acme", tc.call, expr.Task, vars)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
 			}
