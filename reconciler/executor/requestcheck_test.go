@@ -23,7 +23,7 @@ func TestRenderedRequestChecked(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
 	secret := "tok\r\nX-Evil: 1"
-	h := newHTTP(t, mustCIDRs(t, "127.0.0.1"), map[string]string{"TASKSYNC_SECRET_NL": secret})
+	h := newHTTP(t, mustCIDRs(t, "127.0.0.1"), map[string]string{"TASKSYNC_SECRET_NL": secret, "TASKSYNC_GRANT_NL": "acme"})
 	hostPort := strings.TrimPrefix(srv.URL, "http://")
 	vars := map[string]any{"event": map[string]any{"data": map[string]any{
 		"crlf": "a\r\nX-Injected: yes", "nul": "a\x00b", "port": 99999, "user": "admin:pw",
