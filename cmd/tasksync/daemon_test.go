@@ -329,7 +329,8 @@ func TestFailover(t *testing.T) {
 	bin := buildBinary(t)
 	dir := copyTree(t)
 	prefix := fmt.Sprintf("f%d", time.Now().UnixNano()%1e6)
-	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix}
+	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix,
+		"TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t")}
 	leader, leaderCmd, _, leaderExited := startDaemon(t, bin, env, "3s")
 	eventually(t, "the first replica to lead", 30*time.Second, func() bool {
 		_, body := get(leader + "/readyz")

@@ -208,11 +208,12 @@ func TestRunOnceBinary(t *testing.T) {
 	}
 	url := pg.NewDatabase(t)
 	dir := copyTree(t)
+	secrets := sampleSecrets(t, "s3cr3t")
 	run := func(args ...string) (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "TASKSYNC_DIR="+dir, "TASKSYNC_MAX_RETIRE=half")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "TASKSYNC_DIR="+dir, "TASKSYNC_MAX_RETIRE=half", "TASKSYNC_SECRETS_DIR="+secrets)
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -242,7 +243,7 @@ func TestRunOnceSyncsInngest(t *testing.T) {
 	url := pg.NewDatabase(t)
 	dir := copyTree(t)
 	env := map[string]string{"DATABASE_URL": url, "TASKSYNC_DIR": dir, "INNGEST_DEV": dev.URL,
-		"TASKSYNC_APP_PREFIX": "once", "TASKSYNC_SERVE_ORIGIN": "http://127.0.0.1:9"}
+		"TASKSYNC_APP_PREFIX": "once", "TASKSYNC_SERVE_ORIGIN": "http://127.0.0.1:9", "TASKSYNC_SECRETS_DIR": sampleSecrets(t, "s3cr3t")}
 	out, errOut, code := runCmd(t, env, "run", "--once")
 	if code != 0 || !strings.Contains(out, "every tenant's app synced and verified") {
 		t.Fatalf("run --once: exit %d\n%s%s", code, out, errOut)
