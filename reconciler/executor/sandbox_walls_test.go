@@ -39,10 +39,14 @@ func stdoutOf(res *executor.ScriptResult) string {
 	return res.Stdout + res.Stderr
 }
 
-// freshDir makes a new directory under base, readable by all, removed at
-// the end of the test.
+// freshDir makes a new directory under base (under the temporary
+// directory when the test does not run as root), readable by all, removed
+// at the end of the test.
 func freshDir(t *testing.T, base string) string {
 	t.Helper()
+	if os.Geteuid() != 0 {
+		base = os.TempDir()
+	}
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -356,5 +360,151 @@ subprocess.run([%q, "60"], executable="/bin/sleep")
 	r := <-done
 	if want := fmt.Sprintf("argv ['main.py', '--token', '%s', '--tenant=acme']", secret); !strings.Contains(r.out, want) {
 		t.Errorf("stdout = %q, want %q", r.out, want)
+	}
+}
+
+// unprivilegedTestUID is the uid TestSandboxUnprivilegedDaemon runs the
+// tests above as: no host user's, outside the default sandbox range.
+const unprivilegedTestUID = 2000100000
+
+// TestSandboxUnprivilegedDaemon runs the sandbox's tests again from a
+// process that is not root, as a daemon run the recommended way: each
+// script then gets a user namespace of its own, and every wall must hold
+// the same.
+func TestSandboxUnprivilegedDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the tests as an unprivileged uid (this process may be that start)")
+	}
+	if testing.Short() {
+		t.Skip("runs the sandbox's tests again")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's own directory is root's alone: copy it where the
+	// unprivileged uid may run it.
+	dir := freshDir(t, os.TempDir())
+	exe := filepath.Join(dir, "executor.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.count=1", "-test.v",
+		"-test.run", "^TestSandbox(RunsAScript|Confines|Limits|HostSocketUnreachable|HostPathsAbsent|OwnTmpAndSubprocess|ProcessLimitPerRun|Privileges|SeccompDenies|NoInheritedFDs|ArgsNotInCmdline)$")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: unprivilegedTestUID, Gid: unprivilegedTestUID}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the sandbox's tests as uid %d: %v\n%s", unprivilegedTestUID, err, out)
+	}
+	if n := strings.Count(string(out), "--- PASS: TestSandbox"); n < 11 {
+		t.Errorf("only %d tests passed as uid %d:\n%s", n, unprivilegedTestUID, out)
+	}
+	t.Logf("as uid %d:\n%s", unprivilegedTestUID, out)
+}
+
+// TestSandboxUIDPool: with one uid, a second concurrent run waits for it
+// (and gives up with its context); the uid comes back only once no
+// process of the first run holds it.
+func TestSandboxUIDPool(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the uid pool is a root daemon's")
+	}
+	const uid = 2000100001
+	s := &executor.Sandbox{Python: "/usr/bin/python3", UIDs: executor.UIDRange{First: uid, Last: uid}}
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("tasksync-pool-%d", time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() {
+		// The script leaves a detached child behind: the uid must not come
+		// back while it lives.
+		_, err := s.Run(context.Background(), script(fmt.Sprintf(`
+import subprocess
+subprocess.Popen([%q, "60"], executable="/bin/sleep", start_new_session=True)
+subprocess.run([%q, "1"], executable="/bin/sleep")
+`, marker, marker+"-fg")), nil, nil, nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", marker+"-fg").Output()
+		if len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first run did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Run(ctx, script("print(1)"), nil, nil, nil); err == nil || !strings.Contains(err.Error(), "every sandbox uid") {
+		t.Errorf("a run with every uid in use: err = %v, want it to wait and give up", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if pids := processesOf(t, uid); len(pids) > 0 {
+		t.Errorf("processes of uid %d outlived their run: %v", uid, pids)
+	}
+	if out := runOK(t, s, "import os; print('uid', os.getuid())"); !strings.Contains(out, fmt.Sprintf("uid %d", uid)) {
+		t.Errorf("stdout = %q, want the uid back in use", out)
+	}
+}
+
+// processesOf lists the host's processes whose real uid is uid.
+func processesOf(t *testing.T, uid int) []string {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/[0-9]*/status")
+	var pids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if fields := strings.Fields(line); len(fields) > 1 && fields[0] == "Uid:" && fields[1] == strconv.Itoa(uid) {
+				pids = append(pids, filepath.Base(filepath.Dir(f)))
+			}
+		}
+	}
+	return pids
+}
+
+func TestParseUIDRange(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want executor.UIDRange
+		err  string
+	}{
+		{in: executor.DefaultSandboxUIDs, want: executor.UIDRange{First: 2000000000, Last: 2000000999}},
+		{in: "100000-100999", want: executor.UIDRange{First: 100000, Last: 100999}},
+		{in: "5000-5000", want: executor.UIDRange{First: 5000, Last: 5000}},
+		{in: "0-999", err: "system users"},
+		{in: "2000-1000", err: "below the first"},
+		{in: "100000-300000", err: "more than"},
+		{in: "100000", err: "FIRST-LAST"},
+		{in: "a-b", err: "FIRST-LAST"},
+		{in: "4294967000-4294967295", err: "not a uid"},
+	} {
+		got, err := executor.ParseUIDRange(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseUIDRange(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseUIDRange(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
 	}
 }
