@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
@@ -23,6 +24,7 @@ type runOptions struct {
 	allowCIDRs     string
 	secretsDir     string
 	python         string
+	sandboxUIDs    string
 	tokensFile     string
 	dnsServer      string
 }
@@ -36,7 +38,8 @@ func runFlags(f *flagSet) {
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
 	f.string(&o.secretsDir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "", "`directory` of secrets, one file per ${secret:NAME}")
-	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs; the sandbox user must be able to run it")
+	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
+	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); without it the status API is open")
 	f.opts = o
