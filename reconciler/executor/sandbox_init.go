@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +55,9 @@ func SandboxInit() int {
 	// Capabilities, no_new_privs and seccomp belong to a thread: the one
 	// that sets them must be the one that execs.
 	runtime.LockOSThread()
+	// A short life: no collection, and so fewer allocations by the
+	// runtime once the memory limit is set.
+	debug.SetGCPercent(-1)
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(os.Stderr, "sandbox init: "+format+"\n", args...)
 		return initFailure
@@ -99,24 +104,32 @@ func SandboxInit() int {
 		env = []string{}
 	}
 	argv := []string{spec.Python, "-I", "-c", fmt.Sprintf(sandboxBootstrap, argsFD)}
-	// The limits come late: once the address space is capped, this Go
-	// process could fail to grow (the race detector's runtime does); the
-	// interpreter it becomes starts under them. Nothing below allocates.
+	// Everything the exec needs is made ready here: once the address
+	// space is capped, this Go process could fail to grow (its runtime
+	// does, now and then), so the limits come last, just before the exec,
+	// and nothing after them allocates.
+	path, err := syscall.BytePtrFromString(spec.Python)
+	if err != nil {
+		return fail("start %s: %v", spec.Python, err)
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return fail("start %s: %v", spec.Python, err)
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return fail("start %s: %v", spec.Python, err)
+	}
 	limits := []struct {
 		res int
-		val uint64
+		lim unix.Rlimit
 	}{
-		{syscall.RLIMIT_AS, spec.MemBytes},
-		{syscall.RLIMIT_CPU, spec.CPUSecs},
-		{syscall.RLIMIT_FSIZE, sandboxMaxFileBytes},
-		{unix.RLIMIT_NPROC, sandboxMaxProcs},
-		{syscall.RLIMIT_NOFILE, sandboxMaxOpenFiles},
-		{syscall.RLIMIT_CORE, 0},
-	}
-	for _, l := range limits {
-		if err := syscall.Setrlimit(l.res, &syscall.Rlimit{Cur: l.val, Max: l.val}); err != nil {
-			return fail("limit %d: %v", l.res, err)
-		}
+		{unix.RLIMIT_AS, unix.Rlimit{Cur: spec.MemBytes, Max: spec.MemBytes}},
+		{unix.RLIMIT_CPU, unix.Rlimit{Cur: spec.CPUSecs, Max: spec.CPUSecs}},
+		{unix.RLIMIT_FSIZE, unix.Rlimit{Cur: sandboxMaxFileBytes, Max: sandboxMaxFileBytes}},
+		{unix.RLIMIT_NPROC, unix.Rlimit{Cur: sandboxMaxProcs, Max: sandboxMaxProcs}},
+		{unix.RLIMIT_NOFILE, unix.Rlimit{Cur: sandboxMaxOpenFiles, Max: sandboxMaxOpenFiles}},
+		{unix.RLIMIT_CORE, unix.Rlimit{}},
 	}
 	if err := dropCapabilities(); err != nil {
 		return fail("%v", err)
@@ -135,8 +148,14 @@ func SandboxInit() int {
 	if err := loadSeccomp(filter); err != nil {
 		return fail("%v", err)
 	}
-	err = syscall.Exec(spec.Python, argv, env)
-	return fail("start %s: %v", spec.Python, err)
+	for i := range limits {
+		l := &limits[i]
+		if _, _, errno := unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(l.res), uintptr(unsafe.Pointer(&l.lim)), 0, 0, 0); errno != 0 {
+			return fail("limit %d: %v", l.res, errno)
+		}
+	}
+	_, _, errno := unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
+	return fail("start %s: %v", spec.Python, errno)
 }
 
 // buildRoot builds the sandbox's root on a fresh tmpfs, pivots into it
