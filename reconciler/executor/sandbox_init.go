@@ -32,13 +32,15 @@ func sandboxDevices() []string { return []string{"null", "zero", "full", "random
 
 // sandboxBootstrap is the interpreter's -c program: it reads the script's
 // arguments (NUL-terminated) from the descriptor %d, closes it, and runs
-// main.py as __main__. The arguments so reach sys.argv without being in
-// any command line.
-const sandboxBootstrap = `import os, sys, runpy
-with open(%d, "rb", closefd=True) as f:
-    sys.argv = ["main.py"] + [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")[:-1]]
-del f
-runpy.run_path("main.py", run_name="__main__")
+// main.py as __main__, as `python3 -I main.py` would, in the module's own
+// namespace (runpy would cost as much as the interpreter's start). The
+// arguments so reach sys.argv without being in any command line.
+const sandboxBootstrap = `import sys
+with open(%d, "rb") as _f:
+    sys.argv = ["main.py"] + [a.decode("utf-8", "surrogateescape") for a in _f.read().split(b"\0")[:-1]]
+del _f, sys
+__file__ = "` + sandboxWorkDir + `/main.py"
+exec(compile(open("main.py", "rb").read(), __file__, "exec"))
 `
 
 // SandboxInit is the sandbox's init process: started by Sandbox.run in

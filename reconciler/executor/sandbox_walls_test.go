@@ -143,6 +143,7 @@ assert len(open("/dev/urandom", "rb").read(8)) == 8
 r = subprocess.run(["/usr/bin/python3", "-c", "print(1)"], capture_output=True, text=True)
 print("child", r.returncode, r.stdout.strip())
 print("cwd", os.getcwd())
+print("main", __name__, __file__, sorted(k for k in globals() if not k.startswith("__")))
 print("dev", sorted(os.listdir("/dev")))
 print("root", sorted(os.listdir("/")))
 for p in ["/usr/tasksync-probe", "/tasksync-probe", "/dev/tasksync-probe"]:
@@ -152,7 +153,7 @@ for p in ["/usr/tasksync-probe", "/tasksync-probe", "/dev/tasksync-probe"]:
     except OSError as e:
         print("refused", p, e.errno)
 `)
-	for _, want := range []string{"child 0 1\n", "cwd /tmp/work\n"} {
+	for _, want := range []string{"child 0 1\n", "cwd /tmp/work\n", "main __main__ /tmp/work/main.py ['os', 'r', 'subprocess']\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
