@@ -212,7 +212,7 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		ReadOnly: readOnly,
 		CPUSecs:  uint64(timeout/time.Second) + 1,
 		MemBytes: uint64(memMB) << 20,
-		Mask:     append([]string{"/var/run/secrets", "/run/secrets"}, s.Mask...),
+		Mask:     s.Mask,
 	}
 	for k, v := range env {
 		spec.Env = append(spec.Env, k+"="+v)
