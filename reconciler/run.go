@@ -24,11 +24,21 @@ const (
 	RunFailed    RunStatus = "failed"
 )
 
-// AppliedRef is the applied version of a definition a run belongs to.
+// AppliedRef is the applied version of a definition a run belongs to. ID
+// and Revision are zero in a ref made while the store could not be
+// reached (ServedRef): Tenant, Code and Hash then name the version.
 type AppliedRef struct {
 	ID       int64
 	Revision int64
 	Hash     string
+	Tenant   string
+	Code     string
+}
+
+// ServedRef is the ref of the version def this replica serves, for a run
+// executed while the store cannot be reached.
+func ServedRef(tenant string, def Definition) AppliedRef {
+	return AppliedRef{Tenant: tenant, Code: def.Metadata.Code, Hash: def.Hash}
 }
 
 // RunRecorder keeps run records (store.Store).
@@ -73,6 +83,32 @@ type TaskRunner struct {
 	Actions Actions
 	// OutputLimit caps the output stored with a run; default 64 KiB.
 	OutputLimit int
+	// Spool keeps the records of runs executed while the store cannot be
+	// reached, from the version this replica serves; nil: such a run fails
+	// without executing.
+	Spool *RunSpool
+	// StoreTimeout bounds each store call of a run; a call that takes
+	// longer counts as the store being unreachable. Default 10s.
+	StoreTimeout time.Duration
+}
+
+// storeCtx bounds one store call of a run.
+func (r *TaskRunner) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := r.StoreTimeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// unreachable reports whether err, from a store call under ctx, means the
+// store cannot be reached (and not that ctx itself ended) while a spool
+// can keep the run's records.
+func (r *TaskRunner) unreachable(ctx context.Context, err error) bool {
+	if r.Spool == nil || ctx.Err() != nil {
+		return false
+	}
+	return errors.Is(err, ErrStoreUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // current returns the applied version ref of served, or ErrStale when a
@@ -91,43 +127,92 @@ func (r *TaskRunner) current(ctx context.Context, tenant string, served Definiti
 	return def, nil
 }
 
-// Run executes one attempt of def's run.
-func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in RunInput) (any, error) {
-	ref, ok, err := r.Records.Current(ctx, tenant, def.Metadata.Code)
+// resolve checks that a run of the served def may execute and returns the
+// version it executes with its ref.
+func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition, in RunInput) (Definition, AppliedRef, error) {
+	sctx, cancel := r.storeCtx(ctx)
+	defer cancel()
+	ref, ok, err := r.Records.Current(sctx, tenant, def.Metadata.Code)
 	if err != nil {
-		return nil, fmt.Errorf("look up the applied definition: %w", err)
+		return def, ref, fmt.Errorf("look up the applied definition: %w", err)
 	}
 	if !ok {
-		return nil, ErrStale
+		return def, ref, ErrStale
 	}
 	if ref.Hash != def.Hash {
 		// This replica serves another version than the applied one: a
 		// follower between the leader's apply and its own reload. A
 		// scheduled or event run executes the applied version, as the
 		// leader would; a one-shot's run belongs to its version only.
-		if def, err = r.current(ctx, tenant, def, ref); err != nil {
+		if def, err = r.current(sctx, tenant, def, ref); err != nil {
+			return def, ref, err
+		}
+	}
+	if err := oneShotFor(def, in); err != nil {
+		return def, ref, err
+	}
+	if def.Spec.Trigger.Type() == TriggerDate {
+		ran, err := r.Records.RanBefore(sctx, ref, in.RunID)
+		if err != nil {
+			return def, ref, fmt.Errorf("look up earlier runs: %w", err)
+		}
+		if ran {
+			return def, ref, ErrAlreadyRan
+		}
+	}
+	return def, ref, nil
+}
+
+// oneShotFor returns ErrStale when def is a one-shot and the run's event
+// was sent for another version of it.
+func oneShotFor(def Definition, in RunInput) error {
+	if def.Spec.Trigger.Type() != TriggerDate {
+		return nil
+	}
+	data, _ := in.Event["data"].(map[string]any)
+	if h, _ := data["hash"].(string); h != def.Hash {
+		return ErrStale
+	}
+	return nil
+}
+
+// Run executes one attempt of def's run. When the store cannot be reached
+// and the runner has a spool, the attempt executes the version this
+// replica serves (def) and its records go to the spool, to be written
+// when the store answers again. A one-shot then runs without the check
+// for an earlier run: Inngest's event id already makes its event start
+// one run.
+func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in RunInput) (any, error) {
+	served := def
+	def, ref, err := r.resolve(ctx, tenant, def, in)
+	spooled := false
+	if err != nil {
+		if !r.unreachable(ctx, err) {
+			return nil, err
+		}
+		def, ref, spooled = served, ServedRef(tenant, served), true
+		if err := oneShotFor(def, in); err != nil {
 			return nil, err
 		}
 	}
-	if def.Spec.Trigger.Type() == TriggerDate {
-		// A one-shot's event names the version it was sent for.
-		data, _ := in.Event["data"].(map[string]any)
-		if h, _ := data["hash"].(string); h != def.Hash {
-			return nil, ErrStale
-		}
-		ran, err := r.Records.RanBefore(ctx, ref, in.RunID)
-		if err != nil {
-			return nil, fmt.Errorf("look up earlier runs: %w", err)
-		}
-		if ran {
-			return nil, ErrAlreadyRan
-		}
-	}
-	id, err := r.Records.StartRun(ctx, ref, in)
-	if err != nil {
-		return nil, fmt.Errorf("record the run: %w", err)
-	}
+	ref.Tenant, ref.Code = tenant, def.Metadata.Code
 	start := time.Now()
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start}
+	var id int64
+	if !spooled && r.Spool.Len() == 0 {
+		sctx, cancel := r.storeCtx(ctx)
+		id, err = r.Records.StartRun(sctx, ref, in)
+		cancel()
+		if err != nil && !r.unreachable(ctx, err) {
+			return nil, fmt.Errorf("record the run: %w", err)
+		}
+		spooled = err != nil
+	} else {
+		spooled = true
+	}
+	if spooled {
+		r.Spool.Add(rec)
+	}
 	var out any
 	switch {
 	case def.Kind != KindScheduledTask || def.Spec.Config == nil:
@@ -137,18 +222,28 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 	case def.Spec.Config.PythonScript != nil:
 		out, err = r.Actions.PythonScript(ctx, tenant, *def.Spec.Config.PythonScript, in.Event)
 	}
-	status, errText := RunSucceeded, ""
+	rec.Status, rec.Error = RunSucceeded, ""
 	if err != nil {
-		status, errText = RunFailed, err.Error()
+		rec.Status, rec.Error = RunFailed, err.Error()
 	}
 	limit := r.OutputLimit
 	if limit <= 0 {
 		limit = MaxResponseCaptureBytes
 	}
-	output := outputText(out, limit)
-	if ferr := r.Records.FinishRun(context.WithoutCancel(ctx), ref, id, status, time.Since(start), errText, output); ferr != nil {
-		return out, errors.Join(err, fmt.Errorf("record the outcome: %w", ferr))
+	rec.Output = outputText(out, limit)
+	rec.FinishedAt = time.Now()
+	if !spooled && r.Spool.Len() == 0 {
+		sctx, cancel := r.storeCtx(context.WithoutCancel(ctx))
+		ferr := r.Records.FinishRun(sctx, ref, id, rec.Status, rec.FinishedAt.Sub(start), rec.Error, rec.Output)
+		cancel()
+		if ferr == nil {
+			return out, err
+		}
+		if !r.unreachable(context.WithoutCancel(ctx), ferr) {
+			return out, errors.Join(err, fmt.Errorf("record the outcome: %w", ferr))
+		}
 	}
+	r.Spool.Add(rec)
 	return out, err
 }
 
@@ -170,8 +265,57 @@ func outputText(v any, limit int) string {
 // StepActions are the actions workflow steps use: the runner's.
 func (r *TaskRunner) StepActions() Actions { return r.Actions }
 
-// RunRecords keeps the runner's run records.
-func (r *TaskRunner) RunRecords() RunRecorder { return r.Records }
+// RunRecords keeps the runner's run records: with a spool, a workflow's
+// records go to the spool while the store cannot be reached (or while
+// the spool still holds records, to keep their order).
+func (r *TaskRunner) RunRecords() RunRecorder {
+	if r.Spool == nil || r.Records == nil {
+		return r.Records
+	}
+	return &spoolingRecorder{RunRecorder: r.Records, runner: r}
+}
+
+// spoolingRecorder is a RunRecorder whose workflow records fall back to
+// the runner's spool.
+type spoolingRecorder struct {
+	RunRecorder
+	runner *TaskRunner
+}
+
+// Current bounds the look-up like the runner's own.
+func (s *spoolingRecorder) Current(ctx context.Context, tenant, code string) (AppliedRef, bool, error) {
+	sctx, cancel := s.runner.storeCtx(ctx)
+	defer cancel()
+	ref, ok, err := s.RunRecorder.Current(sctx, tenant, code)
+	if err != nil && s.runner.unreachable(ctx, err) && !errors.Is(err, ErrStoreUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	return ref, ok, err
+}
+
+// RecordWorkflowRun records in the store, or in the spool when the store
+// cannot be reached or the spool is not empty.
+func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, status RunStatus, errText string, steps []StepOutcome) error {
+	wr, ok := s.RunRecorder.(WorkflowRecorder)
+	if !ok {
+		return nil
+	}
+	if s.runner.Spool.Len() == 0 {
+		sctx, cancel := s.runner.storeCtx(ctx)
+		err := wr.RecordWorkflowRun(sctx, ref, in, status, errText, steps)
+		cancel()
+		if err == nil || !s.runner.unreachable(ctx, err) {
+			return err
+		}
+	}
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: status, StartedAt: time.Now(),
+		Error: errText, Workflow: true, Steps: append([]StepOutcome(nil), steps...)}
+	if status != RunRunning {
+		rec.FinishedAt = rec.StartedAt
+	}
+	s.runner.Spool.Add(rec)
+	return nil
+}
 
 // WorkflowRecorder records workflow runs (store.Store).
 type WorkflowRecorder interface {

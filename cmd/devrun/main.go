@@ -1,21 +1,26 @@
 // Command devrun is what `make run` starts: a throwaway PostgreSQL (data
 // under .run/), the Inngest dev server and `tasksync run` on tasks.d/, all
-// on loopback, with the URLs printed; Ctrl-C stops everything.
+// on loopback, with the URLs printed; Ctrl-C stops everything. Unless
+// TASKSYNC_SECRETS_DIR is set, the secrets the tree names are placeholders
+// written to .run/secrets/<tenant>/NAME.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/store/pgserver"
 )
 
@@ -88,6 +93,13 @@ Ctrl-C stops everything; data and logs stay in %s.
 `, *tree, inngestURL, *listen, *listen, dbURL, inngestURL, *dataDir)
 	daemon := exec.CommandContext(ctx, "bin/tasksync", "run")
 	daemon.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TASKSYNC_DIR="+*tree, "TASKSYNC_LISTEN="+*listen, "INNGEST_DEV="+inngestURL)
+	if os.Getenv("TASKSYNC_SECRETS_DIR") == "" {
+		secrets := filepath.Join(abs, "secrets")
+		if err := placeholderSecrets(*tree, secrets); err != nil {
+			return err
+		}
+		daemon.Env = append(daemon.Env, "TASKSYNC_SECRETS_DIR="+secrets)
+	}
 	if os.Getenv("TASKSYNC_DNS_SERVER") == "" {
 		// The sample tree's hosts are examples: resolve nothing unless asked.
 		daemon.Env = append(daemon.Env, "TASKSYNC_DNS_SERVER=127.0.0.1:1")
@@ -100,6 +112,47 @@ Ctrl-C stops everything; data and logs stay in %s.
 		return nil
 	}
 	return err
+}
+
+// placeholderSecrets writes, for each secret a tenant of tree names and
+// secrets does not hold yet, a placeholder value in secrets/<tenant>/NAME:
+// the layout tasksync reads, with each secret granted to its own tenant.
+func placeholderSecrets(tree, secrets string) error {
+	tenants, err := os.ReadDir(tree)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		if !t.IsDir() || strings.HasPrefix(t.Name(), ".") || strings.HasPrefix(t.Name(), "_") {
+			continue
+		}
+		err := filepath.WalkDir(filepath.Join(tree, t.Name()), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for _, name := range definitions.SecretRefs(string(data)) {
+				file := filepath.Join(secrets, t.Name(), name)
+				if _, err := os.Stat(file); err == nil {
+					continue
+				}
+				if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+					return err
+				}
+				if err := os.WriteFile(file, []byte("dev-placeholder-"+strings.ToLower(name)+"\n"), 0o600); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("placeholder secrets: %w", err)
+		}
+	}
+	return nil
 }
 
 // startPostgres initialises (once) and starts a cluster in dir/pg, run as

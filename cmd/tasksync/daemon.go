@@ -86,9 +86,11 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	if o.dnsServer != "" {
 		guard.UseDNSServer(o.dnsServer)
 	}
+	spool := reconciler.NewRunSpool(st, reconciler.SpoolOptions{Logger: logger})
+	registerSpoolMetrics(promReg, spool)
 	d := &daemon{
 		o: o, logger: logger, st: st, reg: reg,
-		runner: &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{
+		runner: &reconciler.TaskRunner{Records: st, Spool: spool, Actions: &executor.Actions{
 			HTTP:    executor.NewHTTP(guard, envs, executor.NewSecrets(o.secretsDir, c.getenv)),
 			Sandbox: sandbox,
 		}},
@@ -131,7 +133,11 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	}
 	g.Go(func() error { return d.serveApplied(gctx) })
 	g.Go(func() error { return d.lead(gctx, first, changes) })
+	g.Go(func() error { return spool.Run(gctx) })
 	err = g.Wait()
+	// Runs drained by the HTTP server's shutdown may have spooled records
+	// after the spool's own last flush.
+	spool.Close(context.WithoutCancel(ctx))
 	if ctx.Err() != nil {
 		logger.Info("stopped")
 		return nil
@@ -497,4 +503,20 @@ func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
 	build.WithLabelValues(version).Set(1)
 	reg.MustRegister(m.reconciles, m.reconcileDuration, m.lastSuccess, m.leader, m.definitions, m.definitionErrors, m.changes, m.retireHeld, m.missedFires, build)
 	return m
+}
+
+// registerSpoolMetrics exposes the run record spool: what waits for the
+// database, and what was written or lost.
+func registerSpoolMetrics(reg prometheus.Registerer, s *reconciler.RunSpool) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tasksync_run_records_spooled", Help: "Run records kept in memory until the database answers.",
+		}, func() float64 { return float64(s.Len()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tasksync_run_records_flushed_total", Help: "Spooled run records written once the database answered.",
+		}, func() float64 { return float64(s.Flushed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tasksync_run_records_dropped_total", Help: "Spooled run records lost: over the spool's bound, or refused by the database.",
+		}, func() float64 { return float64(s.Dropped()) }),
+	)
 }

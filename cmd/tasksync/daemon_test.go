@@ -130,7 +130,8 @@ spec:
 	prefix := fmt.Sprintf("d%d", time.Now().UnixNano()%1e6)
 	dbURL := pg.NewDatabase(t)
 	base, cmd, logs, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
-		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN=" + secret}, "3s")
+		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN=" + secret, "TASKSYNC_GRANT_ECHO_TOKEN=acme",
+		"TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, secret)}, "3s")
 	eventually(t, "the daemon to answer /healthz", 30*time.Second, func() bool { code, _ := get(base + "/healthz"); return code == 200 })
 	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	if _, body := get(base + "/readyz"); !strings.Contains(body, `"leader":true`) {
@@ -274,7 +275,8 @@ spec:
 
 	_, metrics := get(base + "/metrics")
 	for _, want := range []string{"tasksync_leader 1", `tasksync_reconcile_total{result="success"}`, "tasksync_build_info{", `tasksync_inngest_sync_total{result="success",tenant="acme"}`, "go_goroutines",
-		`tasksync_definitions{kind="ScheduledTask",state="active",tenant="acme"}`, `tasksync_changes_total{action="create",tenant="acme"}`, `tasksync_retire_held{tenant="globex"} 2`} {
+		`tasksync_definitions{kind="ScheduledTask",state="active",tenant="acme"}`, `tasksync_changes_total{action="create",tenant="acme"}`, `tasksync_retire_held{tenant="globex"} 2`,
+		"tasksync_run_records_spooled 0", "tasksync_run_records_dropped_total 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -34,6 +34,7 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	o.grants = grantCheck(o.secretsDir, c.getenv, false)
 	st, err := o.open(ctx)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
@@ -33,14 +34,18 @@ func (o *dbOptions) open(ctx context.Context) (*store.Store, error) {
 // treeOptions are the flags of the commands that reconcile a tree.
 type treeOptions struct {
 	dbOptions
-	dir       string
-	maxRetire string
-	budget    reconciler.RetireBudget
+	dir        string
+	maxRetire  string
+	secretsDir string
+	budget     reconciler.RetireBudget
+	// grants is the loader's secret grant check (see grantCheck).
+	grants func(tenant, name string) error
 }
 
 func (o *treeOptions) flags(f *flagSet) {
 	o.dbOptions.flags(f)
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`")
+	secretsDirFlag(f, &o.secretsDir)
 	f.string(&o.maxRetire, "max-retire", "TASKSYNC_MAX_RETIRE", "half",
 		"prune `budget` per tenant and reconcile: half (hold retirements of more than half, or all, of a tenant's definitions), all, or a number")
 }
@@ -71,8 +76,32 @@ func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, e
 	if err != nil {
 		return nil, err
 	}
-	l := v.NewLoader(os.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs)})
+	l := v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants})
 	return &reconciler.Reconciler{Tree: l, Store: st, Budget: o.budget, Workers: 2 * runtime.GOMAXPROCS(0)}, nil
+}
+
+// secretsDirFlag registers --secrets-dir.
+func secretsDirFlag(f *flagSet, dir *string) {
+	f.string(dir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "",
+		"`directory` of the secrets granted to tenants: <dir>/<tenant>/NAME, or <dir>/_shared/NAME for the tenants <dir>/_shared/NAME.tenants lists")
+}
+
+// grantCheck is the loader's check that a tenant may use a secret it
+// names. The daemon checks every reference (always). validate and plan,
+// which may run where the secrets are not, check every reference when
+// given a secrets directory, else those whose TASKSYNC_GRANT_<NAME> is
+// set; with neither, none (nil).
+func grantCheck(dir string, getenv func(string) string, always bool) func(tenant, name string) error {
+	s := executor.NewSecrets(dir, getenv)
+	if always || dir != "" {
+		return s.Check
+	}
+	return func(tenant, name string) error {
+		if getenv(executor.GrantEnvPrefix+name) == "" {
+			return nil
+		}
+		return s.Check(tenant, name)
+	}
 }
 
 // newLogger returns the logger of --log-format.

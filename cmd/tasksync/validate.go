@@ -23,14 +23,16 @@ const (
 )
 
 type validateOptions struct {
-	format string
-	dir    string
+	format     string
+	dir        string
+	secretsDir string
 }
 
 func validateFlags(f *flagSet) {
 	o := &validateOptions{}
 	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
+	secretsDirFlag(f, &o.secretsDir)
 	f.opts = o
 }
 
@@ -68,14 +70,24 @@ func runValidate(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	problems := []reconciler.Problem{}
 	var stats validateStats
-	for _, p := range paths {
-		ps, err := validatePath(ctx, v, o.dir, p, &stats)
-		if err != nil {
-			return &exitError{code: exitUsage, err: err}
+	grants := grantCheck(o.secretsDir, c.getenv, false)
+	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
+		problems := []reconciler.Problem{}
+		for _, p := range paths {
+			ps, err := validatePath(ctx, v, o.dir, p, grants, &stats)
+			if err != nil {
+				return nil, &exitError{code: exitUsage, err: err}
+			}
+			problems = append(problems, ps...)
 		}
-		problems = append(problems, ps...)
+		return problems, nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range problems {
+		problems[i] = problems[i].Escaped() // the loader's are already; validate's own too
 	}
 	reconciler.SortProblems(problems)
 	problems = slices.Compact(problems) // a PATH given twice, or inside another
@@ -99,6 +111,29 @@ func runValidate(ctx context.Context, c *invocation) error {
 	return nil
 }
 
+// interruptible runs load and returns its result, or ctx's error as soon
+// as ctx is done (a signal): a read stuck in the kernel (a hung network
+// file system) cannot be cancelled, and validate is a command that exits
+// on return, so the stuck goroutine is left behind rather than waited for.
+func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := load()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("validate: interrupted: %w", ctx.Err())
+	}
+}
+
 func summary(problems []reconciler.Problem, s validateStats) string {
 	checked := fmt.Sprintf("%s, %s, %s", plural(s.tenants, "tenant"), plural(s.files, "file"), plural(s.definitions, "valid definition"))
 	if len(problems) == 0 {
@@ -115,14 +150,15 @@ func plural(n int, word string) string {
 }
 
 // validatePath checks one PATH argument: a tree, a tenant directory or a
-// file. Problem paths start with the argument as given.
+// file, with the secret grant check grants (nil: none). Problem paths
+// start with the argument as given.
 //
 // A PATH inside the tree dir is checked as part of its tenant, so that
 // codes are compared with the tenant's other files and script paths
 // resolve from the tenant directory; only its own problems are reported.
 // A PATH elsewhere is a tree, a tenant directory when it holds definition
 // files itself, or a file of the tenant named by its directory.
-func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, stats *validateStats) ([]reconciler.Problem, error) {
+func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg string, grants func(tenant, name string) error, stats *validateStats) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		var pe *fs.PathError
@@ -140,8 +176,11 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 	// under the tree path only ("" for all).
 	load := func(root, shown, only string, fn func(*definitions.Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
-		l := v.NewLoader(os.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix})
+		l := v.NewLoader(definitions.DirFS(root), definitions.Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: grants})
 		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
+		// The loader's problems carry escaped paths.
+		escPrefix, escOnly := reconciler.EscapeText(prefix), reconciler.EscapeText(only)
+		inEscaped := func(p string) bool { return escOnly == "" || p == escOnly || strings.HasPrefix(p, escOnly+"/") }
 		collect := func(r *reconciler.TenantTree) {
 			stats.tenants++
 			for _, f := range r.Files {
@@ -155,7 +194,7 @@ func validatePath(ctx context.Context, v *definitions.Validator, treeDir, arg st
 				}
 			}
 			for _, p := range r.Problems {
-				if in(strings.TrimPrefix(p.Path, prefix)) {
+				if inEscaped(strings.TrimPrefix(p.Path, escPrefix)) {
 					problems = append(problems, p)
 				}
 			}

@@ -87,3 +87,35 @@ func TestExamplesValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateSecretGrantModes: validate checks grants where it can know
+// them: every reference with --secrets-dir (or its variable), only the
+// references whose TASKSYNC_GRANT_<NAME> is set without one, none with
+// neither (the secrets live where tasksync runs).
+func TestValidateSecretGrantModes(t *testing.T) {
+	t.Chdir("testdata/validate/bad-secret-other-tenant")
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		refused int
+	}{
+		{"no secrets dir, no grants", nil, nil, 0},
+		{"grant variable only", map[string]string{"TASKSYNC_GRANT_TOKEN": "acme", "TASKSYNC_SECRET_TOKEN": "v"}, nil, 3},
+		{"secrets dir by variable", map[string]string{"TASKSYNC_SECRETS_DIR": "secrets"}, nil, 6},
+		{"secrets dir by flag", nil, []string{"--secrets-dir", "secrets"}, 6},
+		{"shared by variable to evil", map[string]string{"TASKSYNC_SECRETS_DIR": "secrets", "TASKSYNC_GRANT_NOBODY_HAS": "evil", "TASKSYNC_SECRET_NOBODY_HAS": "v"}, nil, 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"validate", "--dir", "tree"}, tc.args...), "tree")
+			stdout, stderr, _ := runCmd(t, tc.env, args...)
+			if got := strings.Count(stdout, "is not granted to tenant"); got != tc.refused {
+				t.Errorf("%d refusals, want %d:\n%s%s", got, tc.refused, stdout, stderr)
+			}
+			if strings.Contains(stdout, "acme-token-value") {
+				t.Errorf("validate printed a secret's value:\n%s", stdout)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 
@@ -124,7 +125,43 @@ func (c *celChecker) compile(s scope, w want, src string) celResult {
 			return celResult{err: fmt.Sprintf("expression %q must yield a timestamp, but yields %s", src, out)}
 		}
 	}
+	if msg := bounded(c.envs, s, src, checked); msg != "" {
+		return celResult{err: msg}
+	}
 	return celResult{steps: stepRefs(checked.NativeRep())}
+}
+
+// bounded says what is wrong when the checked expression src could cost
+// too much where it is written, or "": comprehensions nested deeper than
+// the scope allows, or an estimated worst-case cost above its limit.
+// Conditions Inngest evaluates run on its server, shared by every tenant,
+// and are held to lower limits.
+func bounded(envs *expr.Envs, s scope, src string, checked *cel.Ast) string {
+	where, fix := "here", "test fewer elements, or split the work into workflow steps"
+	if s.Inngest() {
+		where = "in a condition Inngest evaluates (trigger and wait_for_event if), which runs on the server every tenant shares"
+		fix = "keep one pass over a list here and move the rest into a workflow step's if, which tasksync evaluates"
+	}
+	if depth, col := expr.Nesting(checked); depth > s.MaxNesting() {
+		return fmt.Sprintf("expression %q nests all/exists/exists_one/map/filter %d deep (the innermost opens at column %d); at most %d %s allowed %s: %s",
+			src, depth, col, s.MaxNesting(), levels(s.MaxNesting()), where, fix)
+	}
+	cost, err := envs.Cost(s, checked)
+	if err != nil {
+		return fmt.Sprintf("expression %q: %v", src, err)
+	}
+	if cost > s.CostLimit() {
+		return fmt.Sprintf("expression %q may cost up to %s (estimated worst case, with lists of event data up to %d elements and of step outputs up to %d), over the limit of %d %s: %s",
+			src, expr.FormatCost(cost), expr.MaxEventBytes/2, expr.MaxStepOutputBytes/2, s.CostLimit(), where, fix)
+	}
+	return ""
+}
+
+func levels(n int) string {
+	if n == 1 {
+		return "level is"
+	}
+	return "levels are"
 }
 
 // stepRefs lists the ids an expression reads from `steps`.

@@ -68,6 +68,11 @@ type Options struct {
 	// so that they read as the user named the tree ("tasks.d/"). Paths in
 	// results (Definition.Source, FileResult) stay relative to the tree.
 	PathPrefix string
+	// Secrets, when set, is asked whether tenant may use the secret name
+	// of each ${secret:NAME} where secrets are resolved; its error is the
+	// problem reported at the string. nil leaves grants unchecked (they
+	// live on the host that runs the tasks, not in the tree).
+	Secrets func(tenant, name string) error
 }
 
 // Loader reads one tree.
@@ -132,6 +137,9 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"})
 		}
 	}
+	for i := range problems {
+		problems[i] = problems[i].Escaped()
+	}
 	return tenants, problems, nil
 }
 
@@ -152,7 +160,7 @@ func (l *Loader) LoadAll(ctx context.Context, fn func(*reconciler.TenantTree)) (
 			break
 		}
 		g.Go(func() error {
-			r := l.LoadTenant(t)
+			r := l.load(gctx, t, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			fn(r)
@@ -167,16 +175,20 @@ func (l *Loader) LoadAll(ctx context.Context, fn func(*reconciler.TenantTree)) (
 
 // LoadTenant loads every definition file of one tenant directory.
 func (l *Loader) LoadTenant(tenant string) *reconciler.TenantTree {
-	return l.load(tenant, nil)
+	return l.load(context.Background(), tenant, nil)
 }
 
 // LoadFiles loads only the named files (paths relative to the tree root,
 // all inside tenant's directory) as that tenant's definitions.
 func (l *Loader) LoadFiles(tenant string, files []string) *reconciler.TenantTree {
-	return l.load(tenant, files)
+	return l.load(context.Background(), tenant, files)
 }
 
-func (l *Loader) load(tenant string, only []string) *reconciler.TenantTree {
+// load loads a tenant; it stops between files once ctx is done, leaving
+// the tenant marked unreadable (so that nothing is retired for it).
+// Problems are escaped here, where they leave the loader (see
+// reconciler.Problem.Escaped).
+func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconciler.TenantTree {
 	res := &reconciler.TenantTree{Tenant: tenant}
 	tenantReal, err := resolve(l.fsys, l.opts.AbsRoot, tenant)
 	if err == nil && tenantReal != tenant {
@@ -218,6 +230,11 @@ func (l *Loader) load(tenant string, only []string) *reconciler.TenantTree {
 
 	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, now: l.opts.Now()}
 	for _, f := range w.files {
+		if ctx.Err() != nil {
+			res.ReadError = true
+			tl.problem(f.visible, 0, 0, "", "not read: "+ctx.Err().Error())
+			break
+		}
 		tl.file(f)
 	}
 	tl.uniqueCodes()
@@ -232,6 +249,9 @@ func (l *Loader) load(tenant string, only []string) *reconciler.TenantTree {
 		}
 	}
 	slices.SortFunc(res.Definitions, func(a, b reconciler.Definition) int { return strings.Compare(a.Metadata.Code, b.Metadata.Code) })
+	for i := range res.Problems {
+		res.Problems[i] = res.Problems[i].Escaped()
+	}
 	reconciler.SortProblems(res.Problems)
 	return res
 }
@@ -282,7 +302,9 @@ func (t *tenantLoad) file(f fileRef) {
 	defer func() { t.res.Files = append(t.res.Files, fr) }()
 	data, err := readLimited(t.l.fsys, f.real)
 	if err != nil {
-		if _, tooBig := err.(*tooLargeError); !tooBig {
+		var tooBig *tooLargeError
+		var linked *hardLinkError
+		if !errors.As(err, &tooBig) && !errors.As(err, &linked) {
 			t.res.ReadError = true
 		}
 		t.problem(f.visible, 0, 0, "", err.Error())
@@ -314,7 +336,7 @@ func (t *tenantLoad) file(f fileRef) {
 		// The semantic checks run on schema-invalid documents too, so that
 		// one run reports every problem; what they find at or under a
 		// field the schema already rejected is left out.
-		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible)}
+		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible), secrets: t.l.opts.Secrets}
 		def, fes := n.normalize(doc.value)
 		for _, fe := range fes {
 			if len(schemaErrs) > 0 && (fe.pointer == "" || coveredBy(fe.pointer, schemaErrs)) {
@@ -400,10 +422,23 @@ func (e *tooLargeError) Error() string {
 		e.size, humanBytes(e.size), reconciler.MaxDefinitionFileBytes, humanBytes(reconciler.MaxDefinitionFileBytes))
 }
 
+// hardLinkError is a regular file with more than one hard link: it may be
+// a second name of a file outside the tree, which is the same escape as a
+// symlink out of the tree.
+type hardLinkError struct{ links uint64 }
+
+func (e *hardLinkError) Error() string {
+	return fmt.Sprintf("the file has %d hard links; refused: a hard link can be a second name of a file outside the tree, as a symlink out of it would be; copy the file instead of linking it", e.links)
+}
+
 // readLimited reads a file of at most MaxDefinitionFileBytes, checking the
-// size before reading and while reading, in case the file grows.
+// size before reading and while reading, in case the file grows. Only a
+// regular file with one link is read: the opened file is checked, not the
+// name, since the name may have been swapped after the stat (DirFS opens
+// without blocking, so a FIFO swapped in is refused here, not waited on).
 func readLimited(fsys fs.FS, name string) ([]byte, error) {
-	// Stat first: opening a FIFO or a device could block forever.
+	// Stat first: with a file system that opens blocking, opening a FIFO
+	// or a device could block forever.
 	if info, err := fs.Stat(fsys, name); err != nil {
 		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
 	} else if !info.Mode().IsRegular() {
@@ -419,7 +454,10 @@ func readLimited(fsys fs.FS, name string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read file: %s", ioReason(err))
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file")
+		return nil, fmt.Errorf("not a regular file (%s) when opened; it was replaced while being read, definitions and scripts must be plain files", info.Mode().Type())
+	}
+	if n := linkCount(info); n > 1 {
+		return nil, &hardLinkError{links: n}
 	}
 	if info.Size() > reconciler.MaxDefinitionFileBytes {
 		return nil, &tooLargeError{size: info.Size()}

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,6 +111,7 @@ type normalizer struct {
 	tenant     string
 	now        time.Time
 	readScript scriptReader
+	secrets    func(tenant, name string) error // grant check; nil: none
 	doc        document
 	errs       []fieldError
 }
@@ -189,15 +192,15 @@ func (n *normalizer) normalize(value any) (reconciler.Definition, []fieldError) 
 func (n *normalizer) duration(pointer, s string, lo, hi reconciler.Duration) reconciler.Duration {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		n.fail(pointer, "invalid duration %q: %v", s, strings.TrimPrefix(err.Error(), "time: "))
+		n.fail(pointer, "invalid duration %s: %v", excerpt(s), strings.TrimPrefix(err.Error(), "time: "))
 		return 0
 	}
 	d := reconciler.Duration(v)
 	switch {
 	case d < lo:
-		n.fail(pointer, "must be at least %s, got %s", lo, s)
+		n.fail(pointer, "must be at least %s, got %s", lo, shorten(s))
 	case hi > 0 && d > hi:
-		n.fail(pointer, "must be at most %s, got %s", hi, s)
+		n.fail(pointer, "must be at most %s, got %s", hi, shorten(s))
 	}
 	return d
 }
@@ -236,16 +239,16 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 	case w.Interval != "":
 		t.Interval = n.duration(p+"/interval", w.Interval, reconciler.MinInterval, 0)
 		if t.Interval >= reconciler.MinInterval && t.Interval%reconciler.Duration(time.Minute) != 0 {
-			n.fail(p+"/interval", "must be whole minutes, got %s (%s)", w.Interval, t.Interval)
+			n.fail(p+"/interval", "must be whole minutes, got %s (%s)", shorten(w.Interval), t.Interval)
 		}
 	case w.At != "":
 		at, err := time.Parse(time.RFC3339, w.At)
 		if err != nil {
-			n.fail(p+"/at", "%q is not an RFC 3339 timestamp with offset, such as 2026-12-01T09:00:00+01:00", w.At)
+			n.fail(p+"/at", "%s is not an RFC 3339 timestamp with offset, such as 2026-12-01T09:00:00+01:00", excerpt(w.At))
 			return
 		}
 		if !at.After(n.now) {
-			n.fail(p+"/at", "%s is in the past; a one-shot task needs a future time (remove the definition once it has run)", w.At)
+			n.fail(p+"/at", "%s is in the past; a one-shot task needs a future time (remove the definition once it has run)", shorten(w.At))
 		}
 		at = at.UTC() // the same instant hashes the same whatever its offset
 		t.At = &at
@@ -265,11 +268,11 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 	expr := strings.TrimSpace(w.Cron)
 	upper := strings.ToUpper(expr)
 	if strings.HasPrefix(upper, "TZ=") || strings.HasPrefix(upper, "CRON_TZ=") {
-		n.fail(p+"/cron", "%q sets its time zone inline; write the expression without the TZ= prefix and set trigger.timezone", w.Cron)
+		n.fail(p+"/cron", "%s sets its time zone inline; write the expression without the TZ= prefix and set trigger.timezone", excerpt(w.Cron))
 		return
 	}
 	if strings.HasPrefix(expr, "@every") {
-		n.fail(p+"/cron", "%q is an interval, not a cron expression; use trigger.interval: %s", w.Cron, strings.TrimSpace(strings.TrimPrefix(expr, "@every")))
+		n.fail(p+"/cron", "%s is an interval, not a cron expression; use trigger.interval: %s", excerpt(w.Cron), shorten(strings.TrimSpace(strings.TrimPrefix(expr, "@every"))))
 		return
 	}
 	t.Cron = strings.Join(strings.Fields(expr), " ")
@@ -279,28 +282,28 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 		t.Timezone = w.Timezone
 		l, err := n.v.location(w.Timezone)
 		if err != nil {
-			n.fail(p+"/timezone", "unknown time zone %q; use an IANA name such as Europe/Berlin or America/New_York", w.Timezone)
+			n.fail(p+"/timezone", "unknown time zone %s; use an IANA name such as Europe/Berlin or America/New_York", excerpt(w.Timezone))
 			return
 		}
 		loc = l
 	}
 	sched, err := cronParser.Parse(expr)
 	if err != nil {
-		n.fail(p+"/cron", "invalid cron expression %q: %s", w.Cron, cronProblem(expr, err))
+		n.fail(p+"/cron", "invalid cron expression %s: %s", excerpt(w.Cron), cronProblem(expr, err))
 		return
 	}
 	first := sched.Next(n.now.In(loc))
 	if first.IsZero() {
-		n.fail(p+"/cron", "cron expression %q never fires", w.Cron)
+		n.fail(p+"/cron", "cron expression %s never fires", excerpt(w.Cron))
 		return
 	}
 	if w.Jitter != "" {
 		t.Jitter = n.duration(p+"/jitter", w.Jitter, reconciler.Duration(time.Second), reconciler.MaxJitter)
 		if t.Jitter%reconciler.Duration(time.Second) != 0 {
-			n.fail(p+"/jitter", "must be whole seconds, got %s", w.Jitter)
+			n.fail(p+"/jitter", "must be whole seconds, got %s", shorten(w.Jitter))
 		}
 		if gap := n.v.shortestGap(expr, sched, loc); t.Jitter <= reconciler.MaxJitter && t.Jitter >= gap {
-			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %q; runs would overlap", t.Jitter, gap, w.Cron)
+			n.fail(p+"/jitter", "%s is not shorter than the %s between runs of %s; runs would overlap", t.Jitter, gap, excerpt(w.Cron))
 		}
 	}
 }
@@ -327,7 +330,7 @@ func cronProblem(expr string, err error) string {
 		probe := []string{"*", "*", "*", "*", "*"}
 		probe[i] = f
 		if _, err := cronParser.Parse(strings.Join(probe, " ")); err != nil {
-			return fmt.Sprintf("%s field %q is invalid; it takes %s, lists (1,15), ranges (1-5) and steps (*/10)", cronFields[i].name, f, cronFields[i].values)
+			return fmt.Sprintf("%s field %s is invalid; it takes %s, lists (1,15), ranges (1-5) and steps (*/10)", cronFields[i].name, excerpt(f), cronFields[i].values)
 		}
 	}
 	return msg
@@ -445,30 +448,77 @@ func (n *normalizer) apiCall(p string, w wireAPICall, s scope, sc stepCtx) *reco
 		n.strings(p+"/query/"+escapeToken(k), v, s, sc)
 	}
 	n.strings(p+"/body", w.Body, s, sc)
+	n.grants(p, map[string]any{"url": w.URL, "headers": w.Headers, "query": w.Query, "body": w.Body})
 	return a
 }
 
-// checkURL accepts absolute http and https URLs. Parts written as templates
-// or secret references are only known at execution, so a URL holding them
-// is checked for its scheme alone.
+// checkURL accepts absolute http and https URLs with a host, a port from
+// 1 to 65535 if any, and no credentials. Parts written as templates or
+// secret references are only known at execution, where the rendered URL
+// is checked again (executor.CheckRequest); here the authority is checked
+// when it is written literally, and credentials are refused wherever they
+// would come from.
 func (n *normalizer) checkURL(p, raw string) {
 	lower := strings.ToLower(raw)
 	if strings.Contains(raw, "{{") || strings.Contains(raw, "${") {
-		if !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
-			n.fail(p, "%q must start with http:// or https://", raw)
+		scheme, _, ok := strings.Cut(lower, "://")
+		if !ok || (scheme != "http" && scheme != "https") {
+			n.fail(p, "%s must start with http:// or https://", excerpt(raw))
+			return
+		}
+		authority := raw[len(scheme)+3:]
+		if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+			authority = authority[:i]
+		}
+		switch {
+		case strings.Contains(authority, "@"):
+			n.fail(p, "%s holds credentials; send them in a header with ${secret:NAME} instead", excerpt(raw))
+		case !strings.Contains(authority, "{{") && !strings.Contains(authority, "${"):
+			n.checkAuthority(p, raw, scheme, authority)
+		default:
+			// A literal port after a templated host is checked all the same.
+			tail := authority[strings.LastIndexByte(authority, '}')+1:]
+			if port, ok := strings.CutPrefix(tail, ":"); ok && !strings.ContainsAny(port, "{$") {
+				n.checkPort(p, raw, scheme, port)
+			}
 		}
 		return
 	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		n.fail(p, "%q is not a valid URL: %v", raw, strings.TrimPrefix(err.Error(), "parse "+fmt.Sprintf("%q", raw)+": "))
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		n.fail(p, "%s is not a valid URL: %v", excerpt(raw), err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		n.fail(p, "%q must be an http or https URL", raw)
+		n.fail(p, "%s must be an http or https URL", excerpt(raw))
 	case u.Host == "":
-		n.fail(p, "%q has no host; write %s://<host>%s", raw, u.Scheme, u.Path)
+		n.fail(p, "%s has no host; write %s://<host>%s", excerpt(raw), u.Scheme, shorten(u.Path))
 	case u.User != nil:
-		n.fail(p, "%q holds credentials; send them in a header with ${secret:NAME} instead", raw)
+		n.fail(p, "%s holds credentials; send them in a header with ${secret:NAME} instead", excerpt(raw))
+	default:
+		n.checkAuthority(p, raw, u.Scheme, u.Host)
+	}
+}
+
+// checkAuthority checks the host[:port] of a URL written literally.
+func (n *normalizer) checkAuthority(p, raw, scheme, authority string) {
+	u, err := url.Parse(scheme + "://" + authority)
+	if err != nil || u.Hostname() == "" {
+		n.fail(p, "%s has no valid host; write %s://<host>[:port]/...", excerpt(raw), scheme)
+		return
+	}
+	if port := u.Port(); port != "" {
+		n.checkPort(p, raw, scheme, port)
+	}
+}
+
+// checkPort checks a URL's port, written literally.
+func (n *normalizer) checkPort(p, raw, scheme, port string) {
+	if v, err := strconv.Atoi(port); err != nil || v < 1 || v > 65535 {
+		n.fail(p, "%s has port %s; a port is a number from 1 to 65535 (or leave it out for %s's default)", excerpt(raw), excerpt(port), scheme)
 	}
 }
 
@@ -501,6 +551,7 @@ func (n *normalizer) python(p string, w wirePythonScript, s scope, sc stepCtx) *
 	for k, v := range w.Env {
 		n.strings(p+"/env/"+escapeToken(k), v, s, sc)
 	}
+	n.grants(p, map[string]any{"args": w.Args, "env": w.Env})
 	return py
 }
 
@@ -510,7 +561,7 @@ func (n *normalizer) scriptFile(p string, py *reconciler.PythonScript) {
 	rel := py.File
 	clean := path.Clean(rel)
 	if path.IsAbs(rel) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(rel, `\`) {
-		n.fail(p, "%q must be a relative path inside the tenant directory", rel)
+		n.fail(p, "%s must be a relative path inside the tenant directory", excerpt(rel))
 		return
 	}
 	py.File = clean
@@ -645,3 +696,10 @@ func (n *normalizer) strings(p string, v any, s scope, sc stepCtx) {
 		}
 	}
 }
+
+// excerptBytes is how much of a value a message quotes.
+const excerptBytes = 60
+
+// excerpt quotes a value taken from a file for a message, shortened to
+// excerptBytes: messages point at a place, they do not copy the file.
+func excerpt(s string) string { return reconciler.Excerpt(s, excerptBytes) }

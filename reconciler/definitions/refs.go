@@ -65,6 +65,46 @@ func SecretRefs(s string) []string {
 	}
 }
 
+// grants reports, when the loader checks grants, each secret that the
+// strings inside v refer to and the tenant may not use, at the string
+// that names it. v holds the fields whose secrets are resolved at
+// execution (api_call url, headers, query, body; python_script args and
+// env), keyed by field name.
+func (n *normalizer) grants(p string, v any) {
+	if n.secrets == nil {
+		return
+	}
+	switch x := v.(type) {
+	case string:
+		seen := map[string]bool{}
+		for _, name := range SecretRefs(x) {
+			if seen[name] || !secretName.MatchString(name) {
+				continue // malformed: checkSecretRefs reports it
+			}
+			seen[name] = true
+			if err := n.secrets(n.tenant, name); err != nil {
+				n.fail(p, "%v", err)
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			n.grants(p+"/"+escapeToken(k), e)
+		}
+	case map[string]string:
+		for k, e := range x {
+			n.grants(p+"/"+escapeToken(k), e)
+		}
+	case []any:
+		for i, e := range x {
+			n.grants(fmt.Sprintf("%s/%d", p, i), e)
+		}
+	case []string:
+		for i, e := range x {
+			n.grants(fmt.Sprintf("%s/%d", p, i), e)
+		}
+	}
+}
+
 // templateExprs returns the CEL expressions of the {{ }} templates in s.
 func templateExprs(s string) ([]string, string) {
 	parts, err := expr.ParseTemplate(s)

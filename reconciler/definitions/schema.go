@@ -279,13 +279,17 @@ func (s compiledSchema) leaf(ve *jsonschema.ValidationError, doc any) []fieldErr
 		return one("must be %q, got %s", fmt.Sprint(sch["const"]), describe(val))
 	case "pattern":
 		if strings.HasSuffix(ve.KeywordLocation, "/propertyNames/pattern") {
-			// The instance location is the key itself.
-			parent := ptr[:strings.LastIndexByte(ptr, '/')]
+			// The instance location is the key itself; for the empty key
+			// the validator names the object.
+			parent, key := ptr[:max(strings.LastIndexByte(ptr, '/'), 0)], lastTokenValue(ptr)
+			if _, isObject := val.(map[string]any); isObject {
+				parent, key = ptr, ""
+			}
 			rule := fmt.Sprintf("must match %s", sch["pattern"])
 			if d, ok := sch["description"].(string); ok {
 				rule = d
 			}
-			return []fieldError{{pointer: ptr, key: true, msg: fmt.Sprintf("%s: invalid key %q: %s", field(parent), lastTokenValue(ptr), rule)}}
+			return []fieldError{{pointer: ptr, key: true, msg: fmt.Sprintf("%s: invalid key %q: %s", field(parent), key, rule)}}
 		}
 		if d, ok := sch["description"].(string); ok {
 			return one("%s is not valid: %s", describe(val), d)

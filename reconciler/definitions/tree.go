@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 // TenantPattern is the rule for tenant codes, which are directory names.
@@ -243,6 +245,12 @@ func (w *walker) walk(visible, real string, depth int) {
 				continue
 			}
 			r, mode = target, info.Mode().Type()
+		}
+		if (mode.IsDir() || isDefinitionFile(name)) && reconciler.EscapeText(name) != name {
+			// Such a name would forge lines and reach terminals wherever
+			// a path is shown (and is no valid text for the database).
+			w.fail(vis, "the name holds a control, invisible or non-UTF-8 character (shown escaped); rename it with plain printable characters")
+			continue
 		}
 		switch {
 		case mode.IsDir():

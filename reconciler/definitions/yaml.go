@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -222,7 +223,25 @@ func syntaxError(data []byte, err error) *posError {
 			}
 		}
 	}
+	if name, ok := strings.CutPrefix(problem, "unknown anchor '"); ok {
+		// yaml.v3 quotes the whole name; the hint already names it, short.
+		name, rest, _ := strings.Cut(name, "' referenced")
+		problem = "unknown anchor '" + shorten(name) + "' referenced" + rest
+	}
 	return &posError{line: line, col: col, msg: "invalid YAML: " + problem}
+}
+
+// shorten shortens a piece of a file a message shows unquoted to
+// excerptBytes, cut at a character boundary and marked with "...".
+func shorten(s string) string {
+	if len(s) <= excerptBytes {
+		return s
+	}
+	cut := excerptBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func sameProblem(err, problem string) bool {
@@ -251,6 +270,7 @@ func decodeAll(data []byte) error {
 func explain(problem, line string) (string, int) {
 	if strings.HasPrefix(problem, "unknown anchor '") {
 		name := strings.TrimSuffix(strings.TrimPrefix(problem, "unknown anchor '"), "' referenced")
+		name = shorten(name)
 		return fmt.Sprintf("alias *%s has no anchor &%s before it in this document; anchors do not carry across '---'", name, name), 0
 	}
 	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
@@ -264,7 +284,7 @@ func explain(problem, line string) (string, int) {
 		}
 		rest := strings.TrimLeft(line[i+len(sep):], " ")
 		if rest != "" && strings.ContainsRune("*@`%", rune(rest[0])) {
-			return fmt.Sprintf("a value starting with %q must be quoted, e.g. \"%s\"", rest[0], strings.TrimSpace(rest)), len(line) - len(rest) + 1
+			return fmt.Sprintf("a value starting with %q must be quoted, e.g. \"%s\"", rest[0], shorten(strings.TrimSpace(rest))), len(line) - len(rest) + 1
 		}
 	}
 	switch {
@@ -321,7 +341,7 @@ func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
 	}
 	if t := n.ShortTag(); t != "!!seq" && t != "!!map" {
 		return nil, &posError{line: n.Line, col: n.Column,
-			msg: fmt.Sprintf("unsupported YAML tag %s; use plain strings, numbers, booleans, lists and mappings", n.Tag)}
+			msg: fmt.Sprintf("unsupported YAML tag %s; use plain strings, numbers, booleans, lists and mappings", shorten(n.Tag))}
 	}
 	switch n.Kind {
 	case yaml.SequenceNode:
@@ -364,7 +384,7 @@ func (c *converter) mapping(n *yaml.Node, depth int, out map[string]any, seen ma
 		}
 		if prev, dup := seen[k.Value]; dup {
 			return &posError{line: k.Line, col: k.Column,
-				msg: fmt.Sprintf("duplicate key %q (first at line %d); remove one of them", k.Value, prev.Line)}
+				msg: fmt.Sprintf("duplicate key %s (first at line %d); remove one of them", excerpt(k.Value), prev.Line)}
 		}
 		seen[k.Value] = k
 		val, err := c.convert(v, depth+1)
@@ -436,7 +456,7 @@ func scalar(n *yaml.Node) (any, error) {
 	case "!!bool":
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			return nil, &posError{line: n.Line, col: n.Column, msg: fmt.Sprintf("invalid boolean %q", n.Value)}
+			return nil, &posError{line: n.Line, col: n.Column, msg: fmt.Sprintf("invalid boolean %s", excerpt(n.Value))}
 		}
 		return b, nil
 	case "!!int":
@@ -448,17 +468,17 @@ func scalar(n *yaml.Node) (any, error) {
 		if err := n.Decode(&u); err == nil {
 			return json.Number(strconv.FormatUint(u, 10)), nil
 		}
-		return nil, &posError{line: n.Line, col: n.Column, msg: fmt.Sprintf("integer %s is out of range", n.Value)}
+		return nil, &posError{line: n.Line, col: n.Column, msg: fmt.Sprintf("integer %s is out of range", shorten(n.Value))}
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, &posError{line: n.Line, col: n.Column,
-				msg: fmt.Sprintf("number %s cannot be represented in JSON; quote it if you mean a string", n.Value)}
+				msg: fmt.Sprintf("number %s cannot be represented in JSON; quote it if you mean a string", shorten(n.Value))}
 		}
 		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 	}
 	return nil, &posError{line: n.Line, col: n.Column,
-		msg: fmt.Sprintf("unsupported YAML tag %s; use plain strings, numbers, booleans, lists and mappings", n.Tag)}
+		msg: fmt.Sprintf("unsupported YAML tag %s; use plain strings, numbers, booleans, lists and mappings", shorten(n.Tag))}
 }
 
 // locate finds the node at a JSON pointer ("/spec/trigger/cron") below

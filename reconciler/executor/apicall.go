@@ -74,21 +74,22 @@ type Response struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// Run performs call. Templates are rendered in scope with vars; secret
-// references written in the definition (not those a template produced)
-// are resolved. Errors and the response are redacted of secret values.
-func (h *HTTP) Run(ctx context.Context, call reconciler.APICall, scope expr.Scope, vars map[string]any) (*Response, error) {
+// Run performs tenant's call. Templates are rendered in scope with vars;
+// secret references written in the definition (not those a template
+// produced) are resolved with the secrets granted to tenant. Errors and
+// the response are redacted of secret values, in their encoded forms too.
+func (h *HTTP) Run(ctx context.Context, tenant string, call reconciler.APICall, scope expr.Scope, vars map[string]any) (*Response, error) {
 	red := &Redactor{}
-	resp, err := h.run(ctx, call, scope, vars, red)
+	resp, err := h.run(ctx, tenant, call, scope, vars, red)
 	if err != nil {
 		return nil, red.Error(err)
 	}
 	return resp, nil
 }
 
-func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scope, vars map[string]any, red *Redactor) (*Response, error) {
+func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, scope expr.Scope, vars map[string]any, red *Redactor) (*Response, error) {
 	str := func(field, s string) (string, error) {
-		v, err := h.render(scope, s, vars, red)
+		v, err := h.render(ctx, tenant, scope, s, vars, red)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", field, err)
 		}
@@ -101,6 +102,9 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("url %q is not an absolute http or https URL", rawURL)
+	}
+	if err := checkRenderedURL(u); err != nil {
+		return nil, err
 	}
 	if len(call.Query) > 0 {
 		q := u.Query()
@@ -115,7 +119,7 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	}
 	var body io.Reader
 	if call.Body != nil {
-		v, err := expr.MapStrings(call.Body, func(s string) (any, error) { return h.render(scope, s, vars, red) })
+		v, err := h.envs.RenderValue(ctx, scope, call.Body, vars, func(text string) (string, error) { return h.secrets.resolve(tenant, text, red) })
 		if err != nil {
 			return nil, fmt.Errorf("body: %w", err)
 		}
@@ -144,6 +148,9 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 		if err != nil {
 			return nil, err
 		}
+		if err := checkRenderedHeader(k, v); err != nil {
+			return nil, err
+		}
 		req.Header.Set(k, v)
 	}
 	res, err := h.client.Do(req)
@@ -160,17 +167,23 @@ func (h *HTTP) run(ctx context.Context, call reconciler.APICall, scope expr.Scop
 	}
 	out := &Response{Status: res.StatusCode, Headers: map[string]string{}}
 	for k := range res.Header {
-		out.Headers[strings.ToLower(k)] = red.String(res.Header.Get(k))
+		out.Headers[red.String(strings.ToLower(k))] = red.String(res.Header.Get(k))
 	}
 	if len(data) > reconciler.MaxResponseCaptureBytes {
 		data, out.Truncated = data[:reconciler.MaxResponseCaptureBytes], true
 	}
+	// The raw body is parsed first and every string in it redacted after:
+	// JSON escapes (\u0073...) would otherwise carry a value past
+	// redaction of the text.
 	text := red.String(string(data))
+	if out.Truncated {
+		text = red.Truncated(text)
+	}
 	out.Body = text
 	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); !out.Truncated && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 		var v any
-		if json.Unmarshal([]byte(text), &v) == nil {
-			out.Body = v
+		if json.Unmarshal(data, &v) == nil {
+			out.Body = red.Value(v)
 		}
 	}
 	if !statusOK(res.StatusCode, call.ExpectStatus) {
@@ -213,7 +226,8 @@ func snippet(s string) string {
 }
 
 // render renders one string: templates in scope, and secret references in
-// the literal text only, so that event data can never name a secret.
-func (h *HTTP) render(scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
-	return h.envs.RenderLiteral(scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(text, red) })
+// the literal text only, so that event data can never name a secret. The
+// secrets are tenant's.
+func (h *HTTP) render(ctx context.Context, tenant string, scope expr.Scope, s string, vars map[string]any, red *Redactor) (any, error) {
+	return h.envs.RenderLiteral(ctx, scope, s, vars, func(text string) (string, error) { return h.secrets.resolve(tenant, text, red) })
 }

@@ -31,14 +31,14 @@ func BenchmarkAPICall(b *testing.B) {
 		fmt.Fprint(w, `{"ok":true}`)
 	}))
 	defer srv.Close()
-	h := newHTTP(b, mustCIDRsB(b, "127.0.0.1/32"), map[string]string{"TASKSYNC_SECRET_TOKEN": "t0k3n"})
+	h := newHTTP(b, mustCIDRsB(b, "127.0.0.1/32"), map[string]string{"TASKSYNC_SECRET_TOKEN": "t0k3n", "TASKSYNC_GRANT_TOKEN": "acme"})
 	c := reconciler.APICall{Method: "POST", URL: srv.URL + "/run/{{ event.data.id }}", Timeout: reconciler.Duration(5 * time.Second),
 		Headers: map[string]string{"Authorization": "Bearer ${secret:TOKEN}"}, Body: map[string]any{"id": "{{ event.data.id }}"}}
 	vars := map[string]any{"tenant": "acme", "event": map[string]any{"data": map[string]any{"id": "e-1"}}}
 	var samples []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		if _, err := h.Run(context.Background(), c, expr.Task, vars); err != nil {
+		if _, err := h.Run(context.Background(), "acme", c, expr.Task, vars); err != nil {
 			b.Fatal(err)
 		}
 		samples = append(samples, time.Since(start))

@@ -108,7 +108,7 @@ func TestAPICallGuardedAtConnect(t *testing.T) {
 
 	denied := newHTTP(t, nil, nil)
 	for _, u := range []string{srv.URL, fmt.Sprintf("http://localhost:%d/", port), fmt.Sprintf("http://[::ffff:127.0.0.1]:%d/", port)} {
-		if _, err := denied.Run(ctx, call(u), expr.Task, nil); !errors.Is(err, executor.ErrRefused) {
+		if _, err := denied.Run(ctx, "acme", call(u), expr.Task, nil); !errors.Is(err, executor.ErrRefused) {
 			t.Errorf("GET %s without allow-cidr: err = %v, want ErrRefused", u, err)
 		}
 	}
@@ -117,14 +117,14 @@ func TestAPICallGuardedAtConnect(t *testing.T) {
 	}
 
 	allowed := newHTTP(t, mustCIDRs(t, "127.0.0.1/32"), nil)
-	res, err := allowed.Run(ctx, call(srv.URL+"/"), expr.Task, nil)
+	res, err := allowed.Run(ctx, "acme", call(srv.URL+"/"), expr.Task, nil)
 	if err != nil || res.Status != 200 || res.Body != "ok" {
 		t.Fatalf("GET with 127.0.0.1/32 allowed: %+v, %v", res, err)
 	}
 	// A redirect to another loopback address, not allowed, is refused at
 	// connect time.
 	to := fmt.Sprintf("http://127.0.0.2:%d/", port)
-	if _, err := allowed.Run(ctx, call(srv.URL+"/redirect?to="+to), expr.Task, nil); !errors.Is(err, executor.ErrRefused) {
+	if _, err := allowed.Run(ctx, "acme", call(srv.URL+"/redirect?to="+to), expr.Task, nil); !errors.Is(err, executor.ErrRefused) {
 		t.Errorf("redirect to %s: err = %v, want ErrRefused", to, err)
 	}
 }
@@ -151,7 +151,7 @@ func TestAPICallRequest(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	h := newHTTP(t, mustCIDRs(t, "127.0.0.1"), map[string]string{"TASKSYNC_SECRET_TOKEN": secret})
+	h := newHTTP(t, mustCIDRs(t, "127.0.0.1"), map[string]string{"TASKSYNC_SECRET_TOKEN": secret, "TASKSYNC_GRANT_TOKEN": "acme"})
 	vars := map[string]any{"tenant": "acme", "event": map[string]any{"data": map[string]any{"id": "e-7", "amount": 1200, "evil": "${secret:TOKEN}"}}}
 	c := reconciler.APICall{
 		Method:  "POST",
@@ -161,7 +161,7 @@ func TestAPICallRequest(t *testing.T) {
 		Body:    map[string]any{"amount": "{{ event.data.amount }}", "note": "{{ event.data.evil }}", "literal": "$${secret:TOKEN}"},
 		Timeout: reconciler.Duration(5 * time.Second),
 	}
-	res, err := h.Run(context.Background(), c, expr.Task, vars)
+	res, err := h.Run(context.Background(), "acme", c, expr.Task, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,14 +177,14 @@ func TestAPICallRequest(t *testing.T) {
 		t.Errorf("response body = %#v, want parsed JSON", res.Body)
 	}
 
-	big, err := h.Run(context.Background(), call(srv.URL+"/big"), expr.Task, nil)
+	big, err := h.Run(context.Background(), "acme", call(srv.URL+"/big"), expr.Task, nil)
 	if err != nil || !big.Truncated || len(big.Body.(string)) != reconciler.MaxResponseCaptureBytes {
 		t.Errorf("big response: truncated=%v len=%d err=%v", big.Truncated, len(big.Body.(string)), err)
 	}
 
 	fail := c
 	fail.URL = srv.URL + "/fail?key=${secret:TOKEN}"
-	_, err = h.Run(context.Background(), fail, expr.Task, vars)
+	_, err = h.Run(context.Background(), "acme", fail, expr.Task, vars)
 	var se *executor.StatusError
 	if !errors.As(err, &se) || se.Status != 500 {
 		t.Fatalf("failing call: err = %v, want a StatusError 500", err)
@@ -195,13 +195,13 @@ func TestAPICallRequest(t *testing.T) {
 
 	missing := c
 	missing.Headers = map[string]string{"Authorization": "${secret:NOPE}"}
-	if _, err := h.Run(context.Background(), missing, expr.Task, vars); err == nil || !strings.Contains(err.Error(), "TASKSYNC_SECRET_NOPE") {
+	if _, err := h.Run(context.Background(), "acme", missing, expr.Task, vars); err == nil || !strings.Contains(err.Error(), "TASKSYNC_SECRET_NOPE") {
 		t.Errorf("missing secret: err = %v, want one naming TASKSYNC_SECRET_NOPE", err)
 	}
 
 	expect := call(srv.URL + "/")
 	expect.ExpectStatus = []int{201}
-	if _, err := h.Run(context.Background(), expect, expr.Task, nil); !errors.As(err, &se) || se.Want != "[201]" {
+	if _, err := h.Run(context.Background(), "acme", expect, expr.Task, nil); !errors.As(err, &se) || se.Want != "[201]" {
 		t.Errorf("expect_status 201 on a 200: err = %v", err)
 	}
 }
@@ -220,7 +220,7 @@ func TestAPICallTimeout(t *testing.T) {
 	c := call(srv.URL)
 	c.Timeout = reconciler.Duration(200 * time.Millisecond)
 	start := time.Now()
-	_, err := h.Run(context.Background(), c, expr.Task, nil)
+	_, err := h.Run(context.Background(), "acme", c, expr.Task, nil)
 	if err == nil || !strings.Contains(err.Error(), "no response within 200ms") {
 		t.Errorf("err = %v, want a timeout", err)
 	}
@@ -236,7 +236,7 @@ func TestDNSServer(t *testing.T) {
 	g := executor.NewGuard(nil)
 	g.UseDNSServer("127.0.0.1:1")
 	h := executor.NewHTTP(g, envs, executor.NewSecrets("", func(string) string { return "" }))
-	_, err := h.Run(context.Background(), call("https://tasksync-test.invalid/"), expr.Task, nil)
+	_, err := h.Run(context.Background(), "acme", call("https://tasksync-test.invalid/"), expr.Task, nil)
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("err = %v, want a lookup through 127.0.0.1:1", err)
 	}
@@ -267,10 +267,10 @@ func TestRedirectsCarryNoSecrets(t *testing.T) {
 		http.Redirect(w, r, otherSrv.URL+"/", http.StatusFound)
 	}))
 	defer first.Close()
-	h := newHTTP(t, mustCIDRs(t, "127.0.0.0/8"), map[string]string{"TASKSYNC_SECRET_KEY": secret})
+	h := newHTTP(t, mustCIDRs(t, "127.0.0.0/8"), map[string]string{"TASKSYNC_SECRET_KEY": secret, "TASKSYNC_GRANT_KEY": "acme"})
 	c := call(first.URL + "/go")
 	c.Headers = map[string]string{"X-Api-Key": "${secret:KEY}"}
-	res, err := h.Run(context.Background(), c, expr.Task, nil)
+	res, err := h.Run(context.Background(), "acme", c, expr.Task, nil)
 	if err != nil || res.Body != "landed" {
 		t.Fatalf("redirected call: %+v %v", res, err)
 	}
@@ -278,7 +278,7 @@ func TestRedirectsCarryNoSecrets(t *testing.T) {
 		t.Errorf("the other host received the definition's header: %q", gotKey)
 	}
 	c.URL = first.URL + "/echo"
-	res, err = h.Run(context.Background(), c, expr.Task, nil)
+	res, err = h.Run(context.Background(), "acme", c, expr.Task, nil)
 	if err != nil || res.Headers["x-echo"] != executor.Redacted {
 		t.Errorf("echoed header = %q (%v), want it redacted", res.Headers["x-echo"], err)
 	}

@@ -134,7 +134,13 @@ func (s *Sandbox) Run(ctx context.Context, py reconciler.PythonScript, args []st
 		red = &Redactor{}
 	}
 	if res != nil {
+		// The result was parsed from the raw stdout: its strings are
+		// redacted after parsing, so that JSON escapes carry nothing past.
+		res.Result = red.Value(res.Result)
 		res.Stdout, res.Stderr = red.String(res.Stdout), red.String(res.Stderr)
+		if res.Truncated {
+			res.Stdout, res.Stderr = red.Truncated(res.Stdout), red.Truncated(res.Stderr)
+		}
 	}
 	return res, red.Error(err)
 }

@@ -6,12 +6,15 @@
 package expr
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
 )
 
 // Scope is the set of variables an expression may use, which depends on
@@ -80,35 +83,69 @@ func NewEnvs() (*Envs, error) {
 // Env returns the environment of scope s.
 func (e *Envs) Env(s Scope) *cel.Env { return e.envs[s] }
 
-// Eval evaluates expr in scope s with vars and returns its value as plain
-// Go (maps, lists, strings, numbers, booleans, time.Time, nil).
-func (e *Envs) Eval(s Scope, expr string, vars map[string]any) (any, error) {
+// Eval evaluates expr in scope s with vars under ctx and returns its
+// value as plain Go (maps, lists, strings, numbers, booleans, time.Time,
+// nil). Evaluation stops with ErrCostLimit past MaxCost, with ctx's error
+// as soon as ctx is done, and with ErrTooLarge when the value is larger
+// than MaxRenderedBytes.
+func (e *Envs) Eval(ctx context.Context, s Scope, expr string, vars map[string]any) (any, error) {
+	v, _, err := e.eval(ctx, s, expr, vars, MaxRenderedBytes)
+	if err != nil {
+		return nil, err
+	}
+	return native(v)
+}
+
+// eval evaluates expr and returns its value and the size of the value as
+// JSON text, or ErrTooLarge when that is above room. The size is measured
+// on CEL's value, before a copy or a text of it is made.
+func (e *Envs) eval(ctx context.Context, s Scope, expr string, vars map[string]any, room int) (ref.Val, int, error) {
+	prg, err := e.program(s, expr)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, _, err := prg.ContextEval(ctx, vars)
+	if err != nil {
+		var cancelled interpreter.EvalCancelledError
+		switch {
+		case ctx.Err() != nil:
+			return nil, 0, fmt.Errorf("expression %q: evaluation interrupted: %w", expr, context.Cause(ctx))
+		case errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded:
+			return nil, 0, fmt.Errorf("expression %q: %w of %d; it does too much work for this data (nested all/exists/map/filter over long lists?): test fewer elements or split the work into steps", expr, ErrCostLimit, MaxCost)
+		}
+		return nil, 0, fmt.Errorf("expression %q: %w", expr, err)
+	}
+	n := measure(out, room)
+	if n > room {
+		return nil, 0, fmt.Errorf("expression %q: %w: its value would take the rendered text or value over the %d bytes allowed", clip(expr), ErrTooLarge, MaxRenderedBytes)
+	}
+	return out, n, nil
+}
+
+// program returns the compiled program of expr in scope s.
+func (e *Envs) program(s Scope, expr string) (cel.Program, error) {
 	key := progKey{s, expr}
 	e.mu.Lock()
 	prg, ok := e.programs[key]
 	e.mu.Unlock()
-	if !ok {
-		ast, iss := e.envs[s].Compile(expr)
-		if iss != nil && iss.Err() != nil {
-			return nil, fmt.Errorf("expression %q: %w", expr, iss.Err())
-		}
-		p, err := e.envs[s].Program(ast)
-		if err != nil {
-			return nil, fmt.Errorf("expression %q: %w", expr, err)
-		}
-		prg = p
-		e.mu.Lock()
-		if len(e.programs) >= maxPrograms {
-			clear(e.programs)
-		}
-		e.programs[key] = prg
-		e.mu.Unlock()
+	if ok {
+		return prg, nil
 	}
-	out, _, err := prg.Eval(vars)
+	ast, iss := e.envs[s].Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		return nil, fmt.Errorf("expression %q: %w", expr, iss.Err())
+	}
+	prg, err := e.envs[s].Program(ast, programOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("expression %q: %w", expr, err)
 	}
-	return native(out)
+	e.mu.Lock()
+	if len(e.programs) >= maxPrograms {
+		clear(e.programs)
+	}
+	e.programs[key] = prg
+	e.mu.Unlock()
+	return prg, nil
 }
 
 // native converts a CEL value to plain Go.
@@ -162,25 +199,54 @@ func ParseTemplate(s string) ([]Part, error) {
 	}
 }
 
-// Render evaluates the templates of s. A string that is exactly one
-// template yields the expression's value with its type (a number stays a
-// number); otherwise values are formatted into the text.
-func (e *Envs) Render(sc Scope, s string, vars map[string]any) (any, error) {
-	return e.RenderLiteral(sc, s, vars, nil)
+// Render evaluates the templates of s under ctx. A string that is exactly
+// one template yields the expression's value with its type (a number
+// stays a number); otherwise values are formatted into the text. The
+// result may not be larger than MaxRenderedBytes (ErrTooLarge), which is
+// checked as it is built; each expression evaluates as with Eval.
+func (e *Envs) Render(ctx context.Context, sc Scope, s string, vars map[string]any) (any, error) {
+	return e.RenderLiteral(ctx, sc, s, vars, nil)
 }
 
 // RenderLiteral is Render with the literal text around the templates
 // passed through literal (when not nil), and only that text: what an
 // expression produced is never handed to it.
-func (e *Envs) RenderLiteral(sc Scope, s string, vars map[string]any, literal func(string) (string, error)) (any, error) {
+func (e *Envs) RenderLiteral(ctx context.Context, sc Scope, s string, vars map[string]any, literal func(string) (string, error)) (any, error) {
+	budget := MaxRenderedBytes
+	return e.render(ctx, sc, s, vars, literal, &budget)
+}
+
+// RenderValue renders every string of the JSON value v, at any depth, as
+// RenderLiteral does, and returns a copy of v with the results: maps and
+// arrays keep their shape. The whole result may not be larger than
+// MaxRenderedBytes.
+func (e *Envs) RenderValue(ctx context.Context, sc Scope, v any, vars map[string]any, literal func(string) (string, error)) (any, error) {
+	budget := MaxRenderedBytes
+	return MapStrings(v, func(s string) (any, error) { return e.render(ctx, sc, s, vars, literal, &budget) })
+}
+
+// render renders s, charging what it produces to budget.
+func (e *Envs) render(ctx context.Context, sc Scope, s string, vars map[string]any, literal func(string) (string, error), budget *int) (any, error) {
 	parts, err := ParseTemplate(s)
 	if err != nil {
 		return nil, err
 	}
 	if len(parts) == 1 && parts[0].Expr != "" {
-		return e.Eval(sc, parts[0].Expr, vars)
+		v, n, err := e.eval(ctx, sc, parts[0].Expr, vars, *budget)
+		if err != nil {
+			return nil, err
+		}
+		*budget -= n
+		return native(v)
 	}
 	var b strings.Builder
+	write := func(text string) error {
+		if *budget -= len(text); *budget < 0 {
+			return fmt.Errorf("%w: the rendered text is larger than the %d bytes allowed", ErrTooLarge, MaxRenderedBytes)
+		}
+		b.WriteString(text)
+		return nil
+	}
 	for _, p := range parts {
 		if p.Expr == "" {
 			text := p.Text
@@ -189,14 +255,25 @@ func (e *Envs) RenderLiteral(sc Scope, s string, vars map[string]any, literal fu
 					return nil, err
 				}
 			}
-			b.WriteString(text)
+			if err := write(text); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		v, err := e.Eval(sc, p.Expr, vars)
+		// The value's size is checked before it is formatted, so a huge
+		// value is refused before its text is built; the text is then
+		// charged as written (escapes can make it larger).
+		v, _, err := e.eval(ctx, sc, p.Expr, vars, *budget)
 		if err != nil {
 			return nil, err
 		}
-		b.WriteString(Format(v))
+		nv, err := native(v)
+		if err != nil {
+			return nil, err
+		}
+		if err := write(Format(nv)); err != nil {
+			return nil, fmt.Errorf("expression %q: %w", clip(p.Expr), err)
+		}
 	}
 	return b.String(), nil
 }

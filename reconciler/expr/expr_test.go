@@ -1,6 +1,7 @@
 package expr_test
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -33,7 +34,7 @@ func TestRender(t *testing.T) {
 		{"tags {{ event.data.tags }}", `tags ["a","b"]`},
 	}
 	for _, tc := range cases {
-		got, err := e.Render(expr.Step, tc.in, vars)
+		got, err := e.Render(context.Background(), expr.Step, tc.in, vars)
 		if err != nil {
 			t.Errorf("Render(%q): %v", tc.in, err)
 			continue
@@ -42,7 +43,7 @@ func TestRender(t *testing.T) {
 			t.Errorf("Render(%q) = %#v, want %#v", tc.in, got, tc.want)
 		}
 	}
-	if _, err := e.Render(expr.Step, "{{ event.data.missing.x }}", vars); err == nil {
+	if _, err := e.Render(context.Background(), expr.Step, "{{ event.data.missing.x }}", vars); err == nil {
 		t.Errorf("Render of a missing field: err = nil, want an evaluation error")
 	}
 }

@@ -3,17 +3,21 @@ package inngest_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -389,9 +393,10 @@ func mustAll(t *testing.T) reconciler.RetireBudget {
 
 // TestRunsKeepSecretsAndRunScripts: a python_script task runs in the
 // sandbox through Inngest, concurrency limits hold, and a secret's value
-// reaches the endpoint and the script but no run record.
+// reaches the endpoint and the script but no run record, in no encoding
+// (percent-encoded, JSON-escaped, base64, hex) either.
 func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
-	const secret = "pa55-w0rd-for-tests-only"
+	const secret = "pa55+w0rd/=for tests é<&>"
 	ctx := context.Background()
 	var mu sync.Mutex
 	inFlight, maxInFlight := 0, 0
@@ -404,7 +409,7 @@ func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
-		http.Error(w, "rejected token "+r.Header.Get("Authorization"), http.StatusForbidden)
+		http.Error(w, "rejected token "+r.Header.Get("Authorization")+" query "+r.URL.RawQuery, http.StatusForbidden)
 	}))
 	defer echo.Close()
 	st, url := migratedStore(t)
@@ -418,7 +423,7 @@ metadata: {code: call}
 spec:
   trigger: {event: app/call}
   type: api_call
-  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:TOKEN}"}}
+  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:TOKEN}"}, query: {token: "${secret:TOKEN}"}}
   retries: 0
   concurrency: 1
 ---
@@ -430,9 +435,11 @@ spec:
   type: python_script
   config:
     script: |
-      import json, os, sys
-      print("token", os.environ["TOKEN"])
-      print(json.dumps({"n": int(sys.argv[1]), "len": len(os.environ["TOKEN"])}))
+      import base64, json, os, sys, urllib.parse
+      tok = os.environ["TOKEN"]
+      print("token", tok)
+      print(json.dumps(tok), base64.b64encode(tok.encode()).decode(), tok.encode().hex(), urllib.parse.quote_plus(tok))
+      print(json.dumps({"n": int(sys.argv[1]), "len": len(tok), "raw": tok}))
     args: ["{{ event.data.n }}"]
     env: {TOKEN: "${secret:TOKEN}"}
   retries: 0
@@ -449,7 +456,7 @@ spec:
 	if err := sb.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	runner := newRunner(t, st, sb, map[string]string{"TASKSYNC_SECRET_TOKEN": secret})
+	runner := newRunner(t, st, sb, map[string]string{"TASKSYNC_SECRET_TOKEN": secret, "TASKSYNC_GRANT_TOKEN": "acme"})
 	reg := newRegistry(t)
 	serveApplied(t, reg, st, runner, "acme")
 
@@ -472,7 +479,7 @@ spec:
 	if err := conn.QueryRow(ctx, `select r.status, coalesce(r.output, '') from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'script'`).Scan(&status, &output); err != nil {
 		t.Fatal(err)
 	}
-	if status != "succeeded" || !strings.Contains(output, `"result":{"len":24,"n":7}`) || !strings.Contains(output, "token "+executor.Redacted) {
+	if status != "succeeded" || !strings.Contains(output, fmt.Sprintf(`"result":{"len":%d,"n":7,"raw":"[redacted]"}`, utf8.RuneCountInString(secret))) || !strings.Contains(output, "token "+executor.Redacted) {
 		t.Errorf("script run: %s %s", status, output)
 	}
 	var callErr string
@@ -491,6 +498,24 @@ spec:
 	if err := conn.QueryRow(ctx, `select exists (select 1 from root_task_runs r where r::text like '%' || $1 || '%')
 		or exists (select 1 from root_scheduled_tasks d where d::text like '%' || $1 || '%')`, secret).Scan(&leaked); err != nil || leaked {
 		t.Errorf("the secret's value is stored in Postgres (%v)", err)
+	}
+	rows, err := conn.Query(ctx, `select coalesce(output, '') || ' ' || coalesce(error, '') from root_task_runs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(secret)
+	forms := []string{secret, neturl.QueryEscape(secret), neturl.PathEscape(secret), string(j[1 : len(j)-1]), `pa55+w0rd/=for tests \u00e9<&>`,
+		base64.StdEncoding.EncodeToString([]byte(secret)), hex.EncodeToString([]byte(secret))}
+	for _, text := range stored {
+		for _, f := range forms {
+			if strings.Contains(text, f) {
+				t.Errorf("a run record holds the secret as %q: %s", f, text)
+			}
+		}
 	}
 }
 
@@ -543,5 +568,72 @@ spec:
 	waitFor(t, "the run to be skipped", 30*time.Second, func() bool { return counterValue(t, metrics, "tasksync_task_runs_total", skipped) == 1 })
 	if n := rec.count("/v3") + rec.count("/v1"); n != 0 {
 		t.Errorf("an inactive definition ran %d times", n)
+	}
+}
+
+// TestPostgresOutageLosesNoRun: while Postgres cannot be reached, an
+// event's run (retries: 0) executes the version this replica serves, and
+// once Postgres answers again its attempt is in root_task_runs, finished.
+func TestPostgresOutageLosesNoRun(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, url := migratedStore(t)
+	tree := t.TempDir()
+	writeYAML(t, filepath.Join(tree, "acme", "out.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: ScheduledTask
+metadata: {code: outage}
+spec:
+  trigger: {event: app/outage}
+  type: api_call
+  config: {method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}
+  retries: 0
+`, rec.URL))
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+	runner := newRunner(t, st, nil, nil)
+	runner.Spool = reconciler.NewRunSpool(st, reconciler.SpoolOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	runner.StoreTimeout = 5 * time.Second
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runner.Spool.Run(sctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	reg := newRegistry(t)
+	serveApplied(t, reg, st, runner, "acme")
+
+	restore := pg.CutOff(t, url)
+	sendEvent(t, "app/outage", map[string]any{"tenant_id": "acme", "n": "1"})
+	waitFor(t, "the run to execute during the outage", 30*time.Second, func() bool { return rec.count("/outage") == 1 })
+	waitFor(t, "the outcome to be spooled", 10*time.Second, func() bool { return runner.Spool.Len() == 2 })
+	restore()
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var status string
+	var finished *time.Time
+	waitFor(t, "the attempt to be recorded once Postgres is back", 30*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `select r.status, r.finished_at from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'outage'`).Scan(&status, &finished)
+		return err == nil && finished != nil
+	})
+	if status != "succeeded" {
+		t.Errorf("recorded status = %q, want succeeded", status)
+	}
+	var lastStatus string
+	if err := conn.QueryRow(ctx, `select coalesce(last_run_status, '') from root_scheduled_tasks where code = 'outage'`).Scan(&lastStatus); err != nil || lastStatus != "succeeded" {
+		t.Errorf("last_run_status = %q, %v; want succeeded", lastStatus, err)
+	}
+	if n := rec.count("/outage"); n != 1 {
+		t.Errorf("the endpoint was called %d times, want once", n)
+	}
+	if runner.Spool.Len() != 0 || runner.Spool.Dropped() != 0 || runner.Spool.Flushed() != 2 {
+		t.Errorf("spool: %d left, %d dropped, %d flushed; want 0, 0, 2", runner.Spool.Len(), runner.Spool.Dropped(), runner.Spool.Flushed())
 	}
 }

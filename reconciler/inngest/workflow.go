@@ -50,6 +50,11 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 	var ref reconciler.AppliedRef
 	if w.records != nil {
 		cur, ok, err := w.records.Current(ctx, w.tenant, w.def.Metadata.Code)
+		if errors.Is(err, reconciler.ErrStoreUnavailable) {
+			// The database cannot be reached: run the version this replica
+			// serves; the records wait in the runner's spool.
+			cur, ok, err = reconciler.ServedRef(w.tenant, w.def), true, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("look up the applied workflow: %w", err)
 		}
@@ -85,7 +90,7 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 	}()
 	for _, st := range w.def.Spec.Steps {
 		if st.If != "" {
-			ok, err := w.envs.Eval(expr.Step, st.If, vars())
+			ok, err := w.envs.Eval(ctx, expr.Step, st.If, vars())
 			if err != nil {
 				err = fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err)
 				outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
@@ -169,7 +174,7 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 		step.Sleep(ctx, st.ID, time.Duration(st.Sleep))
 		return nil, nil
 	case st.SleepUntil != "":
-		v, err := w.envs.Eval(expr.Step, st.SleepUntil, vars())
+		v, err := w.envs.Eval(ctx, expr.Step, st.SleepUntil, vars())
 		if err != nil {
 			return nil, inngestgo.NoRetryError(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
 		}
@@ -191,14 +196,13 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 		}
 		return plain(got)
 	case st.SendEvent != nil:
-		data, in := map[string]any{}, vars()
-		render := func(s string) (any, error) { return w.envs.Render(expr.Step, s, in) }
-		for k, v := range st.SendEvent.Data {
-			r, err := expr.MapStrings(v, render)
-			if err != nil {
-				return nil, inngestgo.NoRetryError(fmt.Errorf("send_event data.%s: %w", k, err))
-			}
-			data[k] = r
+		rendered, err := w.envs.RenderValue(ctx, expr.Step, st.SendEvent.Data, vars(), nil)
+		if err != nil {
+			return nil, inngestgo.NoRetryError(fmt.Errorf("send_event data: %w", err))
+		}
+		data, _ := rendered.(map[string]any)
+		if data == nil {
+			data = map[string]any{}
 		}
 		data["tenant_id"] = w.tenant // never another tenant's
 		id, err := step.Send(ctx, st.ID, inngestgo.Event{Name: st.SendEvent.Name, Data: data})

@@ -149,12 +149,19 @@ func (a *api) fail(w http.ResponseWriter, err error, what string) {
 	writeError(w, http.StatusInternalServerError, "cannot read the applied state")
 }
 
+// status is the overview. Every count covers only the tenants the token
+// may read. The last reconcile is global (one row per reconcile of the
+// whole tree, not split by tenant), so a tenant token sees only when it
+// ran, not its result, counts or message, which describe other tenants
+// too.
 func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 	out := map[string]any{"leader": a.opts.Leader()}
 	last, err := a.opts.Reader.LastReconcile(r.Context())
 	switch {
-	case err == nil:
+	case err == nil && sc == "*":
 		out["last_reconcile"] = last
+	case err == nil:
+		out["last_reconcile"] = map[string]any{"started_at": last.StartedAt, "finished_at": last.FinishedAt, "duration_ms": last.DurationMS}
 	case errors.Is(err, reconciler.ErrNotFound):
 		out["last_reconcile"] = nil
 	default:
@@ -169,16 +176,27 @@ func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 	sync := map[string]int{}
 	held := map[string][]string{}
 	total := 0
+	var totals struct {
+		Tenants     int `json:"tenants"`
+		Definitions int `json:"definitions"`
+		Active      int `json:"active"`
+		Errors      int `json:"errors"`
+	}
 	for _, t := range tenants {
 		if !sc.allows(t.Tenant) {
 			continue
 		}
+		totals.Tenants++
+		totals.Definitions += t.Definitions
+		totals.Active += t.Active
+		totals.Errors += t.Errors
 		sync[t.SyncState]++
 		if len(t.HeldRetires) > 0 {
 			held[t.Tenant] = t.HeldRetires
 			total += len(t.HeldRetires)
 		}
 	}
+	out["totals"] = totals
 	out["inngest_sync"] = sync
 	out["held_retirements"] = map[string]any{"total": total, "tenants": held}
 	writeJSON(w, http.StatusOK, out)

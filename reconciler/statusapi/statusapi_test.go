@@ -55,7 +55,7 @@ func fixture(t *testing.T, tokensFile string) *httptest.Server {
 	if _, err := r.Apply(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RecordReconcile(ctx, time.Now().Add(-time.Second), time.Now(), "invalid", reconciler.Counts{Created: 12, Errors: 1}, ""); err != nil {
+	if err := st.RecordReconcile(ctx, time.Now().Add(-time.Second), time.Now(), "invalid", reconciler.Counts{Created: 13, Errors: 1}, "tenant globex: sync: refused"); err != nil {
 		t.Fatal(err)
 	}
 	ref, ok, err := st.Current(ctx, "acme", "nightly")
@@ -236,5 +236,79 @@ func TestTokens(t *testing.T) {
 	}
 	if code, _ := call(t, srv, "GET", "/v1/tenants/globex/definitions", "new-token"); code != 200 {
 		t.Errorf("a new token does not work: %d", code)
+	}
+}
+
+// TestTenantTokenSeesOnlyItsCounts: /v1/status with a tenant token counts
+// only that tenant's definitions, errors, sync states and held
+// retirements, and leaves out the last reconcile's result, counts and
+// message, which are global; a "*" token sees them all.
+func TestTenantTokenSeesOnlyItsCounts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("root-token *\nacme-token acme\nglobex-token globex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := fixture(t, file)
+	get := func(token string) (map[string]any, string) {
+		t.Helper()
+		code, body := call(t, srv, "GET", "/v1/status", token)
+		if code != 200 {
+			t.Fatalf("/v1/status with %s = %d %v", token, code, body)
+		}
+		raw, _ := json.Marshal(body)
+		return body, string(raw)
+	}
+	totals := func(body map[string]any) map[string]any {
+		m, _ := body["totals"].(map[string]any)
+		return m
+	}
+	syncSum := func(body map[string]any) float64 {
+		n := 0.0
+		for _, v := range body["inngest_sync"].(map[string]any) {
+			n += v.(float64)
+		}
+		return n
+	}
+
+	cases := []struct {
+		token, other                  string
+		defs, active, errs, syncTotal float64
+	}{
+		// acme owns 12 definitions (8 active) and 2 problems; globex 1, 1, 0.
+		{"acme-token", "globex", 12, 8, 2, 1},
+		{"globex-token", "acme", 1, 1, 0, 1},
+	}
+	for _, c := range cases {
+		body, raw := get(c.token)
+		tot := totals(body)
+		if tot["tenants"] != float64(1) || tot["definitions"] != c.defs || tot["active"] != c.active || tot["errors"] != c.errs {
+			t.Errorf("%s: totals = %v, want 1 tenant, %v definitions, %v active, %v errors", c.token, tot, c.defs, c.active, c.errs)
+		}
+		if got := syncSum(body); got != c.syncTotal {
+			t.Errorf("%s: inngest_sync counts %v tenants, want %v", c.token, got, c.syncTotal)
+		}
+		last, _ := body["last_reconcile"].(map[string]any)
+		if last == nil || last["finished_at"] == nil {
+			t.Errorf("%s: last_reconcile = %v, want its times", c.token, body["last_reconcile"])
+		}
+		for _, global := range []string{"counts", "result", "message"} {
+			if _, ok := last[global]; ok {
+				t.Errorf("%s: last_reconcile.%s = %v: the global reconcile's %s reached a tenant token", c.token, global, last[global], global)
+			}
+		}
+		if strings.Contains(raw, c.other) {
+			t.Errorf("%s: /v1/status names %s: %s", c.token, c.other, raw)
+		}
+	}
+
+	body, _ := get("root-token")
+	last, _ := body["last_reconcile"].(map[string]any)
+	counts, _ := last["counts"].(map[string]any)
+	if tot := totals(body); tot["tenants"] != float64(2) || tot["definitions"] != float64(13) || tot["errors"] != float64(2) ||
+		counts["created"] != float64(13) || last["result"] != "invalid" || !strings.Contains(fmt.Sprint(last["message"]), "globex") {
+		t.Errorf("root token: totals %v, last_reconcile %v: want everything", tot, last)
+	}
+	if got := syncSum(body); got != 2 {
+		t.Errorf("root token: inngest_sync counts %v tenants, want 2", got)
 	}
 }

@@ -150,3 +150,42 @@ func Main(m *testing.M, c **Cluster) int {
 	defer cl.Stop()
 	return m.Run()
 }
+
+// CutOff makes the database at dbURL (one of NewDatabase's) unreachable, as
+// in an outage: it refuses new connections, the superuser's included
+// (allow_connections false), and ends the open ones. The function it
+// returns makes the database reachable again; it runs at the end of the
+// test too.
+func (c *Cluster) CutOff(t testing.TB, dbURL string) (restore func()) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := func(sql string, args ...any) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.URL)
+		if err != nil {
+			t.Fatalf("connect to test cluster: %v", err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	admin("alter database " + pgx.Identifier{name}.Sanitize() + " allow_connections false")
+	admin("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()", name)
+	restored := false
+	restore = func() {
+		t.Helper()
+		if !restored {
+			restored = true
+			admin("alter database " + pgx.Identifier{name}.Sanitize() + " allow_connections true")
+		}
+	}
+	t.Cleanup(restore)
+	return restore
+}
