@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,9 +76,17 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 			mask = append(mask, abs)
 		}
 	}
-	sandbox := &executor.Sandbox{Python: o.python, Mask: mask}
+	uids, err := executor.ParseUIDRange(o.sandboxUIDs)
+	if err != nil {
+		return usageError("--sandbox-uids: %v", err)
+	}
+	sandbox := &executor.Sandbox{Python: o.python, UIDs: uids, Mask: mask}
 	if err := sandbox.Check(ctx); err != nil {
 		logger.Warn("python_script runs will be refused", "err", err)
+	} else if os.Geteuid() == 0 {
+		logger.Info("python_script sandbox ready: each run as a uid of its own (running the daemon as a non-root user is recommended)", "uids", uids.String())
+	} else {
+		logger.Info("python_script sandbox ready: each run in a user namespace of its own", "uid", os.Geteuid())
 	}
 	guard := executor.NewGuard(allow)
 	if o.dnsServer != "" {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/riveredge/tasksync/reconciler"
 )
 
@@ -22,25 +24,40 @@ import (
 // main must hand such a start to SandboxInit before anything else.
 const SandboxInitArg = "__tasksync-sandbox-init"
 
-// Sandbox runs python_script actions out of process: in their own network
-// (no interfaces but a down loopback), PID, mount, IPC and UTS namespaces,
-// as an unprivileged user, with an empty environment plus the declared
-// env, in a temporary directory removed afterwards, under CPU, memory,
+// Sandbox runs python_script actions out of process, each under an init
+// process (this binary) that builds the sandbox and becomes the
+// interpreter: in their own network (no interfaces but a down loopback),
+// PID, mount, IPC and UTS namespaces; in a root of their own holding only
+// /usr (and the interpreter's prefix) read-only, a minimal /dev, their own
+// /proc and an empty writable /tmp with the run's work directory; as a uid
+// of their own, with no capabilities, no_new_privs and a seccomp filter,
+// no inherited file descriptors, an empty environment plus the declared
+// env and the arguments out of every command line; under CPU, memory,
 // file-size, process and open-file limits and a wall-clock timeout that
 // kills every process of the run. It never runs a script unsandboxed.
+//
+// As root, each concurrent run takes a uid of its own from UIDs. A
+// daemon that is not root (the recommended way) runs each script as its
+// own uid in a user namespace of the run's own, which the kernel needs to
+// allow to unprivileged users.
 type Sandbox struct {
-	// Python is the interpreter; it must be runnable by UID.
+	// Python is the interpreter; it must be runnable by the scripts' uids.
 	Python string
-	// UID and GID the script runs as; default 65534 (nobody).
-	UID, GID int
+	// UIDs is the range a root daemon's runs take their uids (and gids)
+	// from, one per concurrent run; default DefaultSandboxUIDs. A run
+	// waits, up to its context, while every uid is in use.
+	UIDs UIDRange
 	// Self is the executable started as the sandbox's init; default the
 	// running binary.
 	Self string
 	// Mask lists host paths hidden from scripts behind empty mounts, such
-	// as the definitions tree and the secrets directory, which hold
-	// world-readable files of every tenant.
+	// as the definitions tree and the secrets directory, in case they lie
+	// inside a tree the sandbox exposes read-only (/usr or the
+	// interpreter's prefix); nothing else of the host is there anyway.
 	Mask []string
 
+	poolOnce  sync.Once
+	pool      *uidPool
 	checkOnce sync.Once
 	checkErr  error
 }
@@ -66,14 +83,20 @@ const (
 )
 
 // initSpec is what the parent tells the init process, through a pipe so
-// that env values (secrets) appear in no command line.
+// that env values and arguments (secrets) appear in no command line.
 type initSpec struct {
-	Python   string   `json:"python"`
-	Args     []string `json:"args"`
-	Env      []string `json:"env"`
-	Dir      string   `json:"dir"`
-	UID      int      `json:"uid"`
-	GID      int      `json:"gid"`
+	Python string   `json:"python"`
+	Args   []string `json:"args"` // the script's, not the interpreter's
+	Env    []string `json:"env"`
+	Dir    string   `json:"dir"`
+	UID    int      `json:"uid"`
+	GID    int      `json:"gid"`
+	// UserNS: the init runs in a user namespace of its own, as the
+	// daemon's uid, and changes no uid.
+	UserNS bool `json:"user_ns"`
+	// ReadOnly lists host directories bound read-only at the same path
+	// besides /usr: the interpreter's prefix when it lives elsewhere.
+	ReadOnly []string `json:"read_only"`
 	CPUSecs  uint64   `json:"cpu_secs"`
 	MemBytes uint64   `json:"mem_bytes"`
 	Mask     []string `json:"mask"`
@@ -81,7 +104,7 @@ type initSpec struct {
 
 // ErrSandboxUnavailable means the sandbox cannot be set up on this host;
 // scripts are refused rather than run without it.
-var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root or CAP_SYS_ADMIN for namespaces, and an interpreter the sandbox user may run); scripts are refused")
+var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root, or unprivileged user namespaces for a daemon that is not root, and an interpreter under /usr or a prefix of its own that the scripts' uid may run); scripts are refused")
 
 // Check runs a trivial script once and reports whether the sandbox works
 // here; tasksync calls it at start-up.
@@ -123,10 +146,6 @@ func (s *Sandbox) Run(ctx context.Context, py reconciler.PythonScript, args []st
 }
 
 func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []string, env map[string]string) (*ScriptResult, error) {
-	uid, gid := s.UID, s.GID
-	if uid == 0 {
-		uid, gid = 65534, 65534
-	}
 	self := s.Self
 	if self == "" {
 		self = "/proc/self/exe"
@@ -134,6 +153,34 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	python := s.Python
 	if python == "" {
 		python = "/usr/bin/python3"
+	}
+	for _, a := range args {
+		if strings.ContainsRune(a, 0) {
+			return nil, errors.New("python_script args: an argument holds a NUL byte, which no process argument can carry")
+		}
+	}
+	readOnly, err := interpreterPrefix(python)
+	if err != nil {
+		return nil, err
+	}
+	userNS := os.Geteuid() != 0
+	uid, gid := os.Geteuid(), os.Getegid()
+	if !userNS {
+		s.poolOnce.Do(func() {
+			r := s.UIDs
+			if r == (UIDRange{}) {
+				r, _ = ParseUIDRange(DefaultSandboxUIDs)
+			}
+			s.pool = newUIDPool(r)
+		})
+		if uid, err = s.pool.get(ctx); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		// Returned after Wait: the init is PID 1 of the run's namespace,
+		// and the kernel reaps every process of it before the init's exit
+		// is reported, so no process of the run holds the uid any more.
+		defer s.pool.put(uid)
+		gid = uid
 	}
 	dir, err := os.MkdirTemp("", "tasksync-script-")
 	if err != nil {
@@ -163,13 +210,15 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	}
 	spec := initSpec{
 		Python:   python,
-		Args:     append([]string{python, "-I", "main.py"}, args...),
+		Args:     args,
 		Dir:      dir,
 		UID:      uid,
 		GID:      gid,
+		UserNS:   userNS,
+		ReadOnly: readOnly,
 		CPUSecs:  uint64(timeout/time.Second) + 1,
 		MemBytes: uint64(memMB) << 20,
-		Mask:     append([]string{"/var/run/secrets", "/run/secrets"}, s.Mask...),
+		Mask:     s.Mask,
 	}
 	for k, v := range env {
 		spec.Env = append(spec.Env, k+"="+v)
@@ -191,6 +240,16 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
 		Setpgid:    true,
 		Pdeathsig:  syscall.SIGKILL,
+	}
+	if userNS {
+		// The daemon's own uid and gid, mapped to themselves, are all the
+		// new user namespace knows. The init keeps the two capabilities it
+		// needs in it (mounts, dropping the bounding set) across its exec;
+		// the interpreter gets none.
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+		cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP}
 	}
 	// Killing the init kills its whole PID namespace: every process the
 	// script started, however it detached.
@@ -228,6 +287,33 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		return res, fmt.Errorf("sandbox: %w", err)
 	}
 	return res, nil
+}
+
+// interpreterPrefix returns the directory to expose read-only besides
+// /usr for python: none when it lives under /usr (or the /bin and /lib
+// links to it), else the prefix it is installed in (/opt/py for
+// /opt/py/bin/python3), which must be a directory of its own.
+func interpreterPrefix(python string) ([]string, error) {
+	real, err := filepath.EvalSymlinks(python)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the interpreter %s: %v", ErrSandboxUnavailable, python, err)
+	}
+	for _, d := range sandboxSystemDirs() {
+		if strings.HasPrefix(real, d+"/") {
+			return nil, nil
+		}
+	}
+	prefix := filepath.Dir(filepath.Dir(real))
+	if strings.Count(prefix, "/") < 2 {
+		return nil, fmt.Errorf("%w: the interpreter %s (%s) is neither under /usr nor in a prefix of its own (such as /opt/python/bin/python3): the sandbox would expose all of %s", ErrSandboxUnavailable, python, real, prefix)
+	}
+	return []string{prefix}, nil
+}
+
+// sandboxSystemDirs are the host directories a script sees read-only,
+// each as on the host: a directory, or (merged /usr) a link into /usr.
+func sandboxSystemDirs() []string {
+	return []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
 }
 
 // lastLineJSON returns the JSON value on the last non-empty line of out.

@@ -1,0 +1,511 @@
+package executor_test
+
+// Red-team tests of the python_script sandbox's walls: each one is an
+// attack a hostile tenant's script tries, and what it must find.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/executor"
+)
+
+// runOK runs src in s and fails the test unless it exits 0.
+func runOK(t *testing.T, s *executor.Sandbox, src string, args ...string) string {
+	t.Helper()
+	res, err := s.Run(context.Background(), script(src), args, nil, nil)
+	if err != nil {
+		t.Fatalf("run: %v\nstdout: %s", err, stdoutOf(res))
+	}
+	return res.Stdout
+}
+
+func stdoutOf(res *executor.ScriptResult) string {
+	if res == nil {
+		return "<no result>"
+	}
+	return res.Stdout + res.Stderr
+}
+
+// freshDir makes a new directory under base (under the temporary
+// directory when the test does not run as root), readable by all, removed
+// at the end of the test.
+func freshDir(t *testing.T, base string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		base = os.TempDir()
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(base, "tasksync-redteam-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSandboxHostSocketUnreachable: a host unix socket anyone may connect
+// to is not in the script's filesystem, so not reachable.
+func TestSandboxHostSocketUnreachable(t *testing.T) {
+	s := sandbox(t)
+	path := filepath.Join(freshDir(t, "/run"), "test.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if err := os.Chmod(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	out := runOK(t, s, fmt.Sprintf(`
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(%q)
+    print("REACHED")
+except OSError as e:
+    print("refused", e.errno)
+`, path))
+	if !strings.Contains(out, "refused") {
+		t.Errorf("stdout = %q, want the host socket unreachable", out)
+	}
+}
+
+// TestSandboxHostPathsAbsent: nothing of the host's filesystem but the
+// interpreter's read-only tree is there: no lock directories to share
+// between runs, no token files, no /etc, /root, /home, /run, /var.
+func TestSandboxHostPathsAbsent(t *testing.T) {
+	s := sandbox(t)
+	base := "/srv"
+	token := filepath.Join(freshDir(t, base), "tokens")
+	if err := os.WriteFile(token, []byte("status-token-of-everyone"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{token, filepath.Dir(token), "/run/lock", "/var/lock", "/etc/shadow", "/etc/passwd", "/etc",
+		"/root", "/home", "/run", "/var", "/srv", "/opt", "/mnt", "/boot", "/sys", "/work"}
+	out := runOK(t, s, fmt.Sprintf(`
+import os
+for p in %s:
+    print(p, "PRESENT" if os.path.lexists(p) else "absent")
+for d in ["/run/lock", "/var/lock"]:
+    try:
+        open(d + "/tasksync-probe", "w").write("x")
+        print(d, "WRITABLE")
+    except OSError as e:
+        print(d, "not writable", e.errno)
+`, pyList(paths)))
+	for _, p := range paths {
+		if !strings.Contains(out, p+" absent\n") {
+			t.Errorf("%s is in the sandbox; stdout:\n%s", p, out)
+		}
+	}
+	if strings.Contains(out, "WRITABLE") || strings.Contains(out, "status-token-of-everyone") {
+		t.Errorf("stdout:\n%s", out)
+	}
+}
+
+func pyList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// TestSandboxOwnTmpAndSubprocess: what a script needs still works: its
+// own writable /tmp and work directory, the devices it may use, and
+// starting the interpreter again.
+func TestSandboxOwnTmpAndSubprocess(t *testing.T) {
+	s := sandbox(t)
+	out := runOK(t, s, `
+import os, subprocess
+open("/tmp/scratch", "w").write("x")
+open("mine.txt", "w").write("x")
+open("/dev/null", "w").write("x")
+assert len(open("/dev/urandom", "rb").read(8)) == 8
+r = subprocess.run(["/usr/bin/python3", "-c", "print(1)"], capture_output=True, text=True)
+print("child", r.returncode, r.stdout.strip())
+print("cwd", os.getcwd())
+print("main", __name__, __file__, sorted(k for k in globals() if not k.startswith("__")))
+print("dev", sorted(os.listdir("/dev")))
+print("root", sorted(os.listdir("/")))
+for p in ["/usr/tasksync-probe", "/tasksync-probe", "/dev/tasksync-probe"]:
+    try:
+        open(p, "w")
+        print("WROTE", p)
+    except OSError as e:
+        print("refused", p, e.errno)
+`)
+	for _, want := range []string{"child 0 1\n", "cwd /tmp/work\n", "main __main__ /tmp/work/main.py ['os', 'r', 'subprocess']\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "WROTE") {
+		t.Errorf("the root is writable:\n%s", out)
+	}
+	for _, dev := range []string{"'sda'", "'vda'", "'mem'", "'kmsg'", "'tty'", "'console'"} {
+		if strings.Contains(out, dev) {
+			t.Errorf("/dev holds %s:\n%s", dev, out)
+		}
+	}
+}
+
+// TestSandboxProcessLimitPerRun: a tenant holding every process its limit
+// allows does not make another tenant's concurrent run fail.
+func TestSandboxProcessLimitPerRun(t *testing.T) {
+	s := sandbox(t)
+	marker := fmt.Sprintf("tasksync-holder-%d", time.Now().UnixNano())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		py := script(fmt.Sprintf(`
+import subprocess, time
+n = 0
+try:
+    for _ in range(200):
+        subprocess.Popen([%q, "60"], executable="/bin/sleep")
+        n += 1
+except OSError as e:
+    print("holding", n, "children:", e, flush=True)
+time.sleep(60)
+`, marker))
+		py.Timeout = reconciler.Duration(60 * time.Second)
+		s.Run(ctx, py, nil, nil, nil)
+	}()
+	// Wait until tenant A holds its processes (the limit, 64, less itself).
+	deadline := time.Now().Add(20 * time.Second)
+	for n := 0; n < 63; {
+		out, _ := exec.Command("pgrep", "-c", "-f", marker).Output()
+		n, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+		if time.Now().After(deadline) {
+			t.Fatalf("tenant A started only %d processes", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := s.Run(context.Background(), script(`
+import subprocess
+r = subprocess.run(["/usr/bin/python3", "-c", "print(1)"], capture_output=True, text=True)
+print("child", r.returncode, r.stdout.strip())
+`), nil, nil, nil)
+	cancel()
+	wg.Wait()
+	if err != nil || !strings.Contains(res.Stdout, "child 0 1") {
+		t.Errorf("tenant B's run with tenant A holding 63 processes: %v\n%s", err, stdoutOf(res))
+	}
+}
+
+// TestSandboxPrivileges: no_new_privs, no capability in any set, and a
+// seccomp filter.
+func TestSandboxPrivileges(t *testing.T) {
+	s := sandbox(t)
+	out := runOK(t, s, `
+for line in open("/proc/self/status"):
+    k = line.split(":")[0]
+    if k in ("NoNewPrivs", "Seccomp", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        print(k, line.split()[1])
+`)
+	for _, want := range []string{"NoNewPrivs 1", "Seccomp 2", "CapInh 0000000000000000", "CapPrm 0000000000000000",
+		"CapEff 0000000000000000", "CapBnd 0000000000000000", "CapAmb 0000000000000000"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("/proc/self/status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestSandboxSeccompDenies: what scripts never need fails with EPERM,
+// including through the 32-bit syscall entry.
+func TestSandboxSeccompDenies(t *testing.T) {
+	s := sandbox(t)
+	src := `
+import ctypes, errno, mmap, os, platform, sys
+sys.stdout.reconfigure(line_buffering=True)
+libc = ctypes.CDLL(None, use_errno=True)
+def check(name, rc):
+    e = ctypes.get_errno()
+    print(name, "ALLOWED" if rc == 0 else errno.errorcode.get(e, e))
+check("unshare-user", libc.unshare(0x10000000))
+check("unshare-net", libc.unshare(0x40000000))
+check("mount", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+check("ptrace", libc.ptrace(16, 999999, None, None))  # PTRACE_ATTACH: ESRCH unless denied
+check("keyctl", libc.syscall(250, 0, 0))
+check("bpf", libc.syscall(321, 0, 0, 0))
+check("userfaultfd", 0 if libc.syscall(323, 0) >= 0 else -1)
+check("perf_event_open", 0 if libc.syscall(298, 0, 0, -1, -1, 0) >= 0 else -1)
+r = os.fork()
+if r == 0:
+    os._exit(0)
+os.waitpid(r, 0)
+print("fork ok")
+if platform.machine() == "x86_64":
+    # getpid through the ia32 entry (int 0x80, nr 20) and the x32 ABI, each
+    # in a child: a kernel without that entry kills the caller instead.
+    for name, code in [("ia32", b"\xb8\x14\x00\x00\x00\xcd\x80\xc3"), ("x32", b"\xb8\x27\x00\x00\x40\x0f\x05\xc3")]:
+        r = os.fork()
+        if r == 0:
+            m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+            m.write(code)
+            addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+            rc = ctypes.CFUNCTYPE(ctypes.c_int)(addr)()
+            print(name, "ALLOWED" if rc == os.getpid() else errno.errorcode.get(-rc, rc), flush=True)
+            os._exit(0)
+        _, st = os.waitpid(r, 0)
+        if os.WIFSIGNALED(st):
+            print(name, "no such entry: killed by signal", os.WTERMSIG(st))
+`
+	out := runOK(t, s, src)
+	want := []string{"unshare-user EPERM", "unshare-net EPERM", "mount EPERM", "ptrace EPERM", "keyctl EPERM",
+		"bpf EPERM", "userfaultfd EPERM", "perf_event_open EPERM", "fork ok"}
+	if runtime.GOARCH == "amd64" && !strings.Contains(out, "ia32 no such entry") {
+		// Where the kernel has the ia32 entry, the filter denies it.
+		want = append(want, "ia32 EPERM")
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("stdout lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "ALLOWED") {
+		t.Errorf("a denied syscall was allowed:\n%s", out)
+	}
+}
+
+// TestSandboxNoInheritedFDs: a descriptor the daemon leaves inheritable
+// (a library's pipe without close-on-exec) does not reach the script.
+func TestSandboxNoInheritedFDs(t *testing.T) {
+	s := sandbox(t)
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil { // deliberately without O_CLOEXEC
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(p[0]); syscall.Close(p[1]) })
+	out := runOK(t, s, `
+import os
+open_fds = []
+for fd in range(0, 1024):
+    try:
+        os.fstat(fd)
+        open_fds.append(fd)
+    except OSError:
+        pass
+print("fds", open_fds)
+print("listing", sorted(int(f) for f in os.listdir("/proc/self/fd")))
+`)
+	if !strings.Contains(out, "fds [0, 1, 2]\n") || !strings.Contains(out, "listing [0, 1, 2, 3]\n") {
+		t.Errorf("want only 0, 1, 2 open (and the listing's own fd):\n%s", out)
+	}
+}
+
+// TestSandboxArgsNotInCmdline: an argument holding a secret is in no
+// process's command line on the host while the script runs.
+func TestSandboxArgsNotInCmdline(t *testing.T) {
+	s := sandbox(t)
+	secret := fmt.Sprintf("arg-s3cr3t-%d", time.Now().UnixNano())
+	marker := fmt.Sprintf("tasksync-argwait-%d", time.Now().UnixNano())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		py := script(fmt.Sprintf(`
+import subprocess, sys
+print("argv", sys.argv, flush=True)
+subprocess.run([%q, "60"], executable="/bin/sleep")
+`, marker))
+		res, err := s.Run(ctx, py, []string{"--token", secret, "--tenant=acme"}, nil, nil)
+		done <- result{stdoutOf(res), err}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", marker).Output()
+		if len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the script did not start: %+v", <-done)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), secret) {
+			t.Errorf("%s shows the secret argument: %q", f, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	cancel()
+	r := <-done
+	if want := fmt.Sprintf("argv ['main.py', '--token', '%s', '--tenant=acme']", secret); !strings.Contains(r.out, want) {
+		t.Errorf("stdout = %q, want %q", r.out, want)
+	}
+}
+
+// unprivilegedTestUID is the uid TestSandboxUnprivilegedDaemon runs the
+// tests above as: no host user's, outside the default sandbox range.
+const unprivilegedTestUID = 2000100000
+
+// TestSandboxUnprivilegedDaemon runs the sandbox's tests again from a
+// process that is not root, as a daemon run the recommended way: each
+// script then gets a user namespace of its own, and every wall must hold
+// the same.
+func TestSandboxUnprivilegedDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the tests as an unprivileged uid (this process may be that start)")
+	}
+	if testing.Short() {
+		t.Skip("runs the sandbox's tests again")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's own directory is root's alone: copy it where the
+	// unprivileged uid may run it.
+	dir := freshDir(t, os.TempDir())
+	exe := filepath.Join(dir, "executor.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.count=1", "-test.v",
+		"-test.run", "^TestSandbox(RunsAScript|Confines|Limits|HostSocketUnreachable|HostPathsAbsent|OwnTmpAndSubprocess|ProcessLimitPerRun|Privileges|SeccompDenies|NoInheritedFDs|ArgsNotInCmdline)$")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: unprivilegedTestUID, Gid: unprivilegedTestUID}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the sandbox's tests as uid %d: %v\n%s", unprivilegedTestUID, err, out)
+	}
+	if n := strings.Count(string(out), "--- PASS: TestSandbox"); n < 11 {
+		t.Errorf("only %d tests passed as uid %d:\n%s", n, unprivilegedTestUID, out)
+	}
+	t.Logf("as uid %d:\n%s", unprivilegedTestUID, out)
+}
+
+// TestSandboxUIDPool: with one uid, a second concurrent run waits for it
+// (and gives up with its context); the uid comes back only once no
+// process of the first run holds it.
+func TestSandboxUIDPool(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the uid pool is a root daemon's")
+	}
+	const uid = 2000100001
+	s := &executor.Sandbox{Python: "/usr/bin/python3", UIDs: executor.UIDRange{First: uid, Last: uid}}
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("tasksync-pool-%d", time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() {
+		// The script leaves a detached child behind: the uid must not come
+		// back while it lives.
+		_, err := s.Run(context.Background(), script(fmt.Sprintf(`
+import subprocess
+subprocess.Popen([%q, "60"], executable="/bin/sleep", start_new_session=True)
+subprocess.run([%q, "1"], executable="/bin/sleep")
+`, marker, marker+"-fg")), nil, nil, nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", marker+"-fg").Output()
+		if len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first run did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Run(ctx, script("print(1)"), nil, nil, nil); err == nil || !strings.Contains(err.Error(), "every sandbox uid") {
+		t.Errorf("a run with every uid in use: err = %v, want it to wait and give up", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if pids := processesOf(t, uid); len(pids) > 0 {
+		t.Errorf("processes of uid %d outlived their run: %v", uid, pids)
+	}
+	if out := runOK(t, s, "import os; print('uid', os.getuid())"); !strings.Contains(out, fmt.Sprintf("uid %d", uid)) {
+		t.Errorf("stdout = %q, want the uid back in use", out)
+	}
+}
+
+// processesOf lists the host's processes whose real uid is uid.
+func processesOf(t *testing.T, uid int) []string {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/[0-9]*/status")
+	var pids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if fields := strings.Fields(line); len(fields) > 1 && fields[0] == "Uid:" && fields[1] == strconv.Itoa(uid) {
+				pids = append(pids, filepath.Base(filepath.Dir(f)))
+			}
+		}
+	}
+	return pids
+}
+
+func TestParseUIDRange(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want executor.UIDRange
+		err  string
+	}{
+		{in: executor.DefaultSandboxUIDs, want: executor.UIDRange{First: 2000000000, Last: 2000000999}},
+		{in: "100000-100999", want: executor.UIDRange{First: 100000, Last: 100999}},
+		{in: "5000-5000", want: executor.UIDRange{First: 5000, Last: 5000}},
+		{in: "0-999", err: "system users"},
+		{in: "2000-1000", err: "below the first"},
+		{in: "100000-300000", err: "more than"},
+		{in: "100000", err: "FIRST-LAST"},
+		{in: "a-b", err: "FIRST-LAST"},
+		{in: "4294967000-4294967295", err: "not a uid"},
+	} {
+		got, err := executor.ParseUIDRange(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseUIDRange(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseUIDRange(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
