@@ -43,10 +43,11 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
-	r, err := o.reconciler(st)
+	tree, err := o.tree()
 	if err != nil {
 		return err
 	}
+	r := &reconciler.Reconciler{Tree: tree, Store: st, Budget: o.budget, Workers: reconcileWorkers()}
 	res, err := r.Plan(ctx, true)
 	if err != nil {
 		return err

@@ -66,8 +66,8 @@ func (o *treeOptions) check() error {
 	return nil
 }
 
-// reconciler builds the reconciler of the tree in o.dir over st.
-func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, error) {
+// tree is the loader of the tree in o.dir.
+func (o *treeOptions) tree() (*definitions.Loader, error) {
 	abs, err := realAbs(o.dir)
 	if err != nil {
 		return nil, err
@@ -76,9 +76,12 @@ func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, e
 	if err != nil {
 		return nil, err
 	}
-	l := v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants})
-	return &reconciler.Reconciler{Tree: l, Store: st, Budget: o.budget, Workers: 2 * runtime.GOMAXPROCS(0)}, nil
+	return v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants}), nil
 }
+
+// reconcileWorkers bounds how many tenants a reconcile reads and applies
+// at once.
+func reconcileWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // secretsDirFlag registers --secrets-dir.
 func secretsDirFlag(f *flagSet, dir *string) {

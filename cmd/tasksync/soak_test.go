@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 // soakResyncs is how many full resyncs the soak test runs the daemon
@@ -60,10 +62,10 @@ func TestSoakResyncs(t *testing.T) {
 		n, soakTenants, time.Since(started).Round(time.Millisecond), start.fds, end.fds, start.goroutines, end.goroutines,
 		float64(end.fds-start.fds)/float64(n), float64(end.goroutines-start.goroutines)/float64(n))
 	// Flat: a sync or two may be under way at either sample, no more.
-	if end.fds-start.fds > 2*syncParallel {
+	if end.fds-start.fds > 2*reconciler.SyncParallel {
 		t.Errorf("open file descriptors grew from %d to %d over %d resyncs", start.fds, end.fds, n)
 	}
-	if end.goroutines-start.goroutines > 4*syncParallel {
+	if end.goroutines-start.goroutines > 4*reconciler.SyncParallel {
 		t.Errorf("goroutines grew from %d to %d over %d resyncs", start.goroutines, end.goroutines, n)
 	}
 }

@@ -173,7 +173,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 		a.fail(w, err, "")
 		return
 	}
-	sync := map[string]int{}
+	sync := map[reconciler.SyncState]int{}
 	held := map[string][]string{}
 	total := 0
 	var totals struct {

@@ -134,21 +134,8 @@ func (s *Store) Tenants(ctx context.Context) ([]string, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// SyncState is a tenant app's Inngest sync state.
-type SyncState string
-
-// The sync states.
-const (
-	SyncPending SyncState = "pending"
-	SyncSynced  SyncState = "synced"
-	SyncFailed  SyncState = "failed"
-	// SyncRejected marks a definition Inngest refused; it is kept out of
-	// its app until it changes.
-	SyncRejected SyncState = "rejected"
-)
-
 // SetSyncState records the outcome of a tenant's sync.
-func (s *Store) SetSyncState(ctx context.Context, tenant string, state SyncState, errText string) error {
+func (s *Store) SetSyncState(ctx context.Context, tenant string, state reconciler.SyncState, errText string) error {
 	_, err := s.pool.Exec(ctx, `
 		update root_tenants set sync_state = $2, sync_error = nullif($3, ''),
 			last_synced_at = case when $2 = 'synced' then now() else last_synced_at end
@@ -174,7 +161,7 @@ func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID 
 // such as a function Inngest rejected and that is kept out of its app.
 // Only the version with hash is marked: a sync that finishes after a newer
 // version was applied leaves that version's state alone.
-func (s *Store) SetDefinitionSyncState(ctx context.Context, tenant, code, hash string, state SyncState, errText string) error {
+func (s *Store) SetDefinitionSyncState(ctx context.Context, tenant, code, hash string, state reconciler.SyncState, errText string) error {
 	_, err := s.pool.Exec(ctx, `
 		update root_scheduled_tasks d set sync_state = $4, sync_error = nullif($5, '')
 		from root_tenants t where t.id = d.tenant_id and t.code = $1 and d.code = $2 and d.spec_hash = $3 and d.deleted_at is null`,
@@ -206,18 +193,9 @@ func (s *Store) SetDefinitionsSynced(ctx context.Context, tenant string, version
 	return nil
 }
 
-// FireCheck is a scheduled definition whose fires are checked for runs.
-type FireCheck struct {
-	ID      int64
-	Tenant  string
-	Trigger reconciler.Trigger
-	From    time.Time   // the end of the last check, or when the version was applied
-	Runs    []time.Time // start times of its runs since From
-}
-
 // FireChecks returns every live, active cron or interval definition with
 // the runs it started since it was last checked.
-func (s *Store) FireChecks(ctx context.Context) ([]FireCheck, error) {
+func (s *Store) FireChecks(ctx context.Context) ([]reconciler.FireCheck, error) {
 	rows, err := s.pool.Query(ctx, `
 		select d.id, t.code, d.spec -> 'spec' -> 'trigger', greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at),
 			coalesce((select array_agg(r.started_at order by r.started_at) from root_task_runs r
@@ -228,9 +206,9 @@ func (s *Store) FireChecks(ctx context.Context) ([]FireCheck, error) {
 		return nil, fmt.Errorf("fire checks: %w", redact(err))
 	}
 	defer rows.Close()
-	var out []FireCheck
+	var out []reconciler.FireCheck
 	for rows.Next() {
-		var c FireCheck
+		var c reconciler.FireCheck
 		var trig []byte
 		if err := rows.Scan(&c.ID, &c.Tenant, &trig, &c.From, &c.Runs); err != nil {
 			return nil, fmt.Errorf("fire checks: %w", err)

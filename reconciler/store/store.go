@@ -26,8 +26,8 @@ import (
 var ErrNotMigrated = errors.New("the database has no tasksync schema; run tasksync migrate")
 
 // ErrNotLeader means a write was refused because this replica no longer
-// holds the leader lock.
-var ErrNotLeader = errors.New("not the leader: the leader lock was lost")
+// holds the leader lock (reconciler.ErrNotLeader).
+var ErrNotLeader = reconciler.ErrNotLeader
 
 // Options tune a Store.
 type Options struct {
@@ -177,7 +177,7 @@ func redact(err error) error {
 }
 
 // RecordReconcile stores the outcome of one reconcile for the status API.
-func (s *Store) RecordReconcile(ctx context.Context, started, finished time.Time, result string, c reconciler.Counts, message string) error {
+func (s *Store) RecordReconcile(ctx context.Context, started, finished time.Time, result reconciler.ReconcileResult, c reconciler.Counts, message string) error {
 	_, err := s.pool.Exec(ctx, `
 		insert into root_reconciles (started_at, finished_at, result, created, updated, retired, unchanged, held, errors, message)
 		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))`,

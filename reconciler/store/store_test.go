@@ -580,7 +580,7 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 		}
 		return st, msg
 	}
-	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], store.SyncRejected, "invalid cron"); err != nil {
+	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], reconciler.SyncRejected, "invalid cron"); err != nil {
 		t.Fatal(err)
 	}
 	if st, msg := state("alpha"); st != "rejected" || msg != "invalid cron" {
@@ -600,7 +600,7 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 	if err := s.SetDefinitionsSynced(ctxT(t), "acme", old); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], store.SyncRejected, "late"); err != nil {
+	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], reconciler.SyncRejected, "late"); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := state("alpha"); st != "pending" {

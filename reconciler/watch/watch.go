@@ -15,17 +15,13 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
-// Change is one debounced batch of events.
-type Change struct {
-	// Tenants that changed, sorted; a tenant directory created, removed or
-	// renamed is among them.
-	Tenants []string
-	// Full asks for a rescan of the whole tree: the watcher overflowed or
-	// failed, or the tree's root itself changed (a volume swap).
-	Full bool
-}
+// Change is one debounced batch of events: the domain's TreeChange, which
+// the controller consumes.
+type Change = reconciler.TreeChange
 
 // Options tune a Watcher.
 type Options struct {
