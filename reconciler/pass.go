@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -21,57 +22,17 @@ type Pass struct {
 	Unsynced map[string]error
 }
 
+// recordTimeout bounds writing a reconcile's row, which is written even
+// when the pass's own context has ended (a stop, a lost lock).
+const recordTimeout = 10 * time.Second
+
 // pass applies the tree (or the named tenants) and syncs the tenants whose
 // applied state changed; a pass over the whole tree syncs and verifies
 // every tenant.
 func (c *Controller) pass(ctx context.Context, r *Reconciler, tenants []string) *Pass {
-	start := time.Now()
-	var res *Result
-	var err error
-	if tenants == nil {
-		res, err = r.Apply(ctx)
-	} else {
-		res, err = r.ApplyTenants(ctx, tenants)
-	}
-	p := &Pass{Result: ReconcileSuccess, Applied: res, Err: err}
-	switch {
-	case err != nil:
-		p.Result = ReconcileError
-	case res.Err() != nil:
-		// Some tenants failed; the others applied and are synced below.
-		p.Result, p.Err = ReconcileError, res.Err()
-		c.log.Error("reconcile: some tenants could not be applied", "err", res.Err())
-	case len(res.Problems()) > 0:
-		p.Result = ReconcileInvalid
-	}
-	c.metrics.reconciles.WithLabelValues(string(p.Result)).Inc()
-	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
-	if err != nil {
-		c.log.Error("reconcile failed: nothing applied", "err", err, "duration", time.Since(start).Round(time.Millisecond))
+	p := c.apply(ctx, r, tenants)
+	if p.Applied == nil {
 		return p
-	}
-	if p.Result != ReconcileError {
-		c.metrics.lastSuccess.SetToCurrentTime()
-	}
-	msg := ""
-	if res.Err() != nil {
-		msg = fmt.Sprintf("%d tenants could not be applied", len(res.Failed))
-	}
-	if rerr := c.opts.State.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, p.Result, res.Counts, msg); rerr != nil {
-		c.log.Warn("cannot record the reconcile", "err", rerr)
-	}
-	c.logChanges(res)
-	c.log.Info("reconcile", "result", p.Result, "tenants", len(res.Plans), "created", res.Counts.Created, "updated", res.Counts.Updated,
-		"retired", res.Counts.Retired, "unchanged", res.Counts.Unchanged, "held", res.Counts.Held, "errors", res.Counts.Errors,
-		"duration", time.Since(start).Round(time.Millisecond))
-	for _, tp := range res.Plans {
-		if res.Failed[tp.Tenant] != nil {
-			continue
-		}
-		n := tp.Counts()
-		c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeCreate)).Add(float64(n.Created))
-		c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeUpdate)).Add(float64(n.Updated))
-		c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeRetire)).Add(float64(n.Retired))
 	}
 	c.refreshGauges(ctx)
 	if c.opts.Apps == nil {
@@ -81,13 +42,98 @@ func (c *Controller) pass(ctx context.Context, r *Reconciler, tenants []string) 
 	// server); a tree change syncs only the tenants it changed.
 	var only []string
 	if tenants != nil {
-		only = res.WrittenTenants
+		only = p.Applied.WrittenTenants
 		if only == nil {
 			only = []string{}
 		}
 	}
 	p.Unsynced = c.syncTenants(ctx, only)
 	return p
+}
+
+// apply is the reconcile of a pass. However it ends, its one deferred
+// block records it: the result row, the metrics and the log line.
+func (c *Controller) apply(ctx context.Context, r *Reconciler, tenants []string) (p *Pass) {
+	start := time.Now()
+	p = &Pass{}
+	defer func() { c.record(ctx, start, p) }()
+	if tenants == nil {
+		p.Applied, p.Err = r.Apply(ctx)
+	} else {
+		p.Applied, p.Err = r.ApplyTenants(ctx, tenants)
+	}
+	return p
+}
+
+// record sets p.Result and records the reconcile: its row for the status
+// API, its metrics and its log line. The row's message is a fixed phrase
+// or a count, never an error's text: every status token reads it.
+func (c *Controller) record(ctx context.Context, start time.Time, p *Pass) {
+	res := p.Applied
+	msg := ""
+	switch {
+	case p.Err != nil:
+		p.Applied, res = nil, nil
+		p.Result, msg = ReconcileError, "nothing applied: "+failureReason(ctx, p.Err)
+	case res.Err() != nil:
+		// Some tenants failed; the others applied and are synced.
+		p.Result, p.Err = ReconcileError, res.Err()
+		msg = fmt.Sprintf("%d tenants could not be applied", len(res.Failed))
+	case len(res.Problems()) > 0:
+		p.Result = ReconcileInvalid
+	default:
+		p.Result = ReconcileSuccess
+	}
+	started, finished, counts, plans := start, time.Now(), Counts{}, 0
+	if res != nil {
+		started, finished, counts, plans = res.StartedAt, res.FinishedAt, res.Counts, len(res.Plans)
+	}
+
+	c.metrics.reconciles.WithLabelValues(string(p.Result)).Inc()
+	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
+	if p.Result != ReconcileError {
+		c.metrics.lastSuccess.SetToCurrentTime()
+	}
+	if res != nil {
+		for _, tp := range res.Plans {
+			if res.Failed[tp.Tenant] != nil {
+				continue
+			}
+			n := tp.Counts()
+			c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeCreate)).Add(float64(n.Created))
+			c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeUpdate)).Add(float64(n.Updated))
+			c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeRetire)).Add(float64(n.Retired))
+		}
+		c.logChanges(res)
+	}
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := c.opts.State.RecordReconcile(rctx, started, finished, p.Result, counts, msg); err != nil {
+		c.log.Warn("cannot record the reconcile", "err", err)
+	}
+
+	attrs := []any{"result", p.Result, "tenants", plans, "created", counts.Created, "updated", counts.Updated,
+		"retired", counts.Retired, "unchanged", counts.Unchanged, "held", counts.Held, "errors", counts.Errors,
+		"duration", time.Since(start).Round(time.Millisecond)}
+	if p.Err != nil {
+		c.log.Error("reconcile", append(attrs, "message", msg, "err", p.Err)...)
+		return
+	}
+	c.log.Info("reconcile", attrs...)
+}
+
+// failureReason says, in a fixed phrase, why a reconcile failed as a
+// whole.
+func failureReason(ctx context.Context, err error) string {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(err, ErrNotLeader) || errors.Is(cause, ErrNotLeader):
+		return "the leader lock was lost"
+	case errors.Is(cause, errStopped) || ctx.Err() != nil:
+		return "stopped before it finished"
+	}
+	return "the tree or the applied state could not be read"
 }
 
 // logChanges logs one line per change applied.

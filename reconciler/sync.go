@@ -141,6 +141,9 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) error {
 // loadApps serves every tenant's applied definitions as its app, without
 // syncing: a follower executes the runs Inngest sends it.
 func (c *Controller) loadApps(ctx context.Context) error {
+	if c.opts.Apps == nil {
+		return nil
+	}
 	tenants, err := c.opts.State.Tenants(ctx)
 	if err != nil {
 		return err

@@ -77,8 +77,8 @@ func TestMigrateRewritesFunctionIDs(t *testing.T) {
 	if old["a/b-c"] != "tasksync-a-b-c" || old["a-b/c"] != "tasksync-a-b-c" {
 		t.Fatalf("ids at version 2 = %v, want the old colliding ones", old)
 	}
-	if n, err := s.Migrate(ctxT(t)); err != nil || n != 1 {
-		t.Fatalf("migrate = %d, %v; want the one migration", n, err)
+	if res, err := p.UpTo(ctxT(t), 3); err != nil || len(res) != 1 {
+		t.Fatalf("migrate to 3 = %d, %v; want the one migration", len(res), err)
 	}
 	ids := functionIDs(t, url)
 	if ids["a/b-c"] != "tasksync-a-_b-c" || ids["a-b/c"] != "tasksync-a-b-_c" {
