@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
 	"github.com/riveredge/tasksync/reconciler/inngest"
@@ -107,11 +108,11 @@ func (o *runOptions) actions(ctx context.Context, getenv func(string) string, lo
 		return nil, usageError("%v", err)
 	}
 	mask := []string{}
-	if abs, err := realAbs(o.dir); err == nil {
+	if abs, err := definitions.RealPath(o.dir); err == nil {
 		mask = append(mask, abs)
 	}
 	if o.secretsDir != "" {
-		if abs, err := realAbs(o.secretsDir); err == nil {
+		if abs, err := definitions.RealPath(o.secretsDir); err == nil {
 			mask = append(mask, abs)
 		}
 	}

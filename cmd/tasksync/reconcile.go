@@ -68,7 +68,7 @@ func (o *treeOptions) check() error {
 
 // tree is the loader of the tree in o.dir.
 func (o *treeOptions) tree() (*definitions.Loader, error) {
-	abs, err := realAbs(o.dir)
+	abs, err := definitions.RealPath(o.dir)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/riveredge/tasksync/migrations"
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 // copyTree copies the sample tree into a temp dir and returns it.
@@ -112,7 +113,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 		t.Errorf("plan with a change: exit %d, want 2", code)
 	}
 	jout, _, jcode := runCmd(t, env, "plan", "--format", "json")
-	var pj planJSON
+	var pj reconciler.PlanJSON
 	if err := json.Unmarshal([]byte(jout), &pj); err != nil || jcode != 2 || !pj.Pending || pj.Summary.Updated != 1 {
 		t.Errorf("plan --format json: exit %d, err %v, summary %+v\n%s", jcode, err, pj.Summary, jout)
 	}

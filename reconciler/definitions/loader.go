@@ -131,10 +131,9 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 		case isDir && TenantPattern.MatchString(name):
 			tenants = append(tenants, name)
 		case isDir:
-			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: fmt.Sprintf(
-				"directory %q is not a valid tenant code; use lowercase letters, digits and '-' (at most 63, not starting or ending with '-'), or start the name with '.' or '_' to ignore it", name)})
+			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: TenantCodeProblem(name)})
 		case isDefinitionFile(name):
-			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"})
+			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: misplacedFileProblem(name)})
 		}
 	}
 	for i := range problems {

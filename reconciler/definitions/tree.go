@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -38,6 +39,36 @@ func Ignored(name string) bool {
 	}
 	for _, suf := range []string{"~", ".swp", ".tmp", ".part"} {
 		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// TenantCodeProblem is what is wrong with a tenant directory's name, or
+// "" when it is a valid tenant code.
+func TenantCodeProblem(name string) string {
+	if TenantPattern.MatchString(name) {
+		return ""
+	}
+	return fmt.Sprintf("directory %q is not a valid tenant code; use lowercase letters, digits and '-' (at most 63, not starting or ending with '-'), or start the name with '.' or '_' to ignore it", name)
+}
+
+// misplacedFileProblem is the problem of a definition file at the top of
+// the tree.
+func misplacedFileProblem(name string) string {
+	return "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"
+}
+
+// HoldsDefinitions reports whether the directory dir on disk has definition
+// files of its own, which makes it a tenant directory rather than a tree.
+func HoldsDefinitions(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.IsDir() && !Ignored(e.Name()) && isDefinitionFile(e.Name()) {
 			return true
 		}
 	}
