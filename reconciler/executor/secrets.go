@@ -1,5 +1,3 @@
-// Package executor runs what Inngest invokes: api_call requests through an
-// SSRF guard, with templates and secrets resolved only at execution.
 package executor
 
 import (

@@ -93,7 +93,7 @@ type app struct {
 // New returns an empty registry.
 func New(opts Options) (*Registry, error) {
 	if opts.AppPrefix == "" {
-		opts.AppPrefix = "tasksync"
+		opts.AppPrefix = reconciler.DefaultAppPrefix
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -122,7 +122,7 @@ func New(opts Options) (*Registry, error) {
 func (r *Registry) ServeOrigin() string { return strings.TrimSuffix(r.opts.ServeOrigin, "/") }
 
 // AppID is a tenant's app id: <prefix>-<tenant>.
-func (r *Registry) AppID(tenant string) string { return r.opts.AppPrefix + "-" + tenant }
+func (r *Registry) AppID(tenant string) string { return reconciler.AppID(r.opts.AppPrefix, tenant) }
 
 // FunctionID is a definition's fully qualified function id:
 // <prefix>-<tenant>-_<code> (reconciler.FunctionID).

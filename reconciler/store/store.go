@@ -1,7 +1,3 @@
-// Package store keeps tasksync's applied state in PostgreSQL: tenants,
-// their applied definitions (soft-deleted when retired), validation
-// problems, reconciles and runs. It owns all SQL and applies the embedded
-// migrations.
 package store
 
 import (
@@ -31,7 +27,8 @@ var ErrNotLeader = reconciler.ErrNotLeader
 
 // Options tune a Store.
 type Options struct {
-	// AppPrefix names Inngest apps: <prefix>-<tenant>. Default "tasksync".
+	// AppPrefix names Inngest apps: <prefix>-<tenant>. Default
+	// reconciler.DefaultAppPrefix.
 	AppPrefix string
 	// MaxConns bounds the pool; default pgxpool's.
 	MaxConns int32
@@ -67,7 +64,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s := &Store{url: url, appPrefix: opts.AppPrefix, statements: new(atomic.Int64)}
 	if s.appPrefix == "" {
-		s.appPrefix = "tasksync"
+		s.appPrefix = reconciler.DefaultAppPrefix
 	}
 	cfg.ConnConfig.Tracer = &counter{s.statements}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 )
 
@@ -20,7 +21,7 @@ type inngestFlags struct {
 func (o *inngestFlags) flags(f *flagSet) {
 	f.string(&o.listen, "listen", "TASKSYNC_LISTEN", "127.0.0.1:8080", "`address` the daemon serves HTTP on")
 	f.string(&o.serveOrigin, "serve-origin", "TASKSYNC_SERVE_ORIGIN", "", "`origin` Inngest calls the apps at (default http:// + --listen)")
-	f.string(&o.appPrefix, "app-prefix", "TASKSYNC_APP_PREFIX", "tasksync", "`prefix` of the Inngest app ids: <prefix>-<tenant>")
+	f.string(&o.appPrefix, "app-prefix", "TASKSYNC_APP_PREFIX", reconciler.DefaultAppPrefix, "`prefix` of the Inngest app ids: <prefix>-<tenant>")
 }
 
 // registry builds the Inngest registry from the flags and the SDK's
