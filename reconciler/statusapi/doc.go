@@ -1,4 +1,4 @@
-// Package statusapi is the read-only JSON status API of SPEC §8: the last
+// Package statusapi is the read-only JSON status API (/v1/...): the last
 // reconcile, tenants, definitions (filtered and paginated), one
 // definition in detail with its next fire times, run history and current
 // validation problems, optionally behind per-tenant bearer tokens.
