@@ -53,11 +53,12 @@ run: build bin/inngest ## Postgres (data in .run/), the Inngest dev server and t
 clean: ## remove build output and caches
 	rm -rf bin $(CACHE)
 
-# The Inngest dev server, built from its Go module in an ignored cache (see
-# ../shared/INNGEST.md): a build module of its own that repeats the
-# server's replace directive and points at a writable copy of the module
-# with the one file its docs embed needs. An inngest already on PATH is
-# used instead.
+# The Inngest dev server, built from its Go module in an ignored cache
+# (docs/inngest.md, "The dev server"): go install refuses a module with
+# replace directives, so a build module of its own repeats the server's
+# replace directive and points at a writable copy of the module with the
+# one file its docs embed needs. An inngest already on PATH is used
+# instead.
 INNGEST_VERSION ?= v1.44.0
 INNGEST_BUILD   := $(CACHE)/inngest-$(INNGEST_VERSION)
 

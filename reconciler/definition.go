@@ -42,7 +42,8 @@ const (
 )
 
 // Defaults applied to every definition that leaves the field unset. They are
-// applied in one place, definitions.normalize, and documented in the README.
+// applied in one place, definitions.normalize, and documented in
+// docs/format.md ("Defaults").
 const (
 	DefaultRetries          = 3
 	DefaultConcurrency      = 1

@@ -17,7 +17,7 @@ import (
 // version is set at build time: -ldflags "-X main.version=$(git describe)".
 var version = "dev"
 
-// Exit codes shared by the commands.
+// Exit codes shared by the commands (the table in docs/operations.md).
 const (
 	exitOK      = 0
 	exitFailure = 1 // invalid input, errors, or (plan) ...
