@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/executor"
 )
 
 type planOptions struct {
@@ -33,6 +34,9 @@ func runPlan(ctx context.Context, c *invocation) error {
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	if err := executor.NewSecrets(o.secretsDir, c.getenv).CheckDir(); err != nil {
+		return &exitError{code: exitUsage, err: err}
 	}
 	o.grants = grantCheck(o.secretsDir, c.getenv, false)
 	st, err := o.open(ctx)

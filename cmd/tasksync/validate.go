@@ -14,6 +14,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/executor"
 )
 
 // The output formats of validate (and later plan).
@@ -71,6 +72,9 @@ func runValidate(ctx context.Context, c *invocation) error {
 		return err
 	}
 	var stats validateStats
+	if err := executor.NewSecrets(o.secretsDir, c.getenv).CheckDir(); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
 	grants := grantCheck(o.secretsDir, c.getenv, false)
 	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
 		problems := []reconciler.Problem{}

@@ -79,6 +79,7 @@ func TestSecretsGrantedPerTenant(t *testing.T) {
 		"TASKSYNC_SECRET_ENVKEY":    "env-key",
 		"TASKSYNC_GRANT_ENVKEY":     "acme",
 		"TASKSYNC_SECRET_UNGRANTED": "env-ungranted",
+		"TASKSYNC_GRANT_NOVALUE":    "acme", // granted, its value not set here
 	}
 	s := executor.NewSecrets(dir, func(k string) string { return env[k] })
 	cases := []struct {
@@ -105,6 +106,8 @@ func TestSecretsGrantedPerTenant(t *testing.T) {
 		{"acme", "ENVKEY", true},
 		{"globex", "ENVKEY", false},
 		{"acme", "UNGRANTED", false},
+		{"acme", "NOVALUE", true},
+		{"globex", "NOVALUE", false},
 		{"acme", "NOPE", false},
 		{"_shared", "MAPS", false},
 		{"../globex", "GLOBEX_TOKEN", false},
@@ -424,5 +427,19 @@ func TestRedactorForms(t *testing.T) {
 	var ue *url.Error
 	if errors.As(r.Error(&url.Error{Op: "Get", URL: "https://x/?k=987654", Err: io.EOF}), &ue) {
 		t.Errorf("errors.As reaches the unredacted *url.Error: %v", ue)
+	}
+}
+
+// TestGrantedSecretWithoutValue: a secret granted by TASKSYNC_GRANT_<NAME>
+// passes validation without its value (a CI job has the grants, not the
+// secrets), and a run says that the value is what is missing.
+func TestGrantedSecretWithoutValue(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	h := newHTTP(t, mustCIDRs(t, "127.0.0.1"), map[string]string{"TASKSYNC_GRANT_NOVALUE": "acme"})
+	call := reconciler.APICall{Method: "GET", URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer ${secret:NOVALUE}"}}
+	_, err := h.Run(context.Background(), "acme", call, expr.Task, nil)
+	if err == nil || !strings.Contains(err.Error(), "granted to tenant \"acme\" by TASKSYNC_GRANT_NOVALUE, but TASKSYNC_SECRET_NOVALUE is not set") {
+		t.Errorf("Run = %v, want the missing value named", err)
 	}
 }
