@@ -10,7 +10,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/riveredge/tasksync/reconciler/loopback"
+	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/pgserver"
 )
 
@@ -64,7 +65,7 @@ func (c *Cluster) start() error {
 	if err := c.pg.Run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -82,15 +83,6 @@ func (c *Cluster) start() error {
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Stop stops the server and removes its files.
@@ -136,6 +128,25 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// NewStore opens a store with opts on a new database (NewDatabase) and
+// migrates it; the store is closed when the test ends. It returns the
+// database's URL too, for tests that look at the rows themselves.
+func (c *Cluster) NewStore(t testing.TB, opts store.Options) (*store.Store, string) {
+	t.Helper()
+	url := c.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st, url
 }
 
 // Main runs a package's tests against a fresh cluster: call it from
