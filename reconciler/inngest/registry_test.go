@@ -275,7 +275,7 @@ func TestSignedServer(t *testing.T) {
 	rec := newRecorder(t)
 	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	deftest.WriteFile(t, filepath.Join(tree, "acme", "a.yaml"), fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: ping}\nspec:\n  trigger: {event: app/ping}\n  type: api_call\n  config: {url: \"%s/signed\"}\n", rec.URL))
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "a.yaml"), deftest.Task{Code: "ping", Trigger: "{event: app/ping}", Config: fmt.Sprintf("{url: %q}", rec.URL+"/signed")}.String())
 	v, _ := definitions.NewValidator()
 	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
 	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(context.Background()); err != nil || res.Err() != nil {

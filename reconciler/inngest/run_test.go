@@ -531,15 +531,8 @@ func TestPostgresOutageLosesNoRun(t *testing.T) {
 	rec := newRecorder(t)
 	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	deftest.WriteFile(t, filepath.Join(tree, "acme", "out.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: outage}
-spec:
-  trigger: {event: app/outage}
-  type: api_call
-  config: {method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}
-  retries: 0
-`, rec.URL))
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "out.yaml"), deftest.Task{Code: "outage", Trigger: "{event: app/outage}",
+		Config: fmt.Sprintf(`{method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
 	v, err := definitions.NewValidator()
 	if err != nil {
 		t.Fatal(err)

@@ -58,15 +58,8 @@ spec:
   config: {method: POST, url: "%[1]s/deliver/acme", body: {text: "{{ event.data.text }}"}}
   retries: 0
 `, rec.URL))
-	deftest.WriteFile(t, filepath.Join(tree, "globex", "deliver.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: deliver}
-spec:
-  trigger: {event: message/send}
-  type: api_call
-  config: {method: POST, url: "%s/deliver/globex", body: {text: "{{ event.data.text }}"}}
-  retries: 0
-`, rec.URL))
+	deftest.WriteFile(t, filepath.Join(tree, "globex", "deliver.yaml"), deftest.Task{Code: "deliver", Trigger: "{event: message/send}",
+		Config: fmt.Sprintf(`{method: POST, url: "%s/deliver/globex", body: {text: "{{ event.data.text }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
 	v, _ := definitions.NewValidator()
 	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
 	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 2}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
