@@ -99,26 +99,11 @@ func (c *Cluster) Stop() {
 func (c *Cluster) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("tasksync_test_%d_%d", os.Getpid(), c.dbs.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL)
-	if err != nil {
-		t.Fatalf("connect to test cluster: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := c.admin("create database " + pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, c.URL)
-		if err != nil {
-			t.Errorf("connect to drop test database: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+		if err := c.admin("drop database if exists " + pgx.Identifier{name}.Sanitize() + " with (force)"); err != nil {
 			t.Errorf("drop test database: %v", err)
 		}
 	})
@@ -176,15 +161,8 @@ func (c *Cluster) CutOff(t testing.TB, dbURL string) (restore func()) {
 	name := strings.TrimPrefix(u.Path, "/")
 	admin := func(sql string, args ...any) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, c.URL)
-		if err != nil {
-			t.Fatalf("connect to test cluster: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
+		if err := c.admin(sql, args...); err != nil {
+			t.Fatal(err)
 		}
 	}
 	admin("alter database " + pgx.Identifier{name}.Sanitize() + " allow_connections false")
@@ -199,4 +177,19 @@ func (c *Cluster) CutOff(t testing.TB, dbURL string) (restore func()) {
 	}
 	t.Cleanup(restore)
 	return restore
+}
+
+// admin runs one statement as the cluster's superuser.
+func (c *Cluster) admin(sql string, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL)
+	if err != nil {
+		return fmt.Errorf("connect to the test cluster: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
 }
