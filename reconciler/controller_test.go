@@ -19,10 +19,12 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // The controller's tests run it in this process against a real PostgreSQL
@@ -56,7 +58,7 @@ func devServer(t *testing.T) *inngesttest.Server {
 
 // controllerTask is a definition file of one api_call task.
 func controllerTask(code, cron string) string {
-	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s, name: %s}\nspec:\n  trigger: {cron: %q}\n  type: api_call\n  config: {url: 'https://a.example.com/%s'}\n", code, code, cron, code)
+	return deftest.Task{Code: code, Trigger: fmt.Sprintf("{cron: %q}", cron)}.String()
 }
 
 // syncLog collects the controller's log lines.
@@ -97,20 +99,9 @@ type rigOptions struct {
 
 func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{dir: t.TempDir(), changes: make(chan reconciler.TreeChange), metrics: prometheus.NewRegistry(), log: &syncLog{}}
-	for name, data := range files {
-		r.write(t, name, data)
-	}
-	r.url = pg.NewDatabase(t)
-	st, err := store.Open(context.Background(), r.url, store.Options{AppPrefix: "ctl"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	r.st = st
+	r := &rig{dir: deftest.WriteTree(t, files), changes: make(chan reconciler.TreeChange), metrics: prometheus.NewRegistry(), log: &syncLog{}}
+	st, url := pg.NewStore(t, store.Options{AppPrefix: "ctl"})
+	r.st, r.url = st, url
 	logger := slog.New(slog.NewTextHandler(r.log, nil))
 	var apps reconciler.Apps
 	if o.inngest {
@@ -145,13 +136,7 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 
 func (r *rig) write(t *testing.T, name, data string) {
 	t.Helper()
-	p := filepath.Join(r.dir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	deftest.WriteFile(t, filepath.Join(r.dir, filepath.FromSlash(name)), data)
 }
 
 // run runs the controller until the test ends, and waits for its first
@@ -172,7 +157,7 @@ func (r *rig) run(t *testing.T) {
 			t.Error("Run did not return 30s after its context ended")
 		}
 	})
-	waitFor(t, "the first reconcile as the leader", 30*time.Second, func() bool { return r.ctrl.Ready() && r.ctrl.Leader() })
+	waittest.For(t, "the first reconcile as the leader", 30*time.Second, func() bool { return r.ctrl.Ready() && r.ctrl.Leader() })
 }
 
 // change sends a tree change to the controller.
@@ -255,19 +240,6 @@ func serverFunctions(t *testing.T, app string) map[string][]string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
 // TestControllerReconcilesAndSyncsTree: the leader's first pass applies
 // the whole tree, records it, and syncs and verifies every tenant's app
 // with the dev server.
@@ -319,7 +291,7 @@ func TestControllerWatchChangeGoesLive(t *testing.T) {
 
 	r.write(t, "acme/tasks.yaml", controllerTask("nightly", "30 3 * * *")+"---\n"+controllerTask("weekly", "0 4 * * 1"))
 	r.change(t, reconciler.TreeChange{Tenants: []string{"acme"}})
-	waitFor(t, "the edit live in Inngest", 30*time.Second, func() bool {
+	waittest.For(t, "the edit live in Inngest", 30*time.Second, func() bool {
 		fns := serverFunctions(t, "ctl-acme")
 		return strings.Join(fns["ctl-acme-_nightly"], ",") == "TZ=UTC 30 3 * * *" && strings.Join(fns["ctl-acme-_weekly"], ",") == "TZ=UTC 0 4 * * 1"
 	})
@@ -348,7 +320,7 @@ func TestControllerRecordsFailedReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.change(t, reconciler.TreeChange{Full: true})
-	waitFor(t, "the failed reconcile counted", 30*time.Second, func() bool { return r.reconciles(reconciler.ReconcileError) == 1 })
+	waittest.For(t, "the failed reconcile counted", 30*time.Second, func() bool { return r.reconciles(reconciler.ReconcileError) == 1 })
 	rec := r.lastReconcile(t)
 	if rec.Result != reconciler.ReconcileError || !rec.StartedAt.After(first) {
 		t.Errorf("last reconcile = %s started %v, want error after %v", rec.Result, rec.StartedAt, first)
@@ -378,7 +350,7 @@ func TestControllerLostLock(t *testing.T) {
 		select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("terminate the lock's backend: %d ended, %v", n, err)
 	}
-	waitFor(t, "a second term after the lock was lost", 30*time.Second, func() bool {
+	waittest.For(t, "a second term after the lock was lost", 30*time.Second, func() bool {
 		return strings.Count(r.log.String(), "msg=leading") >= 2 && r.reconciles(reconciler.ReconcileSuccess) >= 2
 	})
 	if !strings.Contains(r.log.String(), "leader lock lost") {
@@ -439,7 +411,7 @@ func TestControllerRecordsLostLockPass(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.ctrl.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, "the cut-short pass counted", 30*time.Second, func() bool { return r.reconciles(reconciler.ReconcileError) == 1 })
+	waittest.For(t, "the cut-short pass counted", 30*time.Second, func() bool { return r.reconciles(reconciler.ReconcileError) == 1 })
 	rec := r.lastReconcile(t)
 	if rec.Result != reconciler.ReconcileError || !strings.Contains(rec.Message, "leader lock") {
 		t.Errorf("last reconcile = %s %q, want error saying the leader lock was lost", rec.Result, rec.Message)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 func sandbox(t *testing.T) *executor.Sandbox { return sandboxB(t) }
@@ -185,17 +186,10 @@ time.sleep(300)
 		if res == nil || !strings.Contains(res.Stdout, "started") {
 			t.Errorf("stdout = %+v", res)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		waittest.For(t, "the grandchild "+marker+" to end with the timed-out run", 5*time.Second, func() bool {
 			out, _ := exec.Command("pgrep", "-f", marker).Output()
-			if len(strings.TrimSpace(string(out))) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the grandchild %s survived the timeout: pids %s", marker, out)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return len(strings.TrimSpace(string(out))) == 0
+		})
 	})
 	t.Run("output capped", func(t *testing.T) {
 		res, err := s.Run(context.Background(), script(`print("x" * 200000)`), nil, nil, nil)

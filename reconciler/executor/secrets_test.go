@@ -20,32 +20,17 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
 )
-
-// secretsDir writes files (path → content) under a new secrets directory.
-func secretsDir(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // TestSecretsGrantedPerTenant: a tenant uses its own secrets, shared
 // ones granted to it and granted environment variables, and nothing
 // else; a refusal reads the same whether or not the secret exists for
 // another tenant.
 func TestSecretsGrantedPerTenant(t *testing.T) {
-	dir := secretsDir(t, map[string]string{
+	dir := deftest.WriteTree(t, map[string]string{
 		"acme/TOKEN":               "acme-token\n",
 		"globex/GLOBEX_TOKEN":      "globex-token",
 		"globex/TOKEN":             "globex-own-token",
@@ -291,7 +276,7 @@ func TestRedactionOfEncodedForms(t *testing.T) {
 // python_script does not start; globex itself gets its secret.
 func TestTenantCannotUseAnothersSecret(t *testing.T) {
 	const value = "globex-only-s3cret"
-	dir := secretsDir(t, map[string]string{"globex/GLOBEX_TOKEN": value})
+	dir := deftest.WriteTree(t, map[string]string{"globex/GLOBEX_TOKEN": value})
 	srv, seen := echoServer(t)
 	envs, err := expr.NewEnvs()
 	if err != nil {
