@@ -175,9 +175,13 @@ func (d *daemon) routes(promReg *prometheus.Registry) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "leader": d.leader.Load()})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	// The metrics carry every tenant's counts: with a tokens file they
+	// take a token for every tenant, as the status API's global view does.
+	status := statusapi.NewHandler(statusapi.Options{Reader: d.st, Leader: d.leader.Load, TokensFile: d.o.tokensFile, Logger: d.logger,
+		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})})
+	mux.Handle("GET /metrics", status)
 	mux.Handle(inngest.ServePath, d.reg)
-	mux.Handle("/v1/", statusapi.NewHandler(statusapi.Options{Reader: d.st, Leader: d.leader.Load, TokensFile: d.o.tokensFile, Logger: d.logger}))
+	mux.Handle("/v1/", status)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.URL.Path, "status": http.StatusNotFound})
 	})
