@@ -158,9 +158,13 @@ func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry,
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ready": true, "leader": ctrl.Leader()})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	// The metrics carry every tenant's counts: with a tokens file they
+	// take a token for every tenant, as the status API's global view does.
+	status := statusapi.NewHandler(statusapi.Options{Reader: st, Leader: ctrl.Leader, TokensFile: tokensFile, Logger: logger,
+		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})})
+	mux.Handle("GET /metrics", status)
 	mux.Handle(inngest.ServePath, reg)
-	mux.Handle("/v1/", statusapi.NewHandler(statusapi.Options{Reader: st, Leader: ctrl.Leader, TokensFile: tokensFile, Logger: logger}))
+	mux.Handle("/v1/", status)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.URL.Path, "status": http.StatusNotFound})
 	})

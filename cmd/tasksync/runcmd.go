@@ -44,7 +44,7 @@ func runFlags(f *flagSet) {
 	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
-	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); without it the status API is open")
+	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
 	f.opts = o
 }
 

@@ -104,8 +104,8 @@ func TestSymlinksOutsideTreeRefused(t *testing.T) {
 	for _, want := range []string{
 		"acme/absolute.yaml: symlink resolves outside the tree (-> /etc/tasks.yaml); refused",
 		"acme/escape.yaml: symlink resolves outside the tree (-> ../../etc/passwd.yaml); refused",
-		"acme/other.yaml: symlink leads out of the tenant's own directory (-> globex/g.yaml); refused",
-		"acme/otherdir: symlink leads out of the tenant's own directory (-> globex); refused",
+		"acme/other.yaml: symlink leads out of the tenant's own directory; refused",
+		"acme/otherdir: symlink leads out of the tenant's own directory; refused",
 		"acme/loop.yaml: cannot resolve symlink (-> loop2.yaml): too many levels of symbolic links",
 	} {
 		if !strings.Contains(msgs, want) {
@@ -345,5 +345,58 @@ func TestNoCrossTenantLinks(t *testing.T) {
 		if !strings.Contains(msgs, want) {
 			t.Errorf("problems lack %q:\n%s", want, msgs)
 		}
+	}
+}
+
+// TestSymlinkOutOfTenantRevealsNothing: a link (or a chain of links, or a
+// script path) leading into another tenant's directory is refused with
+// the same message whether its target exists or not, so that no tenant
+// can probe which files another one has.
+func TestSymlinkOutOfTenantRevealsNothing(t *testing.T) {
+	v := newValidator(t)
+	script := func(code, file string) string {
+		return deftest.Task{Code: code, Type: "python_script", Config: "{file: " + file + "}"}.String()
+	}
+	files := fstest.MapFS{
+		"acme/private.yaml":    {Data: []byte(deftest.Task{Code: "private"}.String())},
+		"acme/run.py":          {Data: []byte("print(1)")},
+		"evil/a.yaml":          symlink("../acme/private.yaml"),
+		"evil/b.yaml":          symlink("../acme/nothere.yaml"),
+		"evil/c.yaml":          symlink("hop.yaml"),
+		"evil/hop.yaml":        symlink("../acme/private.yaml"),
+		"evil/d.yaml":          symlink("hop2.yaml"),
+		"evil/hop2.yaml":       symlink("../acme/nothere.yaml"),
+		"evil/e.yaml":          symlink("sub/../../acme/private.yaml"),
+		"evil/f.yaml":          symlink("sub/../../acme/nothere.yaml"),
+		"evil/sub/keep.txt":    {Data: []byte("x")},
+		"evil/dir":             symlink("../acme"),
+		"evil/nodir":           symlink("../nothere"),
+		"evil/s1.yaml":         {Data: []byte(script("s1", "dir/run.py"))},
+		"evil/s2.yaml":         {Data: []byte(script("s2", "dir/nothere.py"))},
+		"evil/abs.yaml":        symlink("/srv/tree/acme/private.yaml"),
+		"evil/absmissing.yaml": symlink("/srv/tree/acme/nothere.yaml"),
+	}
+	r := v.NewLoader(files, definitions.Options{AbsRoot: "/srv/tree"}).LoadTenant("evil")
+	got := map[string]string{}
+	for _, p := range r.Problems {
+		got[p.Path] = p.Message
+	}
+	for _, pair := range [][2]string{
+		{"evil/a.yaml", "evil/b.yaml"}, {"evil/c.yaml", "evil/d.yaml"}, {"evil/e.yaml", "evil/f.yaml"},
+		{"evil/dir", "evil/nodir"}, {"evil/s1.yaml", "evil/s2.yaml"}, {"evil/abs.yaml", "evil/absmissing.yaml"},
+		{"evil/a.yaml", "evil/dir"},
+	} {
+		exists, missing := got[pair[0]], got[pair[1]]
+		if exists == "" || exists != strings.ReplaceAll(missing, "nothere.py", "run.py") {
+			t.Errorf("%s (target exists) and %s (target missing) read differently:\n  %q\n  %q", pair[0], pair[1], exists, missing)
+		}
+		for _, m := range []string{exists, missing} {
+			if strings.Contains(m, "no such file") || strings.Contains(m, "private") {
+				t.Errorf("the message tells about the target: %q", m)
+			}
+		}
+	}
+	if r.ReadError {
+		t.Errorf("ReadError = true: a link out of the tenant is refused, not unreadable (problems: %s)", messages(r.Problems))
 	}
 }

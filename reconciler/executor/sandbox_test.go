@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -54,12 +55,13 @@ print(json.dumps({"env": given, "uid": os.getuid(), "pid": os.getpid(), "cwd": o
 	if fmt.Sprint(m["env"]) != "[MODE TOKEN]" {
 		t.Errorf("environment = %v, want exactly the declared MODE and TOKEN", m["env"])
 	}
-	uid, _ := m["uid"].(float64)
+	n, _ := m["uid"].(json.Number)
+	uid, _ := n.Int64()
 	r, _ := executor.ParseUIDRange(executor.DefaultSandboxUIDs)
 	if os.Geteuid() != 0 {
 		r = executor.UIDRange{First: os.Geteuid(), Last: os.Geteuid()} // in a user namespace, as itself
 	}
-	if int(uid) < r.First || int(uid) > r.Last || m["pid"] != float64(1) {
+	if int(uid) < r.First || int(uid) > r.Last || m["pid"] != json.Number("1") {
 		t.Errorf("uid %v pid %v, want one of %s and 1 (own PID namespace)", m["uid"], m["pid"], r)
 	}
 	if !strings.Contains(res.Stdout, "args ['--tenant', 'acme']") {
