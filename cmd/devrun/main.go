@@ -245,7 +245,11 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "\ndevrun: tasksync is not ready after 2 minutes (%v); see %s\n", rerr, logPath("tasksync.log"))
 		}
 		if ctx.Err() == nil {
-			fmt.Fprint(stdout, banner(o, inngestURL, base, dbURL, sampleAddr, secrets,
+			kept := o.data
+			if moved != "" {
+				kept += " (the database in " + pgDir + ")"
+			}
+			fmt.Fprint(stdout, banner(o, inngestURL, base, dbURL, sampleAddr, secrets, kept,
 				[]string{logPath("tasksync.log"), logPath("inngest.log"), pgLog, logPath("sample-api.log")}))
 		}
 		err = <-exited
@@ -300,7 +304,7 @@ func startInngest(ctx context.Context, o options, log io.Writer) (func() error, 
 const sampleEvent = `{"name":"customer/created","data":{"tenant_id":"globex","customer_id":"C-1001","plan":"pro"}}`
 
 // banner is what devrun prints once tasksync is ready.
-func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets string, logs []string) string {
+func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets, kept string, logs []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntasksync is ready, serving %s (edit a file there: the change is live within a second)\n\n", o.tree)
 	fmt.Fprintf(&b, "  Inngest UI   %s\n", inngestURL)
@@ -312,6 +316,6 @@ func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets string, logs
 	fmt.Fprintf(&b, "Send an event, then see the run it started:\n")
 	fmt.Fprintf(&b, "  curl -sS -X POST %s/e/dev -d '%s'\n", inngestURL, sampleEvent)
 	fmt.Fprintf(&b, "  curl -sS %s/v1/tenants/globex/definitions/welcome-new-customer/runs\n\n", base)
-	fmt.Fprintf(&b, "Ctrl-C stops everything; data and logs stay in %s.\n\n", o.data)
+	fmt.Fprintf(&b, "Ctrl-C stops everything; data and logs stay in %s.\n\n", kept)
 	return b.String()
 }

@@ -277,9 +277,11 @@ func TestMakeRun(t *testing.T) {
 	if !decided {
 		t.Fatalf("the workflow did not end within a minute of the decisions")
 	}
-	run := waitRun(t, steps[2], "succeeded")
-	if !strings.Contains(run, `"record"`) || !strings.Contains(run, "approved") {
-		t.Errorf("the workflow's run does not show the record step's outcome: %s", run)
+	if run := waitRun(t, steps[2], "succeeded"); !strings.Contains(run, `"record"`) {
+		t.Errorf("the workflow's run does not show the record step: %s", run)
+	}
+	if got := readFile(t, filepath.Join(data, "sample-api.log")); !strings.Contains(got, "POST /acme/purchase-orders") || !strings.Contains(got, `"outcome":"approved"`) {
+		t.Errorf("the sample API did not get the recorded outcome:\n%s", got)
 	}
 	messages := "http://" + listen + "/v1/tenants/acme/definitions/message-delivery/runs"
 	waittest.For(t, "the two messages to be delivered", time.Minute, func() bool {
@@ -287,6 +289,15 @@ func TestMakeRun(t *testing.T) {
 	})
 	if got := get(t, messages); strings.Contains(got, `"failed"`) {
 		t.Errorf("a message-delivery run failed: %s", got)
+	}
+
+	// The sample API's address is a secret: redacted wherever a run shows.
+	addr := regexp.MustCompile(`sample API +http://(\S+)`).FindStringSubmatch(banner)
+	if addr == nil {
+		t.Fatalf("the banner names no sample API address:\n%s", banner)
+	}
+	if got := get(t, messages) + shellOut(t, curls[1]); strings.Contains(got, addr[1]) {
+		t.Errorf("the sample API's address %s is in the runs: %s", addr[1], got)
 	}
 
 	stop()
@@ -323,6 +334,13 @@ func newestRunEnded(t *testing.T, curl string) bool {
 		return false
 	}
 	return page.Runs[0].Status == "succeeded" || page.Runs[0].Status == "failed"
+}
+
+// shellOut is shell's stdout.
+func shellOut(t *testing.T, line string) string {
+	t.Helper()
+	stdout, _ := shell(t, line)
+	return stdout
 }
 
 // waitRun runs the runs curl until the newest run has ended, and fails
