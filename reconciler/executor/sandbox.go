@@ -55,6 +55,11 @@ type Sandbox struct {
 	// inside a tree the sandbox exposes read-only (/usr or the
 	// interpreter's prefix); nothing else of the host is there anyway.
 	Mask []string
+	// Cgroup is where each run's cgroup is made: "auto" or "" (find a
+	// writable one), a delegated cgroup directory, or "none".
+	Cgroup string
+	// CPUs is the CPU time a run may use, in cores; default 1.
+	CPUs float64
 
 	poolOnce  sync.Once
 	pool      *uidPool
@@ -79,8 +84,18 @@ const (
 	sandboxMaxFileBytes = 16 << 20
 	sandboxMaxProcs     = 64
 	sandboxMaxOpenFiles = 256
-	sandboxTmpfsBytes   = 16 << 20
+	// The sandbox's writable tmpfs mounts, memory the run's cgroup is
+	// charged for: /tmp, with the work directory, and /dev/shm; nothing
+	// else is writable. Each holds at most sandboxTmpfsInodes files.
+	sandboxTmpBytes    = 64 << 20
+	sandboxShmBytes    = 16 << 20
+	sandboxTmpfsInodes = 4096
 )
+
+// SandboxWritableBytes is all a run may write: its /tmp (with the work
+// directory) and its /dev/shm, both tmpfs mounts of its own that vanish
+// with the run. Nothing of it reaches the host's disk.
+const SandboxWritableBytes = sandboxTmpBytes + sandboxShmBytes
 
 // initSpec is what the parent tells the init process, through a pipe so
 // that env values and arguments (secrets) appear in no command line.
@@ -88,9 +103,11 @@ type initSpec struct {
 	Python string   `json:"python"`
 	Args   []string `json:"args"` // the script's, not the interpreter's
 	Env    []string `json:"env"`
-	Dir    string   `json:"dir"`
-	UID    int      `json:"uid"`
-	GID    int      `json:"gid"`
+	// Source is the script, which the init writes into the sandbox's
+	// own tmpfs: no host directory holds anything of a run.
+	Source string `json:"source"`
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
 	// UserNS: the init runs in a user namespace of its own, as the
 	// daemon's uid, and changes no uid.
 	UserNS bool `json:"user_ns"`
@@ -182,23 +199,9 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		defer s.pool.put(uid)
 		gid = uid
 	}
-	dir, err := os.MkdirTemp("", "tasksync-script-")
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	defer os.RemoveAll(dir)
 	source := py.Script
 	if source == "" {
 		source = py.FileContent
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.py"), []byte(source), 0o444); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	timeout := time.Duration(py.Timeout)
 	if timeout <= 0 {
@@ -211,7 +214,7 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	spec := initSpec{
 		Python:   python,
 		Args:     args,
-		Dir:      dir,
+		Source:   source,
 		UID:      uid,
 		GID:      gid,
 		UserNS:   userNS,

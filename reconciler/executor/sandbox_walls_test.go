@@ -509,3 +509,74 @@ func TestParseUIDRange(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxSeccompKernelSurface: the kernel interfaces a script never
+// needs and that reach past the sandbox's other walls fail: io_uring,
+// socket families other than unix, IP and netlink (AF_VSOCK reaches the
+// hypervisor past the network namespace), personalities beyond Docker's
+// default set, secret memory, and reading into other processes (kcmp,
+// pidfd_getfd, process_madvise). What scripts need still works.
+func TestSandboxSeccompKernelSurface(t *testing.T) {
+	s := sandbox(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the syscall numbers below are x86-64's")
+	}
+	out := runOK(t, s, `
+import ctypes, errno, os, socket, sys
+sys.stdout.reconfigure(line_buffering=True)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def check(name, rc):
+    e = ctypes.get_errno()
+    print(name, "ALLOWED" if rc >= 0 else errno.errorcode.get(e, e))
+    if rc > 2 and not name.startswith("personality"):
+        os.close(rc)
+params = ctypes.create_string_buffer(120)
+check("io_uring_setup", libc.syscall(425, 1, params))
+check("io_uring_enter", libc.syscall(426, -1, 0, 0, 0, None, 0))
+check("io_uring_register", libc.syscall(427, -1, 0, None, 0))
+for fam, name in [(40, "vsock"), (17, "packet"), (38, "alg"), (30, "tipc"), (3, "ax25"), (0x100000028, "vsock-high-bits")]:
+    check("socket-" + name, libc.syscall(41, ctypes.c_long(fam), 1, 0))
+sv = (ctypes.c_int * 2)()
+check("socketpair-vsock", libc.syscall(53, 40, 1, 0, sv))
+for fam, typ, name in [(1, 1, "unix"), (2, 1, "inet"), (10, 2, "inet6"), (16, 3, "netlink")]:
+    print("socket-" + name, "ok" if libc.syscall(41, fam, typ, 0) >= 0 else errno.errorcode.get(ctypes.get_errno()))
+print("socketpair-unix", "ok" if libc.syscall(53, 1, 1, 0, sv) == 0 else errno.errorcode.get(ctypes.get_errno()))
+check("personality-addr-no-randomize", libc.syscall(135, 0x0040000))
+check("personality-read-implies-exec", libc.syscall(135, 0x0400000))
+check("personality-any", libc.syscall(135, 0x12345678))
+for p in [0xffffffff, 0x8, 0x20000, 0x20008, 0x0]:
+    print("personality-%#x" % p, "ok" if libc.syscall(135, p) >= 0 else errno.errorcode.get(ctypes.get_errno()))
+check("memfd_secret", libc.syscall(447, 0))
+me = os.getpid()
+check("kcmp", libc.syscall(312, me, me, 0, 0, 0))
+pidfd = libc.syscall(434, me, 0)
+print("pidfd_open", "ok" if pidfd >= 0 else errno.errorcode.get(ctypes.get_errno()))
+check("pidfd_getfd", libc.syscall(438, pidfd, 1, 0))
+check("process_madvise", libc.syscall(440, pidfd, None, 0, 0, 0))
+check("clock_settime", libc.syscall(227, 0, ctypes.create_string_buffer(16)))
+check("syslog", libc.syscall(103, 3, ctypes.create_string_buffer(64), 64))
+check("mbind", libc.syscall(237, 0, 0, 0, None, 0, 0))
+s = socket.socket(socket.AF_INET)
+s.close()
+print("python socket ok")
+`)
+	want := []string{
+		"io_uring_setup EPERM", "io_uring_enter EPERM", "io_uring_register EPERM",
+		"socket-vsock EAFNOSUPPORT", "socket-packet EAFNOSUPPORT", "socket-alg EAFNOSUPPORT", "socket-tipc EAFNOSUPPORT",
+		"socket-ax25 EAFNOSUPPORT", "socket-vsock-high-bits EAFNOSUPPORT", "socketpair-vsock EAFNOSUPPORT",
+		"socket-unix ok", "socket-inet ok", "socket-inet6 ok", "socket-netlink ok", "socketpair-unix ok",
+		"personality-addr-no-randomize EPERM", "personality-read-implies-exec EPERM", "personality-any EPERM",
+		"personality-0xffffffff ok", "personality-0x8 ok", "personality-0x20000 ok", "personality-0x20008 ok", "personality-0x0 ok",
+		"memfd_secret EPERM", "kcmp EPERM", "pidfd_open ok", "pidfd_getfd EPERM", "process_madvise EPERM",
+		"clock_settime EPERM", "syslog EPERM", "mbind EPERM", "python socket ok",
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("stdout lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "ALLOWED") {
+		t.Errorf("a denied syscall was allowed:\n%s", out)
+	}
+}
