@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,17 +56,28 @@ type Sandbox struct {
 	// inside a tree the sandbox exposes read-only (/usr or the
 	// interpreter's prefix); nothing else of the host is there anyway.
 	Mask []string
-	// Cgroup is where each run's cgroup is made: "auto" or "" (find a
-	// writable one), a delegated cgroup directory, or "none".
+	// Cgroup is where each run gets a cgroup of its own, which bounds the
+	// memory (with swap), processes and CPU of the whole run: CgroupAuto
+	// (or empty), the directory of a cgroup delegated to the daemon, or
+	// CgroupNone (each process has its own limits only). Where no cgroup
+	// can be set up, scripts are refused.
 	Cgroup string
-	// CPUs is the CPU time a run may use, in cores; default 1.
+	// CPUs is the CPU time a run may use, in cores; default
+	// DefaultSandboxCPUs. It needs the cpu controller.
 	CPUs float64
+	// Logger receives what goes wrong after a run (a cgroup that could
+	// not be removed); default none.
+	Logger *slog.Logger
 
 	poolOnce  sync.Once
 	pool      *uidPool
 	checkOnce sync.Once
 	checkErr  error
+	cgroups   *cgroupParent
 }
+
+// DefaultSandboxCPUs is the CPU time a run may use by default: one core.
+const DefaultSandboxCPUs = 1.0
 
 // ScriptResult is what a python_script produced: `steps.<id>` in a
 // workflow.
@@ -116,6 +128,7 @@ type initSpec struct {
 	ReadOnly []string `json:"read_only"`
 	CPUSecs  uint64   `json:"cpu_secs"`
 	MemBytes uint64   `json:"mem_bytes"`
+	Procs    uint64   `json:"procs"`
 	Mask     []string `json:"mask"`
 }
 
@@ -127,6 +140,12 @@ var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set 
 // here; tasksync calls it at start-up.
 func (s *Sandbox) Check(ctx context.Context) error {
 	s.checkOnce.Do(func() {
+		cg, err := newCgroupParent(s.Cgroup)
+		if err != nil {
+			s.checkErr = fmt.Errorf("%w: %v", ErrSandboxUnavailable, err)
+			return
+		}
+		s.cgroups = cg
 		res, err := s.run(ctx, reconciler.PythonScript{Script: "print('ok')", Timeout: reconciler.Duration(30 * time.Second), MemoryMB: 128}, nil, nil)
 		switch {
 		case err != nil:
@@ -137,6 +156,10 @@ func (s *Sandbox) Check(ctx context.Context) error {
 	})
 	return s.checkErr
 }
+
+// CgroupMode says where each run's cgroup is made, after Check: "none",
+// or the cgroup version and directories.
+func (s *Sandbox) CgroupMode() string { return s.cgroups.String() }
 
 // Run runs one python_script. env holds the declared environment with
 // templates rendered and secrets resolved; red redacts secret values from
@@ -221,7 +244,27 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		ReadOnly: readOnly,
 		CPUSecs:  uint64(timeout/time.Second) + 1,
 		MemBytes: uint64(memMB) << 20,
+		Procs:    sandboxMaxProcs,
 		Mask:     s.Mask,
+	}
+	var cg *runCgroup
+	if s.cgroups != nil {
+		cpus := s.CPUs
+		if cpus <= 0 {
+			cpus = DefaultSandboxCPUs
+		}
+		if cg, err = s.cgroups.create(spec.MemBytes, sandboxMaxProcs, cpus); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		// Removed after Wait, when no process of the run is left.
+		defer func() {
+			if err := cg.remove(); err != nil && s.Logger != nil {
+				s.Logger.Warn("python_script run's cgroup left behind", "err", err)
+			}
+		}()
+		// The cgroup's pids limit is the one a fork bomb meets (and its
+		// events say so); the per-uid limit stays as a backstop.
+		spec.Procs = 2 * sandboxMaxProcs
 	}
 	for k, v := range env {
 		spec.Env = append(spec.Env, k+"="+v)
@@ -262,6 +305,16 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		specW.Close()
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
+	if cg != nil {
+		// The init reads its spec before it does anything else: it starts
+		// nothing of the run before it is in the run's cgroup.
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			specW.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	enc := json.NewEncoder(specW)
 	werr := enc.Encode(spec)
 	specW.Close()
@@ -275,14 +328,24 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		res.ExitCode = -1
 		return res, fmt.Errorf("script killed after its %s timeout", timeout)
 	}
+	why := "" // which of the run's limits the kernel enforced
+	if cg != nil {
+		why = cg.why()
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		res.ExitCode = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return res, fmt.Errorf("script killed by %v (a limit was reached?): %s", ws.Signal(), snippet(res.Stderr))
+			if why == "" {
+				why = "a limit was reached?"
+			}
+			return res, fmt.Errorf("script killed by %v (%s): %s", ws.Signal(), why, snippet(res.Stderr))
 		}
 		if res.ExitCode == initFailure {
 			return res, fmt.Errorf("sandbox: %s", snippet(res.Stderr))
+		}
+		if why != "" {
+			return res, fmt.Errorf("script exited with status %d (%s): %s", res.ExitCode, why, snippet(lastLines(res.Stderr, 3)))
 		}
 		return res, fmt.Errorf("script exited with status %d: %s", res.ExitCode, snippet(lastLines(res.Stderr, 3)))
 	}

@@ -129,7 +129,7 @@ func SandboxInit() int {
 		{unix.RLIMIT_AS, unix.Rlimit{Cur: spec.MemBytes, Max: spec.MemBytes}},
 		{unix.RLIMIT_CPU, unix.Rlimit{Cur: spec.CPUSecs, Max: spec.CPUSecs}},
 		{unix.RLIMIT_FSIZE, unix.Rlimit{Cur: sandboxMaxFileBytes, Max: sandboxMaxFileBytes}},
-		{unix.RLIMIT_NPROC, unix.Rlimit{Cur: sandboxMaxProcs, Max: sandboxMaxProcs}},
+		{unix.RLIMIT_NPROC, unix.Rlimit{Cur: spec.Procs, Max: spec.Procs}},
 		{unix.RLIMIT_NOFILE, unix.Rlimit{Cur: sandboxMaxOpenFiles, Max: sandboxMaxOpenFiles}},
 		{unix.RLIMIT_CORE, unix.Rlimit{}},
 	}

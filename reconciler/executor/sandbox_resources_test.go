@@ -143,8 +143,29 @@ print("survived", survived, flush=True)
 			t.Errorf("err = %v, want it to name the run's memory limit", err)
 		}
 	case strings.Contains(out, "survived 0\n") || strings.Contains(out, "survived 1\n"):
+		t.Logf("stdout: %s", out)
 	default:
 		t.Errorf("more than one 300 MiB child survived under a 512 MiB run limit:\n%s", out)
+	}
+}
+
+// TestSandboxRunOOMSaysWhy: a run the kernel kills at its memory limit
+// fails with an error that names the limit.
+func TestSandboxRunOOMSaysWhy(t *testing.T) {
+	s := sandbox(t)
+	py := script(`
+import subprocess
+b = bytearray(200 << 20)
+for j in range(0, len(b), 4096):
+    b[j] = 1
+subprocess.run(["/usr/bin/python3", "-c", "b = b'x' * (150 << 20); import time; time.sleep(5)"])
+print("SURVIVED")
+`)
+	py.MemoryMB = 256
+	py.Timeout = reconciler.Duration(60 * time.Second)
+	res, err := s.Run(context.Background(), py, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "memory limit (256 MiB for all its processes) was reached") {
+		t.Errorf("err = %v, want the run's memory limit named\n%s", err, stdoutOf(res))
 	}
 }
 
@@ -166,6 +187,7 @@ finally:
     print("forked", n, flush=True)
 `), nil, nil, nil)
 	out := stdoutOf(res)
+	t.Logf("err = %v", err)
 	if err == nil || !strings.Contains(err.Error(), "process limit") {
 		t.Errorf("err = %v, want the run's process limit named\n%s", err, out)
 	}

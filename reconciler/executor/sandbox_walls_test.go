@@ -368,6 +368,53 @@ subprocess.run([%q, "60"], executable="/bin/sleep")
 // tests above as: no host user's, outside the default sandbox range.
 const unprivilegedTestUID = 2000100000
 
+// unprivilegedTests are the tests TestSandboxUnprivilegedDaemon runs
+// again as an unprivileged uid.
+const unprivilegedTests = "RunsAScript|Confines|Limits|HostSocketUnreachable|HostPathsAbsent|OwnTmpAndSubprocess|ProcessLimitPerRun|" +
+	"Privileges|SeccompDenies|SeccompKernelSurface|NoInheritedFDs|ArgsNotInCmdline|" +
+	"DiskBounded|RunMemoryBounded|RunOOMSaysWhy|ForkBombPidsLimit|CPUQuota|CgroupRemoved"
+
+// delegateCgroup makes a cgroup below this process's own and delegates it
+// to uid, as systemd's Delegate=yes does for a service: the directory and
+// the files that move processes and enable controllers become uid's. It
+// returns what to give the sandbox: for cgroup v1, the directories made
+// in the memory, pids and cpu hierarchies, separated by commas.
+func delegateCgroup(t *testing.T, uid int) string {
+	t.Helper()
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("tasksync-test-delegated-%d", os.Getpid())
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for _, ctrl := range strings.Split(f[1], ",") {
+			if ctrl == "memory" || ctrl == "pids" || ctrl == "cpu" {
+				dirs = append(dirs, filepath.Join("/sys/fs/cgroup", ctrl, f[2], name))
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		t.Skip("delegating a cgroup v2 to the unprivileged test process needs it started inside it; only cgroup v1 is done here")
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(d) })
+		for _, f := range []string{"", "cgroup.procs", "tasks"} {
+			if err := os.Chown(filepath.Join(d, f), uid, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return strings.Join(dirs, ",")
+}
+
 // TestSandboxUnprivilegedDaemon runs the sandbox's tests again from a
 // process that is not root, as a daemon run the recommended way: each
 // script then gets a user namespace of its own, and every wall must hold
@@ -397,15 +444,15 @@ func TestSandboxUnprivilegedDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-test.count=1", "-test.v",
-		"-test.run", "^TestSandbox(RunsAScript|Confines|Limits|HostSocketUnreachable|HostPathsAbsent|OwnTmpAndSubprocess|ProcessLimitPerRun|Privileges|SeccompDenies|NoInheritedFDs|ArgsNotInCmdline)$")
+		"-test.run", "^TestSandbox("+unprivilegedTests+")$")
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=" + dir}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=" + dir, sandboxCgroupEnv + "=" + delegateCgroup(t, unprivilegedTestUID)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: unprivilegedTestUID, Gid: unprivilegedTestUID}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the sandbox's tests as uid %d: %v\n%s", unprivilegedTestUID, err, out)
 	}
-	if n := strings.Count(string(out), "--- PASS: TestSandbox"); n < 11 {
+	if n, want := strings.Count(string(out), "--- PASS: TestSandbox"), strings.Count(unprivilegedTests, "|")+1; n < want {
 		t.Errorf("only %d tests passed as uid %d:\n%s", n, unprivilegedTestUID, out)
 	}
 	t.Logf("as uid %d:\n%s", unprivilegedTestUID, out)
