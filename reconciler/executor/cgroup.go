@@ -71,7 +71,24 @@ func newCgroupParent(mode string) (*cgroupParent, error) {
 		return nil, err
 	}
 	p.prefix = fmt.Sprintf("tasksync-%d-", os.Getpid())
+	p.removeStale()
 	return p, nil
+}
+
+// removeStale removes the empty run cgroups a daemon that is gone left
+// behind (killed before it could remove them; its runs died with it).
+func (p *cgroupParent) removeStale() {
+	for _, parent := range p.dirs {
+		stale, _ := filepath.Glob(filepath.Join(parent, "tasksync-*-*"))
+		for _, dir := range stale {
+			pid, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(dir), "tasksync-"), "-")
+			n, err := strconv.Atoi(pid)
+			if !ok || err != nil || n == os.Getpid() || syscall.Kill(n, 0) != syscall.ESRCH {
+				continue
+			}
+			os.Remove(dir) // fails, as it should, while a process is in it
+		}
+	}
 }
 
 // String says where the runs' cgroups go, for the start-up log.

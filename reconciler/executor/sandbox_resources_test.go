@@ -267,3 +267,30 @@ func TestSandboxCgroupRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxStaleCgroupsRemoved: the empty run cgroups a killed daemon
+// left behind are removed when a sandbox starts.
+func TestSandboxStaleCgroupsRemoved(t *testing.T) {
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale string
+	for _, line := range strings.Split(string(own), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "pids" && os.Getenv(sandboxCgroupEnv) == "" {
+			// No process has pid 999999999 (the kernel's maximum is 2^22).
+			stale = filepath.Join("/sys/fs/cgroup/pids", f[2], "tasksync-999999999-1")
+		}
+	}
+	if stale == "" {
+		t.Skip("needs the cgroup v1 pids hierarchy the sandbox finds by itself")
+	}
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(stale) })
+	sandboxWith(t, &executor.Sandbox{Python: "/usr/bin/python3"})
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("the stale cgroup %s is still there", stale)
+	}
+}
