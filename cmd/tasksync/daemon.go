@@ -80,9 +80,6 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	if err != nil {
 		return usageError("--sandbox-uids: %v", err)
 	}
-	if c := o.sandboxCgroup; c != executor.CgroupAuto && c != executor.CgroupNone && !strings.HasPrefix(c, "/") {
-		return usageError("--sandbox-cgroup: want auto, none or the absolute path of a cgroup directory, got %q", c)
-	}
 	sandbox := &executor.Sandbox{Python: o.python, UIDs: uids, Mask: mask, Cgroup: o.sandboxCgroup, Logger: logger}
 	if err := sandbox.Check(ctx); err != nil {
 		logger.Warn("python_script runs will be refused", "err", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,9 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	if c := o.sandboxCgroup; c != executor.CgroupAuto && c != executor.CgroupNone && !strings.HasPrefix(c, "/") {
+		return usageError("run: --sandbox-cgroup: want auto, none or the absolute path of a cgroup directory (cgroup v1: one per hierarchy, comma-separated), got %q", c)
 	}
 	if !o.once {
 		dev := c.getenv("INNGEST_DEV") != ""
