@@ -28,8 +28,17 @@ const (
 	CgroupNone = "none"
 )
 
-// cgroupCPUPeriod is the CFS period of a run's CPU quota, in µs.
-const cgroupCPUPeriod = 100000
+// cgroupCPUPeriod is the CFS period of a run's CPU quota, and
+// cgroupMinCPUQuota the kernel's least quota, in µs.
+const (
+	cgroupCPUPeriod   = 100000
+	cgroupMinCPUQuota = 1000
+)
+
+// cgroupDaemonLeaf is the child of a cgroup v2 the daemon moves its
+// processes into, so that the cgroup may enable controllers for the
+// runs' cgroups beside it.
+const cgroupDaemonLeaf = "tasksync-daemon"
 
 // cgroupRemoveWait bounds the wait for a run's cgroup to empty once the
 // run's processes are gone (the kernel detaches exiting tasks lazily).
@@ -204,7 +213,11 @@ func autoCgroupParent() (*cgroupParent, error) {
 	var why []string
 	for _, m := range mounts {
 		if path, ok := own[""]; ok && m.v2 {
-			p, err := cgroupV2Parent(m.dirOf(path))
+			dir := m.dirOf(path)
+			if filepath.Base(dir) == cgroupDaemonLeaf {
+				dir = filepath.Dir(dir) // moved there by an earlier sandbox of this daemon
+			}
+			p, err := cgroupV2Parent(dir)
 			if err == nil {
 				return p, nil
 			}
@@ -234,7 +247,12 @@ func cgroupParentAt(dir string) (*cgroupParent, error) {
 		if !filepath.IsAbs(d) {
 			return nil, fmt.Errorf("sandbox cgroup %q: want auto, none or the absolute path of a cgroup directory (for cgroup v1, one per hierarchy, separated by commas)", dir)
 		}
-		d = filepath.Clean(d)
+		// /sys/fs/cgroup/cpu is often a link to cpu,cpuacct.
+		real, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox cgroup %s: %w", d, err)
+		}
+		d = real
 		list[i] = d
 		var st unix.Statfs_t
 		if err := unix.Statfs(d, &st); err != nil {
@@ -282,7 +300,7 @@ func cgroupParentAt(dir string) (*cgroupParent, error) {
 // cgroupV2Parent makes dir the runs' parent: the controllers enabled for
 // its children, which needs dir to hold no process itself, so its
 // processes (the daemon, when dir is its own cgroup) move into a leaf
-// child, tasksync-daemon, as systemd's delegation expects.
+// child, cgroupDaemonLeaf, as systemd's delegation expects.
 func cgroupV2Parent(dir string) (*cgroupParent, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 	if err != nil {
@@ -332,7 +350,7 @@ func moveProcessesToLeaf(dir string) error {
 		if len(pids) == 0 {
 			return nil
 		}
-		leaf := filepath.Join(dir, "tasksync-daemon")
+		leaf := filepath.Join(dir, cgroupDaemonLeaf)
 		if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create the daemon's leaf cgroup: %w", err)
 		}
@@ -407,7 +425,7 @@ func (p *cgroupParent) create(memBytes uint64, pids int, cpus float64) (*runCgro
 		c.dirs[ctrl] = dir
 	}
 	mem := strconv.FormatUint(memBytes, 10)
-	quota := strconv.Itoa(int(cpus * cgroupCPUPeriod))
+	quota := strconv.Itoa(max(int(cpus*cgroupCPUPeriod), cgroupMinCPUQuota))
 	var writes [][3]string // controller, file, value; optional files end in "?"
 	if p.v2 {
 		writes = [][3]string{

@@ -294,3 +294,24 @@ func TestSandboxStaleCgroupsRemoved(t *testing.T) {
 		t.Errorf("the stale cgroup %s is still there", stale)
 	}
 }
+
+// TestSandboxCgroupRefused: where no cgroup per run can be set up,
+// scripts are refused, with the reason.
+func TestSandboxCgroupRefused(t *testing.T) {
+	cases := []struct{ cgroup, want string }{
+		{"tasksync", "absolute path"},
+		{t.TempDir(), "not a directory of a cgroup v1 hierarchy"},
+		{"/sys/fs/cgroup/no-such-cgroup", "no such file"},
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.controllers"); err == nil {
+		// A hybrid host: its cgroup v2 has no controllers.
+		cases = append(cases, struct{ cgroup, want string }{"/sys/fs/cgroup/unified", "the memory controller is not available"})
+	}
+	for _, tc := range cases {
+		s := &executor.Sandbox{Python: "/usr/bin/python3", Cgroup: tc.cgroup}
+		_, err := s.Run(context.Background(), script("print(1)"), nil, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "sandbox cannot be set up") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Cgroup %q: err = %v, want scripts refused because %q", tc.cgroup, err, tc.want)
+		}
+	}
+}
