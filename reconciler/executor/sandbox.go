@@ -30,12 +30,15 @@ const SandboxInitArg = "__tasksync-sandbox-init"
 // interpreter: in their own network (no interfaces but a down loopback),
 // PID, mount, IPC and UTS namespaces; in a root of their own holding only
 // /usr (and the interpreter's prefix) read-only, a minimal /dev, their own
-// /proc and an empty writable /tmp with the run's work directory; as a uid
-// of their own, with no capabilities, no_new_privs and a seccomp filter,
-// no inherited file descriptors, an empty environment plus the declared
-// env and the arguments out of every command line; under CPU, memory,
-// file-size, process and open-file limits and a wall-clock timeout that
-// kills every process of the run. It never runs a script unsandboxed.
+// /proc and small writable tmpfs mounts of their own (/tmp, holding the
+// work directory with the script, and /dev/shm); as a uid of their own,
+// with no capabilities, no_new_privs and a seccomp filter, no inherited
+// file descriptors, an empty environment plus the declared env and the
+// arguments out of every command line; in a cgroup of the run's own that
+// bounds the memory, processes and CPU of all its processes together;
+// under per-process CPU, memory, file-size, process and open-file limits
+// and a wall-clock timeout that kills every process of the run. It never
+// runs a script unsandboxed.
 //
 // As root, each concurrent run takes a uid of its own from UIDs. A
 // daemon that is not root (the recommended way) runs each script as its
