@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,9 +53,9 @@ type cgroupParent struct {
 	// dirs maps a controller to the directory the runs' cgroups go in;
 	// in v2 every controller's is the same directory.
 	dirs map[string]string
-	// prefix names the runs' cgroups: tasksync-<daemon pid>-<n>.
-	prefix string
-	seq    atomic.Uint64
+	// prefix names the runs' cgroups: tasksync-<daemon pid>-<token>-<n>.
+	prefix, token string
+	seq           atomic.Uint64
 }
 
 // cgroupControllers are the controllers a run is limited by; cpu only
@@ -79,23 +80,30 @@ func newCgroupParent(mode string) (*cgroupParent, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.prefix = fmt.Sprintf("tasksync-%d-", os.Getpid())
+	// The token tells this sandbox's cgroups from those of an earlier
+	// daemon that had the same pid (pid 1 of a container, restarted).
+	p.token = fmt.Sprintf("%08x", rand.Uint32())
+	p.prefix = fmt.Sprintf("tasksync-%d-%s-", os.Getpid(), p.token)
 	p.removeStale()
 	return p, nil
 }
 
 // removeStale removes the empty run cgroups a daemon that is gone left
-// behind (killed before it could remove them; its runs died with it).
+// behind (killed before it could remove them; its runs died with it):
+// those of a pid no process has, or of this process's pid with another
+// token. A cgroup a process is in cannot be removed.
 func (p *cgroupParent) removeStale() {
 	for _, parent := range p.dirs {
-		stale, _ := filepath.Glob(filepath.Join(parent, "tasksync-*-*"))
+		stale, _ := filepath.Glob(filepath.Join(parent, "tasksync-*-*-*"))
 		for _, dir := range stale {
-			pid, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(dir), "tasksync-"), "-")
-			n, err := strconv.Atoi(pid)
-			if !ok || err != nil || n == os.Getpid() || syscall.Kill(n, 0) != syscall.ESRCH {
+			f := strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "tasksync-"), "-", 3)
+			pid, err := strconv.Atoi(f[0])
+			if len(f) != 3 || err != nil || f[1] == p.token {
 				continue
 			}
-			os.Remove(dir) // fails, as it should, while a process is in it
+			if pid == os.Getpid() || syscall.Kill(pid, 0) == syscall.ESRCH {
+				os.Remove(dir) // fails, as it should, while a process is in it
+			}
 		}
 	}
 }

@@ -137,7 +137,7 @@ type initSpec struct {
 
 // ErrSandboxUnavailable means the sandbox cannot be set up on this host;
 // scripts are refused rather than run without it.
-var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root, or unprivileged user namespaces for a daemon that is not root, and an interpreter under /usr or a prefix of its own that the scripts' uid may run); scripts are refused")
+var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root, or unprivileged user namespaces for a daemon that is not root; a cgroup per run, or --sandbox-cgroup none; and an interpreter under /usr or a prefix of its own that the scripts' uid may run); scripts are refused")
 
 // Check runs a trivial script once and reports whether the sandbox works
 // here; tasksync calls it at start-up.

@@ -275,23 +275,32 @@ func TestSandboxStaleCgroupsRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stale string
+	var parent string
 	for _, line := range strings.Split(string(own), "\n") {
 		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "pids" && os.Getenv(sandboxCgroupEnv) == "" {
-			// No process has pid 999999999 (the kernel's maximum is 2^22).
-			stale = filepath.Join("/sys/fs/cgroup/pids", f[2], "tasksync-999999999-1")
+			parent = filepath.Join("/sys/fs/cgroup/pids", f[2])
 		}
 	}
-	if stale == "" {
+	if parent == "" {
 		t.Skip("needs the cgroup v1 pids hierarchy the sandbox finds by itself")
 	}
-	if err := os.Mkdir(stale, 0o755); err != nil {
-		t.Fatal(err)
+	// No process has pid 999999999 (the kernel's maximum is 2^22); a
+	// daemon restarted as pid 1 of its container has its predecessor's
+	// pid, with another token.
+	var stale []string
+	for _, name := range []string{"tasksync-999999999-deadbeef-1", fmt.Sprintf("tasksync-%d-00000000-1", os.Getpid())} {
+		dir := filepath.Join(parent, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(dir) })
+		stale = append(stale, dir)
 	}
-	t.Cleanup(func() { os.Remove(stale) })
 	sandboxWith(t, &executor.Sandbox{Python: "/usr/bin/python3"})
-	if _, err := os.Stat(stale); err == nil {
-		t.Errorf("the stale cgroup %s is still there", stale)
+	for _, dir := range stale {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("the stale cgroup %s is still there", dir)
+		}
 	}
 }
 
