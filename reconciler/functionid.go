@@ -10,6 +10,12 @@ package reconciler
 // <prefix>-<tenant>-_<code>, the tenant is everything between the prefix
 // and the first '_', the code everything after it.
 
+// DefaultAppPrefix is the prefix of the app ids when none is configured.
+const DefaultAppPrefix = "tasksync"
+
+// AppID is a tenant's Inngest app id: <appPrefix>-<tenant>.
+func AppID(appPrefix, tenant string) string { return appPrefix + "-" + tenant }
+
 // FunctionSlug is a definition's function id within its tenant's app:
 // '_' then the code.
 func FunctionSlug(code string) string { return "_" + code }
@@ -18,5 +24,5 @@ func FunctionSlug(code string) string { return "_" + code }
 // <appPrefix>-<tenant>-_<code>. Distinct tenant/code pairs (tenant codes
 // without '_') never share one.
 func FunctionID(appPrefix, tenant, code string) string {
-	return appPrefix + "-" + tenant + "-" + FunctionSlug(code)
+	return AppID(appPrefix, tenant) + "-" + FunctionSlug(code)
 }

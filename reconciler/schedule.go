@@ -60,6 +60,15 @@ func NextFires(t Trigger, after time.Time, n int) []time.Time {
 	return out
 }
 
+// FireCheck is a scheduled definition whose fires are checked for runs.
+type FireCheck struct {
+	ID      int64
+	Tenant  string
+	Trigger Trigger
+	From    time.Time   // the end of the last check, or when the version was applied
+	Runs    []time.Time // start times of its runs since From
+}
+
 // MissedFires returns the fires of t in (from, to] that no run started
 // within grace of: runs lists the start times of the definition's runs
 // from `from` on. A fire is matched by the first run that starts at or

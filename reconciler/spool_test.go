@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // fakeSpoolStore records what is written to it; while down it refuses
@@ -109,10 +110,10 @@ func TestSpoolRunFlushesWhenTheStoreAnswers(t *testing.T) {
 	s.Add(rec("a", reconciler.RunRunning))
 	s.Add(rec("a", reconciler.RunSucceeded))
 	st.setDown(false)
-	waitUntil(t, "the records to be flushed", func() bool { return len(st.got()) == 2 })
+	waittest.For(t, "the records to be flushed", 10*time.Second, func() bool { return len(st.got()) == 2 })
 	st.setDown(true)
 	s.Add(rec("b", reconciler.RunSucceeded)) // spooled while down, the store back at shutdown
-	waitUntil(t, "a failed flush of b", func() bool { st.mu.Lock(); defer st.mu.Unlock(); return st.tries >= 4 })
+	waittest.For(t, "a failed flush of b", 10*time.Second, func() bool { st.mu.Lock(); defer st.mu.Unlock(); return st.tries >= 4 })
 	st.setDown(false)
 	cancel()
 	select {
@@ -125,17 +126,6 @@ func TestSpoolRunFlushesWhenTheStoreAnswers(t *testing.T) {
 	}
 	if got := st.got(); fmt.Sprint(got) != "[a running a succeeded b succeeded]" {
 		t.Errorf("wrote %v, want a's start and outcome, then b at shutdown", got)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -8,14 +8,49 @@ import (
 
 // The read model of the status API: what SREs see of the applied state.
 
+// ReconcileResult is how a reconcile ended, as recorded, logged and
+// counted in tasksync_reconcile_total{result}. run --once and the daemon
+// use the same words.
+type ReconcileResult string
+
+// The results of a reconcile.
+const (
+	// ReconcileSuccess: every tenant applied, no validation problem.
+	ReconcileSuccess ReconcileResult = "success"
+	// ReconcileInvalid: every tenant applied what was valid; some files
+	// have problems and keep their last applied versions.
+	ReconcileInvalid ReconcileResult = "invalid"
+	// ReconcileError: some tenant, or the whole reconcile, could not be
+	// applied (Postgres, the tree unreadable, the leader lock lost, a stop
+	// before it finished).
+	ReconcileError ReconcileResult = "error"
+)
+
+// SyncState is the Inngest sync state of a tenant's app, or of one
+// definition version in it.
+type SyncState string
+
+// The sync states.
+const (
+	// SyncPending: not synced since it was applied.
+	SyncPending SyncState = "pending"
+	// SyncSynced: Inngest serves it as applied.
+	SyncSynced SyncState = "synced"
+	// SyncFailed: the last sync failed; the next resync retries.
+	SyncFailed SyncState = "failed"
+	// SyncRejected marks a definition Inngest refused; it is kept out of
+	// its app, which serves the tenant's other definitions.
+	SyncRejected SyncState = "rejected"
+)
+
 // ReconcileRecord is one stored reconcile.
 type ReconcileRecord struct {
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	DurationMS int64     `json:"duration_ms"`
-	Result     string    `json:"result"`
-	Counts     Counts    `json:"counts"`
-	Message    string    `json:"message,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	DurationMS int64           `json:"duration_ms"`
+	Result     ReconcileResult `json:"result"`
+	Counts     Counts          `json:"counts"`
+	Message    string          `json:"message,omitempty"`
 }
 
 // TenantStatus summarizes one tenant.
@@ -25,7 +60,7 @@ type TenantStatus struct {
 	Active       int        `json:"active"`
 	Errors       int        `json:"errors"`
 	HeldRetires  []string   `json:"held_retirements"`
-	SyncState    string     `json:"sync_state"`
+	SyncState    SyncState  `json:"sync_state"`
 	SyncError    string     `json:"sync_error,omitempty"`
 	LastSyncedAt *time.Time `json:"last_synced_at"`
 }
@@ -39,7 +74,7 @@ type DefinitionSummary struct {
 	TriggerType   TriggerType `json:"trigger_type"`
 	Source        string      `json:"source"`
 	Revision      int64       `json:"revision"`
-	SyncState     string      `json:"sync_state"`
+	SyncState     SyncState   `json:"sync_state"`
 	LastRunAt     *time.Time  `json:"last_run_at"`
 	LastRunStatus string      `json:"last_run_status,omitempty"`
 	UpdatedAt     time.Time   `json:"updated_at"`
@@ -88,6 +123,15 @@ type RunRecord struct {
 	Output       string     `json:"output,omitempty"`
 	// Steps are a workflow run's step outcomes.
 	Steps json.RawMessage `json:"steps,omitempty"`
+}
+
+// DefinitionCount is the number of live definitions of one tenant, kind
+// and state (active or inactive).
+type DefinitionCount struct {
+	Tenant string
+	Kind   string
+	State  string
+	N      int
 }
 
 // ErrNotFound means the tenant, definition or record asked for does not

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/loopback"
 	"github.com/riveredge/tasksync/reconciler/store/pgserver"
 )
 
@@ -76,7 +76,9 @@ func run() error {
 		}
 	}()
 	inngestURL := fmt.Sprintf("http://127.0.0.1:%d", *inngestPort)
-	if err := waitHTTP(ctx, inngestURL+"/dev", 60*time.Second); err != nil {
+	waitCtx, cancelWait := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelWait()
+	if err := loopback.WaitHTTP(waitCtx, inngestURL+"/dev"); err != nil {
 		return fmt.Errorf("the Inngest dev server did not start (see %s): %w", ilog.Name(), err)
 	}
 
@@ -177,23 +179,4 @@ func startPostgres(dir string, port int) (func(), error) {
 			fmt.Fprintln(os.Stderr, "devrun:", err)
 		}
 	}, nil
-}
-
-func waitHTTP(ctx context.Context, url string, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // BenchmarkDaemon measures the daemon on 1,000 tenants × 10 definitions
@@ -27,15 +27,12 @@ func BenchmarkDaemon(b *testing.B) {
 		if err := deftest.Generate(dir, tenants); err != nil {
 			b.Fatal(err)
 		}
-		bin := filepath.Join(b.TempDir(), "tasksync")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			b.Fatalf("build: %v\n%s", err, out)
-		}
+		bin := buildBinary(b)
 		prefix := fmt.Sprintf("b%d", time.Now().UnixNano()%1e6)
 		start := time.Now()
 		base, cmd, _, _ := startDaemon(b, bin, []string{"DATABASE_URL=" + pg.NewDatabase(b), "TASKSYNC_DIR=" + dir,
 			"INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix}, "10m")
-		eventually(b, "ready", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+		waittest.For(b, "ready", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 		b.ReportMetric(time.Since(start).Seconds(), "cold-start-s")
 
 		app := prefix + "-tenant-00000"
@@ -52,7 +49,7 @@ func BenchmarkDaemon(b *testing.B) {
 			if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
 				b.Fatal(err)
 			}
-			eventually(b, "the edit in Inngest", time.Minute, func() bool {
+			waittest.For(b, "the edit in Inngest", time.Minute, func() bool {
 				return appCrons(app)[app+"-_nightly-export"] == "TZ=Europe/Berlin "+want
 			})
 			lat = append(lat, time.Since(edit))

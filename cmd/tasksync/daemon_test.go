@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/loopback"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // noDNS points api_call's name resolution at a loopback port where nothing
@@ -24,23 +27,13 @@ import (
 const noDNS = "TASKSYNC_DNS_SERVER=127.0.0.1:1"
 
 // buildBinary builds tasksync once per test that needs it.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tasksync")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // lockedBuffer collects a process's output safely.
@@ -59,17 +52,6 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-func eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func get(url string) (int, string) {
@@ -118,7 +100,7 @@ func TestDaemon(t *testing.T) {
 	defer echo.Close()
 	bin := buildBinary(t)
 	dir := copyTree(t)
-	writeFile(t, filepath.Join(dir, "acme", "echo.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "echo.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
 kind: ScheduledTask
 metadata: {code: echo}
 spec:
@@ -132,8 +114,8 @@ spec:
 	base, cmd, logs, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32", "TASKSYNC_SECRET_ECHO_TOKEN=" + secret, "TASKSYNC_GRANT_ECHO_TOKEN=acme",
 		"TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, secret)}, "3s")
-	eventually(t, "the daemon to answer /healthz", 30*time.Second, func() bool { code, _ := get(base + "/healthz"); return code == 200 })
-	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	waittest.For(t, "the daemon to answer /healthz", 30*time.Second, func() bool { code, _ := get(base + "/healthz"); return code == 200 })
+	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	if _, body := get(base + "/readyz"); !strings.Contains(body, `"leader":true`) {
 		t.Errorf("/readyz = %s, want the leader", body)
 	}
@@ -153,7 +135,7 @@ spec:
 	if err := os.WriteFile(reports, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the edited cron in Inngest", 5*time.Second, func() bool {
+	waittest.For(t, "the edited cron in Inngest", 5*time.Second, func() bool {
 		return appCrons(app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 15 4 * * 2"
 	})
 	t.Logf("edit live in Inngest after %v", time.Since(start).Round(time.Millisecond))
@@ -166,10 +148,10 @@ spec:
 	} else {
 		res.Body.Close()
 	}
-	eventually(t, "the echo run to be recorded", 30*time.Second, func() bool {
+	waittest.For(t, "the echo run to be recorded", 30*time.Second, func() bool {
 		return strings.Contains(dumpDatabase(t, dbURL), "unexpected status 401")
 	})
-	eventually(t, "the echo run to be logged", 10*time.Second, func() bool { return strings.Contains(logs.String(), `"code":"echo"`) })
+	waittest.For(t, "the echo run to be logged", 10*time.Second, func() bool { return strings.Contains(logs.String(), `"code":"echo"`) })
 	if strings.Contains(dumpDatabase(t, dbURL), secret) || strings.Contains(logs.String(), secret) {
 		t.Errorf("the secret's value leaked into Postgres or the logs")
 	}
@@ -179,7 +161,7 @@ spec:
 	if err := dev.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(app)) == 6 })
+	waittest.For(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(app)) == 6 })
 
 	// Break a file: the problem is reported with its line, its functions
 	// stay registered, the error metric rises; fixing it clears it.
@@ -188,21 +170,21 @@ spec:
 	if err := os.WriteFile(reports, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the problem in the status API", 5*time.Second, func() bool {
+	waittest.For(t, "the problem in the status API", 5*time.Second, func() bool {
 		_, body := get(base + "/v1/tenants/acme/errors")
 		return strings.Contains(body, "acme/reports.yaml:") && strings.Contains(body, "invalid cron expression")
 	})
 	if crons := appCrons(app); crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 15 4 * * 2" || len(crons) != 6 {
 		t.Errorf("functions of the broken file after the break: %v", crons)
 	}
-	eventually(t, "the error metric", 5*time.Second, func() bool {
+	waittest.For(t, "the error metric", 5*time.Second, func() bool {
 		_, m := get(base + "/metrics")
 		return strings.Contains(m, `tasksync_definition_errors{tenant="acme"} 1`)
 	})
 	if err := os.WriteFile(reports, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the problem to clear", 5*time.Second, func() bool {
+	waittest.For(t, "the problem to clear", 5*time.Second, func() bool {
 		_, body := get(base + "/v1/tenants/acme/errors")
 		return strings.Contains(body, `"errors": []`)
 	})
@@ -210,10 +192,10 @@ spec:
 	// Fifty files at once: all live, in one or a few reconciles.
 	before := strings.Count(logs.String(), `"msg":"reconcile"`)
 	for i := range 50 {
-		writeFile(t, filepath.Join(dir, "acme", "bulk", fmt.Sprintf("b%02d.yaml", i)), fmt.Sprintf(
+		deftest.WriteFile(t, filepath.Join(dir, "acme", "bulk", fmt.Sprintf("b%02d.yaml", i)), fmt.Sprintf(
 			"apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: bulk-%02d}\nspec: {trigger: {cron: '%d 3 * * *'}, type: api_call, config: {url: 'https://a.example.com'}}\n", i, i))
 	}
-	eventually(t, "fifty new functions", 10*time.Second, func() bool { return len(appCrons(app)) == 56 })
+	waittest.For(t, "fifty new functions", 10*time.Second, func() bool { return len(appCrons(app)) == 56 })
 	if n := strings.Count(logs.String(), `"msg":"reconcile"`) - before; n > 4 {
 		t.Errorf("fifty files took %d reconciles, want one or a few", n)
 	}
@@ -222,7 +204,7 @@ spec:
 	if err := os.Rename(filepath.Join(dir, "acme", "bulk", "b00.yaml"), filepath.Join(dir, "acme", "bulk", "renamed.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the move in the status API", 5*time.Second, func() bool {
+	waittest.For(t, "the move in the status API", 5*time.Second, func() bool {
 		_, body := get(base + "/v1/tenants/acme/definitions/bulk-00")
 		return strings.Contains(body, `"source_path": "acme/bulk/renamed.yaml"`) && strings.Contains(body, `"revision": 1`)
 	})
@@ -233,7 +215,7 @@ spec:
 	cmDoc := func(minute int) string {
 		return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: mounted}\nspec: {trigger: {cron: '%d 1 * * *'}, type: api_call, config: {url: 'https://a.example.com'}}\n", minute)
 	}
-	writeFile(t, filepath.Join(cm, "..2026_01_01_00_00_00.000000001", "mounted.yaml"), cmDoc(10))
+	deftest.WriteFile(t, filepath.Join(cm, "..2026_01_01_00_00_00.000000001", "mounted.yaml"), cmDoc(10))
 	if err := os.Symlink("..2026_01_01_00_00_00.000000001", filepath.Join(cm, "..data")); err != nil {
 		t.Fatal(err)
 	}
@@ -241,15 +223,15 @@ spec:
 		t.Fatal(err)
 	}
 	cmApp := prefix + "-configmap"
-	eventually(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 10 1 * * *" })
-	writeFile(t, filepath.Join(cm, "..2026_01_01_00_05_00.000000002", "mounted.yaml"), cmDoc(20))
+	waittest.For(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 10 1 * * *" })
+	deftest.WriteFile(t, filepath.Join(cm, "..2026_01_01_00_05_00.000000002", "mounted.yaml"), cmDoc(20))
 	if err := os.Symlink("..2026_01_01_00_05_00.000000002", filepath.Join(cm, "..data_tmp")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 20 1 * * *" })
+	waittest.For(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 20 1 * * *" })
 	if crons := appCrons(cmApp); len(crons) != 1 {
 		t.Errorf("the mounted tenant's functions = %v, want the one definition, loaded once", crons)
 	}
@@ -258,7 +240,7 @@ spec:
 	if err := os.RemoveAll(filepath.Join(dir, "globex")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "held retirements", 5*time.Second, func() bool {
+	waittest.For(t, "held retirements", 5*time.Second, func() bool {
 		_, body := get(base + "/v1/status")
 		return strings.Contains(body, `"total": 2`)
 	})
@@ -302,7 +284,10 @@ spec:
 // process and logs.
 func startDaemon(t testing.TB, bin string, env []string, resync string) (string, *exec.Cmd, *lockedBuffer, chan error) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr, err := loopback.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "run", "--resync-interval", resync)
 	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json", noDNS)
 	logs := &lockedBuffer{}
@@ -332,12 +317,12 @@ func TestFailover(t *testing.T) {
 	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix,
 		"TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t")}
 	leader, leaderCmd, _, leaderExited := startDaemon(t, bin, env, "3s")
-	eventually(t, "the first replica to lead", 30*time.Second, func() bool {
+	waittest.For(t, "the first replica to lead", 30*time.Second, func() bool {
 		_, body := get(leader + "/readyz")
 		return strings.Contains(body, `"leader":true`)
 	})
 	follower, _, _, _ := startDaemon(t, bin, env, "1m") // reloads by its 3 s check, not a resync
-	eventually(t, "the second replica to be ready as a follower", 30*time.Second, func() bool {
+	waittest.For(t, "the second replica to be ready as a follower", 30*time.Second, func() bool {
 		_, body := get(follower + "/readyz")
 		return strings.Contains(body, `"ready":true`) && strings.Contains(body, `"leader":false`)
 	})
@@ -360,13 +345,13 @@ func TestFailover(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "acme", "reload.yaml"), []byte(extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the follower to serve the leader's new definition", 15*time.Second, func() bool { return functions() == before+1 })
+	waittest.For(t, "the follower to serve the leader's new definition", 15*time.Second, func() bool { return functions() == before+1 })
 
 	if err := leaderCmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-leaderExited
-	eventually(t, "the follower to take over", 15*time.Second, func() bool {
+	waittest.For(t, "the follower to take over", 15*time.Second, func() bool {
 		_, body := get(follower + "/readyz")
 		return strings.Contains(body, `"leader":true`)
 	})
@@ -379,7 +364,7 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := prefix + "-acme"
-	eventually(t, "the new leader to apply an edit", 10*time.Second, func() bool {
+	waittest.For(t, "the new leader to apply an edit", 10*time.Second, func() bool {
 		return appCrons(app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
 	})
 }
@@ -402,7 +387,7 @@ func TestSecondSignal(t *testing.T) {
 	defer close(release)
 	bin := buildBinary(t)
 	dir := copyTree(t)
-	writeFile(t, filepath.Join(dir, "acme", "slow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
 kind: ScheduledTask
 metadata: {code: slow}
 spec:
@@ -414,7 +399,7 @@ spec:
 	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
 	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
-	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	body, _ := json.Marshal(map[string]any{"name": "app/slow", "data": map[string]any{"tenant_id": "acme"}})
 	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
 	if err != nil {

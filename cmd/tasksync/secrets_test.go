@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
 
 // TestWarnUngranted: files left at the top of the secrets directory (the
@@ -13,10 +15,10 @@ import (
 // directories, _shared and a volume's hidden entries are not named.
 func TestWarnUngranted(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "GLOBEX_TOKEN"), "globex-value-never-logged")
-	writeFile(t, filepath.Join(dir, "acme", "TOKEN"), "acme-value")
-	writeFile(t, filepath.Join(dir, "_shared", "MAPS"), "maps-value")
-	writeFile(t, filepath.Join(dir, "..data"), "hidden")
+	deftest.WriteFile(t, filepath.Join(dir, "GLOBEX_TOKEN"), "globex-value-never-logged")
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "TOKEN"), "acme-value")
+	deftest.WriteFile(t, filepath.Join(dir, "_shared", "MAPS"), "maps-value")
+	deftest.WriteFile(t, filepath.Join(dir, "..data"), "hidden")
 	var logs bytes.Buffer
 	warnUngranted(slog.New(slog.NewTextHandler(&logs, nil)), dir)
 	got := logs.String()

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // soakResyncs is how many full resyncs the soak test runs the daemon
@@ -33,14 +37,14 @@ func TestSoakResyncs(t *testing.T) {
 	for i := range soakTenants {
 		tenant := fmt.Sprintf("soak-%d", i)
 		for _, code := range []string{"on-order", "on-refund"} {
-			writeFile(t, filepath.Join(dir, tenant, code+".yaml"), fmt.Sprintf(
+			deftest.WriteFile(t, filepath.Join(dir, tenant, code+".yaml"), fmt.Sprintf(
 				"apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec: {trigger: {event: soak/%s}, type: api_call, config: {url: 'https://a.example.com'}}\n", code, code))
 		}
 	}
 	prefix := fmt.Sprintf("k%d", time.Now().UnixNano()%1e6)
 	base, cmd, _, _ := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix}, "100ms")
-	eventually(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 
 	pid := cmd.Process.Pid
 	type sample struct{ resyncs, fds, goroutines int }
@@ -50,20 +54,20 @@ func TestSoakResyncs(t *testing.T) {
 	}
 	// A few resyncs first, so that pools and caches reach their size.
 	const warmup = 10
-	eventually(t, "the warm-up resyncs", 30*time.Second, func() bool { return take().resyncs >= warmup })
+	waittest.For(t, "the warm-up resyncs", 30*time.Second, func() bool { return take().resyncs >= warmup })
 	start := take()
 	started := time.Now()
-	eventually(t, fmt.Sprintf("%d resyncs", soakResyncs), 60*time.Second, func() bool { return take().resyncs >= warmup+soakResyncs })
+	waittest.For(t, fmt.Sprintf("%d resyncs", soakResyncs), 60*time.Second, func() bool { return take().resyncs >= warmup+soakResyncs })
 	end := take()
 	n := end.resyncs - start.resyncs
 	t.Logf("%d resyncs of %d tenants in %v: fds %d → %d, goroutines %d → %d (per resync: %+.3f fds, %+.3f goroutines)",
 		n, soakTenants, time.Since(started).Round(time.Millisecond), start.fds, end.fds, start.goroutines, end.goroutines,
 		float64(end.fds-start.fds)/float64(n), float64(end.goroutines-start.goroutines)/float64(n))
 	// Flat: a sync or two may be under way at either sample, no more.
-	if end.fds-start.fds > 2*syncParallel {
+	if end.fds-start.fds > 2*reconciler.SyncParallel {
 		t.Errorf("open file descriptors grew from %d to %d over %d resyncs", start.fds, end.fds, n)
 	}
-	if end.goroutines-start.goroutines > 4*syncParallel {
+	if end.goroutines-start.goroutines > 4*reconciler.SyncParallel {
 		t.Errorf("goroutines grew from %d to %d over %d resyncs", start.goroutines, end.goroutines, n)
 	}
 }

@@ -14,27 +14,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
-
-// validTask is a definition with nothing wrong.
-const validTask = "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://a.example.com'}}\n"
-
-// writeTree writes files (path → content) under a new directory and
-// returns it.
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 // unsafeRune reports whether r, printed raw, could move the cursor, change
 // colours, forge a line or reorder text on a terminal or in a CI log.
@@ -92,7 +74,7 @@ func TestValidateEscapesNames(t *testing.T) {
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			root := writeTree(t, tc.files)
+			root := deftest.WriteTree(t, tc.files)
 			if tc.name == "symlink target" {
 				if err := os.Symlink("../../\x1b[31mx", filepath.Join(root, "acme", "l.yaml")); err != nil {
 					t.Fatal(err)
@@ -127,7 +109,7 @@ func TestValidateEscapesNames(t *testing.T) {
 // (here to a secret outside the tree, as a link to /etc/shadow would be)
 // is refused, and nothing of its content is quoted.
 func TestValidateHardLinkRefused(t *testing.T) {
-	root := writeTree(t, map[string]string{"acme/ok.yaml": strings.Replace(validTask, "%s", "ok", 1)})
+	root := deftest.WriteTree(t, map[string]string{"acme/ok.yaml": deftest.Task{Code: "ok"}.String()})
 	secret := filepath.Join(t.TempDir(), "shadow")
 	if err := os.WriteFile(secret, []byte("root:$y$j9T$SECRETHASH:19000:0:99999:7:::\n- daemon: *\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -172,7 +154,7 @@ func TestValidateQuotesShortExcerpts(t *testing.T) {
 	}
 	for name, content := range cases {
 		t.Run(name, func(t *testing.T) {
-			root := writeTree(t, map[string]string{"acme/x.yaml": content})
+			root := deftest.WriteTree(t, map[string]string{"acme/x.yaml": content})
 			stdout, stderr, code := runCmd(t, nil, "validate", "--dir", root, root)
 			if code != exitFailure {
 				t.Fatalf("exit %d, want %d\n%.2000s%s", code, exitFailure, stdout, stderr)
@@ -191,7 +173,7 @@ func TestValidateQuotesShortExcerpts(t *testing.T) {
 // block (another process holds a write lease on it, as a FIFO swapped in
 // after stat would) neither blocks nor outlives a SIGTERM.
 func TestValidateSIGTERMWhileOpenBlocks(t *testing.T) {
-	root := writeTree(t, map[string]string{"acme/x.yaml": strings.Replace(validTask, "%s", "x", 1)})
+	root := deftest.WriteTree(t, map[string]string{"acme/x.yaml": deftest.Task{Code: "x"}.String()})
 	leased := filepath.Join(root, "acme", "x.yaml")
 	f, err := os.Open(leased)
 	if err != nil {
@@ -221,7 +203,7 @@ func TestValidateSIGTERMWhileOpenBlocks(t *testing.T) {
 	// Wait until validate has tried the file (the lease is breaking) or
 	// has finished without waiting for it.
 	exited := false
-	eventually(t, "validate to open the leased file", 20*time.Second, func() bool {
+	waittest.For(t, "validate to open the leased file", 20*time.Second, func() bool {
 		select {
 		case err := <-done:
 			done <- err

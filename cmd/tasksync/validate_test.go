@@ -105,6 +105,8 @@ func TestValidateSecretGrantModes(t *testing.T) {
 		{"secrets dir by variable", map[string]string{"TASKSYNC_SECRETS_DIR": "secrets"}, nil, 6},
 		{"secrets dir by flag", nil, []string{"--secrets-dir", "secrets"}, 6},
 		{"shared by variable to evil", map[string]string{"TASKSYNC_SECRETS_DIR": "secrets", "TASKSYNC_GRANT_NOBODY_HAS": "evil", "TASKSYNC_SECRET_NOBODY_HAS": "v"}, nil, 5},
+		// A CI job has the grants, not the values: the grant is enough.
+		{"grant variable without its value", map[string]string{"TASKSYNC_GRANT_TOKEN": "acme"}, nil, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,5 +119,17 @@ func TestValidateSecretGrantModes(t *testing.T) {
 				t.Errorf("validate printed a secret's value:\n%s", stdout)
 			}
 		})
+	}
+}
+
+// TestValidateMissingSecretsDir: a mistyped --secrets-dir is one I/O
+// error (exit 2), not a "not granted" problem for every reference.
+func TestValidateMissingSecretsDir(t *testing.T) {
+	t.Chdir("testdata/validate/bad-secret-other-tenant")
+	for _, dir := range []string{"no-such-dir", "tree/evil/steal.yaml"} {
+		stdout, stderr, code := runCmd(t, nil, "validate", "--dir", "tree", "--secrets-dir", dir, "tree")
+		if code != 2 || !strings.Contains(stderr, "secrets directory") || strings.Contains(stdout, "is not granted") {
+			t.Errorf("--secrets-dir %s: exit %d, want 2 and one error about the secrets directory\n%s%s", dir, code, stdout, stderr)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -18,33 +17,10 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
 
-// benchTree returns the tree the benchmarks read: $TASKSYNC_BENCH_TREE if
-// set (make bench points it at the 10k-tenant tree), otherwise a generated
-// tree of $TASKSYNC_BENCH_TENANTS tenants (default 200) in a temp dir.
-func benchTree(b *testing.B) string {
-	b.Helper()
-	if dir := os.Getenv("TASKSYNC_BENCH_TREE"); dir != "" {
-		return dir
-	}
-	tenants := 200
-	if s := os.Getenv("TASKSYNC_BENCH_TENANTS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatalf("TASKSYNC_BENCH_TENANTS: %v", err)
-		}
-		tenants = n
-	}
-	dir := b.TempDir()
-	if err := deftest.Generate(dir, tenants); err != nil {
-		b.Fatal(err)
-	}
-	return dir
-}
-
 // BenchmarkValidate loads and validates the whole tree, in parallel, as
 // "tasksync validate" does.
 func BenchmarkValidate(b *testing.B) {
-	dir := benchTree(b)
+	dir := deftest.BenchTree(b, 200)
 	v, err := definitions.NewValidator()
 	if err != nil {
 		b.Fatal(err)
@@ -70,7 +46,7 @@ func BenchmarkValidate(b *testing.B) {
 // against: one goroutine that reads every definition file of the tree and
 // merely decodes its YAML documents into yaml.Node trees with yaml.v3.
 func BenchmarkYAMLDecodeFloor(b *testing.B) {
-	dir := benchTree(b)
+	dir := deftest.BenchTree(b, 200)
 	var docs int
 	for b.Loop() {
 		docs = 0

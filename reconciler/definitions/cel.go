@@ -133,7 +133,8 @@ func (c *celChecker) compile(s scope, w want, src string) celResult {
 
 // bounded says what is wrong when the checked expression src could cost
 // too much where it is written, or "": comprehensions nested deeper than
-// the scope allows, or an estimated worst-case cost above its limit.
+// the scope allows, a regular expression that is not allowed there (see
+// expr.CheckMatches), or an estimated worst-case cost above its limit.
 // Conditions Inngest evaluates run on its server, shared by every tenant,
 // and are held to lower limits.
 func bounded(envs *expr.Envs, s scope, src string, checked *cel.Ast) string {
@@ -145,6 +146,9 @@ func bounded(envs *expr.Envs, s scope, src string, checked *cel.Ast) string {
 	if depth, col := expr.Nesting(checked); depth > s.MaxNesting() {
 		return fmt.Sprintf("expression %q nests all/exists/exists_one/map/filter %d deep (the innermost opens at column %d); at most %d %s allowed %s: %s",
 			src, depth, col, s.MaxNesting(), levels(s.MaxNesting()), where, fix)
+	}
+	if err := expr.CheckMatches(s, checked); err != nil {
+		return fmt.Sprintf("expression %q: %v", src, err)
 	}
 	cost, err := envs.Cost(s, checked)
 	if err != nil {

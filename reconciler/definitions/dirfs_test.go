@@ -11,6 +11,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
 
 // swapFS replaces a file by a FIFO right after the loader stats it: the
@@ -58,7 +59,7 @@ func TestFIFOSwappedInAfterStat(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "acme"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "acme", "x.yaml"), []byte(task("x")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "acme", "x.yaml"), []byte(deftest.Task{Code: "x"}.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := loadWithin(t, swapFS{FS: definitions.DirFS(root), root: root, victim: "acme/x.yaml"}, 10*time.Second)

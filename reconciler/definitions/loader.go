@@ -1,13 +1,3 @@
-// Package definitions reads a tenant tree of YAML definitions into
-// validated, normalized reconciler.Definition values, and reports every
-// problem it finds with the file, line and column to fix.
-//
-// A tree is any fs.FS (os.DirFS in production, fstest.MapFS in tests). Its
-// first-level directories are tenants; each holds .yaml/.yml files at any
-// depth, each file one or more documents. Validation has two layers: the
-// embedded JSON Schema (schema/tasksync.schema.json), then the checks a
-// schema cannot express (cron syntax as Inngest parses it, time zones,
-// CEL, secret references, unique codes and step ids, ...).
 package definitions
 
 import (
@@ -131,10 +121,9 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 		case isDir && TenantPattern.MatchString(name):
 			tenants = append(tenants, name)
 		case isDir:
-			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: fmt.Sprintf(
-				"directory %q is not a valid tenant code; use lowercase letters, digits and '-' (at most 63, not starting or ending with '-'), or start the name with '.' or '_' to ignore it", name)})
+			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: TenantCodeProblem(name)})
 		case isDefinitionFile(name):
-			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"})
+			problems = append(problems, reconciler.Problem{Path: l.opts.PathPrefix + name, Message: misplacedFileProblem(name)})
 		}
 	}
 	for i := range problems {
@@ -190,7 +179,8 @@ func (l *Loader) LoadFiles(tenant string, files []string) *reconciler.TenantTree
 // reconciler.Problem.Escaped).
 func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconciler.TenantTree {
 	res := &reconciler.TenantTree{Tenant: tenant}
-	tenantReal, err := resolve(l.fsys, l.opts.AbsRoot, tenant)
+	var crossed []string
+	tenantReal, err := resolver{fsys: l.fsys, absRoot: l.opts.AbsRoot, crossed: &crossed}.resolve(tenant)
 	if err == nil && tenantReal != tenant {
 		// A tenant directory may be a link into a hidden volume directory
 		// (..data), never into another tenant's directory.
@@ -204,19 +194,23 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 		res.Problems = append(res.Problems, reconciler.Problem{Path: l.opts.PathPrefix + tenant, Tenant: tenant, Message: "cannot read tenant directory: " + symlinkProblem(err)})
 		return res
 	}
-	w := &walker{fsys: l.fsys, absRoot: l.opts.AbsRoot, seen: map[string]bool{}, home: []string{tenant, tenantReal}}
+	home := &tenantHome{dirs: []string{tenant, tenantReal}, links: map[string]bool{}}
+	for _, c := range crossed {
+		home.links[c] = true
+	}
+	w := &walker{res: resolver{fsys: l.fsys, absRoot: l.opts.AbsRoot, home: home}, seen: map[string]bool{}}
 	if only == nil {
 		w.walk(tenant, tenantReal, 0)
 	} else {
 		for _, f := range only {
-			real, err := resolve(l.fsys, l.opts.AbsRoot, f)
+			real, err := w.res.resolve(f)
+			if _, foreign := err.(*foreignError); foreign || err == nil && !w.inside(real) {
+				w.fail(f, "%s", leadsOut)
+				continue
+			}
 			if err != nil {
 				w.readErr = true
 				w.fail(f, "cannot read file: %s", ioReason(err))
-				continue
-			}
-			if !w.inside(real) {
-				w.fail(f, "symlink leads out of the tenant's own directory (-> %s); refused, a tenant's files must live in its directory", real)
 				continue
 			}
 			w.files = append(w.files, fileRef{visible: f, real: real})
@@ -228,7 +222,7 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 	}
 	slices.SortFunc(w.files, func(a, b fileRef) int { return strings.Compare(a.visible, b.visible) })
 
-	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, now: l.opts.Now()}
+	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, resolver: w.res, now: l.opts.Now()}
 	for _, f := range w.files {
 		if ctx.Err() != nil {
 			res.ReadError = true
@@ -262,6 +256,7 @@ type tenantLoad struct {
 	res           *reconciler.TenantTree
 	tenantVisible string
 	tenantReal    string
+	resolver      resolver // confined to the tenant's directory
 	now           time.Time
 	defs          []reconciler.Definition
 	codes         []codeSite // every code seen, valid or not, for uniqueness
@@ -392,15 +387,15 @@ func symlinkProblem(err error) string {
 func (t *tenantLoad) scriptReader(defFile string) scriptReader {
 	return func(rel string) ([]byte, error) {
 		visible := t.tenantVisible + "/" + rel
-		real, err := resolve(t.l.fsys, t.l.opts.AbsRoot, visible)
+		real, err := t.resolver.resolve(visible)
+		if _, foreign := err.(*foreignError); foreign || err == nil && !within(real, t.tenantReal) && !within(real, t.tenantVisible) {
+			return nil, fmt.Errorf("%q resolves outside the tenant directory %s%s/; scripts must live inside it", rel, t.l.opts.PathPrefix, t.tenantVisible)
+		}
 		if err != nil {
 			if _, out := err.(*outsideError); out {
 				return nil, fmt.Errorf("%q resolves outside the tree; scripts must live inside the tenant directory", rel)
 			}
 			return nil, fmt.Errorf("cannot read script %q (relative to the tenant directory %s%s/): %s", rel, t.l.opts.PathPrefix, t.tenantVisible, ioReason(err))
-		}
-		if !within(real, t.tenantReal) && !within(real, t.tenantVisible) {
-			return nil, fmt.Errorf("%q resolves outside the tenant directory %s%s/; scripts must live inside it", rel, t.l.opts.PathPrefix, t.tenantVisible)
 		}
 		data, err := readLimited(t.l.fsys, real)
 		if err != nil {

@@ -13,11 +13,8 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
-
-func task(code string) string {
-	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec: {trigger: {interval: 5m}, type: api_call, config: {url: 'https://a.example.com'}}\n", code)
-}
 
 func symlink(target string) *fstest.MapFile {
 	return &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink}
@@ -44,8 +41,8 @@ func messages(ps []reconciler.Problem) string {
 func TestKubernetesVolumeLayout(t *testing.T) {
 	v := newValidator(t)
 	perTenant := fstest.MapFS{
-		"acme/..2026_01_01_00_00_00.000000001/reports.yaml": {Data: []byte(task("report"))},
-		"acme/..2026_01_01_00_00_00.000000001/more.yml":     {Data: []byte(task("more"))},
+		"acme/..2026_01_01_00_00_00.000000001/reports.yaml": {Data: []byte(deftest.Task{Code: "report"}.String())},
+		"acme/..2026_01_01_00_00_00.000000001/more.yml":     {Data: []byte(deftest.Task{Code: "more"}.String())},
 		"acme/..data":       symlink("..2026_01_01_00_00_00.000000001"),
 		"acme/reports.yaml": symlink("..data/reports.yaml"),
 		"acme/more.yml":     symlink("..data/more.yml"),
@@ -62,8 +59,8 @@ func TestKubernetesVolumeLayout(t *testing.T) {
 	}
 
 	wholeTree := fstest.MapFS{
-		"..2026_01_01/acme/a.yaml":   {Data: []byte(task("a"))},
-		"..2026_01_01/globex/b.yaml": {Data: []byte(task("b"))},
+		"..2026_01_01/acme/a.yaml":   {Data: []byte(deftest.Task{Code: "a"}.String())},
+		"..2026_01_01/globex/b.yaml": {Data: []byte(deftest.Task{Code: "b"}.String())},
 		"..data":                     symlink("..2026_01_01"),
 		"acme":                       symlink("..data/acme"),
 		"globex":                     symlink("..data/globex"),
@@ -89,7 +86,7 @@ func TestKubernetesVolumeLayout(t *testing.T) {
 func TestSymlinksOutsideTreeRefused(t *testing.T) {
 	v := newValidator(t)
 	files := fstest.MapFS{
-		"acme/ok.yaml":         {Data: []byte(task("ok"))},
+		"acme/ok.yaml":         {Data: []byte(deftest.Task{Code: "ok"}.String())},
 		"acme/escape.yaml":     symlink("../../etc/passwd.yaml"),
 		"acme/absolute.yaml":   symlink("/etc/tasks.yaml"),
 		"acme/loop.yaml":       symlink("loop2.yaml"),
@@ -97,18 +94,18 @@ func TestSymlinksOutsideTreeRefused(t *testing.T) {
 		"acme/inside.yaml":     symlink("/srv/tree/acme/sub/inside.yaml"),
 		"acme/other.yaml":      symlink("../globex/g.yaml"),
 		"acme/otherdir":        symlink("../globex"),
-		"acme/dirloop/x.yaml":  {Data: []byte(task("x"))},
+		"acme/dirloop/x.yaml":  {Data: []byte(deftest.Task{Code: "x"}.String())},
 		"acme/dirloop/self":    symlink("."),
-		"acme/sub/inside.yaml": {Data: []byte(task("inside"))},
-		"globex/g.yaml":        {Data: []byte(task("g"))},
+		"acme/sub/inside.yaml": {Data: []byte(deftest.Task{Code: "inside"}.String())},
+		"globex/g.yaml":        {Data: []byte(deftest.Task{Code: "g"}.String())},
 	}
 	r := v.NewLoader(files, definitions.Options{AbsRoot: "/srv/tree"}).LoadTenant("acme")
 	msgs := messages(r.Problems)
 	for _, want := range []string{
 		"acme/absolute.yaml: symlink resolves outside the tree (-> /etc/tasks.yaml); refused",
 		"acme/escape.yaml: symlink resolves outside the tree (-> ../../etc/passwd.yaml); refused",
-		"acme/other.yaml: symlink leads out of the tenant's own directory (-> globex/g.yaml); refused",
-		"acme/otherdir: symlink leads out of the tenant's own directory (-> globex); refused",
+		"acme/other.yaml: symlink leads out of the tenant's own directory; refused",
+		"acme/otherdir: symlink leads out of the tenant's own directory; refused",
 		"acme/loop.yaml: cannot resolve symlink (-> loop2.yaml): too many levels of symbolic links",
 	} {
 		if !strings.Contains(msgs, want) {
@@ -153,10 +150,10 @@ func (f failingFS) ReadDir(name string) ([]fs.DirEntry, error) {
 func TestReadErrorsMarkTheTenant(t *testing.T) {
 	v := newValidator(t)
 	base := fstest.MapFS{
-		"acme/ok.yaml":      {Data: []byte(task("ok"))},
-		"acme/broken.yaml":  {Data: []byte(task("broken"))},
-		"acme/sub/x.yaml":   {Data: []byte(task("x"))},
-		"globex/fine.yaml":  {Data: []byte(task("fine"))},
+		"acme/ok.yaml":      {Data: []byte(deftest.Task{Code: "ok"}.String())},
+		"acme/broken.yaml":  {Data: []byte(deftest.Task{Code: "broken"}.String())},
+		"acme/sub/x.yaml":   {Data: []byte(deftest.Task{Code: "x"}.String())},
+		"globex/fine.yaml":  {Data: []byte(deftest.Task{Code: "fine"}.String())},
 		"acme/dangling.yml": symlink("nowhere.yml"),
 	}
 	for _, bad := range []string{"acme/broken.yaml", "acme/sub"} {
@@ -185,8 +182,8 @@ func TestReadErrorsMarkTheTenant(t *testing.T) {
 func TestFailedFileContributesNothing(t *testing.T) {
 	v := newValidator(t)
 	files := fstest.MapFS{
-		"acme/good.yaml":  {Data: []byte(task("good"))},
-		"acme/mixed.yaml": {Data: []byte(task("fine") + "---\n" + strings.Replace(task("bad"), "5m", "5s", 1))},
+		"acme/good.yaml":  {Data: []byte(deftest.Task{Code: "good"}.String())},
+		"acme/mixed.yaml": {Data: []byte(deftest.Task{Code: "fine"}.String() + "---\n" + deftest.Task{Code: "bad", Trigger: "{interval: 5s}"}.String())},
 	}
 	r := v.NewLoader(files, definitions.Options{}).LoadTenant("acme")
 	if got := codes(r); !slices.Equal(got, []string{"good"}) {
@@ -199,8 +196,8 @@ func TestFailedFileContributesNothing(t *testing.T) {
 	if fmt.Sprint(r.Files) != fmt.Sprint(want) {
 		t.Errorf("files = %+v, want %+v", r.Files, want)
 	}
-	if len(r.Problems) != 1 || r.Problems[0].Line != 9 || r.Problems[0].Code != "bad" {
-		t.Errorf("problems = %v, want one at line 9 for code bad", r.Problems)
+	if len(r.Problems) != 1 || r.Problems[0].Line != 13 || r.Problems[0].Code != "bad" {
+		t.Errorf("problems = %v, want one at line 13 (the second document's trigger) for code bad", r.Problems)
 	}
 }
 
@@ -217,7 +214,7 @@ func TestLimits(t *testing.T) {
 	for i := 1; i < 10; i++ {
 		fmt.Fprintf(&bomb, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
 	}
-	big := "# " + strings.Repeat("x", reconciler.MaxDefinitionFileBytes) + "\n" + task("big")
+	big := "# " + strings.Repeat("x", reconciler.MaxDefinitionFileBytes) + "\n" + deftest.Task{Code: "big"}.String()
 	cases := []struct {
 		name, data, want string
 	}{
@@ -230,7 +227,7 @@ func TestLimits(t *testing.T) {
 		{"too many documents", strings.Repeat("---\n{}\n", 5000), "more than 1000 documents in one file"},
 		{"bombs spread over documents", strings.Repeat("---\n"+bomb.String()[:strings.Index(bomb.String(), "a5:")], 900), "alias bomb is refused"},
 		{"syntax error at the end of a long file", strings.Repeat("- a\n", 16000) + "]\n", "invalid YAML"},
-		{"duplicate codes everywhere", strings.Repeat("---\n"+task("dup"), 900), "(and 898 more)"},
+		{"duplicate codes everywhere", strings.Repeat("---\n"+deftest.Task{Code: "dup"}.String(), 900), "(and 898 more)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,9 +253,9 @@ func TestLimits(t *testing.T) {
 func TestDuplicateCodesNameBothPlaces(t *testing.T) {
 	v := newValidator(t)
 	files := fstest.MapFS{
-		"acme/a.yaml":   {Data: []byte(task("dup"))},
-		"acme/b/c.yaml": {Data: []byte("# moved here\n" + task("dup"))},
-		"globex/a.yaml": {Data: []byte(task("dup"))},
+		"acme/a.yaml":   {Data: []byte(deftest.Task{Code: "dup"}.String())},
+		"acme/b/c.yaml": {Data: []byte("# moved here\n" + deftest.Task{Code: "dup"}.String())},
+		"globex/a.yaml": {Data: []byte(deftest.Task{Code: "dup"}.String())},
 	}
 	l := v.NewLoader(files, definitions.Options{})
 	r := l.LoadTenant("acme")
@@ -297,7 +294,7 @@ func TestIgnoredNames(t *testing.T) {
 	v := newValidator(t)
 	broken := &fstest.MapFile{Data: []byte("{{{ not yaml")}
 	files := fstest.MapFS{
-		"acme/ok.yaml":          {Data: []byte(task("ok"))},
+		"acme/ok.yaml":          {Data: []byte(deftest.Task{Code: "ok"}.String())},
 		"acme/.hidden.yaml":     broken,
 		"acme/_draft.yaml":      broken,
 		"acme/x.yaml~":          broken,
@@ -331,10 +328,10 @@ func TestIgnoredNames(t *testing.T) {
 func TestNoCrossTenantLinks(t *testing.T) {
 	v := newValidator(t)
 	files := fstest.MapFS{
-		"globex/g.yaml":           {Data: []byte(task("g"))},
+		"globex/g.yaml":           {Data: []byte(deftest.Task{Code: "g"}.String())},
 		"acme":                    symlink("globex"),
 		"initech/pipe.yaml":       {Mode: fs.ModeNamedPipe},
-		"initech/job.yaml":        {Data: []byte(strings.Replace(task("job"), "type: api_call, config: {url: 'https://a.example.com'}", "type: python_script, config: {file: scripts/fifo.py}", 1))},
+		"initech/job.yaml":        {Data: []byte(deftest.Task{Code: "job", Type: "python_script", Config: "{file: scripts/fifo.py}"}.String())},
 		"initech/scripts/fifo.py": {Mode: fs.ModeNamedPipe},
 	}
 	l := v.NewLoader(files, definitions.Options{})
@@ -348,5 +345,58 @@ func TestNoCrossTenantLinks(t *testing.T) {
 		if !strings.Contains(msgs, want) {
 			t.Errorf("problems lack %q:\n%s", want, msgs)
 		}
+	}
+}
+
+// TestSymlinkOutOfTenantRevealsNothing: a link (or a chain of links, or a
+// script path) leading into another tenant's directory is refused with
+// the same message whether its target exists or not, so that no tenant
+// can probe which files another one has.
+func TestSymlinkOutOfTenantRevealsNothing(t *testing.T) {
+	v := newValidator(t)
+	script := func(code, file string) string {
+		return deftest.Task{Code: code, Type: "python_script", Config: "{file: " + file + "}"}.String()
+	}
+	files := fstest.MapFS{
+		"acme/private.yaml":    {Data: []byte(deftest.Task{Code: "private"}.String())},
+		"acme/run.py":          {Data: []byte("print(1)")},
+		"evil/a.yaml":          symlink("../acme/private.yaml"),
+		"evil/b.yaml":          symlink("../acme/nothere.yaml"),
+		"evil/c.yaml":          symlink("hop.yaml"),
+		"evil/hop.yaml":        symlink("../acme/private.yaml"),
+		"evil/d.yaml":          symlink("hop2.yaml"),
+		"evil/hop2.yaml":       symlink("../acme/nothere.yaml"),
+		"evil/e.yaml":          symlink("sub/../../acme/private.yaml"),
+		"evil/f.yaml":          symlink("sub/../../acme/nothere.yaml"),
+		"evil/sub/keep.txt":    {Data: []byte("x")},
+		"evil/dir":             symlink("../acme"),
+		"evil/nodir":           symlink("../nothere"),
+		"evil/s1.yaml":         {Data: []byte(script("s1", "dir/run.py"))},
+		"evil/s2.yaml":         {Data: []byte(script("s2", "dir/nothere.py"))},
+		"evil/abs.yaml":        symlink("/srv/tree/acme/private.yaml"),
+		"evil/absmissing.yaml": symlink("/srv/tree/acme/nothere.yaml"),
+	}
+	r := v.NewLoader(files, definitions.Options{AbsRoot: "/srv/tree"}).LoadTenant("evil")
+	got := map[string]string{}
+	for _, p := range r.Problems {
+		got[p.Path] = p.Message
+	}
+	for _, pair := range [][2]string{
+		{"evil/a.yaml", "evil/b.yaml"}, {"evil/c.yaml", "evil/d.yaml"}, {"evil/e.yaml", "evil/f.yaml"},
+		{"evil/dir", "evil/nodir"}, {"evil/s1.yaml", "evil/s2.yaml"}, {"evil/abs.yaml", "evil/absmissing.yaml"},
+		{"evil/a.yaml", "evil/dir"},
+	} {
+		exists, missing := got[pair[0]], got[pair[1]]
+		if exists == "" || exists != strings.ReplaceAll(missing, "nothere.py", "run.py") {
+			t.Errorf("%s (target exists) and %s (target missing) read differently:\n  %q\n  %q", pair[0], pair[1], exists, missing)
+		}
+		for _, m := range []string{exists, missing} {
+			if strings.Contains(m, "no such file") || strings.Contains(m, "private") {
+				t.Errorf("the message tells about the target: %q", m)
+			}
+		}
+	}
+	if r.ReadError {
+		t.Errorf("ReadError = true: a link out of the tenant is refused, not unreadable (problems: %s)", messages(r.Problems))
 	}
 }

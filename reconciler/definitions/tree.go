@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -44,6 +45,36 @@ func Ignored(name string) bool {
 	return false
 }
 
+// TenantCodeProblem is what is wrong with a tenant directory's name, or
+// "" when it is a valid tenant code.
+func TenantCodeProblem(name string) string {
+	if TenantPattern.MatchString(name) {
+		return ""
+	}
+	return fmt.Sprintf("directory %q is not a valid tenant code; use lowercase letters, digits and '-' (at most 63, not starting or ending with '-'), or start the name with '.' or '_' to ignore it", name)
+}
+
+// misplacedFileProblem is the problem of a definition file at the top of
+// the tree.
+func misplacedFileProblem(name string) string {
+	return "definition files belong in a tenant directory (<tenant>/" + name + "), not at the top of the tree"
+}
+
+// HoldsDefinitions reports whether the directory dir on disk has definition
+// files of its own, which makes it a tenant directory rather than a tree.
+func HoldsDefinitions(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.IsDir() && !Ignored(e.Name()) && isDefinitionFile(e.Name()) {
+			return true
+		}
+	}
+	return false
+}
+
 // isDefinitionFile reports whether a file name holds definitions.
 func isDefinitionFile(name string) bool {
 	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
@@ -56,11 +87,58 @@ func (e *outsideError) Error() string {
 	return fmt.Sprintf("symlink %s -> %s resolves outside the tree; refused", e.link, e.target)
 }
 
+// foreignError is a path that leads out of a tenant's own directory,
+// judged by its name alone: nothing outside the directory is looked at,
+// so the refusal reads the same whether the target exists or not, and a
+// tenant cannot probe another's files with links.
+type foreignError struct{}
+
+func (e *foreignError) Error() string {
+	return "leads out of the tenant's own directory"
+}
+
+// tenantHome is the part of the tree a tenant's paths may resolve into:
+// its directory, visible and real, the directories above them, and the
+// links that lead from the visible directory to the real one (a
+// Kubernetes volume's acme -> ..data/acme and ..data -> ..2026_…).
+type tenantHome struct {
+	dirs  []string
+	links map[string]bool
+}
+
+// allows reports whether p, a path in the tree, lies in the home: in one
+// of its directories, on the way to one, or on its own links.
+func (h *tenantHome) allows(p string) bool {
+	for _, d := range h.dirs {
+		if within(p, d) || p == "" || strings.HasPrefix(d, p+"/") {
+			return true
+		}
+	}
+	return h.links[p]
+}
+
+// resolver follows symlinks inside the tree.
+type resolver struct {
+	fsys    fs.FS
+	absRoot string
+	// home, if set, confines the resolution to a tenant's directory: a
+	// path or a link target (at each hop of a chain) outside it is a
+	// *foreignError before anything outside is looked at.
+	home *tenantHome
+	// crossed collects the links followed, when not nil.
+	crossed *[]string
+}
+
 // resolve returns the path of p inside the tree with every symlink
 // followed. A link whose target is absolute, or climbs above the root, is
 // an *outsideError, unless absRoot maps an absolute target back inside.
 func resolve(fsys fs.FS, absRoot, p string) (string, error) {
-	rl, ok := fsys.(fs.ReadLinkFS)
+	return resolver{fsys: fsys, absRoot: absRoot}.resolve(p)
+}
+
+// resolve is the package's resolve, confined to r.home if set.
+func (r resolver) resolve(p string) (string, error) {
+	rl, ok := r.fsys.(fs.ReadLinkFS)
 	if !ok {
 		return p, nil
 	}
@@ -81,6 +159,9 @@ func resolve(fsys fs.FS, absRoot, p string) (string, error) {
 			continue
 		}
 		next := path.Join(cur, part)
+		if r.home != nil && !r.home.allows(next) {
+			return "", &foreignError{}
+		}
 		info, err := rl.Lstat(next)
 		if err != nil {
 			return "", err
@@ -96,20 +177,30 @@ func resolve(fsys fs.FS, absRoot, p string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if r.crossed != nil {
+			*r.crossed = append(*r.crossed, next)
+		}
+		from := cur
 		if path.IsAbs(target) {
-			rel, ok := insideAbs(absRoot, target)
+			rel, ok := insideAbs(r.absRoot, target)
 			if !ok {
 				return "", &outsideError{link: next, target: target}
 			}
-			cur, target = "", rel
+			from, target = "", rel
+		}
+		if escapes(from, target) {
+			return "", &outsideError{link: next, target: target}
+		}
+		// Judged by name first: a target outside the home is refused
+		// before any of it is looked at.
+		if r.home != nil && !r.home.allows(path.Join(from, target)) {
+			return "", &foreignError{}
 		}
 		// A relative target is read from the link's own directory, which
 		// is cur; ".." above the root is caught at the top of the loop.
+		cur = from
 		for _, t := range slices.Backward(strings.Split(target, "/")) {
 			parts = append([]string{t}, parts...)
-		}
-		if escapes(cur, target) {
-			return "", &outsideError{link: next, target: target}
 		}
 	}
 	if cur == "" {
@@ -170,9 +261,7 @@ type fileRef struct {
 
 // walker lists a tenant's definition files.
 type walker struct {
-	fsys     fs.FS
-	absRoot  string
-	home     []string // real directories a tenant's links may lead into
+	res      resolver // confined to the tenant's home
 	files    []fileRef
 	seen     map[string]bool // real paths of files and directories visited
 	problems []treeProblem
@@ -200,7 +289,7 @@ func (w *walker) walk(visible, real string, depth int) {
 		return
 	}
 	w.seen[real] = true
-	entries, err := fs.ReadDir(w.fsys, real)
+	entries, err := fs.ReadDir(w.res.fsys, real)
 	if err != nil {
 		w.readErr = true
 		w.fail(visible, "cannot read directory: %s", ioReason(err))
@@ -214,14 +303,18 @@ func (w *walker) walk(visible, real string, depth int) {
 		vis, r := visible+"/"+name, real+"/"+name
 		mode := e.Type()
 		if mode&fs.ModeSymlink != 0 {
-			target, err := resolve(w.fsys, w.absRoot, r)
+			target, err := w.res.resolve(r)
 			if err != nil {
 				var out *outsideError
+				if _, foreign := err.(*foreignError); foreign {
+					w.fail(vis, "%s", leadsOut)
+					continue
+				}
 				if !errors.As(err, &out) {
 					// A dangling link may be a volume update in progress:
 					// treat it as unreadable, not as a deletion.
 					w.readErr = true
-					if rl, ok := w.fsys.(fs.ReadLinkFS); ok {
+					if rl, ok := w.res.fsys.(fs.ReadLinkFS); ok {
 						if t, lerr := rl.ReadLink(r); lerr == nil {
 							w.fail(vis, "cannot resolve symlink (-> %s): %s", t, ioReason(err))
 							continue
@@ -231,17 +324,14 @@ func (w *walker) walk(visible, real string, depth int) {
 				w.fail(vis, "%s", symlinkProblem(err))
 				continue
 			}
-			info, err := fs.Stat(w.fsys, target)
+			if !w.inside(target) {
+				w.fail(vis, "%s", leadsOut)
+				continue
+			}
+			info, err := fs.Stat(w.res.fsys, target)
 			if err != nil {
 				w.readErr = true
 				w.fail(vis, "cannot read symlink target: %s", ioReason(err))
-				continue
-			}
-			if !w.inside(target) {
-				// Scripts are checked where a definition names them.
-				if info.IsDir() || isDefinitionFile(name) {
-					w.fail(vis, "symlink leads out of the tenant's own directory (-> %s); refused, a tenant's files must live in its directory", target)
-				}
 				continue
 			}
 			r, mode = target, info.Mode().Type()
@@ -271,13 +361,17 @@ func (w *walker) walk(visible, real string, depth int) {
 // directory (its visible or its real one), so that no link makes another
 // tenant's definitions load as this one's.
 func (w *walker) inside(p string) bool {
-	for _, h := range w.home {
-		if p == h || strings.HasPrefix(p, h+"/") {
+	for _, d := range w.res.home.dirs {
+		if within(p, d) {
 			return true
 		}
 	}
 	return false
 }
+
+// leadsOut is the problem of a link out of the tenant's own directory: the
+// same words whatever the target is and whether it exists.
+const leadsOut = "symlink leads out of the tenant's own directory; refused, a tenant's files must live in its directory"
 
 // ioReason shortens a *fs.PathError to its cause: the path is already in
 // the problem.

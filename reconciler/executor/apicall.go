@@ -181,8 +181,7 @@ func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, 
 	}
 	out.Body = text
 	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); !out.Truncated && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-		var v any
-		if json.Unmarshal(data, &v) == nil {
+		if v, ok := ParseJSON(data); ok {
 			out.Body = red.Value(v)
 		}
 	}

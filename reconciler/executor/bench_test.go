@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
 )
 
@@ -59,4 +61,26 @@ func BenchmarkSandboxScript(b *testing.B) {
 		samples = append(samples, time.Since(start))
 	}
 	reportLatency(b, samples)
+}
+
+// BenchmarkRedactorAdd measures registering a secret with special
+// characters (all its encoded forms, and the replacer built of them), and redacting a 4 KiB text of
+// several lines with it.
+func BenchmarkRedactorAdd(b *testing.B) {
+	text := strings.Repeat("a line of ordinary output, 0123456789 +/=\n", 100)
+	b.Run("Add", func(b *testing.B) {
+		for b.Loop() {
+			r := &executor.Redactor{}
+			r.Add("acme-s3cr3t+/=tok en-é<&>\"\\-0123")
+			r.String("x") // builds the replacer
+		}
+	})
+	b.Run("String", func(b *testing.B) {
+		r := &executor.Redactor{}
+		r.Add("acme-s3cr3t+/=tok en-é<&>\"\\-0123")
+		r.String("")
+		for b.Loop() {
+			r.String(text)
+		}
+	})
 }

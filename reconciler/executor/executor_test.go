@@ -65,6 +65,39 @@ func TestGuardTable(t *testing.T) {
 	}
 }
 
+// TestGuardTunnelsNeedTheirOwnAddress: --allow-cidr naming an IPv4
+// address allows its IPv4-mapped and NAT64 forms (which reach exactly it),
+// but not a 6to4, Teredo, ISATAP, IPv4-compatible or IPv4-translated
+// address carrying it: those reach a relay or a host of the IPv6 network,
+// so the IPv6 address itself must be named.
+func TestGuardTunnelsNeedTheirOwnAddress(t *testing.T) {
+	byV4 := executor.NewGuard(mustCIDRs(t, "127.0.0.1/32", "10.9.8.7/32"))
+	for _, tc := range []struct {
+		addr    string
+		allowed bool
+	}{
+		{"::ffff:127.0.0.1", true},             // IPv4-mapped
+		{"64:ff9b::7f00:1", true},              // NAT64
+		{"2002:7f00:1::1", false},              // 6to4
+		{"2002:a09:807::1", false},             // 6to4 of 10.9.8.7
+		{"2001:0:7f00:1::1", false},            // Teredo server 127.0.0.1
+		{"2001:0:4136:e378::80ff:fffe", false}, // Teredo client 127.0.0.1 (inverted)
+		{"2606:4700::5efe:7f00:1", false},      // ISATAP
+		{"::ffff:0:7f00:1", false},             // IPv4-translated
+		{"::7f00:1", false},                    // IPv4-compatible
+	} {
+		if err := byV4.Check(netip.MustParseAddr(tc.addr)); (err == nil) != tc.allowed {
+			t.Errorf("allow 127.0.0.1: Check(%s) = %v, want allowed=%v", tc.addr, err, tc.allowed)
+		}
+	}
+	byV6 := executor.NewGuard(mustCIDRs(t, "2002:7f00:1::/48", "2001:0:7f00:1::/64", "2606:4700::5efe:7f00:1/128"))
+	for _, a := range []string{"2002:7f00:1::1", "2001:0:7f00:1::1", "2606:4700::5efe:7f00:1"} {
+		if err := byV6.Check(netip.MustParseAddr(a)); err != nil {
+			t.Errorf("allow the IPv6 networks: Check(%s) = %v, want allowed", a, err)
+		}
+	}
+}
+
 func mustCIDRs(t *testing.T, s ...string) []netip.Prefix { return mustCIDRsB(t, s...) }
 
 func mustCIDRsB(t testing.TB, s ...string) []netip.Prefix {

@@ -4,14 +4,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/testmain"
 )
 
 // TestMain lets this test binary serve as the sandbox's init, as the
 // tasksync binary does.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == executor.SandboxInitArg {
-		os.Exit(executor.SandboxInit())
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(testmain.Run(m, testmain.Options{})) }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -25,7 +26,9 @@ import (
 // It is safe for concurrent use. The zero value is ready to use.
 type Redactor struct {
 	mu       sync.Mutex
-	forms    []string // every registered form, longest first
+	forms    []string        // every registered form, longest first
+	known    map[string]bool // the forms, for deduplication
+	base64   []string        // the base64 forms, also found across line breaks
 	replacer *strings.Replacer
 }
 
@@ -44,9 +47,19 @@ func (r *Redactor) Add(v string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, f := range encodedForms(v) {
-		if f != "" && !slices.Contains(r.forms, f) {
+	if r.known == nil {
+		r.known = map[string]bool{}
+	}
+	forms, b64 := encodedForms(v)
+	for _, f := range forms {
+		if f != "" && !r.known[f] {
+			r.known[f] = true
 			r.forms = append(r.forms, f)
+		}
+	}
+	for _, f := range b64 {
+		if !slices.Contains(r.base64, f) {
+			r.base64 = append(r.base64, f)
 		}
 	}
 	// Longest first, so that a value containing another (or a form
@@ -55,22 +68,30 @@ func (r *Redactor) Add(v string) {
 	r.replacer = nil
 }
 
-// encodedForms is v as it may appear in text that carried it: raw,
-// percent-encoded (query and path, either case of hex digits), escaped in
-// a JSON, Go or HTML string, base64 (standard and URL alphabets, alone or
-// embedded at any alignment in a longer encoded text) and hex.
-func encodedForms(v string) []string {
-	forms := []string{v}
-	q := url.QueryEscape(v)
-	forms = append(forms, q, strings.ReplaceAll(q, "+", "%20"), url.PathEscape(v), (&url.URL{Path: v}).EscapedPath())
-	for _, f := range forms[1:] {
-		forms = append(forms, lowerHexEscapes(f))
+// encodedForms is v as it may appear in text that carried it, and the
+// base64 forms among them (which String also finds broken into lines).
+//
+// A form is a representation of v's bytes (raw, base64 in the standard
+// and URL alphabets, alone or embedded at any alignment in a longer
+// encoded text, hex) under up to two escapes: first percent-encoding
+// (query and path, either case of hex digits) or escaping in a JSON, Go
+// or HTML string, then, outermost, percent-encoding or JSON escaping
+// again (a URL carried in another URL's query, a JSON document in a query
+// or in a JSON string, a query in JSON). Duplicates are dropped.
+func encodedForms(v string) (forms, b64 []string) {
+	seen := map[string]bool{}
+	add := func(f string) bool {
+		if f == "" || seen[f] {
+			return false
+		}
+		seen[f] = true
+		forms = append(forms, f)
+		return true
 	}
-	forms = append(forms, jsonForms(v)...)
-	forms = append(forms, quoteBody(strconv.Quote(v)), quoteBody(strconv.QuoteToASCII(v)), html.EscapeString(v))
+	reps := []string{v}
 	b := []byte(v)
 	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-		forms = append(forms, enc.EncodeToString(b))
+		b64 = append(b64, enc.EncodeToString(b))
 		// Embedded in a longer text, the value starts at any of the three
 		// positions of a 3-byte group: the groups wholly inside it encode
 		// the same whatever surrounds them.
@@ -80,12 +101,70 @@ func encodedForms(v string) []string {
 			}
 			rest := b[skip:]
 			if core := enc.EncodeToString(rest[:len(rest)/3*3]); len(core) >= minEmbeddedBase64 {
-				forms = append(forms, core)
+				b64 = append(b64, core)
 			}
 		}
 	}
 	h := hex.EncodeToString(b)
-	return append(forms, h, strings.ToUpper(h))
+	reps = append(append(reps, b64...), h, strings.ToUpper(h))
+	for _, rep := range reps {
+		add(rep)
+		for _, inner := range innerEscapes(rep) {
+			add(inner)
+		}
+	}
+	for _, inner := range slices.Clone(forms) {
+		for _, outer := range outerEscapes(inner) {
+			add(outer)
+		}
+	}
+	return forms, slices.Compact(b64)
+}
+
+// innerEscapes is s percent-encoded (query with "+" or "%20" for a space,
+// path, a URL path as net/url writes it, each also with lowercase hex
+// digits) and escaped in a JSON, Go or HTML string.
+func innerEscapes(s string) []string {
+	if unreserved(s) {
+		return nil
+	}
+	out := percentForms(s)
+	out = append(out, jsonForms(s)...)
+	return append(out, quoteBody(strconv.Quote(s)), quoteBody(strconv.QuoteToASCII(s)), html.EscapeString(s))
+}
+
+// outerEscapes is s escaped once more where texts nest most: percent-
+// encoded and JSON-escaped.
+func outerEscapes(s string) []string {
+	if unreserved(s) {
+		return nil
+	}
+	return append(percentForms(s), jsonForms(s)...)
+}
+
+// unreserved reports whether s has only characters that no escape
+// changes (RFC 3986's unreserved characters): letters, digits, "-", ".",
+// "_" and "~".
+func unreserved(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// percentForms is s percent-encoded for a query (space as "+" and as
+// "%20"), a path segment and a URL path, each also with lowercase hex
+// digits.
+func percentForms(s string) []string {
+	q := url.QueryEscape(s)
+	out := []string{q, strings.ReplaceAll(q, "+", "%20"), url.PathEscape(s), (&url.URL{Path: s}).EscapedPath()}
+	for _, f := range out[:4] {
+		out = append(out, lowerHexEscapes(f))
+	}
+	return out
 }
 
 // jsonForms is v escaped in a JSON string (without the quotes): as Go
@@ -165,8 +244,10 @@ func lowerHex(c byte) byte {
 }
 
 // String removes every remembered value, in each of its forms, from s. A
-// form cut short where text was shortened for display (ending in "...")
-// is removed too.
+// base64 form broken into lines (by a line break, "\r\n" or "\n", or its
+// JSON escape, anywhere in it: Python's encodebytes, PEM and MIME wrap at
+// 76 or 64 characters) is removed with its line breaks. A form cut short
+// where text was shortened for display (ending in "...") is removed too.
 func (r *Redactor) String(s string) string {
 	r.mu.Lock()
 	if r.replacer == nil && len(r.forms) > 0 {
@@ -176,12 +257,12 @@ func (r *Redactor) String(s string) string {
 		}
 		r.replacer = strings.NewReplacer(pairs...)
 	}
-	rep, forms := r.replacer, r.forms
+	rep, forms, b64 := r.replacer, r.forms, r.base64
 	r.mu.Unlock()
 	if rep == nil {
 		return s
 	}
-	s = rep.Replace(s)
+	s = rep.Replace(redactWrapped(s, b64))
 	if !strings.Contains(s, "...") {
 		return s
 	}
@@ -190,6 +271,115 @@ func (r *Redactor) String(s string) string {
 		parts[i] = trimPartial(parts[i], forms)
 	}
 	return strings.Join(parts, "...")
+}
+
+// redactWrapped replaces each base64 form (of forms) found in s when the
+// line breaks inside runs of base64 lines are ignored. Only runs of
+// several lines are looked at: a form on one line is the replacer's.
+func redactWrapped(s string, forms []string) string {
+	if len(forms) == 0 || !strings.Contains(s, "\n") && !strings.Contains(s, `\n`) {
+		return s
+	}
+	shortest := len(forms[0])
+	for _, f := range forms {
+		shortest = min(shortest, len(f))
+	}
+	var out strings.Builder
+	done := 0 // s[:done] is in out
+	for i := 0; i < len(s); {
+		if !isBase64Char(s[i]) {
+			i++
+			continue
+		}
+		start, end, breaks := i, i, false
+		for end < len(s) {
+			if isBase64Char(s[end]) {
+				end++
+				continue
+			}
+			if n := lineBreak(s[end:]); n > 0 && end+n < len(s) && isBase64Char(s[end+n]) {
+				end, breaks = end+n, true
+				continue
+			}
+			break
+		}
+		if breaks && end-start >= shortest {
+			if run, ok := redactRun(s[start:end], forms); ok {
+				out.WriteString(s[done:start])
+				out.WriteString(run)
+				done = end
+			}
+		}
+		i = end
+	}
+	if done == 0 {
+		return s
+	}
+	out.WriteString(s[done:])
+	return out.String()
+}
+
+// redactRun replaces, in a run of base64 lines, every form found once the
+// line breaks are dropped; ok is false when there is none.
+func redactRun(run string, forms []string) (string, bool) {
+	joined := make([]byte, 0, len(run))
+	at := make([]int, 0, len(run)) // the index in run of each byte of joined
+	for i := 0; i < len(run); {
+		if n := lineBreak(run[i:]); n > 0 {
+			i += n
+			continue
+		}
+		joined, at = append(joined, run[i]), append(at, i)
+		i++
+	}
+	cut := make([]bool, len(run)) // bytes of run inside a form
+	found := false
+	for _, f := range forms {
+		for off := 0; off+len(f) <= len(joined); {
+			k := bytes.Index(joined[off:], []byte(f))
+			if k < 0 {
+				break
+			}
+			k += off
+			for j := at[k]; j <= at[k+len(f)-1]; j++ {
+				cut[j] = true
+			}
+			found, off = true, k+1
+		}
+	}
+	if !found {
+		return run, false
+	}
+	var b strings.Builder
+	for i := 0; i < len(run); i++ {
+		if !cut[i] {
+			b.WriteByte(run[i])
+			continue
+		}
+		b.WriteString(Redacted)
+		for i+1 < len(run) && cut[i+1] {
+			i++
+		}
+	}
+	return b.String(), true
+}
+
+// isBase64Char reports whether c is in the standard or URL base64
+// alphabet, padding included.
+func isBase64Char(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+		c == '+' || c == '/' || c == '-' || c == '_' || c == '='
+}
+
+// lineBreak is the length of the line break s starts with: "\r\n", "\n",
+// or the same escaped in a JSON string; 0 if none.
+func lineBreak(s string) int {
+	for _, nl := range []string{"\r\n", "\n", `\r\n`, `\n`} {
+		if strings.HasPrefix(s, nl) {
+			return len(nl)
+		}
+	}
+	return 0
 }
 
 // Truncated removes a secret's form cut short at the end of s: use it on
@@ -224,9 +414,10 @@ func trimPartial(s string, forms []string) string {
 	return s[:len(s)-cut]
 }
 
-// Value returns a copy of the JSON value v (as encoding/json decodes it)
-// with every string in it, map keys included, redacted, and any number or
-// boolean whose text holds a secret replaced by Redacted. Parsing undoes
+// Value returns a copy of the JSON value v (as encoding/json decodes it,
+// best with numbers as json.Number: see ParseJSON) with every string in
+// it, map keys included, redacted, and any number or boolean whose text
+// holds a secret replaced by Redacted. Parsing undoes
 // escapes (a "\u0073ecret" in JSON text is "secret" once parsed), so a
 // parsed value is redacted after parsing, not only as text.
 func (r *Redactor) Value(v any) any {
@@ -247,6 +438,11 @@ func (r *Redactor) Value(v any) any {
 			out[i] = r.Value(e)
 		}
 		return out
+	case json.Number:
+		if r.String(string(x)) != string(x) {
+			return Redacted
+		}
+		return x
 	}
 	text := fmt.Sprint(v)
 	if b, err := json.Marshal(v); err == nil {
@@ -256,6 +452,23 @@ func (r *Redactor) Value(v any) any {
 		return Redacted
 	}
 	return v
+}
+
+// ParseJSON parses data holding exactly one JSON value, with numbers as
+// json.Number: a number keeps its text ("12345678901234567890", which a
+// float64 would turn into 12345678901234567000), so that Value still
+// finds a secret in it, and it is written back as the same number. ok is
+// false when data is not one JSON value.
+func ParseJSON(data []byte) (v any, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
 }
 
 // Error returns err with its message redacted. errors.Is still sees what

@@ -385,17 +385,15 @@ func sandboxSystemDirs() []string {
 	return []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
 }
 
-// lastLineJSON returns the JSON value on the last non-empty line of out.
+// lastLineJSON returns the JSON value on the last non-empty line of out,
+// numbers as json.Number (see ParseJSON).
 func lastLineJSON(out string) any {
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])
 	if last == "" {
 		return nil
 	}
-	var v any
-	if json.Unmarshal([]byte(last), &v) != nil {
-		return nil
-	}
+	v, _ := ParseJSON([]byte(last))
 	return v
 }
 

@@ -19,23 +19,17 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
-// waitForProcess polls until a process whose command line holds marker
+// waitForProcess waits until a process whose command line holds marker
 // runs, or fails the test after 30 s.
 func waitForProcess(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waittest.For(t, "a process "+marker, 30*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-f", marker).Output()
-		if len(strings.TrimSpace(string(out))) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no process %s started", marker)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(strings.TrimSpace(string(out))) > 0
+	})
 }
 
 func freeBytes(t *testing.T, dir string) int64 {

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 func sandbox(t *testing.T) *executor.Sandbox { return sandboxB(t) }
@@ -67,12 +69,13 @@ print(json.dumps({"env": given, "uid": os.getuid(), "pid": os.getpid(), "cwd": o
 	if fmt.Sprint(m["env"]) != "[MODE TOKEN]" {
 		t.Errorf("environment = %v, want exactly the declared MODE and TOKEN", m["env"])
 	}
-	uid, _ := m["uid"].(float64)
+	n, _ := m["uid"].(json.Number)
+	uid, _ := n.Int64()
 	r, _ := executor.ParseUIDRange(executor.DefaultSandboxUIDs)
 	if os.Geteuid() != 0 {
 		r = executor.UIDRange{First: os.Geteuid(), Last: os.Geteuid()} // in a user namespace, as itself
 	}
-	if int(uid) < r.First || int(uid) > r.Last || m["pid"] != float64(1) {
+	if int(uid) < r.First || int(uid) > r.Last || m["pid"] != json.Number("1") {
 		t.Errorf("uid %v pid %v, want one of %s and 1 (own PID namespace)", m["uid"], m["pid"], r)
 	}
 	if !strings.Contains(res.Stdout, "args ['--tenant', 'acme']") {
@@ -199,17 +202,10 @@ time.sleep(300)
 		if res == nil || !strings.Contains(res.Stdout, "started") {
 			t.Errorf("stdout = %+v", res)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		waittest.For(t, "the grandchild "+marker+" to end with the timed-out run", 5*time.Second, func() bool {
 			out, _ := exec.Command("pgrep", "-f", marker).Output()
-			if len(strings.TrimSpace(string(out))) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the grandchild %s survived the timeout: pids %s", marker, out)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return len(strings.TrimSpace(string(out))) == 0
+		})
 	})
 	t.Run("output capped", func(t *testing.T) {
 		res, err := s.Run(context.Background(), script(`print("x" * 200000)`), nil, nil, nil)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // runOK runs src in s and fails the test unless it exits 0.
@@ -194,15 +195,11 @@ time.sleep(60)
 		s.Run(ctx, py, nil, nil, nil)
 	}()
 	// Wait until tenant A holds its processes (the limit, 64, less itself).
-	deadline := time.Now().Add(20 * time.Second)
-	for n := 0; n < 63; {
+	waittest.For(t, "tenant A to hold 63 processes", 20*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-c", "-f", marker).Output()
-		n, _ = strconv.Atoi(strings.TrimSpace(string(out)))
-		if time.Now().After(deadline) {
-			t.Fatalf("tenant A started only %d processes", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		return n >= 63
+	})
 	res, err := s.Run(context.Background(), script(`
 import subprocess
 r = subprocess.run(["/usr/bin/python3", "-c", "print(1)"], capture_output=True, text=True)
@@ -338,17 +335,12 @@ subprocess.run([%q, "60"], executable="/bin/sleep")
 		res, err := s.Run(ctx, py, []string{"--token", secret, "--tenant=acme"}, nil, nil)
 		done <- result{stdoutOf(res), err}
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	if !waittest.Within(20*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-f", marker).Output()
-		if len(strings.TrimSpace(string(out))) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("the script did not start: %+v", <-done)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(strings.TrimSpace(string(out))) > 0
+	}) {
+		cancel()
+		t.Fatalf("the script did not start: %+v", <-done)
 	}
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, f := range cmdlines {
@@ -482,17 +474,10 @@ subprocess.run([%q, "1"], executable="/bin/sleep")
 `, marker, marker+"-fg")), nil, nil, nil)
 		done <- err
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waittest.For(t, "the first run to start", 20*time.Second, func() bool {
 		out, _ := exec.Command("pgrep", "-f", marker+"-fg").Output()
-		if len(strings.TrimSpace(string(out))) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first run did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(strings.TrimSpace(string(out))) > 0
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if _, err := s.Run(ctx, script("print(1)"), nil, nil, nil); err == nil || !strings.Contains(err.Error(), "every sandbox uid") {

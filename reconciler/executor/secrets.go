@@ -1,5 +1,3 @@
-// Package executor runs what Inngest invokes: api_call requests through an
-// SSRF guard, with templates and secrets resolved only at execution.
 package executor
 
 import (
@@ -112,7 +110,9 @@ func (s *Secrets) locate(tenant, name string) (source, error) {
 			}
 		}
 	}
-	if granted(s.getenv(GrantEnvPrefix+name), tenant) && s.getenv(SecretEnvPrefix+name) != "" {
+	// The grant variable is the grant: validation needs no value (a CI job
+	// has the grants, not the secrets); a run does.
+	if granted(s.getenv(GrantEnvPrefix+name), tenant) {
 		return source{env: SecretEnvPrefix + name}, nil
 	}
 	return source{}, &NotGrantedError{Tenant: tenant, Name: name, Dir: s.dir}
@@ -125,7 +125,11 @@ func (s *Secrets) lookup(tenant, name string) (string, error) {
 		return "", err
 	}
 	if src.env != "" {
-		return s.getenv(src.env), nil
+		v := s.getenv(src.env)
+		if v == "" {
+			return "", fmt.Errorf("secret %s is granted to tenant %q by %s%s, but %s is not set", name, tenant, GrantEnvPrefix, name, src.env)
+		}
+		return v, nil
 	}
 	b, err := readFile(filepath.Dir(src.file), filepath.Base(src.file))
 	if err != nil {
@@ -216,6 +220,19 @@ func openInside(dir, name string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// CheckDir reports whether the secrets directory, if one is set, is a
+// directory that can be listed: a mistyped --secrets-dir is one error,
+// not a "not granted" problem for every reference.
+func (s *Secrets) CheckDir() error {
+	if s.dir == "" {
+		return nil
+	}
+	if _, err := os.ReadDir(s.dir); err != nil {
+		return fmt.Errorf("secrets directory: %w", err)
+	}
+	return nil
 }
 
 // Ungranted lists the files at the top of the secrets directory: the

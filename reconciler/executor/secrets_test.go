@@ -20,32 +20,17 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
 )
-
-// secretsDir writes files (path → content) under a new secrets directory.
-func secretsDir(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // TestSecretsGrantedPerTenant: a tenant uses its own secrets, shared
 // ones granted to it and granted environment variables, and nothing
 // else; a refusal reads the same whether or not the secret exists for
 // another tenant.
 func TestSecretsGrantedPerTenant(t *testing.T) {
-	dir := secretsDir(t, map[string]string{
+	dir := deftest.WriteTree(t, map[string]string{
 		"acme/TOKEN":               "acme-token\n",
 		"globex/GLOBEX_TOKEN":      "globex-token",
 		"globex/TOKEN":             "globex-own-token",
@@ -79,6 +64,7 @@ func TestSecretsGrantedPerTenant(t *testing.T) {
 		"TASKSYNC_SECRET_ENVKEY":    "env-key",
 		"TASKSYNC_GRANT_ENVKEY":     "acme",
 		"TASKSYNC_SECRET_UNGRANTED": "env-ungranted",
+		"TASKSYNC_GRANT_NOVALUE":    "acme", // granted, its value not set here
 	}
 	s := executor.NewSecrets(dir, func(k string) string { return env[k] })
 	cases := []struct {
@@ -105,6 +91,8 @@ func TestSecretsGrantedPerTenant(t *testing.T) {
 		{"acme", "ENVKEY", true},
 		{"globex", "ENVKEY", false},
 		{"acme", "UNGRANTED", false},
+		{"acme", "NOVALUE", true},
+		{"globex", "NOVALUE", false},
 		{"acme", "NOPE", false},
 		{"_shared", "MAPS", false},
 		{"../globex", "GLOBEX_TOKEN", false},
@@ -145,6 +133,35 @@ func echoServer(t *testing.T) (*httptest.Server, *[]string) {
 		w.Header().Set("X-Query", r.URL.RawQuery)
 		w.Header().Set("X-Body-B64", base64.StdEncoding.EncodeToString(body))
 		w.Header().Set("X-Header", r.Header.Get("X-S"))
+		switch r.URL.Path {
+		case "/redirect":
+			// To a refused address, carrying the original URL.
+			next := "http://" + r.Host + r.URL.RequestURI()
+			http.Redirect(w, r, "http://127.0.0.2:9/login?next="+url.QueryEscape(next), http.StatusFound)
+			return
+		case "/wrapped":
+			// Line-wrapped base64 as Python's encodebytes (76, \n), PEM
+			// (64, \n) and MIME (76, \r\n) write it, alone and inside
+			// longer texts that move the line breaks.
+			w.Header().Set("Content-Type", "text/plain")
+			for _, prefix := range []string{"", "x", "xy", strings.Repeat("p", 40)} {
+				enc := base64.StdEncoding.EncodeToString([]byte(prefix + r.Header.Get("X-S") + "tail"))
+				for _, wrap := range []struct {
+					n  int
+					nl string
+				}{{76, "\n"}, {64, "\n"}, {76, "\r\n"}, {64, "\r\n"}} {
+					for i := 0; i < len(enc); i += wrap.n {
+						fmt.Fprint(w, enc[i:min(i+wrap.n, len(enc))]+wrap.nl)
+					}
+					fmt.Fprint(w, wrap.nl)
+				}
+			}
+			return
+		case "/number":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"n": %s, "s": "x"}`, r.Header.Get("X-S"))
+			return
+		}
 		if r.URL.Path == "/text" || r.URL.Path == "/fail" {
 			w.Header().Set("Content-Type", "text/plain")
 			if r.URL.Path == "/fail" {
@@ -279,8 +296,55 @@ func TestRedactionOfEncodedForms(t *testing.T) {
 				t.Fatal("a call to a closed port succeeded")
 			}
 			assertNoLeak(t, "connection error", err.Error(), all...)
+
+			// A redirect to a refused address that carries the original
+			// URL query-escaped: the secret is percent-encoded twice.
+			c = reconciler.APICall{Method: "GET", URL: srv.URL + "/redirect", Query: map[string]string{"token": "${secret:S}"}, Timeout: reconciler.Duration(5 * time.Second)}
+			if _, err = h.Run(context.Background(), "acme", c, expr.Task, nil); err == nil {
+				t.Fatal("a redirect to 127.0.0.2 succeeded")
+			}
+			assertNoLeak(t, "redirect error", err.Error(), all...)
+			for _, enc := range nestedForms(secret) {
+				if strings.Contains(err.Error(), enc) {
+					t.Errorf("redirect error holds the nested form %q:\n%s", enc, err)
+				}
+			}
 		})
 	}
+	// A long value echoed as line-wrapped base64 (Python's encodebytes,
+	// PEM, MIME), and a numeric value echoed as a JSON number.
+	for _, secret := range []string{strings.Repeat("long+/=s3cr3t é ", 5) + "-end", "12345678901234567890"} {
+		env := map[string]string{"TASKSYNC_SECRET_S": secret, "TASKSYNC_GRANT_S": "acme"}
+		h := newHTTP(t, mustCIDRs(t, "127.0.0.1/32"), env)
+		for _, path := range []string{"/wrapped", "/number"} {
+			c := reconciler.APICall{Method: "GET", URL: srv.URL + path, Headers: map[string]string{"X-S": "${secret:S}"}, Timeout: reconciler.Duration(5 * time.Second)}
+			res, err := h.Run(context.Background(), "acme", c, expr.Task, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			out, _ := json.Marshal(res)
+			joined := strings.NewReplacer(`\r`, "", `\n`, "", "\r", "", "\n", "").Replace(string(out))
+			assertNoLeak(t, path+" response", joined, secret)
+			for _, core := range base64Cores(secret) {
+				if len(core) >= 16 && strings.Contains(joined, core) {
+					t.Errorf("%s response holds the base64 %q of the value, once its lines are joined:\n%s", path, core, out)
+				}
+			}
+			if path == "/number" && secret[0] == '1' && !strings.Contains(string(out), `"n":"[redacted]"`) {
+				t.Errorf("%s response = %s, want the number redacted", path, out)
+			}
+		}
+	}
+}
+
+// nestedForms are v percent-encoded twice, JSON-escaped inside percent-
+// encoding and percent-encoded inside JSON escaping.
+func nestedForms(v string) []string {
+	j, _ := json.Marshal(v)
+	js := string(j[1 : len(j)-1])
+	q := url.QueryEscape(v)
+	jq, _ := json.Marshal(url.PathEscape(v))
+	return []string{url.QueryEscape(q), url.QueryEscape(url.PathEscape(v)), url.PathEscape(q), url.QueryEscape(js), string(jq[1 : len(jq)-1])}
 }
 
 // TestTenantCannotUseAnothersSecret: tenant evil naming globex's secret in
@@ -288,7 +352,7 @@ func TestRedactionOfEncodedForms(t *testing.T) {
 // python_script does not start; globex itself gets its secret.
 func TestTenantCannotUseAnothersSecret(t *testing.T) {
 	const value = "globex-only-s3cret"
-	dir := secretsDir(t, map[string]string{"globex/GLOBEX_TOKEN": value})
+	dir := deftest.WriteTree(t, map[string]string{"globex/GLOBEX_TOKEN": value})
 	srv, seen := echoServer(t)
 	envs, err := expr.NewEnvs()
 	if err != nil {
@@ -372,7 +436,7 @@ print(json.dumps({"raw": s, s: 1, "forms": forms, "n": [s]}))
 				t.Fatal(err)
 			}
 			res := out.(*executor.ScriptResult)
-			if m, ok := res.Result.(map[string]any); !ok || m["raw"] != executor.Redacted || m[executor.Redacted] != float64(1) {
+			if m, ok := res.Result.(map[string]any); !ok || m["raw"] != executor.Redacted || m[executor.Redacted] != json.Number("1") {
 				t.Errorf("result = %#v, want the raw value and the key redacted", res.Result)
 			}
 			b, _ := json.Marshal(res)
@@ -387,6 +451,21 @@ print(json.dumps({"raw": s, s: 1, "forms": forms, "n": [s]}))
 			b, _ = json.Marshal(out)
 			assertNoLeak(t, "failed script's result and error", string(b)+"\n"+err.Error(), secret)
 		})
+	}
+	// A numeric secret printed as a JSON number: parsed as a float64 it
+	// would read 12345678901234567000 and pass redaction.
+	env := map[string]string{"TASKSYNC_SECRET_S": "12345678901234567890", "TASKSYNC_GRANT_S": "acme"}
+	h := executor.NewHTTP(executor.NewGuard(nil), envs, executor.NewSecrets("", func(k string) string { return env[k] }))
+	actions := &executor.Actions{HTTP: h, Sandbox: sandbox(t)}
+	py := script(`import json, os; print(json.dumps({"n": int(os.environ["S"]), "big": 98765432109876543210, "f": 1.5}))`)
+	py.Env = map[string]string{"S": "${secret:S}"}
+	out, err := actions.PythonScript(context.Background(), "acme", py, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(out.(*executor.ScriptResult).Result)
+	if want := `{"big":98765432109876543210,"f":1.5,"n":"[redacted]"}`; string(b) != want {
+		t.Errorf("numeric secret: result = %s, want %s", b, want)
 	}
 }
 
@@ -424,5 +503,90 @@ func TestRedactorForms(t *testing.T) {
 	var ue *url.Error
 	if errors.As(r.Error(&url.Error{Op: "Get", URL: "https://x/?k=987654", Err: io.EOF}), &ue) {
 		t.Errorf("errors.As reaches the unredacted *url.Error: %v", ue)
+	}
+
+	// Nested encodings: a URL carried in another URL's query, JSON in a
+	// query, a percent-encoded value in JSON, JSON in JSON.
+	const v = "acme-s3cr3t+/=tok en"
+	r.Add(v)
+	next := "http://127.0.0.1:36983/redir?token=" + url.QueryEscape(v)
+	got = []byte(r.String("GET http://127.0.0.2:9/login?next=" + url.QueryEscape(next) + ": refused"))
+	if want := "GET http://127.0.0.2:9/login?next=http%3A%2F%2F127.0.0.1%3A36983%2Fredir%3Ftoken%3D[redacted]: refused"; string(got) != want {
+		t.Errorf("String(double-encoded) = %s, want %s", got, want)
+	}
+	doc, _ := json.Marshal(map[string]string{"s": v})
+	docInDoc, _ := json.Marshal(string(doc))
+	for _, in := range append(nestedForms(v), url.QueryEscape(string(doc)), string(docInDoc), url.PathEscape(url.PathEscape(v))) {
+		if got := r.String(in); strings.Contains(got, "s3cr3t") || !strings.Contains(got, executor.Redacted) {
+			t.Errorf("String(%q) = %q, want the value redacted", in, got)
+		}
+	}
+
+	// Line-wrapped base64 of a long value, at every alignment: 76 and 64
+	// characters a line, "\n" and "\r\n".
+	long := strings.Repeat("0123456789abcdef-wrapped-", 4)
+	r.Add(long)
+	innocent := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("nothing secret here, ", 8)))
+	for prefix := range 8 {
+		enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("p", prefix*7) + long + "tail"))
+		for _, width := range []int{76, 64} {
+			for _, nl := range []string{"\n", "\r\n"} {
+				in := wrapLines(enc, width, nl) + nl + wrapLines(innocent, width, nl)
+				got := r.String(in)
+				joined := strings.NewReplacer("\r", "", "\n", "").Replace(got)
+				for _, f := range append(leakForms(long), base64Cores(long)...) {
+					if strings.Contains(joined, f) {
+						t.Errorf("prefix %d, %d a line, %q: the output holds %q:\n%s", prefix*7, width, nl, f, got)
+					}
+				}
+				if !strings.Contains(got, wrapLines(innocent, width, nl)) {
+					t.Errorf("prefix %d, %d a line, %q: the innocent base64 changed:\n%s", prefix*7, width, nl, got)
+				}
+			}
+		}
+	}
+
+	// A numeric value parsed with UseNumber keeps its text.
+	r.Add("12345678901234567890")
+	if got := r.Value(json.Number("12345678901234567890")); got != executor.Redacted {
+		t.Errorf("Value(json.Number) = %v, want %s", got, executor.Redacted)
+	}
+	if got := r.Value(json.Number("42")); got != json.Number("42") {
+		t.Errorf("Value(json.Number(42)) = %#v, want it unchanged", got)
+	}
+}
+
+// base64Cores are the base64 characters (standard alphabet) of the
+// 3-byte groups wholly inside v, at each of the three alignments v may
+// have in a longer encoded text.
+func base64Cores(v string) []string {
+	var out []string
+	for skip := range 3 {
+		rest := v[skip:]
+		out = append(out, base64.RawStdEncoding.EncodeToString([]byte(rest[:len(rest)/3*3])))
+	}
+	return out
+}
+
+// wrapLines breaks s into lines of width characters ended by nl.
+func wrapLines(s string, width int, nl string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i += width {
+		b.WriteString(s[i:min(i+width, len(s))] + nl)
+	}
+	return b.String()
+}
+
+// TestGrantedSecretWithoutValue: a secret granted by TASKSYNC_GRANT_<NAME>
+// passes validation without its value (a CI job has the grants, not the
+// secrets), and a run says that the value is what is missing.
+func TestGrantedSecretWithoutValue(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	h := newHTTP(t, mustCIDRs(t, "127.0.0.1"), map[string]string{"TASKSYNC_GRANT_NOVALUE": "acme"})
+	call := reconciler.APICall{Method: "GET", URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer ${secret:NOVALUE}"}}
+	_, err := h.Run(context.Background(), "acme", call, expr.Task, nil)
+	if err == nil || !strings.Contains(err.Error(), "granted to tenant \"acme\" by TASKSYNC_GRANT_NOVALUE, but TASKSYNC_SECRET_NOVALUE is not set") {
+		t.Errorf("Run = %v, want the missing value named", err)
 	}
 }

@@ -120,9 +120,10 @@ var ErrRefused = errors.New("address refused by the SSRF guard")
 // Check returns nil when addr may be reached, or an error wrapping
 // ErrRefused that says why not. An IPv6 address that carries an IPv4
 // address (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64, 6to4,
-// Teredo, ISATAP) is refused when any address it carries is; IPv4-mapped
-// and NAT64 addresses, which reach exactly the IPv4 address they carry,
-// are allowed when --allow-cidr names that address.
+// Teredo, ISATAP) is refused when any address it carries is, unless
+// --allow-cidr names the IPv6 address itself; IPv4-mapped and NAT64
+// addresses, which reach exactly the IPv4 address they carry, are also
+// allowed when --allow-cidr names that IPv4 address.
 func (g *Guard) Check(addr netip.Addr) error {
 	addr = addr.WithZone("")
 	if !addr.IsValid() {
@@ -132,14 +133,16 @@ func (g *Guard) Check(addr netip.Addr) error {
 		return nil
 	}
 	for _, e := range embedded(addr) {
-		if g.allowed(e.addr) {
-			if e.translated {
-				return nil
-			}
-			continue
+		if e.translated && g.allowed(e.addr) {
+			return nil
 		}
+		// A tunnel (6to4, Teredo, ISATAP, the deprecated IPv4-compatible
+		// and -translated forms) reaches a relay or a host of the IPv6
+		// network, not exactly the IPv4 address it carries: allowing that
+		// address does not allow the tunnel; only naming the IPv6 address
+		// does (checked above).
 		if why := refusedWhy(e.addr); why != "" {
-			return fmt.Errorf("%w: %s is the %s form of %s, which is %s; allow it with --allow-cidr if it is meant", ErrRefused, addr, e.form, e.addr, why)
+			return fmt.Errorf("%w: %s is the %s form of %s, which is %s; allow the IPv6 address itself with --allow-cidr if it is meant", ErrRefused, addr, e.form, e.addr, why)
 		}
 	}
 	if why := refusedWhy(addr); why != "" {

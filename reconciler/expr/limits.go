@@ -44,6 +44,23 @@ const (
 	// the estimate assumed.
 	MaxInngestNesting = 1
 
+	// MaxRegexInstructions bounds the program a pattern of `matches`
+	// compiles to, in an expression tasksync evaluates (conditions Inngest
+	// evaluates may not use matches). The slowest pattern of this size
+	// takes about 0.3 s on the largest string an event can hold, and then
+	// the cost limit stops the evaluation.
+	MaxRegexInstructions = 100
+	// MaxRegexInstructionsTotal bounds the programs of all the patterns of
+	// one expression together.
+	MaxRegexInstructionsTotal = 200
+	// maxRegexExpanded bounds a pattern with its repetitions written out,
+	// checked before its program is built.
+	maxRegexExpanded = 100 * MaxRegexInstructions
+	// timeZoneCost is the cost of a timestamp accessor given a time zone
+	// by name (ts.getHours('Europe/Paris')): Go reads the zone's file on
+	// every call, tens of microseconds.
+	timeZoneCost = 1000
+
 	// MaxRenderedBytes bounds a rendered template, and a whole rendered
 	// value (an api_call body, a send_event's data), and any value an
 	// expression yields: twice the largest event, so that a template can

@@ -142,3 +142,33 @@ func TestRenderOutputBounded(t *testing.T) {
 		t.Errorf("RenderValue: a has %d bytes, want %d", len(s), expr.MaxEventBytes)
 	}
 }
+
+// TestEvalMatchesCostLimit: a regular expression is charged at run time by
+// the size of the string times the size of its program, so the largest
+// pattern allowed, matched against an event-sized string, stops at the
+// cost limit rather than running to the end of a pass.
+func TestEvalMatchesCostLimit(t *testing.T) {
+	e := newEnvs(t)
+	vars := attackVars(60, 0)
+	vars["event"].(map[string]any)["data"].(map[string]any)["s"] = strings.Repeat("a", 500_000)
+	// 98 instructions: allowed, and slow on a long string of a's.
+	const pattern = "(a?){19}a{19}c"
+	if n, err := expr.RegexProgramSize(pattern); err != nil || n > expr.MaxRegexInstructions {
+		t.Fatalf("RegexProgramSize(%q) = %d, %v; want an allowed pattern", pattern, n, err)
+	}
+	for _, src := range []string{
+		"event.data.s.matches('" + pattern + "')",
+		"event.data.items.exists(i, event.data.s.matches('" + pattern + "'))",
+	} {
+		_, err := e.Eval(context.Background(), expr.Step, src, vars)
+		if !errors.Is(err, expr.ErrCostLimit) {
+			t.Errorf("Eval(%.50q...): err = %v, want %v", src, err, expr.ErrCostLimit)
+		}
+	}
+	// On a short string the same pattern is cheap.
+	vars["event"].(map[string]any)["data"].(map[string]any)["s"] = strings.Repeat("a", 100) + "c"
+	got, err := e.Eval(context.Background(), expr.Step, "event.data.s.matches('"+pattern+"')", vars)
+	if err != nil || got != true {
+		t.Errorf("Eval on a short string = %v, %v; want true", got, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // ranRunner records which tenant's definition ran.
@@ -64,7 +65,7 @@ func TestFunctionIDsDoNotCollide(t *testing.T) {
 	}
 	sendEvent(t, "collide/a", map[string]any{"tenant_id": "a"})
 	sendEvent(t, "collide/a-b", map[string]any{"tenant_id": "a-b"})
-	waitFor(t, "both functions to run", 30*time.Second, func() bool { return runs.count("a/b-c") == 1 && runs.count("a-b/c") == 1 })
+	waittest.For(t, "both functions to run", 30*time.Second, func() bool { return runs.count("a/b-c") == 1 && runs.count("a-b/c") == 1 })
 }
 
 // TestLegacyFunctionIDCall: a step call for a run started before the '_'

@@ -93,7 +93,7 @@ type app struct {
 // New returns an empty registry.
 func New(opts Options) (*Registry, error) {
 	if opts.AppPrefix == "" {
-		opts.AppPrefix = "tasksync"
+		opts.AppPrefix = reconciler.DefaultAppPrefix
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -122,7 +122,7 @@ func New(opts Options) (*Registry, error) {
 func (r *Registry) ServeOrigin() string { return strings.TrimSuffix(r.opts.ServeOrigin, "/") }
 
 // AppID is a tenant's app id: <prefix>-<tenant>.
-func (r *Registry) AppID(tenant string) string { return r.opts.AppPrefix + "-" + tenant }
+func (r *Registry) AppID(tenant string) string { return reconciler.AppID(r.opts.AppPrefix, tenant) }
 
 // FunctionID is a definition's fully qualified function id:
 // <prefix>-<tenant>-_<code> (reconciler.FunctionID).
@@ -475,18 +475,9 @@ func OneShotEventID(appID string, d reconciler.Definition) string {
 	return appID + "-" + reconciler.FunctionSlug(d.Metadata.Code) + "-" + h
 }
 
-// Drift is how Inngest's view of an app differs from what it should serve.
-type Drift struct {
-	Missing []string // functions the server lacks
-	Extra   []string // functions the server has that the app no longer serves
-}
-
-// None reports whether there is no drift.
-func (d Drift) None() bool { return len(d.Missing) == 0 && len(d.Extra) == 0 }
-
 // Verify reads the server's view of a tenant's app and compares it with
 // what the registry serves. Only the dev server's API is read for now.
-func (r *Registry) Verify(ctx context.Context, tenant string) (Drift, error) {
+func (r *Registry) Verify(ctx context.Context, tenant string) (reconciler.Drift, error) {
 	want := r.Functions(tenant)
 	base := r.opts.DevURL
 	if base == "" {
@@ -495,42 +486,42 @@ func (r *Registry) Verify(ctx context.Context, tenant string) (Drift, error) {
 	if base == "" {
 		// Inngest Cloud by default: its view of an app is not read here;
 		// the sync's own answer is all there is.
-		return Drift{}, nil
+		return reconciler.Drift{}, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/apps/"+url.PathEscape(r.AppID(tenant))+"/functions", nil)
 	if err != nil {
-		return Drift{}, err
+		return reconciler.Drift{}, err
 	}
 	if r.opts.SigningKey != "" {
 		req.Header.Set("Authorization", "Bearer "+r.opts.SigningKey)
 	}
 	res, err := r.client.Do(req)
 	if err != nil {
-		return Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
+		return reconciler.Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBody))
 	if err != nil {
-		return Drift{}, fmt.Errorf("verify %s: read the server's answer: %w", r.AppID(tenant), err)
+		return reconciler.Drift{}, fmt.Errorf("verify %s: read the server's answer: %w", r.AppID(tenant), err)
 	}
 	var have []string
 	switch {
 	case res.StatusCode == http.StatusNotFound:
 		// The server does not know the app: every function is missing.
 	case res.StatusCode/100 != 2:
-		return Drift{}, fmt.Errorf("verify %s: the server answered %d: %s", r.AppID(tenant), res.StatusCode, strings.TrimSpace(string(body)))
+		return reconciler.Drift{}, fmt.Errorf("verify %s: the server answered %d: %s", r.AppID(tenant), res.StatusCode, strings.TrimSpace(string(body)))
 	default:
 		var fns []struct {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(body, &fns); err != nil {
-			return Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
+			return reconciler.Drift{}, fmt.Errorf("verify %s: %w", r.AppID(tenant), err)
 		}
 		for _, f := range fns {
 			have = append(have, f.ID)
 		}
 	}
-	var d Drift
+	var d reconciler.Drift
 	for _, id := range want {
 		if !slices.Contains(have, id) {
 			d.Missing = append(d.Missing, id)

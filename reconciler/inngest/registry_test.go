@@ -19,10 +19,13 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
-	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
+	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
+	"github.com/riveredge/tasksync/reconciler/testmain"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 var (
@@ -31,18 +34,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == executor.SandboxInitArg {
-		os.Exit(executor.SandboxInit())
-	}
-	s, err := inngesttest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "inngest tests:", err)
-		os.Exit(1)
-	}
-	dev = s
-	code := storetest.Main(m, &pg)
-	s.Stop()
-	os.Exit(code)
+	os.Exit(testmain.Run(m, testmain.Options{Postgres: &pg, Inngest: &dev}))
 }
 
 type nopRunner struct{}
@@ -281,9 +273,9 @@ func TestSignedServer(t *testing.T) {
 	}
 	defer srvInngest.Stop()
 	rec := newRecorder(t)
-	st, _ := migratedStore(t)
+	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	writeYAML(t, filepath.Join(tree, "acme", "a.yaml"), fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: ping}\nspec:\n  trigger: {event: app/ping}\n  type: api_call\n  config: {url: \"%s/signed\"}\n", rec.URL))
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "a.yaml"), deftest.Task{Code: "ping", Trigger: "{event: app/ping}", Config: fmt.Sprintf("{url: %q}", rec.URL+"/signed")}.String())
 	v, _ := definitions.NewValidator()
 	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
 	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(context.Background()); err != nil || res.Err() != nil {
@@ -322,15 +314,5 @@ func TestSignedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	waitFor(t, "the signed server to run the function", 30*time.Second, func() bool { return rec.count("/signed") == 1 })
-}
-
-func writeYAML(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waittest.For(t, "the signed server to run the function", 30*time.Second, func() bool { return rec.count("/signed") == 1 })
 }

@@ -24,10 +24,12 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/expr"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // recorder is a loopback HTTP server that remembers what reached it.
@@ -85,21 +87,6 @@ func (r *recorder) count(prefix string) int {
 	return n
 }
 
-// migratedStore opens a migrated store on a fresh database.
-func migratedStore(t *testing.T) (*store.Store, string) {
-	t.Helper()
-	url := pg.NewDatabase(t)
-	st, err := store.Open(context.Background(), url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return st, url
-}
-
 // newRunner is the task runner over st, with api_call allowed to reach
 // loopback, the sandbox sb (may be nil) and the secrets in env.
 func newRunner(t *testing.T, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
@@ -116,29 +103,20 @@ func newRunner(t *testing.T, st *store.Store, sb *executor.Sandbox, env map[stri
 	return &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{HTTP: http, Sandbox: sb}}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func sendEvent(t *testing.T, name string, data map[string]any) {
+// sendEvent sends an event to the dev server and returns its id.
+func sendEvent(t *testing.T, name string, data map[string]any) string {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"name": name, "data": data})
 	res, err := http.Post(dev.URL+"/e/test-key", "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		t.Fatalf("send event: %d", res.StatusCode)
+	defer res.Body.Close()
+	var sent struct{ IDs []string }
+	if err := json.NewDecoder(res.Body).Decode(&sent); err != nil || res.StatusCode/100 != 2 || len(sent.IDs) != 1 {
+		t.Fatalf("send event: %d %v %v", res.StatusCode, sent.IDs, err)
 	}
+	return sent.IDs[0]
 }
 
 // serveApplied serves a tenant's applied definitions with runner, syncs
@@ -165,11 +143,8 @@ func sendUntil(t *testing.T, name string, data map[string]any, what string, d ti
 	deadline := time.Now().Add(d)
 	for {
 		sendEvent(t, name, data)
-		for range 20 {
-			if cond() {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
+		if waittest.Within(time.Second, cond) {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
@@ -183,31 +158,15 @@ func sendUntil(t *testing.T, name string, data map[string]any, what string, d ti
 func TestTenantEventsRunAndRecord(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	st, url := migratedStore(t)
+	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	write := func(path, data string) {
-		p := filepath.Join(tree, path)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	task := func(code, event, path string, retries int) string {
-		return fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: %s}
-spec:
-  trigger: {event: %s}
-  type: api_call
-  config: {method: POST, url: "%s%s", body: {msg: "{{ event.data.msg }}", tenant: "{{ tenant }}"}}
-  retries: %d
-  retry_delay: 1s
-`, code, event, rec.URL, path, retries)
+		return deftest.Task{Code: code, Trigger: "{event: " + event + "}",
+			Config: fmt.Sprintf(`{method: POST, url: "%s%s", body: {msg: "{{ event.data.msg }}", tenant: "{{ tenant }}"}}`, rec.URL, path),
+			Spec:   []string{fmt.Sprintf("retries: %d", retries), "retry_delay: 1s"}}.String()
 	}
-	write("acme/a.yaml", task("ping", "app/ping", "/acme/ping", 3)+"---\n"+task("flaky", "app/fail", "/fail/acme", 2))
-	write("globex/g.yaml", task("ping", "app/ping", "/globex/ping", 3))
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "a.yaml"), task("ping", "app/ping", "/acme/ping", 3)+"---\n"+task("flaky", "app/fail", "/fail/acme", 2))
+	deftest.WriteFile(t, filepath.Join(tree, "globex", "g.yaml"), task("ping", "app/ping", "/globex/ping", 3))
 
 	v, err := definitions.NewValidator()
 	if err != nil {
@@ -230,7 +189,7 @@ spec:
 	}
 
 	sendEvent(t, "app/ping", map[string]any{"tenant_id": "acme", "msg": "hello"})
-	waitFor(t, "acme's function to run", 30*time.Second, func() bool { return rec.count("/acme/ping") == 1 })
+	waittest.For(t, "acme's function to run", 30*time.Second, func() bool { return rec.count("/acme/ping") == 1 })
 	if got := rec.count("/globex/ping"); got != 0 {
 		t.Errorf("globex's function ran %d times on acme's event", got)
 	}
@@ -245,7 +204,7 @@ spec:
 	sendEvent(t, "app/ping", map[string]any{"tenant_id": "initech", "msg": "x"})
 
 	sendEvent(t, "app/fail", map[string]any{"tenant_id": "acme", "msg": "try"})
-	waitFor(t, "three attempts of the failing function", 60*time.Second, func() bool { return rec.count("/fail/acme") >= 3 })
+	waittest.For(t, "three attempts of the failing function", 60*time.Second, func() bool { return rec.count("/fail/acme") >= 3 })
 	// Each retry waits the retry_delay (1s), and less than a second more:
 	// Inngest schedules retries to the whole second.
 	rec.mu.Lock()
@@ -269,7 +228,7 @@ spec:
 	defer conn.Close(ctx)
 	var attempts, failed int
 	var lastStatus, lastError string
-	waitFor(t, "the attempts to be recorded", 30*time.Second, func() bool {
+	waittest.For(t, "the attempts to be recorded", 30*time.Second, func() bool {
 		err := conn.QueryRow(ctx, `select count(*), count(*) filter (where r.status = 'failed'), coalesce(max(d.last_run_status), ''), coalesce(max(d.last_error), '')
 			from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'flaky'`).Scan(&attempts, &failed, &lastStatus, &lastError)
 		return err == nil && failed == 3
@@ -327,10 +286,10 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 func TestOneShot(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	st, _ := migratedStore(t)
+	st, _ := pg.NewStore(t, store.Options{})
 	at := time.Now().Add(4 * time.Second).Truncate(time.Second).Format(time.RFC3339)
 	task := func(code string) string {
-		return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s}\nspec:\n  trigger: {at: %q}\n  type: api_call\n  config: {url: \"%s/%s\"}\n", code, at, rec.URL, code)
+		return deftest.Task{Code: code, Trigger: fmt.Sprintf("{at: %q}", at), Config: fmt.Sprintf("{url: %q}", rec.URL+"/"+code)}.String()
 	}
 	tree := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(tree, "acme"), 0o755); err != nil {
@@ -369,18 +328,11 @@ func TestOneShot(t *testing.T) {
 	apply()
 	publish()
 
-	waitFor(t, "the one-shot to fire", 30*time.Second, func() bool { return rec.count("/keep") >= 1 })
-	// Give a duplicate, or the retired one, time to show up.
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if n := rec.count("/keep"); n != 1 {
-		t.Errorf("the one-shot ran %d times, want once", n)
-	}
-	if n := rec.count("/drop"); n != 0 {
-		t.Errorf("the retired one-shot ran %d times", n)
-	}
+	waittest.For(t, "the one-shot to fire", 30*time.Second, func() bool { return rec.count("/keep") >= 1 })
+	// A duplicate, or the retired one, would show up within seconds.
+	waittest.Never(t, "a second run of the one-shot, or a run of the retired one", 3*time.Second, func() bool {
+		return rec.count("/keep") > 1 || rec.count("/drop") > 0
+	})
 }
 
 func mustAll(t *testing.T) reconciler.RetireBudget {
@@ -412,7 +364,7 @@ func TestRunsKeepSecretsAndRunScripts(t *testing.T) {
 		http.Error(w, "rejected token "+r.Header.Get("Authorization")+" query "+r.URL.RawQuery, http.StatusForbidden)
 	}))
 	defer echo.Close()
-	st, url := migratedStore(t)
+	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(tree, "acme"), 0o755); err != nil {
 		t.Fatal(err)
@@ -470,7 +422,7 @@ spec:
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	waitFor(t, "three calls and the script to finish", 60*time.Second, func() bool {
+	waittest.For(t, "three calls and the script to finish", 60*time.Second, func() bool {
 		var done int
 		err := conn.QueryRow(ctx, `select count(*) from root_task_runs where status <> 'running'`).Scan(&done)
 		return err == nil && done == 4
@@ -526,7 +478,7 @@ spec:
 func TestLaggingReplicaRunsTheAppliedVersion(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	st, _ := migratedStore(t)
+	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
 	v, err := definitions.NewValidator()
 	if err != nil {
@@ -534,7 +486,7 @@ func TestLaggingReplicaRunsTheAppliedVersion(t *testing.T) {
 	}
 	apply := func(path, active string) {
 		t.Helper()
-		writeYAML(t, filepath.Join(tree, "acme", "lag.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+		deftest.WriteFile(t, filepath.Join(tree, "acme", "lag.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
 kind: ScheduledTask
 metadata: {code: lag}
 spec:
@@ -556,7 +508,7 @@ spec:
 	// The leader applies v2; this replica has not reloaded.
 	apply("/v2", "true")
 	sendEvent(t, "app/lag", map[string]any{"tenant_id": "acme"})
-	waitFor(t, "the applied version to run", 30*time.Second, func() bool { return rec.count("/v2") == 1 })
+	waittest.For(t, "the applied version to run", 30*time.Second, func() bool { return rec.count("/v2") == 1 })
 	if n := rec.count("/v1"); n != 0 {
 		t.Errorf("the served, older version ran %d times", n)
 	}
@@ -565,7 +517,7 @@ spec:
 	apply("/v3", "false")
 	skipped := map[string]string{"tenant": "acme", "kind": "task", "status": "skipped"}
 	sendEvent(t, "app/lag", map[string]any{"tenant_id": "acme"})
-	waitFor(t, "the run to be skipped", 30*time.Second, func() bool { return counterValue(t, metrics, "tasksync_task_runs_total", skipped) == 1 })
+	waittest.For(t, "the run to be skipped", 30*time.Second, func() bool { return counterValue(t, metrics, "tasksync_task_runs_total", skipped) == 1 })
 	if n := rec.count("/v3") + rec.count("/v1"); n != 0 {
 		t.Errorf("an inactive definition ran %d times", n)
 	}
@@ -577,17 +529,10 @@ spec:
 func TestPostgresOutageLosesNoRun(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	st, url := migratedStore(t)
+	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	writeYAML(t, filepath.Join(tree, "acme", "out.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: outage}
-spec:
-  trigger: {event: app/outage}
-  type: api_call
-  config: {method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}
-  retries: 0
-`, rec.URL))
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "out.yaml"), deftest.Task{Code: "outage", Trigger: "{event: app/outage}",
+		Config: fmt.Sprintf(`{method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
 	v, err := definitions.NewValidator()
 	if err != nil {
 		t.Fatal(err)
@@ -608,8 +553,8 @@ spec:
 
 	restore := pg.CutOff(t, url)
 	sendEvent(t, "app/outage", map[string]any{"tenant_id": "acme", "n": "1"})
-	waitFor(t, "the run to execute during the outage", 30*time.Second, func() bool { return rec.count("/outage") == 1 })
-	waitFor(t, "the outcome to be spooled", 10*time.Second, func() bool { return runner.Spool.Len() == 2 })
+	waittest.For(t, "the run to execute during the outage", 30*time.Second, func() bool { return rec.count("/outage") == 1 })
+	waittest.For(t, "the outcome to be spooled", 10*time.Second, func() bool { return runner.Spool.Len() == 2 })
 	restore()
 
 	conn, err := pgx.Connect(ctx, url)
@@ -619,7 +564,7 @@ spec:
 	defer conn.Close(ctx)
 	var status string
 	var finished *time.Time
-	waitFor(t, "the attempt to be recorded once Postgres is back", 30*time.Second, func() bool {
+	waittest.For(t, "the attempt to be recorded once Postgres is back", 30*time.Second, func() bool {
 		err := conn.QueryRow(ctx, `select r.status, r.finished_at from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'outage'`).Scan(&status, &finished)
 		return err == nil && finished != nil
 	})

@@ -1,8 +1,11 @@
 package inngest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +16,9 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // TestApprovalWorkflow runs the approval flow end to end: below the
@@ -24,9 +30,9 @@ import (
 func TestApprovalWorkflow(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	st, _ := migratedStore(t)
+	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	writeYAML(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
 kind: Workflow
 metadata: {code: approval}
 spec:
@@ -52,15 +58,8 @@ spec:
   config: {method: POST, url: "%[1]s/deliver/acme", body: {text: "{{ event.data.text }}"}}
   retries: 0
 `, rec.URL))
-	writeYAML(t, filepath.Join(tree, "globex", "deliver.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: deliver}
-spec:
-  trigger: {event: message/send}
-  type: api_call
-  config: {method: POST, url: "%s/deliver/globex", body: {text: "{{ event.data.text }}"}}
-  retries: 0
-`, rec.URL))
+	deftest.WriteFile(t, filepath.Join(tree, "globex", "deliver.yaml"), deftest.Task{Code: "deliver", Trigger: "{event: message/send}",
+		Config: fmt.Sprintf(`{method: POST, url: "%s/deliver/globex", body: {text: "{{ event.data.text }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
 	v, _ := definitions.NewValidator()
 	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
 	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 2}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
@@ -80,8 +79,8 @@ spec:
 	}
 
 	sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "small", "expense_id": "small", "amount": 500})
-	sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "e1", "expense_id": "e1", "amount": 2000})
-	waitFor(t, "the manager to be notified", 30*time.Second, func() bool { return rec.count("/notify") == 1 })
+	e1 := sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "e1", "expense_id": "e1", "amount": 2000})
+	waittest.For(t, "the manager to be notified", 30*time.Second, func() bool { return rec.count("/notify") == 1 })
 	rec.mu.Lock()
 	notify := ""
 	for _, h := range rec.hits {
@@ -95,18 +94,20 @@ spec:
 	}
 
 	// Another tenant's decision for the same expense id resumes nothing.
-	time.Sleep(time.Second) // let the run store its pause
+	waittest.For(t, "the run to wait for the decision", 30*time.Second, func() bool { return waitingFor(t, e1) == "expense/decided" })
 	sendEvent(t, "expense/decided", map[string]any{"tenant_id": "globex", "expense_id": "e1", "approved": true})
-	time.Sleep(500 * time.Millisecond) // a resumed run would record within this
-	if rec.count("/record") != 0 || rec.count("/deliver") != 0 {
-		t.Fatalf("globex's decision resumed acme's run: %v", rec.hits)
+	waittest.Never(t, "globex's decision resuming acme's run", time.Second, func() bool {
+		return rec.count("/record") != 0 || rec.count("/deliver") != 0
+	})
+	if got := waitingFor(t, e1); got != "expense/decided" {
+		t.Fatalf("after globex's decision acme's run waits for %q, want expense/decided", got)
 	}
 	sendUntil(t, "expense/decided", map[string]any{"tenant_id": "acme", "expense_id": "e1", "approved": true},
 		"the decided run to record", 30*time.Second, func() bool { return rec.count("/record/e1") >= 1 })
 	if n := rec.count("/record/e1"); n != 1 {
 		t.Errorf("the decided run recorded %d times, want once", n)
 	}
-	waitFor(t, "the approval to be delivered", 30*time.Second, func() bool { return rec.count("/deliver/acme") == 1 })
+	waittest.For(t, "the approval to be delivered", 30*time.Second, func() bool { return rec.count("/deliver/acme") == 1 })
 	if rec.count("/deliver/globex") != 0 {
 		t.Errorf("acme's send_event reached globex's task")
 	}
@@ -123,7 +124,7 @@ spec:
 
 	// No decision: the timeout branch runs and nothing is sent.
 	sendEvent(t, "expense/submitted", map[string]any{"tenant_id": "acme", "id": "e2", "expense_id": "e2", "amount": 5000})
-	waitFor(t, "the timed-out run to record", 30*time.Second, func() bool { return rec.count("/record/e2") == 1 })
+	waittest.For(t, "the timed-out run to record", 30*time.Second, func() bool { return rec.count("/record/e2") == 1 })
 	rec.mu.Lock()
 	for _, h := range rec.hits {
 		if strings.HasPrefix(h, "/record/e2") && h != `/record/e2 {"notified":200,"outcome":"timeout"}` {
@@ -144,9 +145,9 @@ spec:
 func TestWorkflowResumes(t *testing.T) {
 	ctx := context.Background()
 	rec := newRecorder(t)
-	st, url := migratedStore(t)
+	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	writeYAML(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
 kind: Workflow
 metadata: {code: flaky}
 spec:
@@ -173,7 +174,7 @@ spec:
 	reg := newRegistry(t)
 	defs := serveApplied(t, reg, st, newRunner(t, st, nil, nil), "acme")
 	sendEvent(t, "job/start", map[string]any{"tenant_id": "acme", "job": "j1"})
-	waitFor(t, "the flaky step to succeed", 30*time.Second, func() bool { return rec.count("/fail/second") == 3 })
+	waittest.For(t, "the flaky step to succeed", 30*time.Second, func() bool { return rec.count("/fail/second") == 3 })
 	if n := rec.count("/first"); n != 1 {
 		t.Errorf("the first step ran %d times, want once: retries must not repeat finished steps", n)
 	}
@@ -199,12 +200,69 @@ spec:
 	defer conn.Close(ctx)
 	var attempts int
 	var steps, status string
-	waitFor(t, "the run's record", 10*time.Second, func() bool {
+	waittest.For(t, "the run's record", 10*time.Second, func() bool {
 		err := conn.QueryRow(ctx, `select count(*), max(status) filter (where status = 'succeeded'), coalesce(max(steps::text) filter (where status = 'succeeded'), '')
 			from root_task_runs`).Scan(&attempts, &status, &steps)
 		return err == nil && status == "succeeded"
 	})
 	if attempts != 3 || strings.Count(steps, `"status": "completed"`) != 4 || !strings.Contains(steps, `"id": "last"`) || !strings.Contains(steps, `\"note\":\"go on\"`) {
 		t.Errorf("records: %d attempts, succeeded steps %s", attempts, steps)
+	}
+}
+
+// waitingFor returns the event that the run the event started waits for,
+// as the dev server's trace of the run shows it: "" until the run has
+// reached its wait_for_event step.
+func waitingFor(t *testing.T, event string) string {
+	t.Helper()
+	var runs struct {
+		Event struct{ FunctionRuns []struct{ ID string } }
+	}
+	devQuery(t, `query($id: ID!) { event(query: {workspaceId: "local", eventId: $id}) { functionRuns { id } } }`, event, &runs)
+	for _, r := range runs.Event.FunctionRuns {
+		type span struct {
+			StepOp, Status string
+			StepInfo       struct{ EventName string }
+		}
+		var trace struct {
+			RunTrace struct {
+				ChildrenSpans []struct {
+					span
+					ChildrenSpans []span
+				}
+			}
+		}
+		const fields = `stepOp status stepInfo { ... on WaitForEventStepInfo { eventName } }`
+		devQuery(t, `query($id: String!) { runTrace(runID: $id) { childrenSpans { `+fields+` childrenSpans { `+fields+` } } } }`, r.ID, &trace)
+		for _, c := range trace.RunTrace.ChildrenSpans {
+			for _, sp := range append([]span{c.span}, c.ChildrenSpans...) {
+				if sp.StepOp == "WAIT_FOR_EVENT" && sp.Status == "WAITING" {
+					return sp.StepInfo.EventName
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// devQuery runs a GraphQL query with one variable, id, against the dev
+// server and decodes its data into out.
+func devQuery(t *testing.T, query, id string, out any) {
+	t.Helper()
+	q, _ := json.Marshal(map[string]any{"query": query, "variables": map[string]string{"id": id}})
+	res, err := http.Post(dev.URL+"/v0/gql", "application/json", bytes.NewReader(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Data   json.RawMessage
+		Errors []struct{ Message string }
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || len(body.Errors) > 0 {
+		t.Fatalf("dev server query %s: %v %v", query, err, body.Errors)
+	}
+	if err := json.Unmarshal(body.Data, out); err != nil {
+		t.Fatalf("dev server query %s: %v", query, err)
 	}
 }

@@ -1,8 +1,3 @@
-// Package statusapi is the read-only JSON status API described in
-// docs/status-api.md: the last reconcile, tenants, definitions (filtered
-// and paginated), one definition in detail with its next fire times, run
-// history and current validation problems, optionally behind per-tenant
-// bearer tokens.
 package statusapi
 
 import (
@@ -38,7 +33,11 @@ type Options struct {
 	// TokensFile, if set, requires `Authorization: Bearer <token>` with a
 	// token from the file; a tenant token reads only its tenant.
 	TokensFile string
-	Logger     *slog.Logger
+	// Metrics, if set, is served at /metrics through the same token
+	// check: open without TokensFile, else only to a token for every
+	// tenant ("*"), since the metrics carry every tenant's counts.
+	Metrics http.Handler
+	Logger  *slog.Logger
 	// Now is the clock of next fire times; default time.Now.
 	Now func() time.Time
 }
@@ -55,7 +54,8 @@ type api struct {
 	tokens *tokens
 }
 
-// NewHandler returns the status API under /v1/.
+// NewHandler returns the status API under /v1/ and, when opts.Metrics is
+// set, the metrics at /metrics behind the same tokens.
 func NewHandler(opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -77,6 +77,15 @@ func NewHandler(opts Options) http.Handler {
 	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}", a.get(a.definition))
 	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}/runs", a.get(a.runs))
 	mux.HandleFunc("/v1/tenants/{tenant}/errors", a.get(a.errors))
+	if opts.Metrics != nil {
+		mux.HandleFunc("/metrics", a.get(func(w http.ResponseWriter, r *http.Request, sc scope) {
+			if sc != "*" {
+				writeError(w, http.StatusForbidden, "the metrics carry every tenant's counts: only a token for every tenant (*) may read them")
+				return
+			}
+			opts.Metrics.ServeHTTP(w, r)
+		}))
+	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
@@ -174,7 +183,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 		a.fail(w, err, "")
 		return
 	}
-	sync := map[string]int{}
+	sync := map[reconciler.SyncState]int{}
 	held := map[string][]string{}
 	total := 0
 	var totals struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
@@ -24,8 +25,11 @@ var pg *storetest.Cluster
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m, &pg)) }
 
-func task(code, trigger string, extra string) string {
-	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s, name: Task %s}\nspec:\n  trigger: %s\n  type: api_call\n  config: {url: 'https://a.example.com', headers: {Authorization: 'Bearer ${secret:T}', X-Api-Key: literal-key-123}}\n%s", code, code, trigger, extra)
+// task is a fixture definition with a secret and a literal key in its
+// headers, which the API must never show.
+func task(code, trigger string, spec ...string) string {
+	return deftest.Task{Code: code, Name: "Task " + code, Trigger: trigger, Spec: spec,
+		Config: "{url: 'https://a.example.com', headers: {Authorization: 'Bearer ${secret:T}', X-Api-Key: literal-key-123}}"}.String()
 }
 
 // fixture applies a tree of 12 acme definitions, 1 globex, a broken file
@@ -33,22 +37,19 @@ func task(code, trigger string, extra string) string {
 func fixture(t *testing.T, tokensFile string) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, pg.NewDatabase(t), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, _ := pg.NewStore(t, store.Options{})
 	files := fstest.MapFS{
-		"acme/cron.yaml":   {Data: []byte(task("nightly", "{cron: '0 2 * * *', timezone: Asia/Shanghai}", "  retries: 1\n"))},
+		"acme/cron.yaml":   {Data: []byte(task("nightly", "{cron: '0 2 * * *', timezone: Asia/Shanghai}", "retries: 1"))},
 		"acme/broken.yaml": {Data: []byte("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: broken}\nspec: {trigger: {interval: 30s}}\n")},
 		"acme/wf.yaml":     {Data: []byte("apiVersion: tasksync/v1\nkind: Workflow\nmetadata: {code: approval}\nspec:\n  trigger: {event: x/y}\n  steps: [{id: s, sleep: 1h}]\n")},
-		"globex/g.yaml":    {Data: []byte(task("gsync", "{interval: 7m}", ""))},
+		"globex/g.yaml":    {Data: []byte(task("gsync", "{interval: 7m}"))},
 	}
 	for i := range 10 {
-		files[fmt.Sprintf("acme/t%02d.yaml", i)] = &fstest.MapFile{Data: []byte(task(fmt.Sprintf("task-%02d", i), "{event: app/e}", map[bool]string{true: "  active: false\n"}[i%3 == 0]))}
+		var spec []string
+		if i%3 == 0 {
+			spec = []string{"active: false"}
+		}
+		files[fmt.Sprintf("acme/t%02d.yaml", i)] = &fstest.MapFile{Data: []byte(task(fmt.Sprintf("task-%02d", i), "{event: app/e}", spec...))}
 	}
 	v, _ := definitions.NewValidator()
 	r := &reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 2}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io/fs"
 	"os"
-	"strconv"
 	"testing"
 	"testing/fstest"
 
@@ -13,23 +12,6 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
-
-// benchTree is $TASKSYNC_BENCH_TREE (make bench: 10k tenants × 10) or a
-// generated tree of $TASKSYNC_BENCH_TENANTS tenants (default 100).
-func benchTree(b *testing.B) string {
-	if dir := os.Getenv("TASKSYNC_BENCH_TREE"); dir != "" {
-		return dir
-	}
-	n := 100
-	if s := os.Getenv("TASKSYNC_BENCH_TENANTS"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
-	dir := b.TempDir()
-	if err := deftest.Generate(dir, n); err != nil {
-		b.Fatal(err)
-	}
-	return dir
-}
 
 // overlay serves one file with other content on top of a tree, as a
 // one-file edit would, without touching the tree on disk.
@@ -58,24 +40,12 @@ func benchReconciler(b *testing.B, fsys fs.FS, st *store.Store) *reconciler.Reco
 	return &reconciler.Reconciler{Tree: v.NewLoader(fsys, definitions.Options{}), Store: st, Workers: 4}
 }
 
-func openBench(b *testing.B) *store.Store {
-	st, err := store.Open(context.Background(), pg.NewDatabase(b), store.Options{MaxConns: 8})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(st.Close)
-	if _, err := st.Migrate(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	return st
-}
-
 // BenchmarkReconcile measures run --once's work on the generated tree: the
 // first apply into an empty database, a no-op re-apply, a one-file change,
 // and a plan with field detail. statements/op counts what was sent to
 // Postgres, tenants-written/op how many tenants' transactions wrote.
 func BenchmarkReconcile(b *testing.B) {
-	dir := benchTree(b)
+	dir := deftest.BenchTree(b, 100)
 	ctx := context.Background()
 	tree := os.DirFS(dir)
 
@@ -83,7 +53,7 @@ func BenchmarkReconcile(b *testing.B) {
 		var stmts, written int64
 		for b.Loop() {
 			b.StopTimer()
-			st := openBench(b)
+			st, _ := pg.NewStore(b, store.Options{MaxConns: 8})
 			r := benchReconciler(b, tree, st)
 			before := st.Statements()
 			b.StartTimer()
@@ -97,7 +67,7 @@ func BenchmarkReconcile(b *testing.B) {
 		b.ReportMetric(float64(written), "tenants-written/op")
 	})
 
-	st := openBench(b)
+	st, _ := pg.NewStore(b, store.Options{MaxConns: 8})
 	if res, err := benchReconciler(b, tree, st).Apply(ctx); err != nil || res.Err() != nil {
 		b.Fatal(err, res.Err())
 	}

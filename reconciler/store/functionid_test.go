@@ -11,6 +11,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/riveredge/tasksync/migrations"
+	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 // functionIDs returns tenant/code → inngest_function_id of the live rows.
@@ -44,7 +45,7 @@ func functionIDs(t *testing.T, url string) map[string]string {
 // code c are stored under distinct function ids, those the registry
 // registers.
 func TestFunctionIDsUnambiguous(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, collidingTree(), "")
 	ids := functionIDs(t, url)
 	want := map[string]string{"a/b-c": "tasksync-a-_b-c", "a-b/c": "tasksync-a-b-_c"}
@@ -63,7 +64,7 @@ func TestFunctionIDsUnambiguous(t *testing.T) {
 // change (so no apply rewrites them); the migration rewrites each live
 // row, and going down restores them.
 func TestMigrateRewritesFunctionIDs(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, collidingTree(), "")
 	db := gooseDB(t, url)
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
@@ -77,8 +78,8 @@ func TestMigrateRewritesFunctionIDs(t *testing.T) {
 	if old["a/b-c"] != "tasksync-a-b-c" || old["a-b/c"] != "tasksync-a-b-c" {
 		t.Fatalf("ids at version 2 = %v, want the old colliding ones", old)
 	}
-	if n, err := s.Migrate(ctxT(t)); err != nil || n != 1 {
-		t.Fatalf("migrate = %d, %v; want the one migration", n, err)
+	if res, err := p.UpTo(ctxT(t), 3); err != nil || len(res) != 1 {
+		t.Fatalf("migrate to 3 = %d, %v; want the one migration", len(res), err)
 	}
 	ids := functionIDs(t, url)
 	if ids["a/b-c"] != "tasksync-a-_b-c" || ids["a-b/c"] != "tasksync-a-b-_c" {

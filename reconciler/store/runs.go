@@ -16,22 +16,6 @@ import (
 	"github.com/riveredge/tasksync/reconciler"
 )
 
-// Current returns the live applied version of a definition.
-func (s *Store) Current(ctx context.Context, tenant, code string) (reconciler.AppliedRef, bool, error) {
-	var ref reconciler.AppliedRef
-	err := s.pool.QueryRow(ctx, `
-		select d.id, d.revision, d.spec_hash from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code).Scan(&ref.ID, &ref.Revision, &ref.Hash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ref, false, nil
-	}
-	if err != nil {
-		return ref, false, fmt.Errorf("current definition: %w", runErr(err))
-	}
-	ref.Tenant, ref.Code = tenant, code
-	return ref, true, nil
-}
-
 // StartRun records an attempt as running (idempotently: the engine may
 // call an attempt twice) and marks the definition running.
 func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput) (int64, error) {
@@ -79,86 +63,6 @@ func (s *Store) FinishRun(ctx context.Context, ref reconciler.AppliedRef, runID 
 // clean removes NUL bytes, which PostgreSQL text cannot hold.
 func clean(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 
-// Definitions returns a tenant's live applied definitions, decoded from
-// their canonical documents: what the tenant's Inngest app serves, last
-// known good versions included.
-func (s *Store) Definitions(ctx context.Context, tenant string) ([]reconciler.Definition, error) {
-	return s.definitions(ctx, tenant, "")
-}
-
-// AppliedDefinition returns the live applied version of one definition; ok is
-// false when it is retired or unknown.
-func (s *Store) AppliedDefinition(ctx context.Context, tenant, code string) (d reconciler.Definition, ok bool, err error) {
-	defs, err := s.definitions(ctx, tenant, code)
-	if err != nil || len(defs) == 0 {
-		return d, false, err
-	}
-	return defs[0], true, nil
-}
-
-// definitions loads a tenant's live definitions, or only code's if set.
-func (s *Store) definitions(ctx context.Context, tenant, code string) ([]reconciler.Definition, error) {
-	rows, err := s.pool.Query(ctx, `
-		select d.spec, d.script_files, d.spec_hash, d.source_path, d.source_line
-		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where t.code = $1 and ($2 = '' or d.code = $2) and d.deleted_at is null order by d.code`, tenant, code)
-	if err != nil {
-		return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, runErr(err))
-	}
-	defer rows.Close()
-	var out []reconciler.Definition
-	for rows.Next() {
-		var doc []byte
-		var scripts map[string]string
-		var hash, path string
-		var line int
-		if err := rows.Scan(&doc, &scripts, &hash, &path, &line); err != nil {
-			return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, err)
-		}
-		d, err := reconciler.DecodeCanonical(tenant, doc, scripts)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %q: %w", tenant, err)
-		}
-		d.Hash, d.Source = hash, reconciler.Source{Path: path, Line: line}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-// Tenants lists the tenants the store knows.
-func (s *Store) Tenants(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `select code from root_tenants order by code`)
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", redact(err))
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// SyncState is a tenant app's Inngest sync state.
-type SyncState string
-
-// The sync states.
-const (
-	SyncPending SyncState = "pending"
-	SyncSynced  SyncState = "synced"
-	SyncFailed  SyncState = "failed"
-	// SyncRejected marks a definition Inngest refused; it is kept out of
-	// its app until it changes.
-	SyncRejected SyncState = "rejected"
-)
-
-// SetSyncState records the outcome of a tenant's sync.
-func (s *Store) SetSyncState(ctx context.Context, tenant string, state SyncState, errText string) error {
-	_, err := s.pool.Exec(ctx, `
-		update root_tenants set sync_state = $2, sync_error = nullif($3, ''),
-			last_synced_at = case when $2 = 'synced' then now() else last_synced_at end
-		where code = $1`, tenant, string(state), clean(errText))
-	if err != nil {
-		return fmt.Errorf("tenant %q: record sync state: %w", tenant, redact(err))
-	}
-	return nil
-}
-
 // RanBefore reports whether ref's version has a run under another run id.
 func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID string) (bool, error) {
 	var ran bool
@@ -168,96 +72,6 @@ func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID 
 		return false, fmt.Errorf("earlier runs: %w", runErr(err))
 	}
 	return ran, nil
-}
-
-// SetDefinitionSyncState records the sync state of one definition version,
-// such as a function Inngest rejected and that is kept out of its app.
-// Only the version with hash is marked: a sync that finishes after a newer
-// version was applied leaves that version's state alone.
-func (s *Store) SetDefinitionSyncState(ctx context.Context, tenant, code, hash string, state SyncState, errText string) error {
-	_, err := s.pool.Exec(ctx, `
-		update root_scheduled_tasks d set sync_state = $4, sync_error = nullif($5, '')
-		from root_tenants t where t.id = d.tenant_id and t.code = $1 and d.code = $2 and d.spec_hash = $3 and d.deleted_at is null`,
-		tenant, code, hash, string(state), clean(errText))
-	if err != nil {
-		return fmt.Errorf("tenant %q: record the sync state of %s: %w", tenant, code, redact(err))
-	}
-	return nil
-}
-
-// SetDefinitionsSynced marks the named versions (code → spec hash) of a
-// tenant's definitions as synced, clearing any earlier sync error.
-// Versions that were replaced in the meantime are left alone.
-func (s *Store) SetDefinitionsSynced(ctx context.Context, tenant string, versions map[string]string) error {
-	codes := make([]string, 0, len(versions))
-	hashes := make([]string, 0, len(versions))
-	for c, h := range versions {
-		codes, hashes = append(codes, c), append(hashes, h)
-	}
-	_, err := s.pool.Exec(ctx, `
-		update root_scheduled_tasks d set sync_state = 'synced', sync_error = null
-		from root_tenants t, unnest($2::text[], $3::text[]) as v(code, hash)
-		where t.id = d.tenant_id and t.code = $1 and d.code = v.code and d.spec_hash = v.hash
-			and d.deleted_at is null and (d.sync_state <> 'synced' or d.sync_error is not null)`,
-		tenant, codes, hashes)
-	if err != nil {
-		return fmt.Errorf("tenant %q: record the sync state of its definitions: %w", tenant, redact(err))
-	}
-	return nil
-}
-
-// FireCheck is a scheduled definition whose fires are checked for runs.
-type FireCheck struct {
-	ID      int64
-	Tenant  string
-	Trigger reconciler.Trigger
-	From    time.Time   // the end of the last check, or when the version was applied
-	Runs    []time.Time // start times of its runs since From
-}
-
-// FireChecks returns every live, active cron or interval definition with
-// the runs it started since it was last checked.
-func (s *Store) FireChecks(ctx context.Context) ([]FireCheck, error) {
-	rows, err := s.pool.Query(ctx, `
-		select d.id, t.code, d.spec -> 'spec' -> 'trigger', greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at),
-			coalesce((select array_agg(r.started_at order by r.started_at) from root_task_runs r
-				where r.task_id = d.id and r.attempt = 0 and r.started_at >= greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at) - interval '1 hour'), '{}')
-		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where d.deleted_at is null and d.is_active and d.trigger_type in ('cron', 'interval')`)
-	if err != nil {
-		return nil, fmt.Errorf("fire checks: %w", redact(err))
-	}
-	defer rows.Close()
-	var out []FireCheck
-	for rows.Next() {
-		var c FireCheck
-		var trig []byte
-		if err := rows.Scan(&c.ID, &c.Tenant, &trig, &c.From, &c.Runs); err != nil {
-			return nil, fmt.Errorf("fire checks: %w", err)
-		}
-		if err := json.Unmarshal(trig, &c.Trigger); err != nil {
-			return nil, fmt.Errorf("fire checks: trigger of %d: %w", c.ID, err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// RecordFireCheck records that a definition's fires were checked up to
-// `to`, with the missed ones counted.
-func (s *Store) RecordFireCheck(ctx context.Context, id int64, to time.Time, missed []time.Time) error {
-	var last *time.Time
-	if len(missed) > 0 {
-		last = &missed[len(missed)-1]
-	}
-	_, err := s.pool.Exec(ctx, `
-		update root_scheduled_tasks set fires_checked_at = $2, missed_fires = missed_fires + $3,
-			last_missed_fire_at = coalesce($4, last_missed_fire_at)
-		where id = $1`, id, to, len(missed), last)
-	if err != nil {
-		return fmt.Errorf("record fire check: %w", redact(err))
-	}
-	return nil
 }
 
 // RecordWorkflowRun upserts the record of a workflow run attempt with its

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 // TestOutageErrorsAndSpooledRecords: with the database cut off, the run
@@ -18,7 +19,7 @@ import (
 // and the definition's last run follows the newest outcome.
 func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 	ctx := ctxT(t)
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "all")
 	ref, ok, err := s.Current(ctx, "acme", "alpha")
 	if err != nil || !ok {

@@ -194,17 +194,8 @@ func notFoundIf(b bool) error {
 	return nil
 }
 
-// DefinitionCount is the number of live definitions of one tenant, kind
-// and state (active or inactive).
-type DefinitionCount struct {
-	Tenant string
-	Kind   string
-	State  string
-	N      int
-}
-
 // DefinitionCounts counts live definitions by tenant, kind and state.
-func (s *Store) DefinitionCounts(ctx context.Context) ([]DefinitionCount, error) {
+func (s *Store) DefinitionCounts(ctx context.Context) ([]reconciler.DefinitionCount, error) {
 	rows, err := s.pool.Query(ctx, `
 		select t.code, d.kind, case when d.is_active then 'active' else 'inactive' end, count(*)
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
@@ -213,9 +204,9 @@ func (s *Store) DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 		return nil, fmt.Errorf("definition counts: %w", redact(err))
 	}
 	defer rows.Close()
-	var out []DefinitionCount
+	var out []reconciler.DefinitionCount
 	for rows.Next() {
-		var c DefinitionCount
+		var c reconciler.DefinitionCount
 		if err := rows.Scan(&c.Tenant, &c.Kind, &c.State, &c.N); err != nil {
 			return nil, fmt.Errorf("definition counts: %w", err)
 		}

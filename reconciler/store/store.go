@@ -1,7 +1,3 @@
-// Package store keeps tasksync's applied state in PostgreSQL: tenants,
-// their applied definitions (soft-deleted when retired), validation
-// problems, reconciles and runs. It owns all SQL and applies the embedded
-// migrations.
 package store
 
 import (
@@ -26,12 +22,13 @@ import (
 var ErrNotMigrated = errors.New("the database has no tasksync schema; run tasksync migrate")
 
 // ErrNotLeader means a write was refused because this replica no longer
-// holds the leader lock.
-var ErrNotLeader = errors.New("not the leader: the leader lock was lost")
+// holds the leader lock (reconciler.ErrNotLeader).
+var ErrNotLeader = reconciler.ErrNotLeader
 
 // Options tune a Store.
 type Options struct {
-	// AppPrefix names Inngest apps: <prefix>-<tenant>. Default "tasksync".
+	// AppPrefix names Inngest apps: <prefix>-<tenant>. Default
+	// reconciler.DefaultAppPrefix.
 	AppPrefix string
 	// MaxConns bounds the pool; default pgxpool's.
 	MaxConns int32
@@ -67,7 +64,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s := &Store{url: url, appPrefix: opts.AppPrefix, statements: new(atomic.Int64)}
 	if s.appPrefix == "" {
-		s.appPrefix = "tasksync"
+		s.appPrefix = reconciler.DefaultAppPrefix
 	}
 	cfg.ConnConfig.Tracer = &counter{s.statements}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -177,7 +174,7 @@ func redact(err error) error {
 }
 
 // RecordReconcile stores the outcome of one reconcile for the status API.
-func (s *Store) RecordReconcile(ctx context.Context, started, finished time.Time, result string, c reconciler.Counts, message string) error {
+func (s *Store) RecordReconcile(ctx context.Context, started, finished time.Time, result reconciler.ReconcileResult, c reconciler.Counts, message string) error {
 	_, err := s.pool.Exec(ctx, `
 		insert into root_reconciles (started_at, finished_at, result, created, updated, retired, unchanged, held, errors, message)
 		values ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))`,

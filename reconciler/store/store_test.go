@@ -18,6 +18,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
@@ -32,23 +33,11 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// newStore opens a migrated store on a fresh database.
-func newStore(t *testing.T) (*store.Store, string) {
-	t.Helper()
-	url := pg.NewDatabase(t)
-	s, err := store.Open(ctxT(t), url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	if _, err := s.Migrate(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	return s, url
-}
-
+// task is the store tests' definition: named after its code, on a cron,
+// with a secret in a header.
 func task(code, cron string) string {
-	return fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: %s, name: %s}\nspec:\n  trigger: {cron: %q}\n  type: api_call\n  config: {url: 'https://a.example.com/%s', headers: {Authorization: 'Bearer ${secret:TOKEN}'}}\n", code, code, cron, code)
+	return deftest.Task{Code: code, Name: code, Trigger: fmt.Sprintf("{cron: %q}", cron),
+		Config: fmt.Sprintf("{url: 'https://a.example.com/%s', headers: {Authorization: 'Bearer ${secret:TOKEN}'}}", code)}.String()
 }
 
 // reconcile applies tree to s with budget and returns the result.
@@ -199,7 +188,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 // TestApplyIsIdempotent: the first apply creates everything; applying the
 // same tree again writes nothing and bumps no updated_at.
 func TestApplyIsIdempotent(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	res := reconcile(t, s, baseTree(), "")
 	if res.Counts.Created != 4 || res.Written != 2 {
 		t.Fatalf("first apply: %+v, written %d; want 4 created in 2 tenants", res.Counts, res.Written)
@@ -232,7 +221,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 }
 
 func TestPlanCases(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "")
 	tree := baseTree()
 	// alpha changes its cron, beta moves to another file, gamma stays in b.yaml,
@@ -283,7 +272,7 @@ func TestPlanCases(t *testing.T) {
 // they were while other files apply; its problems are stored; once fixed
 // it applies.
 func TestLastKnownGood(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "")
 	before := rows(t, url)
 	tree := baseTree()
@@ -338,7 +327,7 @@ func (b brokenFS) ReadDir(name string) ([]os.DirEntry, error) {
 }
 
 func TestReadErrorsRetireNothing(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	tree := baseTree()
 	tree["acme/sub/d.yaml"] = file(task("delta", "@daily"))
 	reconcile(t, s, tree, "all")
@@ -386,7 +375,7 @@ func mustBudget(t *testing.T, s string) reconciler.RetireBudget {
 // TestPruneBudget: removing more than half of a tenant's definitions, or a
 // whole tenant directory, is held until the budget allows it.
 func TestPruneBudget(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "")
 	tree := fstest.MapFS{"acme/a.yaml": file(task("alpha", "0 2 * * *"))} // beta, gamma gone; globex vanished
 	res := reconcile(t, s, tree, "")
@@ -426,7 +415,7 @@ func TestPruneBudget(t *testing.T) {
 // TestSoftDeleteAndReAdd: retiring keeps the row; adding the code again
 // creates a fresh row with a fresh uuid.
 func TestSoftDeleteAndReAdd(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "")
 	tree := baseTree()
 	delete(tree, "acme/a.yaml")
@@ -442,7 +431,7 @@ func TestSoftDeleteAndReAdd(t *testing.T) {
 // holder's connection is killed the holder steps down at once, its fenced
 // writes are refused, and the second takes over.
 func TestLeader(t *testing.T) {
-	s1, url := newStore(t)
+	s1, url := pg.NewStore(t, store.Options{})
 	s2, err := store.Open(ctxT(t), url, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -505,7 +494,7 @@ func TestLeader(t *testing.T) {
 // TestMissedFireAccounting: fires since the last check without a run are
 // counted on the definition, and each window is checked once.
 func TestMissedFireAccounting(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("minutely", "* * * * *"))}, "")
 	conn, err := pgx.Connect(ctxT(t), url)
 	if err != nil {
@@ -557,7 +546,7 @@ func TestMissedFireAccounting(t *testing.T) {
 // recorded against the version that was synced; a late answer for an
 // older version leaves the newer one pending.
 func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "")
 	defs, err := s.Definitions(ctxT(t), "acme")
 	if err != nil {
@@ -580,7 +569,7 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 		}
 		return st, msg
 	}
-	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], store.SyncRejected, "invalid cron"); err != nil {
+	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], reconciler.SyncRejected, "invalid cron"); err != nil {
 		t.Fatal(err)
 	}
 	if st, msg := state("alpha"); st != "rejected" || msg != "invalid cron" {
@@ -600,7 +589,7 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 	if err := s.SetDefinitionsSynced(ctxT(t), "acme", old); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], store.SyncRejected, "late"); err != nil {
+	if err := s.SetDefinitionSyncState(ctxT(t), "acme", "alpha", old["alpha"], reconciler.SyncRejected, "late"); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := state("alpha"); st != "pending" {
@@ -615,7 +604,7 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 // even when the updating transaction's time is earlier than the newest
 // row's (it started before, and committed after, another apply).
 func TestFingerprint(t *testing.T) {
-	s, url := newStore(t)
+	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "")
 	before, err := s.Fingerprint(ctxT(t))
 	if err != nil {

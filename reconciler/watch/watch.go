@@ -1,6 +1,3 @@
-// Package watch turns file-system events under a definitions tree into
-// debounced "look again" signals naming the tenants that changed. It knows
-// nothing of YAML: a change means the reconciler re-reads those tenants.
 package watch
 
 import (
@@ -15,17 +12,13 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
-// Change is one debounced batch of events.
-type Change struct {
-	// Tenants that changed, sorted; a tenant directory created, removed or
-	// renamed is among them.
-	Tenants []string
-	// Full asks for a rescan of the whole tree: the watcher overflowed or
-	// failed, or the tree's root itself changed (a volume swap).
-	Full bool
-}
+// Change is one debounced batch of events: the domain's TreeChange, which
+// the controller consumes.
+type Change = reconciler.TreeChange
 
 // Options tune a Watcher.
 type Options struct {

@@ -9,8 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/riveredge/tasksync/reconciler/loopback"
 )
 
 // Server is a running dev server, or a self-hosted one (StartSigned).
@@ -73,7 +73,7 @@ func Start() (*Server, error) {
 	}
 	s := &Server{bin: bin}
 	for i := range s.ports {
-		if s.ports[i], err = freePort(); err != nil {
+		if s.ports[i], err = loopback.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -82,15 +82,6 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // StartSigned starts the self-hosted server (`inngest start`), which checks
@@ -110,7 +101,7 @@ func StartSigned() (*Server, error) {
 	}
 	s := &Server{bin: bin, dir: dir, SigningKey: "signkey-test-" + hex.EncodeToString(key), EventKey: "tasksync-test-event-key"}
 	for i := range s.ports {
-		if s.ports[i], err = freePort(); err != nil {
+		if s.ports[i], err = loopback.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -148,23 +139,13 @@ func (s *Server) start() error {
 	s.cmd = cmd
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+health, nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
+	if err := loopback.WaitHTTP(ctx, s.URL+health); err != nil {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err == nil {
+			s.exit = cmd.Wait()
 		}
-		select {
-		case <-ctx.Done():
-			if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err == nil {
-				s.exit = cmd.Wait()
-			}
-			return fmt.Errorf("the Inngest dev server did not answer on %s within 60s:\n%s", s.URL, s.log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return fmt.Errorf("the Inngest dev server did not answer on %s within 60s:\n%s", s.URL, s.log.String())
 	}
+	return nil
 }
 
 // Stop stops the server and removes its files; everything it knew is gone.

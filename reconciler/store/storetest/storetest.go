@@ -10,7 +10,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/riveredge/tasksync/reconciler/loopback"
+	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/pgserver"
 )
 
@@ -64,7 +65,7 @@ func (c *Cluster) start() error {
 	if err := c.pg.Run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -84,15 +85,6 @@ func (c *Cluster) start() error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Stop stops the server and removes its files.
 func (c *Cluster) Stop() {
 	if c == nil || c.dir == "" {
@@ -107,26 +99,11 @@ func (c *Cluster) Stop() {
 func (c *Cluster) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("tasksync_test_%d_%d", os.Getpid(), c.dbs.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL)
-	if err != nil {
-		t.Fatalf("connect to test cluster: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := c.admin("create database " + pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, c.URL)
-		if err != nil {
-			t.Errorf("connect to drop test database: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+		if err := c.admin("drop database if exists " + pgx.Identifier{name}.Sanitize() + " with (force)"); err != nil {
 			t.Errorf("drop test database: %v", err)
 		}
 	})
@@ -136,6 +113,25 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// NewStore opens a store with opts on a new database (NewDatabase) and
+// migrates it; the store is closed when the test ends. It returns the
+// database's URL too, for tests that look at the rows themselves.
+func (c *Cluster) NewStore(t testing.TB, opts store.Options) (*store.Store, string) {
+	t.Helper()
+	url := c.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st, url
 }
 
 // Main runs a package's tests against a fresh cluster: call it from
@@ -165,15 +161,8 @@ func (c *Cluster) CutOff(t testing.TB, dbURL string) (restore func()) {
 	name := strings.TrimPrefix(u.Path, "/")
 	admin := func(sql string, args ...any) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, c.URL)
-		if err != nil {
-			t.Fatalf("connect to test cluster: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
+		if err := c.admin(sql, args...); err != nil {
+			t.Fatal(err)
 		}
 	}
 	admin("alter database " + pgx.Identifier{name}.Sanitize() + " allow_connections false")
@@ -188,4 +177,19 @@ func (c *Cluster) CutOff(t testing.TB, dbURL string) (restore func()) {
 	}
 	t.Cleanup(restore)
 	return restore
+}
+
+// admin runs one statement as the cluster's superuser.
+func (c *Cluster) admin(sql string, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL)
+	if err != nil {
+		return fmt.Errorf("connect to the test cluster: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
 }

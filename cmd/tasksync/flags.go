@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -66,9 +69,9 @@ func (o *treeOptions) check() error {
 	return nil
 }
 
-// reconciler builds the reconciler of the tree in o.dir over st.
-func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, error) {
-	abs, err := realAbs(o.dir)
+// tree is the loader of the tree in o.dir.
+func (o *treeOptions) tree() (*definitions.Loader, error) {
+	abs, err := definitions.RealPath(o.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -76,9 +79,12 @@ func (o *treeOptions) reconciler(st reconciler.Store) (*reconciler.Reconciler, e
 	if err != nil {
 		return nil, err
 	}
-	l := v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants})
-	return &reconciler.Reconciler{Tree: l, Store: st, Budget: o.budget, Workers: 2 * runtime.GOMAXPROCS(0)}, nil
+	return v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants}), nil
 }
+
+// reconcileWorkers bounds how many tenants a reconcile reads and applies
+// at once.
+func reconcileWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // secretsDirFlag registers --secrets-dir.
 func secretsDirFlag(f *flagSet, dir *string) {
@@ -115,35 +121,86 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	return nil, usageError("--log-format must be text or json, got %q", format)
 }
 
-type migrateOptions struct{ dbOptions }
-
-func migrateFlags(f *flagSet) {
-	o := &migrateOptions{}
-	o.dbOptions.flags(f)
-	f.opts = o
-}
-
-func runMigrate(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*migrateOptions)
-	if len(c.args) > 0 {
-		return usageError("migrate takes no arguments")
-	}
-	st, err := o.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	n, err := st.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		fmt.Fprintln(c.stdout, "migrate: the database is up to date")
-	} else {
-		fmt.Fprintf(c.stdout, "migrate: applied %s\n", plural(n, "migration"))
-	}
-	return nil
-}
-
 // errExit1 ends a command with status 1 after it printed its own report.
 var errExit1 = &exitError{code: exitFailure}
+
+// flagSet is a command's flags, each backed by an environment variable.
+type flagSet struct {
+	cmd  command
+	set  *flag.FlagSet
+	envs map[string]string // flag name → environment variable
+	out  io.Writer
+	opts any // the command's options, filled by parse
+}
+
+func newFlagSet(c command, out io.Writer) *flagSet {
+	fs := &flagSet{cmd: c, set: flag.NewFlagSet(c.name, flag.ContinueOnError), envs: map[string]string{}, out: out}
+	fs.set.SetOutput(io.Discard)
+	return fs
+}
+
+func (f *flagSet) string(p *string, name, env, def, usage string) {
+	f.set.StringVar(p, name, def, usage)
+	f.envs[name] = env
+}
+
+func (f *flagSet) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	f.set.DurationVar(p, name, def, usage)
+	f.envs[name] = env
+}
+
+func (f *flagSet) bool(p *bool, name, env string, usage string) {
+	f.set.BoolVar(p, name, false, usage)
+	f.envs[name] = env
+}
+
+// parse reads args, then fills every flag not given on the command line
+// from its environment variable.
+func (f *flagSet) parse(args []string, getenv func(string) string) error {
+	if err := f.set.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	f.set.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var err error
+	f.set.VisitAll(func(fl *flag.Flag) {
+		env := f.envs[fl.Name]
+		if given[fl.Name] || env == "" || err != nil {
+			return
+		}
+		if v := getenv(env); v != "" {
+			if e := fl.Value.Set(v); e != nil {
+				err = fmt.Errorf("invalid value %q for $%s: %v", v, env, e)
+			}
+		}
+	})
+	return err
+}
+
+func (f *flagSet) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: tasksync %s [flags] %s\n\n%s.\n", f.cmd.name, f.cmd.args, strings.ToUpper(f.cmd.summary[:1])+f.cmd.summary[1:])
+	if doc := commandDocs[f.cmd.name]; doc != "" {
+		fmt.Fprintf(w, "\n%s", doc)
+	}
+	n := 0
+	f.set.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	f.set.VisitAll(func(fl *flag.Flag) {
+		line := fmt.Sprintf("  --%s", fl.Name)
+		name, usage := flag.UnquoteUsage(fl)
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintln(w, line)
+		if fl.DefValue != "" && fl.DefValue != "false" {
+			usage += fmt.Sprintf(" (default %q)", fl.DefValue)
+		}
+		if env := f.envs[fl.Name]; env != "" {
+			usage += fmt.Sprintf(" [$%s]", env)
+		}
+		fmt.Fprintf(w, "      %s\n", usage)
+	})
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/inngest"
+)
+
+// TestMetricsNeedATokenForEveryTenant: with a status tokens file, the
+// daemon's /metrics (which carries every tenant's counts) answers 401
+// without a token, 403 to a tenant's token and the page to a "*" token;
+// the health endpoints stay open. Without a tokens file it stays open.
+func TestMetricsNeedATokenForEveryTenant(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("all-secret *\nacme-secret acme\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(tokensFile string) *httptest.Server {
+		promReg := prometheus.NewRegistry()
+		ctrl := reconciler.NewController(reconciler.ControllerOptions{Registerer: promReg})
+		errs := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasksync_test_tenant_counts"}, []string{"tenant"})
+		promReg.MustRegister(errs)
+		errs.WithLabelValues("globex").Set(3)
+		srv := httptest.NewServer(routes(ctrl, nil, &inngest.Registry{}, promReg, tokensFile, slog.New(slog.DiscardHandler)))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	fetch := func(url, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	srv := serve(tokens)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {"wrong", 401}, {"acme-secret", 403}, {"all-secret", 200}} {
+		code, body := fetch(srv.URL+"/metrics", tc.token)
+		if code != tc.want {
+			t.Errorf("/metrics with token %q = %d, want %d: %s", tc.token, code, tc.want, body)
+		}
+		if leaked := strings.Contains(body, `tenant="globex"`); leaked != (tc.want == 200) {
+			t.Errorf("/metrics with token %q shows globex's counts: %v, want %v", tc.token, leaked, tc.want == 200)
+		}
+	}
+	if code, body := fetch(srv.URL+"/healthz", ""); code != 200 {
+		t.Errorf("/healthz without a token = %d, want 200: %s", code, body)
+	}
+	if code, body := fetch(serve("").URL+"/metrics", ""); code != 200 || !strings.Contains(body, `tenant="globex"`) {
+		t.Errorf("/metrics without a tokens file = %d, want the open page: %s", code, body)
+	}
+}

@@ -1,0 +1,326 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+)
+
+// followerPoll is how often a follower checks for applied changes.
+const followerPoll = 3 * time.Second
+
+// missedFireGrace is how long after a scheduled fire its run may start:
+// Inngest's own scheduling delay, retries of a failed start, a leader
+// change. (Kubernetes CronJob calls it startingDeadlineSeconds.)
+const missedFireGrace = 5 * time.Minute
+
+// ControllerOptions are what a Controller runs with.
+type ControllerOptions struct {
+	// Tree, Budget and Workers make the Reconciler of each leadership
+	// term, whose writes the term's lease fences.
+	Tree    TreeSource
+	Budget  RetireBudget
+	Workers int
+	// State is the applied state, read and recorded unfenced.
+	State   AppliedState
+	Elector Elector
+	// Apps are the tenants' Inngest apps; nil when Inngest is not
+	// configured (run --once then applies to Postgres only).
+	Apps Apps
+	// Changes are the tree watcher's; nil for none.
+	Changes <-chan TreeChange
+	// Resync is how often the whole tree is reconciled and every app
+	// verified; the missed fires are counted then too.
+	Resync time.Duration
+	// Grace bounds how long a reconcile under way may finish after Run's
+	// context ends.
+	Grace  time.Duration
+	Logger *slog.Logger
+	// Registerer receives the controller's metrics; default none.
+	Registerer prometheus.Registerer
+}
+
+// Controller keeps the applied state and the Inngest apps in step with the
+// definitions tree. The replica holding the leader lock reconciles: the
+// whole tree when it starts leading and every Resync, the tenants each
+// TreeChange names in between, syncing the apps that changed. Every
+// replica serves the applied state as the tenants' apps.
+type Controller struct {
+	opts    ControllerOptions
+	log     *slog.Logger
+	metrics *metrics
+	ready   atomic.Bool
+	leader  atomic.Bool
+}
+
+// NewController returns a controller; Run or Once starts it.
+func NewController(opts ControllerOptions) *Controller {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
+	}
+	return &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer)}
+}
+
+// Ready reports whether this replica serves the applied state: a leader
+// after its first reconcile, a follower once it loaded the apps.
+func (c *Controller) Ready() bool { return c.ready.Load() }
+
+// Leader reports whether this replica holds the leader lock.
+func (c *Controller) Leader() bool { return c.leader.Load() }
+
+// Run serves the applied state as the tenants' apps and, while this
+// replica holds the leader lock, reconciles, until ctx ends. It returns
+// nil then, or the error that stops it (the database cannot be reached to
+// campaign for the lock).
+func (c *Controller) Run(ctx context.Context) error {
+	// One attempt at the lock first, so that a replica that will lead
+	// does not report ready as a follower before its first reconcile.
+	first, err := c.opts.Elector.Acquire(ctx, true)
+	if err != nil && !errors.Is(err, ErrNotLeader) {
+		c.log.Warn("leader election", "err", err)
+	}
+	if first != nil {
+		c.leader.Store(true)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.serveApplied(gctx) })
+	g.Go(func() error { return c.lead(gctx, first) })
+	return g.Wait()
+}
+
+// Once is run --once: it waits at most wait for the leader lock, then
+// makes one pass of the loop over the whole tree (reconcile, record, sync
+// every app) and gives the lock up.
+func (c *Controller) Once(ctx context.Context, wait time.Duration) (*Pass, error) {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	lease, err := c.opts.Elector.Acquire(wctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+			c.log.Warn("release the leader lock", "err", err)
+		}
+	}()
+	pctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	defer context.AfterFunc(lostContext(lease), func() { stop(ErrNotLeader) })()
+	return c.pass(pctx, c.reconciler(lease), nil), nil
+}
+
+// reconciler is the Reconciler of one leadership term.
+func (c *Controller) reconciler(lease Lease) *Reconciler {
+	return &Reconciler{Tree: c.opts.Tree, Store: lease.Store(), Budget: c.opts.Budget, Workers: c.opts.Workers}
+}
+
+// lostContext is a context that ends when the lease is lost.
+func lostContext(lease Lease) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-lease.Lost()
+		cancel()
+	}()
+	return ctx
+}
+
+// serveApplied keeps every tenant's app serving the applied state while
+// this replica is not the leader (the leader refreshes the apps it syncs),
+// so that a follower executes the runs Inngest sends it.
+func (c *Controller) serveApplied(ctx context.Context) error {
+	// A follower checks for applied changes every few seconds (one cheap
+	// query) so that the runs Inngest sends it are of the current version.
+	tick := time.NewTicker(min(c.opts.Resync, followerPoll))
+	defer tick.Stop()
+	loaded, lastLoad := "", time.Time{}
+	for {
+		if !c.leader.Load() {
+			fp, err := c.opts.State.Fingerprint(ctx)
+			if err == nil && (fp != loaded || time.Since(lastLoad) >= c.opts.Resync) {
+				if err = c.loadApps(ctx); err == nil {
+					loaded, lastLoad = fp, time.Now()
+				}
+			}
+			if err != nil {
+				c.log.Warn("cannot load the applied definitions", "err", err)
+			} else if !c.leader.Load() && !c.ready.Load() {
+				c.ready.Store(true)
+				c.log.Info("ready", "role", "follower")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// lead campaigns for the leader lock and, while holding it, reconciles:
+// a full reconcile and sync first, then the tenants each tree change
+// names, and everything again every resync interval.
+func (c *Controller) lead(ctx context.Context, lease Lease) error {
+	for ctx.Err() == nil {
+		if lease == nil {
+			var err error
+			lease, err = c.opts.Elector.Acquire(ctx, false)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		c.leader.Store(true)
+		c.metrics.leader.Set(1)
+		c.log.Info("leading")
+		err := c.whileLeading(ctx, lease)
+		c.leader.Store(false)
+		c.metrics.leader.Set(0)
+		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+			c.log.Warn("release the leader lock", "err", rerr)
+		}
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("stepped down", "err", err)
+		}
+		lease = nil
+	}
+	return nil
+}
+
+// whileLeading is one leadership term: it returns when the lease is lost
+// or ctx ends.
+func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// lost ends the moment the lock is: a reconcile under way stops at
+	// once then, not after the shutdown grace.
+	lost, loseNow := context.WithCancel(context.Background())
+	defer loseNow()
+	go func() {
+		select {
+		case <-lease.Lost():
+			c.log.Error("leader lock lost: stepping down")
+			loseNow()
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	r := c.reconciler(lease)
+	c.reconcile(lctx, lost, r, nil)
+	if !c.ready.Load() {
+		c.ready.Store(true)
+		c.log.Info("ready", "role", "leader")
+	}
+	tick := time.NewTicker(c.opts.Resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-lctx.Done():
+			if lost.Err() != nil {
+				return ErrNotLeader
+			}
+			return lctx.Err()
+		case ch := <-c.opts.Changes:
+			if ch.Full {
+				c.reconcile(lctx, lost, r, nil)
+			} else {
+				c.reconcile(lctx, lost, r, ch.Tenants)
+			}
+		case <-tick.C:
+			c.reconcile(lctx, lost, r, nil)
+			c.checkMissedFires(lctx)
+		}
+	}
+}
+
+// reconcile is one pass of the loop. A pass under way when ctx ends may
+// finish within the grace period; one under way when the lock is lost
+// stops at once.
+func (c *Controller) reconcile(parent, lost context.Context, r *Reconciler, tenants []string) {
+	ctx, cancel := c.graceful(parent)
+	defer cancel(nil)
+	defer context.AfterFunc(lost, func() { cancel(ErrNotLeader) })()
+	if p := c.pass(ctx, r, tenants); len(p.Unsynced) > 0 {
+		c.log.Warn("some tenants are not synced; the next resync retries them", "tenants", len(p.Unsynced))
+	}
+}
+
+// errStopped ends a pass that the grace period after a stop cut short.
+var errStopped = errors.New("stopped before the reconcile finished")
+
+// graceful returns a context that ends Grace after ctx does, so that a
+// reconcile under way when the controller is asked to stop can finish. (A
+// lost leader lock needs no such care: every write is fenced by the lock.)
+func (c *Controller) graceful(ctx context.Context) (context.Context, context.CancelCauseFunc) {
+	gctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(c.opts.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(errStopped)
+		case <-gctx.Done():
+		}
+	})
+	return gctx, func(cause error) { stop(); cancel(cause) }
+}
+
+// checkMissedFires counts, for every scheduled definition, the fires since
+// the last check that started no run within their grace period, on the
+// definition and in tasksync_missed_fires_total.
+func (c *Controller) checkMissedFires(ctx context.Context) {
+	checks, err := c.opts.State.FireChecks(ctx)
+	if err != nil {
+		c.log.Warn("missed fires", "err", err)
+		return
+	}
+	to := time.Now().Add(-missedFireGrace)
+	for _, fc := range checks {
+		if !fc.From.Before(to) {
+			continue
+		}
+		missed := MissedFires(fc.Trigger, fc.From, to, fc.Runs, missedFireGrace)
+		if err := c.opts.State.RecordFireCheck(ctx, fc.ID, to, missed); err != nil {
+			c.log.Warn("missed fires", "err", err)
+			return
+		}
+		if len(missed) > 0 {
+			c.metrics.missedFires.WithLabelValues(fc.Tenant).Add(float64(len(missed)))
+			c.log.Warn("missed fires", "tenant", fc.Tenant, "definition_id", fc.ID, "missed", len(missed), "last", missed[len(missed)-1])
+		}
+	}
+}
+
+// refreshGauges sets the state gauges from the store: definitions,
+// validation problems and held retirements per tenant.
+func (c *Controller) refreshGauges(ctx context.Context) {
+	counts, err := c.opts.State.DefinitionCounts(ctx)
+	if err != nil {
+		c.log.Warn("metrics", "err", err)
+		return
+	}
+	tenants, err := c.opts.State.TenantStatuses(ctx)
+	if err != nil {
+		c.log.Warn("metrics", "err", err)
+		return
+	}
+	c.metrics.definitions.Reset()
+	for _, n := range counts {
+		c.metrics.definitions.WithLabelValues(n.Tenant, n.Kind, n.State).Set(float64(n.N))
+	}
+	c.metrics.definitionErrors.Reset()
+	c.metrics.retireHeld.Reset()
+	for _, t := range tenants {
+		c.metrics.definitionErrors.WithLabelValues(t.Tenant).Set(float64(t.Errors))
+		c.metrics.retireHeld.WithLabelValues(t.Tenant).Set(float64(len(t.HeldRetires)))
+	}
+}

@@ -1,0 +1,162 @@
+package definitions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// PathStats counts what CheckPath read.
+type PathStats struct {
+	Tenants, Files, Definitions int
+}
+
+// CheckPath checks one path on disk as tasksync validate does: a tree, a
+// tenant directory or a file, with the secret grant check grants (nil:
+// none), counting what it read in stats. Problem paths start with the
+// path as given.
+//
+// A path inside the tree treeDir is checked as part of its tenant, so that
+// codes are compared with the tenant's other files and script paths
+// resolve from the tenant directory; only its own problems are reported.
+// A path elsewhere is a tree, a tenant directory when it holds definition
+// files itself, or a file of the tenant named by its directory.
+func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants func(tenant, name string) error, stats *PathStats) ([]reconciler.Problem, error) {
+	info, err := os.Stat(arg)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("validate: %s: %w", arg, err)
+	}
+	abs, err := RealPath(arg)
+	if err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	var problems []reconciler.Problem
+	// load reads the tree at root on disk (named shown) and keeps what is
+	// under the tree path only ("" for all).
+	load := func(root, shown, only string, fn func(*Loader) (*reconciler.TenantTree, error)) error {
+		prefix := prefixOf(shown)
+		l := v.NewLoader(DirFS(root), Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: grants})
+		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
+		// The loader's problems carry escaped paths.
+		escPrefix, escOnly := reconciler.EscapeText(prefix), reconciler.EscapeText(only)
+		inEscaped := func(p string) bool { return escOnly == "" || p == escOnly || strings.HasPrefix(p, escOnly+"/") }
+		collect := func(r *reconciler.TenantTree) {
+			stats.Tenants++
+			for _, f := range r.Files {
+				if in(f.Path) {
+					stats.Files++
+				}
+			}
+			for _, d := range r.Definitions {
+				if in(d.Source.Path) {
+					stats.Definitions++
+				}
+			}
+			for _, p := range r.Problems {
+				if inEscaped(strings.TrimPrefix(p.Path, escPrefix)) {
+					problems = append(problems, p)
+				}
+			}
+		}
+		if fn != nil {
+			r, err := fn(l)
+			if err == nil {
+				collect(r)
+			}
+			return err
+		}
+		top, err := l.LoadAll(ctx, collect)
+		problems = append(problems, top...)
+		return err
+	}
+	single := func(tenant string, files []string) func(*Loader) (*reconciler.TenantTree, error) {
+		return func(l *Loader) (*reconciler.TenantTree, error) {
+			if files != nil {
+				return l.LoadFiles(tenant, files), nil
+			}
+			return l.LoadTenant(tenant), nil
+		}
+	}
+	nameProblem := func(tenant string) []reconciler.Problem {
+		if msg := TenantCodeProblem(tenant); msg != "" {
+			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: msg}}
+		}
+		return nil
+	}
+
+	treeAbs, rerr := RealPath(treeDir)
+	if rerr != nil {
+		treeAbs, _ = filepath.Abs(treeDir) // a --dir that does not exist matters only as a prefix
+	}
+	switch rel, relErr := filepath.Rel(treeAbs, abs); {
+	case relErr == nil && rel == ".":
+		err = load(abs, arg, "", nil)
+	case relErr == nil && !strings.HasPrefix(rel, ".."):
+		// Inside the tree: the whole tenant is read, its part reported.
+		rel = filepath.ToSlash(rel)
+		tenant, _, nested := strings.Cut(rel, "/")
+		switch {
+		case !info.IsDir() && !nested:
+			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: misplacedFileProblem(tenant)}}, nil
+		case !info.IsDir() && Ignored(filepath.Base(abs)):
+			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: "this name is ignored (it starts with '.' or '_', or is an editor or rsync temporary): tasksync never reads it as a definition"}}, nil
+		}
+		if ps := nameProblem(tenant); ps != nil {
+			return ps, nil
+		}
+		err = load(treeAbs, treeDir, rel, single(tenant, nil))
+	case !info.IsDir():
+		tenantDir := filepath.Dir(abs)
+		tenant := filepath.Base(tenantDir)
+		if ps := nameProblem(tenant); ps != nil {
+			return ps, nil
+		}
+		file := tenant + "/" + filepath.Base(abs)
+		err = load(filepath.Dir(tenantDir), filepath.Dir(filepath.Dir(arg)), file, single(tenant, []string{file}))
+	case HoldsDefinitions(arg):
+		tenant := filepath.Base(abs)
+		if ps := nameProblem(tenant); ps != nil {
+			return ps, nil
+		}
+		err = load(filepath.Dir(abs), filepath.Dir(arg), tenant, single(tenant, nil))
+	default:
+		err = load(abs, arg, "", nil)
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("validate: cannot read %s: %v", arg, pe.Err)
+		}
+		return nil, fmt.Errorf("validate: %s: %w", arg, err)
+	}
+	return problems, nil
+}
+
+// RealPath is the absolute path of p with symlinks resolved, so that
+// absolute links inside the tree are judged against the real root.
+func RealPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
+}
+
+// prefixOf is the path prefix problems get for a tree named dir.
+func prefixOf(dir string) string {
+	dir = filepath.ToSlash(filepath.Clean(dir))
+	if dir == "." {
+		return ""
+	}
+	return dir + "/"
+}

@@ -1,0 +1,103 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The ports of the Controller: what it needs from the store, the leader
+// lock, the Inngest apps and the tree watcher, declared here where they are
+// consumed. The adapters under reconciler/ satisfy them; cmd/tasksync
+// plugs them in.
+
+// AppliedState is the applied state as the controller reads and records
+// it (store.Store).
+type AppliedState interface {
+	// Tenants lists every known tenant, sorted.
+	Tenants(ctx context.Context) ([]string, error)
+	// Definitions returns a tenant's applied definitions, the last known
+	// good versions included: what its app serves.
+	Definitions(ctx context.Context, tenant string) ([]Definition, error)
+	// Fingerprint changes whenever an applied definition does.
+	Fingerprint(ctx context.Context) (string, error)
+	// RecordReconcile stores how one reconcile ended, for the status API.
+	RecordReconcile(ctx context.Context, started, finished time.Time, result ReconcileResult, c Counts, message string) error
+	// SetSyncState records the outcome of a tenant's sync.
+	SetSyncState(ctx context.Context, tenant string, state SyncState, errText string) error
+	// SetDefinitionSyncState records the sync state of one definition
+	// version (hash), such as a function Inngest rejected.
+	SetDefinitionSyncState(ctx context.Context, tenant, code, hash string, state SyncState, errText string) error
+	// SetDefinitionsSynced marks the versions (code → hash) as synced.
+	SetDefinitionsSynced(ctx context.Context, tenant string, versions map[string]string) error
+	// FireChecks returns the scheduled definitions whose fires are due for
+	// a check, with the runs they started.
+	FireChecks(ctx context.Context) ([]FireCheck, error)
+	// RecordFireCheck records a definition's fires checked up to `to`.
+	RecordFireCheck(ctx context.Context, id int64, to time.Time, missed []time.Time) error
+	// DefinitionCounts counts live definitions by tenant, kind and state.
+	DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
+	// TenantStatuses summarizes every tenant.
+	TenantStatuses(ctx context.Context) ([]TenantStatus, error)
+}
+
+// ErrNotLeader means this replica does not hold the leader lock: another
+// one does, or a write was refused because the lock was lost.
+var ErrNotLeader = errors.New("not the leader: the leader lock was lost")
+
+// Elector campaigns for the leader lock (store.Elector).
+type Elector interface {
+	// Acquire blocks until this replica holds the leader lock, ctx ends,
+	// or the database cannot be reached at all. With once it makes one
+	// attempt, and returns ErrNotLeader while another replica holds it.
+	Acquire(ctx context.Context, once bool) (Lease, error)
+}
+
+// Lease is the leader lock while this replica holds it.
+type Lease interface {
+	// Lost is closed when the lock is lost.
+	Lost() <-chan struct{}
+	// Release gives the lock up.
+	Release(ctx context.Context) error
+	// Store is the applied state written under the lease: each of its
+	// writes fails with ErrNotLeader once the lock is lost.
+	Store() Store
+}
+
+// Apps are the tenants' Inngest apps (inngest.Apps: the registry bound to
+// the runner its functions call).
+type Apps interface {
+	// SetTenant serves defs as the tenant's app.
+	SetTenant(tenant string, defs []Definition) error
+	// SyncIsolating syncs the tenant's app; a function Inngest refuses is
+	// kept out of it and returned (code → why) while the rest syncs.
+	SyncIsolating(ctx context.Context, tenant string) (rejected map[string]string, err error)
+	// Verify compares Inngest's view of the app with what it serves.
+	Verify(ctx context.Context, tenant string) (Drift, error)
+	// SendOneShots sends the events of the app's due `at` definitions.
+	SendOneShots(ctx context.Context, tenant string, now time.Time) (sent int, err error)
+	// AppID names the tenant's app.
+	AppID(tenant string) string
+	// Functions lists the function ids the app serves.
+	Functions(tenant string) []string
+}
+
+// Drift is how Inngest's view of an app differs from what it should serve.
+type Drift struct {
+	Missing []string // functions the server lacks
+	Extra   []string // functions the server has that the app no longer serves
+}
+
+// None reports whether there is no drift.
+func (d Drift) None() bool { return len(d.Missing) == 0 && len(d.Extra) == 0 }
+
+// TreeChange is one debounced batch of changes to the definitions tree
+// (the watch package sends them): "look again" at these tenants.
+type TreeChange struct {
+	// Tenants that changed, sorted; a tenant directory created, removed or
+	// renamed is among them.
+	Tenants []string
+	// Full asks for a rescan of the whole tree: the watcher overflowed or
+	// failed, or the tree's root itself changed (a volume swap).
+	Full bool
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// Current returns the live applied version of a definition.
+func (s *Store) Current(ctx context.Context, tenant, code string) (reconciler.AppliedRef, bool, error) {
+	var ref reconciler.AppliedRef
+	err := s.pool.QueryRow(ctx, `
+		select d.id, d.revision, d.spec_hash from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code).Scan(&ref.ID, &ref.Revision, &ref.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ref, false, nil
+	}
+	if err != nil {
+		return ref, false, fmt.Errorf("current definition: %w", runErr(err))
+	}
+	ref.Tenant, ref.Code = tenant, code
+	return ref, true, nil
+}
+
+// Definitions returns a tenant's live applied definitions, decoded from
+// their canonical documents: what the tenant's Inngest app serves, last
+// known good versions included.
+func (s *Store) Definitions(ctx context.Context, tenant string) ([]reconciler.Definition, error) {
+	return s.definitions(ctx, tenant, "")
+}
+
+// AppliedDefinition returns the live applied version of one definition; ok is
+// false when it is retired or unknown.
+func (s *Store) AppliedDefinition(ctx context.Context, tenant, code string) (d reconciler.Definition, ok bool, err error) {
+	defs, err := s.definitions(ctx, tenant, code)
+	if err != nil || len(defs) == 0 {
+		return d, false, err
+	}
+	return defs[0], true, nil
+}
+
+// definitions loads a tenant's live definitions, or only code's if set.
+func (s *Store) definitions(ctx context.Context, tenant, code string) ([]reconciler.Definition, error) {
+	rows, err := s.pool.Query(ctx, `
+		select d.spec, d.script_files, d.spec_hash, d.source_path, d.source_line
+		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and ($2 = '' or d.code = $2) and d.deleted_at is null order by d.code`, tenant, code)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, runErr(err))
+	}
+	defer rows.Close()
+	var out []reconciler.Definition
+	for rows.Next() {
+		var doc []byte
+		var scripts map[string]string
+		var hash, path string
+		var line int
+		if err := rows.Scan(&doc, &scripts, &hash, &path, &line); err != nil {
+			return nil, fmt.Errorf("tenant %q: load definitions: %w", tenant, err)
+		}
+		d, err := reconciler.DecodeCanonical(tenant, doc, scripts)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+		d.Hash, d.Source = hash, reconciler.Source{Path: path, Line: line}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Tenants lists the tenants the store knows.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `select code from root_tenants order by code`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", redact(err))
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
