@@ -2,10 +2,14 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pressly/goose/v3"
+
+	"github.com/riveredge/tasksync/migrations"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -216,4 +220,68 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestMigrationMakesOutputsJSON: rows written before outputs were JSON
+// values read back as values after migration 00005: an output that is
+// JSON text becomes that value, one that is not (cut at its cap) a JSON
+// string, a step's string of JSON its value; the last ended attempt of a
+// run is final, and a failed workflow attempt names its failed step.
+func TestMigrationMakesOutputsJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := pg.NewDatabase(t)
+	db := gooseDB(t, url)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatalf("migrate to 4: %v", err)
+	}
+	for _, q := range []string{
+		`insert into root_tenants (code) values ('acme')`,
+		`insert into root_scheduled_tasks (tenant_id, code, type, trigger_type, trigger_config, task_config, is_active, kind, spec_hash, spec, source_path, source_line, last_run_status)
+			values (1, 'alpha', 'api_call', 'event', '{}', '{}', true, 'ScheduledTask', 'h', '{}', 'a.yaml', 1, 'succeeded')`,
+		`insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, output) values
+			(1, 1, 1, 'r1', 0, 'failed', null), (1, 1, 1, 'r1', 1, 'succeeded', '{"id":7,"ok":true}'), (1, 1, 1, 'r2', 0, 'succeeded', '{"cut":"abc')`,
+		`insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, steps) values
+			(1, 1, 1, 'w1', 0, 'failed', '[{"id":"a","status":"completed","output":"{\"n\":1}"},{"id":"b","status":"failed","error":"boom"}]')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.Runs(ctx, "acme", "alpha", 10, 0)
+	if err != nil || len(runs) != 4 {
+		t.Fatalf("Runs = %d, %v", len(runs), err)
+	}
+	got := map[string]string{}
+	for _, r := range runs {
+		key := fmt.Sprintf("%s/%d", r.InngestRunID, r.Attempt)
+		got[key] = fmt.Sprintf("output=%s steps=%s final=%v failed_step=%s", r.Output, r.Steps, r.Final, r.FailedStep)
+	}
+	want := map[string]string{
+		"r1/0": "output= steps= final=false failed_step=",
+		"r1/1": `output={"id": 7, "ok": true} steps= final=true failed_step=`,
+		"r2/0": `output="{\"cut\":\"abc" steps= final=true failed_step=`,
+		"w1/0": `output= steps=[{"id": "a", "output": {"n": 1}, "status": "completed"}, {"id": "b", "error": "boom", "status": "failed"}] final=true failed_step=b`,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s after the migration: %s\nwant %s", k, got[k], w)
+		}
+	}
+	d, err := s.Definition(ctx, "acme", "alpha")
+	if err != nil || d.LastRunStatus != "failed" || d.LastRun == nil || d.LastRun.InngestRunID != "w1" {
+		t.Errorf("definition after the migration: last_run_status %q, last run %+v, %v; want the newest row's (w1, failed)", d.LastRunStatus, d.LastRun, err)
+	}
 }
