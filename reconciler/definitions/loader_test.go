@@ -272,19 +272,28 @@ func TestDuplicateCodesNameBothPlaces(t *testing.T) {
 	}
 }
 
-// TestAtMustBeInTheFuture uses an injected clock.
-func TestAtMustBeInTheFuture(t *testing.T) {
+// TestAtInThePastIsAWarning uses an injected clock: a one-shot whose time
+// has passed is loaded (it may have fired: it is history) with a warning,
+// never a problem that would hold the file at its last applied version.
+func TestAtInThePastIsAWarning(t *testing.T) {
 	v := newValidator(t)
 	doc := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: once}\nspec: {trigger: {at: '2030-01-01T00:00:00+01:00'}, type: api_call, config: {url: 'https://a.example.com'}}\n"
 	files := fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}
 	before := time.Date(2029, 12, 31, 22, 0, 0, 0, time.UTC)
 	after := time.Date(2029, 12, 31, 23, 0, 0, 0, time.UTC) // the same instant as the trigger
-	if r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return before }}).LoadTenant("acme"); len(r.Problems) > 0 {
-		t.Errorf("before: %s", messages(r.Problems))
+	if r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return before }}).LoadTenant("acme"); len(r.Problems) > 0 || len(r.Warnings) > 0 {
+		t.Errorf("before: problems %s, warnings %s", messages(r.Problems), messages(r.Warnings))
 	}
 	r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return after }}).LoadTenant("acme")
-	if !strings.Contains(messages(r.Problems), "is in the past") {
-		t.Errorf("after: problems = %s, want 'is in the past'", messages(r.Problems))
+	if len(r.Problems) > 0 {
+		t.Errorf("after: problems = %s, want none", messages(r.Problems))
+	}
+	if len(r.Definitions) != 1 {
+		t.Errorf("after: definitions = %v, want once", codes(r))
+	}
+	want := "acme/a.yaml:4:22: warning: spec.trigger.at: 2030-01-01T00:00:00+01:00 has passed; if this one-shot has not fired yet it never will: set a future time, or remove the definition once its run is history\n"
+	if got := messages(r.Warnings); got != want {
+		t.Errorf("after: warnings = %q, want %q", got, want)
 	}
 }
 
