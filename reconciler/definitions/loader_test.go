@@ -409,3 +409,39 @@ func TestSymlinkOutOfTenantRevealsNothing(t *testing.T) {
 		t.Errorf("ReadError = true: a link out of the tenant is refused, not unreadable (problems: %s)", messages(r.Problems))
 	}
 }
+
+// TestCronDSTWarnings: a cron time that a daylight-saving change in its
+// zone skips or repeats is a warning (the definition loads); a cron that
+// runs every hour, or in a zone without DST, is not.
+func TestCronDSTWarnings(t *testing.T) {
+	v := newValidator(t)
+	now := func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
+	cases := []struct{ cron, zone, want string }{
+		{"30 2 * * *", "America/New_York", "spec.trigger.cron: 02:30 does not exist in America/New_York when daylight saving time starts (the clocks jump from 02:00 to 03:00): that day's run may be skipped; pick a time outside 02:00-03:00, or a zone without daylight saving time such as UTC"},
+		{"30 1 * * 0", "America/New_York", "spec.trigger.cron: 01:30 happens twice in America/New_York when daylight saving time ends (the clocks go back from 02:00 to 01:00): that day it may run twice; pick a time outside 01:00-02:00, or a zone without daylight saving time such as UTC"},
+		{"0 2 * * *", "Europe/Berlin", "spec.trigger.cron: 02:00 does not exist in Europe/Berlin when daylight saving time starts (the clocks jump from 02:00 to 03:00): that day's run may be skipped; pick a time outside 02:00-03:00, or a zone without daylight saving time such as UTC"},
+		{"30 2 * * *", "UTC", ""},
+		{"30 2 * * *", "Asia/Shanghai", ""},
+		{"30 4 * * *", "America/New_York", ""},
+		{"30 2 * * 1-5", "America/New_York", ""}, // the changes fall on Sundays
+		{"15 * * * *", "America/New_York", ""},   // every hour: a skipped hour is in the nature of it
+	}
+	for _, tc := range cases {
+		t.Run(tc.cron+" "+tc.zone, func(t *testing.T) {
+			doc := fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: c}\nspec:\n  trigger: {cron: %q, timezone: %s}\n  type: api_call\n  config: {url: 'https://a.example.com'}\n", tc.cron, tc.zone)
+			r := v.NewLoader(fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}, definitions.Options{Now: now}).LoadTenant("acme")
+			if len(r.Problems) > 0 || len(r.Definitions) != 1 {
+				t.Fatalf("problems %s, definitions %v; want the definition loaded", messages(r.Problems), codes(r))
+			}
+			got := ""
+			if len(r.Warnings) == 1 {
+				got = r.Warnings[0].Message
+			} else if len(r.Warnings) > 1 {
+				got = messages(r.Warnings)
+			}
+			if got != tc.want {
+				t.Errorf("warning = %q\nwant      %q", got, tc.want)
+			}
+		})
+	}
+}

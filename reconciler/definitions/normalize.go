@@ -306,6 +306,9 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 		n.fail(p+"/cron", "cron expression %s never fires", excerpt(w.Cron))
 		return
 	}
+	if msg := dstFinding(sched, loc, t.Timezone, n.now); msg != "" {
+		n.warn(p+"/cron", "%s", msg)
+	}
 	if w.Jitter != "" {
 		t.Jitter = n.duration(p+"/jitter", w.Jitter, reconciler.Duration(time.Second), reconciler.MaxJitter)
 		if t.Jitter%reconciler.Duration(time.Second) != 0 {
