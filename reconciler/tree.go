@@ -12,6 +12,10 @@ type TenantTree struct {
 	Files []TreeFile
 	// Problems are sorted by path, line and column.
 	Problems []Problem
+	// Warnings are findings that keep nothing from being applied (a
+	// one-shot whose time has passed), sorted as Problems are; validate
+	// shows them, the daemon does not record them as problems.
+	Warnings []Problem
 	// ReadError is set when part of the directory could not be read. What
 	// was read is incomplete, so nothing of the tenant may be applied or
 	// retired.

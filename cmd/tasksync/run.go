@@ -208,8 +208,12 @@ single file, checked as part of the tenant named by the directory that
 holds it. Without PATH, the tree in $TASKSYNC_DIR or ./tasks.d is checked.
 
 Every problem is printed as "path:line:col: message", sorted by path and
-line, followed by a summary.
+line, followed by a summary; a warning as "path:line:col: warning: message"
+(in JSON, "severity": "warning"). Warnings (a one-shot whose time has
+passed, a cron time that a daylight-saving change skips or repeats) fail
+nothing unless --strict is given.
 
-Exit status: 0 all valid, 1 problems found, 2 usage or I/O error.
+Exit status: 0 all valid (warnings allowed), 1 problems found (or, with
+--strict, warnings), 2 usage or I/O error.
 `,
 }

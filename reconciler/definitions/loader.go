@@ -246,7 +246,11 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 	for i := range res.Problems {
 		res.Problems[i] = res.Problems[i].Escaped()
 	}
+	for i := range res.Warnings {
+		res.Warnings[i] = res.Warnings[i].Escaped()
+	}
 	reconciler.SortProblems(res.Problems)
+	reconciler.SortProblems(res.Warnings)
 	return res
 }
 
@@ -289,6 +293,13 @@ func (t *tenantLoad) problem(file string, line, col int, code, msg string) {
 	}
 	t.res.Problems = append(t.res.Problems, reconciler.Problem{
 		Path: t.l.opts.PathPrefix + file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg,
+	})
+}
+
+// warning records a warning, which fails nothing.
+func (t *tenantLoad) warning(file string, line, col int, code, msg string) {
+	t.res.Warnings = append(t.res.Warnings, reconciler.Problem{
+		Path: t.l.opts.PathPrefix + file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg, Severity: reconciler.SeverityWarning,
 	})
 }
 
@@ -338,6 +349,12 @@ func (t *tenantLoad) file(f fileRef) {
 				continue
 			}
 			report(fe)
+		}
+		for _, fe := range n.warns {
+			if !coveredBy(fe.pointer, schemaErrs) && !coveredBy(fe.pointer, fes) {
+				line, col := doc.pos(fe.pointer, fe.key)
+				t.warning(f.visible, line, col, code, fe.msg)
+			}
 		}
 		if len(schemaErrs) > 0 || len(fes) > 0 {
 			continue
