@@ -127,13 +127,12 @@ func (c *Controller) routeRescans(ctx context.Context) {
 	}
 }
 
-// Once is run --once: it waits at most wait for the leader lock, then
-// makes one pass of the loop over the whole tree (reconcile, record, sync
-// every app) and gives the lock up.
-func (c *Controller) Once(ctx context.Context, wait time.Duration) (*Pass, error) {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	lease, err := c.opts.Elector.Acquire(wctx, false)
+// Once is run --once: it takes the leader lock, makes one pass of the
+// loop over the whole tree (reconcile, record, sync every app) and gives
+// the lock up. While another replica holds the lock it returns
+// ErrNotLeader at once: that replica reconciles the tree itself.
+func (c *Controller) Once(ctx context.Context) (*Pass, error) {
+	lease, err := c.opts.Elector.Acquire(ctx, true)
 	if err != nil {
 		return nil, err
 	}
