@@ -96,6 +96,8 @@ type rigOptions struct {
 	inngest bool
 	elector reconciler.Elector                    // default the store's
 	apps    func(reconciler.Apps) reconciler.Apps // wraps the apps, when set
+	budget  string                                // --max-retire; default all
+	rescan  chan struct{}                         // default none
 }
 
 func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
@@ -125,7 +127,10 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 	if elector == nil {
 		elector = st.Elector(store.LeaderOptions{Logger: logger, Poll: 100 * time.Millisecond, Check: 100 * time.Millisecond})
 	}
-	budget, err := reconciler.ParseRetireBudget("all")
+	if o.budget == "" {
+		o.budget = "all"
+	}
+	budget, err := reconciler.ParseRetireBudget(o.budget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +139,7 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 		Budget: budget, Workers: 2,
 		State: st, Elector: elector, Apps: apps, Changes: r.changes,
 		Resync: time.Hour, Grace: 5 * time.Second, Logger: logger, Registerer: r.metrics,
+		Rescan: o.rescan,
 	})
 	return r
 }
@@ -141,6 +147,13 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 func (r *rig) write(t *testing.T, name, data string) {
 	t.Helper()
 	deftest.WriteFile(t, filepath.Join(r.dir, filepath.FromSlash(name)), data)
+}
+
+func (r *rig) remove(t *testing.T, name string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(r.dir, filepath.FromSlash(name))); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // run runs the controller until the test ends, and waits for its first

@@ -58,8 +58,8 @@ func (res *Result) WritePlanText(w io.Writer, now time.Time) {
 					applied++
 				}
 			}
-			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget; raise --max-retire to apply\n",
-				plural(c.Held, "retirement"), c.Held, applied)
+			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget (%s); raise spec.maxRetire in the tenant's TenantSettings document to apply\n",
+				plural(c.Held, "retirement"), c.Held, applied, p.Budget)
 		}
 	}
 	fmt.Fprintf(w, "Plan: %s.\n", res.Summary())

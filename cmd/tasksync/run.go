@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
@@ -81,6 +82,9 @@ type invocation struct {
 	getenv func(string) string
 	stdout io.Writer
 	stderr io.Writer
+	// hangups carries SIGHUP to `run`, whose daemon rescans on each; nil
+	// for the other commands, which SIGHUP ends as it ends any process.
+	hangups <-chan os.Signal
 }
 
 func commands() []command {
@@ -115,6 +119,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &exitError{code: exitUsage}
 	}
 	name, rest := args[0], args[1:]
+	var hangups chan os.Signal
+	if name == "run" {
+		// SIGHUP asks the daemon to rescan, as it asks Prometheus to
+		// reload; it never ends it.
+		hangups = make(chan os.Signal, 1)
+		signal.Notify(hangups, syscall.SIGHUP)
+		defer signal.Stop(hangups)
+	}
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return runHelp(rest, stdout)
@@ -137,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case err != nil:
 			err = usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
 		default:
-			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr})
+			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr, hangups: hangups})
 		}
 		var ee *exitError
 		if c.usageExit != 0 && errors.As(err, &ee) && ee.code == exitUsage && ee.err != nil {

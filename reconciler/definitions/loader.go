@@ -232,6 +232,7 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 		tl.file(f)
 	}
 	tl.uniqueCodes()
+	tl.uniqueSettings()
 	for i := range res.Files {
 		if tl.failed[res.Files[i].Path] {
 			res.Files[i].Failed = true
@@ -266,6 +267,7 @@ type tenantLoad struct {
 	codes         []codeSite // every code seen, valid or not, for uniqueness
 	failed        map[string]bool
 	perFile       map[string]int // problems reported per file
+	settings      []settingsSite // the TenantSettings documents
 }
 
 // codeSite is where a document declared its code.
@@ -321,6 +323,13 @@ func (t *tenantLoad) file(f fileRef) {
 		t.problem(f.visible, e.line, e.col, "", e.msg)
 	}
 	for _, doc := range docs {
+		if doc.root.Kind == yaml.MappingNode && isSettings(doc.value) {
+			t.settingsDoc(f.visible, doc, func(fe fieldError) {
+				line, col := doc.pos(fe.pointer, fe.key)
+				t.problem(f.visible, line, col, "", fe.msg)
+			})
+			continue
+		}
 		code := docCode(doc.value)
 		if code != "" {
 			fr.Codes = append(fr.Codes, code)
