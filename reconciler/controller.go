@@ -283,7 +283,8 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 			c.checkMissedFires(lctx)
 			c.tendRuns(lctx)
 		case <-c.rescanLeader:
-			c.log.Info("rescan requested: reconciling the whole tree and syncing every app")
+			c.log.Info("rescan requested: re-reading the whole tree, reconciling it and syncing every app")
+			c.opts.Tree.Forget()
 			c.reconcile(lctx, lost, r, nil)
 		}
 	}

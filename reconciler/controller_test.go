@@ -89,6 +89,7 @@ type rig struct {
 	changes chan reconciler.TreeChange
 	metrics *prometheus.Registry
 	log     *syncLog
+	tree    *definitions.Loader
 	ctrl    *reconciler.Controller
 }
 
@@ -98,6 +99,8 @@ type rigOptions struct {
 	apps    func(reconciler.Apps) reconciler.Apps // wraps the apps, when set
 	budget  string                                // --max-retire; default all
 	rescan  chan struct{}                         // default none
+	reuse   time.Duration                         // the loader's Options.Reuse; default none
+	resync  time.Duration                         // default an hour
 }
 
 func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
@@ -134,11 +137,15 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.resync == 0 {
+		o.resync = time.Hour
+	}
+	r.tree = v.NewLoader(definitions.DirFS(r.dir), definitions.Options{AbsRoot: filepath.ToSlash(r.dir), Reuse: o.reuse})
 	r.ctrl = reconciler.NewController(reconciler.ControllerOptions{
-		Tree:   v.NewLoader(definitions.DirFS(r.dir), definitions.Options{AbsRoot: filepath.ToSlash(r.dir)}),
+		Tree:   r.tree,
 		Budget: budget, Workers: 2,
 		State: st, Elector: elector, Apps: apps, Changes: r.changes,
-		Resync: time.Hour, Grace: 5 * time.Second, Logger: logger, Registerer: r.metrics,
+		Resync: o.resync, Grace: 5 * time.Second, Logger: logger, Registerer: r.metrics,
 		Rescan: o.rescan,
 	})
 	return r

@@ -52,7 +52,7 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	runner := &reconciler.TaskRunner{Records: st, Spool: spool, Actions: actions}
 	changes := make(chan watch.Change, 1)
 	rescan := make(chan struct{}, 1)
-	ctrl, err := o.controller(st, reg.WithRunner(runner), changes, rescan, logger, promReg)
+	ctrl, err := o.controller(st, reg.WithRunner(runner), changes, rescan, reuseParsed, logger, promReg)
 	if err != nil {
 		return err
 	}

@@ -69,8 +69,9 @@ func (o *treeOptions) check() error {
 	return nil
 }
 
-// tree is the loader of the tree in o.dir.
-func (o *treeOptions) tree() (*definitions.Loader, error) {
+// tree is the loader of the tree in o.dir; reuse is its
+// definitions.Options.Reuse (0 for a command that loads the tree once).
+func (o *treeOptions) tree(reuse time.Duration) (*definitions.Loader, error) {
 	abs, err := definitions.RealPath(o.dir)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func (o *treeOptions) tree() (*definitions.Loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants}), nil
+	return v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants, Reuse: reuse}), nil
 }
 
 // reconcileWorkers bounds how many tenants a reconcile reads and applies

@@ -43,7 +43,7 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
-	tree, err := o.tree()
+	tree, err := o.tree(0)
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func runRun(ctx context.Context, c *invocation) error {
 	if reg != nil {
 		apps = reg.WithRunner(inngest.RefuseRuns{})
 	}
-	ctrl, err := o.controller(st, apps, nil, nil, logger, promReg)
+	ctrl, err := o.controller(st, apps, nil, nil, 0, logger, promReg)
 	if err != nil {
 		return err
 	}
@@ -178,11 +178,16 @@ func runRun(ctx context.Context, c *invocation) error {
 	return nil
 }
 
+// reuseParsed is how long the daemon reuses a definition file's parsed
+// result while nothing it was made from changed (definitions.Options.Reuse):
+// each file is parsed again after one to two hours even so, and on SIGHUP.
+const reuseParsed = time.Hour
+
 // controller builds the controller of the tree in o.dir over st, syncing
 // apps (nil: Inngest is not configured), reconciling changes and
-// rescanning on request.
-func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, rescan <-chan struct{}, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
-	tree, err := o.tree()
+// rescanning on request; reuse is the loader's definitions.Options.Reuse.
+func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, rescan <-chan struct{}, reuse time.Duration, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
+	tree, err := o.tree(reuse)
 	if err != nil {
 		return nil, err
 	}
