@@ -241,8 +241,15 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 
 	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, resolver: w.res, now: l.opts.Now()}
 	if l.cache != nil && only == nil {
-		tl.prev, tl.keep = l.cache.forTenant(tenant), map[string]*cachedFile{}
+		tl.prev, tl.keep = l.cache.forTenant(tenant), make(map[string]*cachedFile, len(w.files))
 		defer func() { l.cache.store(tenant, tl.keep) }()
+		// Sized from the last load, so that a resync that reuses every
+		// file copies each definition once, not at every growth.
+		n := 0
+		for _, e := range tl.prev {
+			n += len(e.out.defs)
+		}
+		tl.defs = make([]reconciler.Definition, 0, n)
 	}
 	for _, f := range w.files {
 		if ctx.Err() != nil {
@@ -258,6 +265,15 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 		if tl.failed[res.Files[i].Path] {
 			res.Files[i].Failed = true
 		}
+	}
+	valid := 0
+	for _, d := range tl.defs {
+		if !tl.failed[d.Source.Path] {
+			valid++
+		}
+	}
+	if valid > 0 {
+		res.Definitions = make([]reconciler.Definition, 0, valid)
 	}
 	for _, d := range tl.defs {
 		if !tl.failed[d.Source.Path] {
