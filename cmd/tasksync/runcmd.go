@@ -126,30 +126,15 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	res := p.Applied
-	if res == nil {
+	if p.Applied == nil {
 		return &exitError{code: exitFailure, err: p.Err}
 	}
-	for _, pr := range res.Problems() {
-		fmt.Fprintln(c.stdout, pr.String())
-	}
-	n := res.Counts
-	fmt.Fprintf(c.stdout, "Applied: %d created, %d updated, %d retired, %d unchanged", n.Created, n.Updated, n.Retired, n.Unchanged)
-	if n.Held > 0 {
-		fmt.Fprintf(c.stdout, ", %s held (raise --max-retire to apply)", plural(n.Held, "retirement"))
-	}
-	if n.Errors > 0 {
-		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(n.Errors, "problem"))
-	}
-	fmt.Fprintln(c.stdout, ".")
+	p.WriteText(c.stdout, apps != nil)
 	switch {
 	case apps == nil:
 		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
 	case len(p.Unsynced) > 0:
-		fmt.Fprintf(c.stdout, "Inngest: %s could not be synced.\n", plural(len(p.Unsynced), "tenant"))
 		return errExit1
-	default:
-		fmt.Fprintln(c.stdout, "Inngest: every tenant's app synced and verified.")
 	}
 	if p.Err != nil {
 		return &exitError{code: exitFailure, err: p.Err}
