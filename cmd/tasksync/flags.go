@@ -14,7 +14,6 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
-	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
@@ -41,7 +40,7 @@ type treeOptions struct {
 	maxRetire  string
 	secretsDir string
 	budget     reconciler.RetireBudget
-	// grants is the loader's secret grant check (see grantCheck).
+	// grants is the loader's secret grant check (executor.Secrets.Grants).
 	grants func(tenant, name string) error
 }
 
@@ -90,24 +89,6 @@ func reconcileWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 func secretsDirFlag(f *flagSet, dir *string) {
 	f.string(dir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "",
 		"`directory` of the secrets granted to tenants: <dir>/<tenant>/NAME, or <dir>/_shared/NAME for the tenants <dir>/_shared/NAME.tenants lists")
-}
-
-// grantCheck is the loader's check that a tenant may use a secret it
-// names. The daemon checks every reference (always). validate and plan,
-// which may run where the secrets are not, check every reference when
-// given a secrets directory, else those whose TASKSYNC_GRANT_<NAME> is
-// set; with neither, none (nil).
-func grantCheck(dir string, getenv func(string) string, always bool) func(tenant, name string) error {
-	s := executor.NewSecrets(dir, getenv)
-	if always || dir != "" {
-		return s.Check
-	}
-	return func(tenant, name string) error {
-		if getenv(executor.GrantEnvPrefix+name) == "" {
-			return nil
-		}
-		return s.Check(tenant, name)
-	}
 }
 
 // newLogger returns the logger of --log-format.

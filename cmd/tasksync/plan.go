@@ -31,10 +31,11 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	if err := executor.NewSecrets(o.secretsDir, c.getenv).CheckDir(); err != nil {
+	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	if err := secrets.CheckDir(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	o.grants = grantCheck(o.secretsDir, c.getenv, false)
+	o.grants = secrets.Grants(false)
 	st, err := o.open(ctx)
 	if err != nil {
 		return err

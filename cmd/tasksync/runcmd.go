@@ -85,7 +85,7 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	// The daemon resolves secrets: a reference the tenant may not use is
 	// a problem of its definition, which keeps its last applied version.
-	o.grants = grantCheck(o.secretsDir, c.getenv, true)
+	o.grants = executor.NewSecrets(o.secretsDir, c.getenv).Grants(true)
 	warnUngranted(logger, o.secretsDir)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

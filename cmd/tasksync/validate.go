@@ -62,10 +62,11 @@ func runValidate(ctx context.Context, c *invocation) error {
 		return err
 	}
 	var stats definitions.PathStats
-	if err := executor.NewSecrets(o.secretsDir, c.getenv).CheckDir(); err != nil {
+	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	if err := secrets.CheckDir(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	grants := grantCheck(o.secretsDir, c.getenv, false)
+	grants := secrets.Grants(false)
 	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
 		problems := []reconciler.Problem{}
 		for _, p := range paths {

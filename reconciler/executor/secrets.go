@@ -87,6 +87,24 @@ func (s *Secrets) Check(tenant, name string) error {
 	return err
 }
 
+// Grants is the definitions loader's check that a tenant may use a
+// secret it names (definitions.Options.Secrets). A daemon, which runs the
+// tasks, checks every reference (always). A check that may run where the
+// secrets are not (tasksync validate and plan) checks every reference when
+// a secrets directory is given, else only those whose
+// TASKSYNC_GRANT_<NAME> is set.
+func (s *Secrets) Grants(always bool) func(tenant, name string) error {
+	if always || s.dir != "" {
+		return s.Check
+	}
+	return func(tenant, name string) error {
+		if s.getenv(GrantEnvPrefix+name) == "" {
+			return nil
+		}
+		return s.Check(tenant, name)
+	}
+}
+
 // locate finds the secret name granted to tenant.
 func (s *Secrets) locate(tenant, name string) (source, error) {
 	if !validName.MatchString(name) || tenant == "" || strings.ContainsAny(tenant, `/\_.`) {

@@ -590,3 +590,32 @@ func TestGrantedSecretWithoutValue(t *testing.T) {
 		t.Errorf("Run = %v, want the missing value named", err)
 	}
 }
+
+// TestSecretsGrants: without a secrets directory, validate and plan check
+// only the references whose grant variable is set (the secrets may live
+// elsewhere); the daemon, and a check with a directory, check them all.
+func TestSecretsGrants(t *testing.T) {
+	env := map[string]string{"TASKSYNC_GRANT_LISTED": "globex"}
+	getenv := func(k string) string { return env[k] }
+	dir := deftest.WriteTree(t, map[string]string{"globex/OTHER": "x"})
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		always  bool
+		secret  string
+		refused bool
+	}{
+		{"no directory, no grant variable", "", false, "OTHER", false},
+		{"no directory, granted to another tenant", "", false, "LISTED", true},
+		{"daemon without a directory", "", true, "OTHER", true},
+		{"directory, another tenant's file", dir, false, "OTHER", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := executor.NewSecrets(tc.dir, getenv).Grants(tc.always)("acme", tc.secret)
+			var ng *executor.NotGrantedError
+			if got := errors.As(err, &ng); got != tc.refused {
+				t.Errorf("Grants(%v)(acme, %s) = %v, want refused %v", tc.always, tc.secret, err, tc.refused)
+			}
+		})
+	}
+}
