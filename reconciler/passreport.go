@@ -21,16 +21,16 @@ func (p *Pass) WriteText(w io.Writer, synced bool) {
 	n := res.Counts
 	fmt.Fprintf(w, "Applied: %d created, %d updated, %d retired, %d unchanged", n.Created, n.Updated, n.Retired, n.Unchanged)
 	if n.Held > 0 {
-		fmt.Fprintf(w, ", %s held (raise --max-retire to apply)", plural(n.Held, "retirement"))
+		fmt.Fprintf(w, ", %s held (raise --max-retire to apply)", Plural(n.Held, "retirement"))
 	}
 	if n.Errors > 0 {
-		fmt.Fprintf(w, "; %s (last applied versions kept)", plural(n.Errors, "problem"))
+		fmt.Fprintf(w, "; %s (last applied versions kept)", Plural(n.Errors, "problem"))
 	}
 	fmt.Fprintln(w, ".")
 	switch {
 	case !synced:
 	case len(p.Unsynced) > 0:
-		fmt.Fprintf(w, "Inngest: %s could not be synced.\n", plural(len(p.Unsynced), "tenant"))
+		fmt.Fprintf(w, "Inngest: %s could not be synced.\n", Plural(len(p.Unsynced), "tenant"))
 	default:
 		fmt.Fprintln(w, "Inngest: every tenant's app synced and verified.")
 	}

@@ -59,7 +59,7 @@ func (res *Result) WritePlanText(w io.Writer, now time.Time) {
 				}
 			}
 			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget; raise --max-retire to apply\n",
-				plural(c.Held, "retirement"), c.Held, applied)
+				Plural(c.Held, "retirement"), c.Held, applied)
 		}
 	}
 	fmt.Fprintf(w, "Plan: %s.\n", res.Summary())
@@ -190,8 +190,8 @@ func (res *Result) WritePlanJSON(w io.Writer, now time.Time) error {
 	return enc.Encode(out)
 }
 
-// plural is "1 word" or "n words".
-func plural(n int, word string) string {
+// Plural is "1 word" or "n words": how the reports count things.
+func Plural(n int, word string) string {
 	if n == 1 {
 		return fmt.Sprintf("1 %s", word)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 type migrateOptions struct{ dbOptions }
@@ -30,7 +32,7 @@ func runMigrate(ctx context.Context, c *invocation) error {
 	if n == 0 {
 		fmt.Fprintln(c.stdout, "migrate: the database is up to date")
 	} else {
-		fmt.Fprintf(c.stdout, "migrate: applied %s\n", plural(n, "migration"))
+		fmt.Fprintf(c.stdout, "migrate: applied %s\n", reconciler.Plural(n, "migration"))
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
-	"slices"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -68,24 +67,15 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 	grants := secrets.Grants(false)
 	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
-		problems := []reconciler.Problem{}
-		for _, p := range paths {
-			ps, err := v.CheckPath(ctx, o.dir, p, grants, &stats)
-			if err != nil {
-				return nil, &exitError{code: exitUsage, err: err}
-			}
-			problems = append(problems, ps...)
+		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
 		}
-		return problems, nil
+		return ps, nil
 	})
 	if err != nil {
 		return err
 	}
-	for i := range problems {
-		problems[i] = problems[i].Escaped() // the loader's are already; validate's own too
-	}
-	reconciler.SortProblems(problems)
-	problems = slices.Compact(problems) // a PATH given twice, or inside another
 
 	if o.format == formatJSON {
 		enc := json.NewEncoder(c.stdout)
@@ -98,7 +88,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 		for _, p := range problems {
 			fmt.Fprintln(c.stdout, p.String())
 		}
-		fmt.Fprintln(c.stdout, summary(problems, stats))
+		fmt.Fprintln(c.stdout, stats.Summary(len(problems)))
 	}
 	if len(problems) > 0 {
 		return &exitError{code: exitFailure}
@@ -127,19 +117,4 @@ func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error
 		var zero T
 		return zero, fmt.Errorf("validate: interrupted: %w", ctx.Err())
 	}
-}
-
-func summary(problems []reconciler.Problem, s definitions.PathStats) string {
-	checked := fmt.Sprintf("%s, %s, %s", plural(s.Tenants, "tenant"), plural(s.Files, "file"), plural(s.Definitions, "valid definition"))
-	if len(problems) == 0 {
-		return "ok: " + checked
-	}
-	return fmt.Sprintf("%s (%s)", plural(len(problems), "problem"), checked)
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

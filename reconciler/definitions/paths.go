@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -140,6 +141,37 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 		return nil, fmt.Errorf("validate: %s: %w", arg, err)
 	}
 	return problems, nil
+}
+
+// CheckPaths checks each of paths as CheckPath does and returns all their
+// problems, escaped for a terminal, sorted by path and line, each once (a
+// path given twice, or inside another, reports its problems once). A path
+// that cannot be read stops the check with an error.
+func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats) ([]reconciler.Problem, error) {
+	problems := []reconciler.Problem{}
+	for _, p := range paths {
+		ps, err := v.CheckPath(ctx, treeDir, p, grants, stats)
+		if err != nil {
+			return nil, err
+		}
+		problems = append(problems, ps...)
+	}
+	for i := range problems {
+		problems[i] = problems[i].Escaped() // the loader's are already; CheckPath's own too
+	}
+	reconciler.SortProblems(problems)
+	return slices.Compact(problems), nil
+}
+
+// Summary is the line tasksync validate ends with: "ok: " and the counts
+// of what was checked, or the number of problems found and the counts.
+func (s PathStats) Summary(problems int) string {
+	checked := fmt.Sprintf("%s, %s, %s", reconciler.Plural(s.Tenants, "tenant"), reconciler.Plural(s.Files, "file"),
+		reconciler.Plural(s.Definitions, "valid definition"))
+	if problems == 0 {
+		return "ok: " + checked
+	}
+	return fmt.Sprintf("%s (%s)", reconciler.Plural(problems, "problem"), checked)
 }
 
 // RealPath is the absolute path of p with symlinks resolved, so that
