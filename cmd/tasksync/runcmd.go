@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ type runOptions struct {
 	allowCIDRs     string
 	python         string
 	sandboxUIDs    string
+	sandboxCgroup  string
 	tokensFile     string
 	dnsServer      string
 	// allowInsecureListen lets a dev-mode daemon listen beyond loopback.
@@ -42,6 +44,7 @@ func runFlags(f *flagSet) {
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
 	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
+	f.string(&o.sandboxCgroup, "sandbox-cgroup", "TASKSYNC_SANDBOX_CGROUP", executor.CgroupAuto, "where each python_script run gets a cgroup bounding its memory, processes and CPU: auto (the daemon's own, if delegated or writable), a delegated cgroup `dir` (cgroup v1: one per hierarchy, comma-separated), or none (per-process limits only)")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
 	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
@@ -71,6 +74,9 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	if c := o.sandboxCgroup; c != executor.CgroupAuto && c != executor.CgroupNone && !strings.HasPrefix(c, "/") {
+		return usageError("run: --sandbox-cgroup: want auto, none or the absolute path of a cgroup directory (cgroup v1: one per hierarchy, comma-separated), got %q", c)
 	}
 	if !o.once {
 		dev := c.getenv("INNGEST_DEV") != ""
