@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -26,11 +25,11 @@ func (o *dbOptions) flags(f *flagSet) {
 	f.string(&o.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL `url` of the applied state, e.g. postgres://user@host/db")
 }
 
-func (o *dbOptions) open(ctx context.Context) (*store.Store, error) {
+func (o *dbOptions) open(ctx context.Context, opts store.Options) (*store.Store, error) {
 	if o.databaseURL == "" {
 		return nil, usageError("--database-url (or $DATABASE_URL) is required")
 	}
-	return store.Open(ctx, o.databaseURL, store.Options{})
+	return store.Open(ctx, o.databaseURL, opts)
 }
 
 // treeOptions are the flags of the commands that reconcile a tree.
@@ -70,15 +69,7 @@ func (o *treeOptions) check() error {
 
 // tree is the loader of the tree in o.dir.
 func (o *treeOptions) tree() (*definitions.Loader, error) {
-	abs, err := definitions.RealPath(o.dir)
-	if err != nil {
-		return nil, err
-	}
-	v, err := definitions.NewValidator()
-	if err != nil {
-		return nil, err
-	}
-	return v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants}), nil
+	return definitions.NewDirLoader(o.dir, definitions.Options{Secrets: o.grants})
 }
 
 // reconcileWorkers bounds how many tenants a reconcile reads and applies

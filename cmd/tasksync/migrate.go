@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 type migrateOptions struct{ dbOptions }
@@ -20,7 +21,7 @@ func runMigrate(ctx context.Context, c *invocation) error {
 	if len(c.args) > 0 {
 		return usageError("migrate takes no arguments")
 	}
-	st, err := o.open(ctx)
+	st, err := o.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}

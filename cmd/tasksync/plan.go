@@ -6,6 +6,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 type planOptions struct {
@@ -36,7 +37,7 @@ func runPlan(ctx context.Context, c *invocation) error {
 		return &exitError{code: exitUsage, err: err}
 	}
 	o.grants = secrets.Grants(false)
-	st, err := o.open(ctx)
+	st, err := o.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}

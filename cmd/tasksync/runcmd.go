@@ -91,18 +91,16 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	// The daemon resolves secrets: a reference the tenant may not use is
 	// a problem of its definition, which keeps its last applied version.
-	o.grants = executor.NewSecrets(o.secretsDir, c.getenv).Grants(true)
-	warnUngranted(logger, o.secretsDir)
+	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	o.grants = secrets.Grants(true)
+	secrets.WarnUngranted(logger)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg, err := o.registry(c.getenv, logger, promReg)
 	if err != nil {
 		return err
 	}
-	if o.databaseURL == "" {
-		return usageError("--database-url (or $DATABASE_URL) is required")
-	}
-	st, err := store.Open(ctx, o.databaseURL, store.Options{AppPrefix: o.appPrefix})
+	st, err := o.open(ctx, store.Options{AppPrefix: o.appPrefix})
 	if err != nil {
 		return err
 	}
@@ -164,19 +162,4 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		Changes: changes, Resync: o.resyncInterval, Grace: shutdownGrace,
 		Logger: logger, Registerer: promReg,
 	}), nil
-}
-
-// warnUngranted logs, once, the files at the top of the secrets
-// directory: the global layout of earlier versions, usable by no tenant.
-// Only their names are logged.
-func warnUngranted(logger *slog.Logger, dir string) {
-	names, err := executor.NewSecrets(dir, nil).Ungranted()
-	if err != nil {
-		logger.Warn("cannot list the secrets directory", "err", err)
-		return
-	}
-	if len(names) > 0 {
-		logger.Warn("files at the top of the secrets directory are usable by no tenant: move each to <dir>/<tenant>/NAME, or to <dir>/_shared/NAME with <dir>/_shared/NAME.tenants listing the tenants it is granted to",
-			"dir", dir, "files", names)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -275,6 +276,21 @@ func (s *Secrets) Ungranted() ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// WarnUngranted logs, once, the files at the top of the secrets
+// directory (Ungranted) and where to move them. Only their names are
+// logged.
+func (s *Secrets) WarnUngranted(logger *slog.Logger) {
+	names, err := s.Ungranted()
+	if err != nil {
+		logger.Warn("cannot list the secrets directory", "err", err)
+		return
+	}
+	if len(names) > 0 {
+		logger.Warn("files at the top of the secrets directory are usable by no tenant: move each to <dir>/<tenant>/NAME, or to <dir>/_shared/NAME with <dir>/_shared/NAME.tenants listing the tenants it is granted to",
+			"dir", s.dir, "files", names)
+	}
 }
 
 // resolve replaces the secret references of str with the values granted

@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -617,5 +619,30 @@ func TestSecretsGrants(t *testing.T) {
 				t.Errorf("Grants(%v)(acme, %s) = %v, want refused %v", tc.always, tc.secret, err, tc.refused)
 			}
 		})
+	}
+}
+
+// TestWarnUngranted: files left at the top of the secrets directory (the
+// old global layout) are named once, their values never shown; tenant
+// directories, _shared and a volume's hidden entries are not named.
+func TestWarnUngranted(t *testing.T) {
+	dir := t.TempDir()
+	deftest.WriteFile(t, filepath.Join(dir, "GLOBEX_TOKEN"), "globex-value-never-logged")
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "TOKEN"), "acme-value")
+	deftest.WriteFile(t, filepath.Join(dir, "_shared", "MAPS"), "maps-value")
+	deftest.WriteFile(t, filepath.Join(dir, "..data"), "hidden")
+	var logs bytes.Buffer
+	executor.NewSecrets(dir, nil).WarnUngranted(slog.New(slog.NewTextHandler(&logs, nil)))
+	got := logs.String()
+	if strings.Count(got, "\n") != 1 || !strings.Contains(got, "files=[GLOBEX_TOKEN]") || !strings.Contains(got, "<dir>/<tenant>/NAME") {
+		t.Errorf("warning = %q, want one line naming GLOBEX_TOKEN and where to move it", got)
+	}
+	if strings.Contains(got, "value") {
+		t.Errorf("the warning shows a secret's value: %s", got)
+	}
+	logs.Reset()
+	executor.NewSecrets("", nil).WarnUngranted(slog.New(slog.NewTextHandler(&logs, nil)))
+	if logs.Len() > 0 {
+		t.Errorf("without a secrets directory: %s", logs.String())
 	}
 }
