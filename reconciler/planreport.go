@@ -184,10 +184,22 @@ func (res *Result) WritePlanJSON(w io.Writer, now time.Time) error {
 		}
 		out.Tenants = append(out.Tenants, tp)
 	}
+	return writeJSON(w, out)
+}
+
+// WriteProblemsJSON writes problems as tasksync validate --format json
+// does: an indented JSON array.
+func WriteProblemsJSON(w io.Writer, problems []Problem) error {
+	return writeJSON(w, problems)
+}
+
+// writeJSON writes v as the reports' JSON: indented, with <, > and &
+// as they are.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	return enc.Encode(v)
 }
 
 // Plural is "1 word" or "n words": how the reports count things.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
 
@@ -78,10 +77,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 
 	if o.format == formatJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(problems); err != nil {
+		if err := reconciler.WriteProblemsJSON(c.stdout, problems); err != nil {
 			return err
 		}
 	} else {
