@@ -24,6 +24,8 @@ type runOptions struct {
 	once           bool
 	logFormat      string
 	resyncInterval time.Duration
+	runRetention   time.Duration
+	abandonGrace   time.Duration
 	allowCIDRs     string
 	python         string
 	sandboxUIDs    string
@@ -41,6 +43,8 @@ func runFlags(f *flagSet) {
 	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors (for deploy pipelines)")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
+	f.duration(&o.runRetention, "run-retention", "TASKSYNC_RUN_RETENTION", reconciler.DefaultRunRetention, "how long run records are kept; the leader deletes older ones in small batches (0 keeps them forever)")
+	f.duration(&o.abandonGrace, "abandon-grace", "TASKSYNC_ABANDON_GRACE", reconciler.DefaultAbandonGrace, "how long after its timeout an attempt still running is closed by the leader as failed (abandoned: its replica stopped)")
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
 	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
@@ -68,6 +72,9 @@ func runRun(ctx context.Context, c *invocation) error {
 	logger, err := newLogger(o.logFormat, c.stderr)
 	if err != nil {
 		return err
+	}
+	if o.runRetention < 0 || o.abandonGrace < 0 {
+		return usageError("run: --run-retention and --abandon-grace must not be negative")
 	}
 	if o.resyncInterval < minResyncInterval {
 		return usageError("run: --resync-interval must be at least %s, got %s", minResyncInterval, o.resyncInterval)
@@ -161,5 +168,6 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		State: st, Elector: st.Elector(store.LeaderOptions{Logger: logger}), Apps: apps,
 		Changes: changes, Resync: o.resyncInterval, Grace: shutdownGrace,
 		Logger: logger, Registerer: promReg,
+		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil
 }
