@@ -328,13 +328,14 @@ func TestFailover(t *testing.T) {
 	})
 }
 
-// TestSecondSignal: SIGTERM waits for a run in flight; a second SIGTERM
-// ends the process at once.
-func TestSecondSignal(t *testing.T) {
-	started, release := make(chan struct{}, 1), make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// slowServer is an api_call endpoint that holds every request until the
+// test ends (at most 30 s); started receives when one arrives.
+func slowServer(t *testing.T) (url string, started <-chan struct{}) {
+	t.Helper()
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case started <- struct{}{}:
+		case arrived <- struct{}{}:
 		default:
 		}
 		select {
@@ -342,16 +343,17 @@ func TestSecondSignal(t *testing.T) {
 		case <-time.After(30 * time.Second):
 		}
 	}))
-	defer slow.Close()
-	defer close(release)
-	bin := buildBinary(t)
-	dir := copyTree(t)
-	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), deftest.Task{Code: "slow", Trigger: "{event: app/slow}", Spec: []string{"retries: 0"},
-		Config: fmt.Sprintf(`{url: "%s/slow", timeout: 1m}`, slow.URL)}.String())
-	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
-	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
-		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
-	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	t.Cleanup(func() {
+		close(release)
+		srv.Close()
+	})
+	return srv.URL, arrived
+}
+
+// startSlowRun sends app/slow for acme to the dev server and waits until
+// the run's request reaches the slow server.
+func startSlowRun(t *testing.T, started <-chan struct{}) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"name": "app/slow", "data": map[string]any{"tenant_id": "acme"}})
 	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -363,6 +365,21 @@ func TestSecondSignal(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the slow run did not start within 30s")
 	}
+}
+
+// TestSecondSignal: SIGTERM waits for a run in flight; a second SIGTERM
+// ends the process at once.
+func TestSecondSignal(t *testing.T) {
+	slow, started := slowServer(t)
+	bin := buildBinary(t)
+	dir := copyTree(t)
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), deftest.Task{Code: "slow", Trigger: "{event: app/slow}", Spec: []string{"retries: 0"},
+		Config: fmt.Sprintf(`{url: "%s/slow", timeout: 1m}`, slow)}.String())
+	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
+	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
+	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	startSlowRun(t, started)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

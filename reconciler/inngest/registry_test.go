@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
@@ -243,11 +242,7 @@ func TestSignedServer(t *testing.T) {
 	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
 	deftest.WriteFile(t, filepath.Join(tree, "acme", "a.yaml"), deftest.Task{Code: "ping", Trigger: "{event: app/ping}", Config: fmt.Sprintf("{url: %q}", rec.URL+"/signed")}.String())
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(context.Background()); err != nil || res.Err() != nil {
-		t.Fatalf("apply: %v %v", err, res.Err())
-	}
+	applyTree(t, st, tree)
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
 	defer srv.Close()

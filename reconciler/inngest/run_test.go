@@ -152,6 +152,20 @@ func sendUntil(t *testing.T, name string, data map[string]any, what string, d ti
 	}
 }
 
+// applyTree applies the definitions tree in dir to st, and fails the test
+// on an error or a problem.
+func applyTree(t *testing.T, st *store.Store, dir string) {
+	t.Helper()
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := (&reconciler.Reconciler{Tree: v.NewLoader(os.DirFS(dir), definitions.Options{}), Store: st, Workers: 1}).Apply(context.Background())
+	if err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+}
+
 // TestTenantEventsRunAndRecord: an event for acme runs acme's function and
 // never globex's; a failing endpoint is retried the configured number of
 // times with the configured delay, every attempt recorded in Postgres.
@@ -399,11 +413,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(tree, "acme", "a.yaml"), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	sb := &executor.Sandbox{Python: "/usr/bin/python3"}
 	if err := sb.Check(ctx); err != nil {
 		t.Fatal(err)
@@ -476,14 +486,9 @@ spec:
 // version applied in Postgres, and a run of a definition made inactive or
 // retired since executes nothing.
 func TestLaggingReplicaRunsTheAppliedVersion(t *testing.T) {
-	ctx := context.Background()
 	rec := newRecorder(t)
 	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	v, err := definitions.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
 	apply := func(path, active string) {
 		t.Helper()
 		deftest.WriteFile(t, filepath.Join(tree, "acme", "lag.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
@@ -495,10 +500,7 @@ spec:
   type: api_call
   config: {method: POST, url: "%s%s"}
 `, active, rec.URL, path))
-		loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-		if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-			t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-		}
+		applyTree(t, st, tree)
 	}
 	apply("/v1", "true")
 	metrics := prometheus.NewRegistry()
@@ -533,14 +535,7 @@ func TestPostgresOutageLosesNoRun(t *testing.T) {
 	tree := t.TempDir()
 	deftest.WriteFile(t, filepath.Join(tree, "acme", "out.yaml"), deftest.Task{Code: "outage", Trigger: "{event: app/outage}",
 		Config: fmt.Sprintf(`{method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
-	v, err := definitions.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	runner := newRunner(t, st, nil, nil)
 	runner.Spool = reconciler.NewRunSpool(st, reconciler.SpoolOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
 	runner.StoreTimeout = 5 * time.Second
