@@ -21,7 +21,7 @@ func (p *Pass) WriteText(w io.Writer, synced bool) {
 	n := res.Counts
 	fmt.Fprintf(w, "Applied: %d created, %d updated, %d retired, %d unchanged", n.Created, n.Updated, n.Retired, n.Unchanged)
 	if n.Held > 0 {
-		fmt.Fprintf(w, ", %s held (raise --max-retire to apply)", Plural(n.Held, "retirement"))
+		fmt.Fprintf(w, ", %s held (raise the tenant's spec.maxRetire in a TenantSettings document, or --max-retire, to apply)", Plural(n.Held, "retirement"))
 	}
 	if n.Errors > 0 {
 		fmt.Fprintf(w, "; %s (last applied versions kept)", Plural(n.Errors, "problem"))

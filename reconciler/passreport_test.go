@@ -25,7 +25,7 @@ func TestPassWriteText(t *testing.T) {
 			"Applied: 0 created, 1 updated, 0 retired, 6 unchanged.\nInngest: every tenant's app synced and verified.\n"},
 		{"held and problems", reconciler.Pass{Applied: applied(reconciler.Counts{Retired: 1, Held: 2, Errors: 1}),
 			Unsynced: map[string]error{"acme": errors.New("refused")}}, true,
-			"Applied: 0 created, 0 updated, 1 retired, 0 unchanged, 2 retirements held (raise --max-retire to apply); 1 problem (last applied versions kept).\n" +
+			"Applied: 0 created, 0 updated, 1 retired, 0 unchanged, 2 retirements held (raise the tenant's spec.maxRetire in a TenantSettings document, or --max-retire, to apply); 1 problem (last applied versions kept).\n" +
 				"Inngest: 1 tenant could not be synced.\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

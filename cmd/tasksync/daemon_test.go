@@ -226,17 +226,7 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("/api/inngest/nope = %d, want 404", code)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want status 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the daemon did not exit within 15s of SIGTERM")
-	}
+	stopDaemon(t, cmd, exited, 15*time.Second)
 }
 
 // startDaemon starts the binary as a daemon and returns its base URL,
@@ -326,6 +316,23 @@ func TestFailover(t *testing.T) {
 	waittest.For(t, "the new leader to apply an edit", 10*time.Second, func() bool {
 		return appCrons(t, app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
 	})
+}
+
+// stopDaemon sends the daemon SIGTERM and fails the test unless it exits
+// with status 0 within d.
+func stopDaemon(t *testing.T, cmd *exec.Cmd, exited <-chan error, d time.Duration) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(d):
+		t.Fatalf("the daemon did not exit within %v of SIGTERM", d)
+	}
 }
 
 // slowServer is an api_call endpoint that holds every request until the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -20,6 +21,7 @@ type validateOptions struct {
 	format     string
 	dir        string
 	secretsDir string
+	strict     bool
 }
 
 func validateFlags(f *flagSet) {
@@ -27,6 +29,7 @@ func validateFlags(f *flagSet) {
 	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
 	secretsDirFlag(f, &o.secretsDir)
+	f.bool(&o.strict, "strict", "TASKSYNC_STRICT", "fail (exit 1) on warnings too, such as a one-shot whose time has passed")
 	f.opts = o
 }
 
@@ -75,6 +78,8 @@ func runValidate(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
+	errs := slices.DeleteFunc(slices.Clone(problems), reconciler.Problem.IsWarning)
+	warnings := len(problems) - len(errs)
 
 	if o.format == formatJSON {
 		if err := reconciler.WriteProblemsJSON(c.stdout, problems); err != nil {
@@ -84,9 +89,9 @@ func runValidate(ctx context.Context, c *invocation) error {
 		for _, p := range problems {
 			fmt.Fprintln(c.stdout, p.String())
 		}
-		fmt.Fprintln(c.stdout, stats.Summary(len(problems)))
+		fmt.Fprintln(c.stdout, stats.Summary(len(errs), warnings, o.strict))
 	}
-	if len(problems) > 0 {
+	if len(errs) > 0 || o.strict && warnings > 0 {
 		return &exitError{code: exitFailure}
 	}
 	return nil

@@ -20,8 +20,9 @@ type PathStats struct {
 
 // CheckPath checks one path on disk as tasksync validate does: a tree, a
 // tenant directory or a file, with the secret grant check grants (nil:
-// none), counting what it read in stats. Problem paths start with the
-// path as given.
+// none), counting what it read in stats. The problems include the
+// warnings (Problem.IsWarning). Problem paths start with the path as
+// given.
 //
 // A path inside the tree treeDir is checked as part of its tenant, so that
 // codes are compared with the tenant's other files and script paths
@@ -63,7 +64,7 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 					stats.Definitions++
 				}
 			}
-			for _, p := range r.Problems {
+			for _, p := range slices.Concat(r.Problems, r.Warnings) {
 				if inEscaped(strings.TrimPrefix(p.Path, escPrefix)) {
 					problems = append(problems, p)
 				}
@@ -144,8 +145,9 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 }
 
 // CheckPaths checks each of paths as CheckPath does and returns all their
-// problems, escaped for a terminal, sorted by path and line, each once (a
-// path given twice, or inside another, reports its problems once). A path
+// problems, escaped for a terminal, each an error unless it is a warning,
+// sorted by path and line, each once (a path given twice, or inside
+// another, reports its problems once). A path
 // that cannot be read stops the check with an error.
 func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats) ([]reconciler.Problem, error) {
 	problems := []reconciler.Problem{}
@@ -158,20 +160,36 @@ func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []stri
 	}
 	for i := range problems {
 		problems[i] = problems[i].Escaped() // the loader's are already; CheckPath's own too
+		if !problems[i].IsWarning() {
+			problems[i].Severity = reconciler.SeverityError
+		}
 	}
 	reconciler.SortProblems(problems)
 	return slices.Compact(problems), nil
 }
 
-// Summary is the line tasksync validate ends with: "ok: " and the counts
-// of what was checked, or the number of problems found and the counts.
-func (s PathStats) Summary(problems int) string {
+// Summary is the line tasksync validate ends with: what was checked, and
+// the errors and warnings found, counted apart; under strict a warning
+// fails the check as an error does.
+func (s PathStats) Summary(errs, warnings int, strict bool) string {
 	checked := fmt.Sprintf("%s, %s, %s", reconciler.Plural(s.Tenants, "tenant"), reconciler.Plural(s.Files, "file"),
 		reconciler.Plural(s.Definitions, "valid definition"))
-	if problems == 0 {
-		return "ok: " + checked
+	var found []string
+	if errs > 0 {
+		found = append(found, reconciler.Plural(errs, "problem"))
 	}
-	return fmt.Sprintf("%s (%s)", reconciler.Plural(problems, "problem"), checked)
+	if warnings > 0 {
+		found = append(found, reconciler.Plural(warnings, "warning"))
+	}
+	switch {
+	case errs == 0 && warnings == 0:
+		return "ok: " + checked
+	case errs == 0 && !strict:
+		return fmt.Sprintf("ok: %s; %s", checked, found[0])
+	case errs == 0:
+		return fmt.Sprintf("failed under --strict: %s (%s)", found[0], checked)
+	}
+	return fmt.Sprintf("%s (%s)", strings.Join(found, ", "), checked)
 }
 
 // RealPath is the absolute path of p with symlinks resolved, so that
