@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
+	"github.com/inngest/inngestgo/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -200,6 +201,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 		Dev:        &dev,
 		Logger:     r.opts.Logger,
 		HTTPClient: r.client,
+		Middleware: []func() middleware.Middleware{func() middleware.Middleware { return &panicWatch{r: r, tenant: tenant} }},
 	}
 	if dev {
 		// The dev server checks no signature; the key signs only the
@@ -286,19 +288,16 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
 				return map[string]any{"skipped": err.Error()}, nil
 			}
-			if out != nil || err != nil {
-				// The invocation that finishes the run, or fails it.
-				status := string(reconciler.RunSucceeded)
-				if err != nil {
-					status = string(reconciler.RunFailed)
-				}
-				r.metrics.runs.WithLabelValues(tenant, "workflow", status).Inc()
+			if (out != nil || err != nil) && !replayedStepFailure(err) {
+				// The invocation that finishes the run, or ends an attempt
+				// of it (of one of its steps) with a failure. (An invocation
+				// that only advanced to a new step returns nothing; one whose
+				// step succeeded does not return here.)
+				r.countEnd(tenant, "workflow", err, in.InputCtx.Attempt, retries)
+				r.actionPanicked(tenant, d.Metadata.Code, in, err)
 				r.metrics.runDuration.WithLabelValues(tenant, "workflow").Observe(time.Since(start).Seconds())
 			}
-			if err != nil && delay > 0 {
-				return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
-			}
-			return out, err
+			return out, sdkError(err, delay)
 		})
 		return err
 	}
@@ -315,8 +314,11 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		case err != nil:
 			status = string(reconciler.RunFailed)
 		}
-		r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
-		if status != runSkipped {
+		if status == runSkipped {
+			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
+		} else {
+			r.countEnd(tenant, kindLabel(d.Kind), err, in.InputCtx.Attempt, retries)
+			r.actionPanicked(tenant, d.Metadata.Code, in, err)
 			r.metrics.runDuration.WithLabelValues(tenant, kindLabel(d.Kind)).Observe(time.Since(start).Seconds())
 		}
 		// Executors redact secret values from their errors before this.
@@ -331,10 +333,8 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		case status == runSkipped:
 			// Not a failure: this run must not execute.
 			return map[string]any{"skipped": err.Error()}, nil
-		case err != nil && delay > 0:
-			return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
 		}
-		return out, err
+		return out, sdkError(err, delay)
 	})
 	return err
 }

@@ -29,13 +29,11 @@ type workflow struct {
 	delay   time.Duration // retry_delay: each retry of a failed step waits this long
 }
 
-// stepError is how a failed step's error goes to Inngest: with a fixed
-// retry time when the workflow has a retry_delay.
+// stepError is how a failed step's error goes to Inngest: a final one
+// (reconciler.ErrFinal) is not retried, others are, at a fixed time when
+// the workflow has a retry_delay.
 func (w *workflow) stepError(err error) error {
-	if w.delay > 0 {
-		return inngestgo.RetryAtError(err, retryAt(time.Now(), w.delay))
-	}
-	return err
+	return sdkError(err, w.delay)
 }
 
 // run executes (or, replaying memoized steps, continues) one run. It
@@ -92,9 +90,9 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 		if st.If != "" {
 			ok, err := w.envs.Eval(ctx, expr.Step, st.If, vars())
 			if err != nil {
-				err = fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err)
+				err = finalUnlessInterrupted(fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err))
 				outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
-				return nil, inngestgo.NoRetryError(errors.Join(err, record(reconciler.RunFailed, err.Error())))
+				return nil, errors.Join(err, record(reconciler.RunFailed, err.Error()))
 			}
 			if ok != true {
 				steps[st.ID] = nil // skipped
@@ -176,11 +174,11 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 	case st.SleepUntil != "":
 		v, err := w.envs.Eval(ctx, expr.Step, st.SleepUntil, vars())
 		if err != nil {
-			return nil, inngestgo.NoRetryError(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
+			return nil, finalUnlessInterrupted(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
 		}
 		until, err := asTime(v)
 		if err != nil {
-			return nil, inngestgo.NoRetryError(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
+			return nil, reconciler.Final(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
 		}
 		step.SleepUntil(ctx, st.ID, until)
 		return nil, nil
@@ -198,7 +196,7 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 	case st.SendEvent != nil:
 		rendered, err := w.envs.RenderValue(ctx, expr.Step, st.SendEvent.Data, vars(), nil)
 		if err != nil {
-			return nil, inngestgo.NoRetryError(fmt.Errorf("send_event data: %w", err))
+			return nil, finalUnlessInterrupted(fmt.Errorf("send_event data: %w", err))
 		}
 		data, _ := rendered.(map[string]any)
 		if data == nil {
