@@ -73,14 +73,14 @@ func sdkError(err error, delay time.Duration) error {
 
 // actionPanicked logs and counts a panic an action's run recovered
 // (reconciler.PanicError), if err holds one.
-func (r *Registry) actionPanicked(tenant, code string, in inngestgo.Input[any], err error) {
+func (r *Registry) actionPanicked(tenant, code string, in reconciler.RunInput, err error) {
 	var pe *reconciler.PanicError
 	if !errors.As(err, &pe) {
 		return
 	}
 	r.metrics.panics.Inc()
 	r.opts.Logger.Error("panic recovered in a run's action", "tenant", tenant, "function", r.FunctionID(tenant, code),
-		"run_id", in.InputCtx.RunID, "attempt", in.InputCtx.Attempt, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		"run_id", in.RunID, "attempt", in.Attempt, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 }
 
 // panicWatch is SDK middleware that logs and counts a panic the SDK

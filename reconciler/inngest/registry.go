@@ -277,7 +277,11 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
 	if d.Kind == reconciler.KindWorkflow {
-		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay}
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay,
+			stepEnded: func(err error, in reconciler.RunInput) {
+				r.countEnd(tenant, "workflow", err, in.Attempt, retries)
+				r.actionPanicked(tenant, d.Metadata.Code, in, err)
+			}}
 		_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 			if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 				return map[string]any{"skipped": "not on the interval's grid"}, nil
@@ -289,12 +293,13 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 				return map[string]any{"skipped": err.Error()}, nil
 			}
 			if (out != nil || err != nil) && !replayedStepFailure(err) {
-				// The invocation that finishes the run, or ends an attempt
-				// of it (of one of its steps) with a failure. (An invocation
-				// that only advanced to a new step returns nothing; one whose
-				// step succeeded does not return here.)
+				// The invocation that finishes the run, or fails an attempt
+				// of it outside a step's action. (An invocation that only
+				// advanced to a new step returns nothing; one whose step ran
+				// never returns here, and a failed step's action is counted
+				// by stepEnded, its failure replayed here after its last
+				// attempt.)
 				r.countEnd(tenant, "workflow", err, in.InputCtx.Attempt, retries)
-				r.actionPanicked(tenant, d.Metadata.Code, in, err)
 				r.metrics.runDuration.WithLabelValues(tenant, "workflow").Observe(time.Since(start).Seconds())
 			}
 			return out, sdkError(err, delay)
@@ -306,7 +311,8 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 			return map[string]any{"skipped": "not on the interval's grid"}, nil
 		}
 		start := time.Now()
-		out, err := run.Run(ctx, tenant, d, runInput(in))
+		ri := runInput(in)
+		out, err := run.Run(ctx, tenant, d, ri)
 		status := string(reconciler.RunSucceeded)
 		switch {
 		case errors.Is(err, reconciler.ErrStale), errors.Is(err, reconciler.ErrAlreadyRan):
@@ -318,7 +324,7 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
 		} else {
 			r.countEnd(tenant, kindLabel(d.Kind), err, in.InputCtx.Attempt, retries)
-			r.actionPanicked(tenant, d.Metadata.Code, in, err)
+			r.actionPanicked(tenant, d.Metadata.Code, ri, err)
 			r.metrics.runDuration.WithLabelValues(tenant, kindLabel(d.Kind)).Observe(time.Since(start).Seconds())
 		}
 		// Executors redact secret values from their errors before this.

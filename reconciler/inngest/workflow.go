@@ -27,6 +27,10 @@ type workflow struct {
 	actions reconciler.Actions
 	records reconciler.RunRecorder
 	delay   time.Duration // retry_delay: each retry of a failed step waits this long
+	// stepEnded counts an attempt of a step's action that failed with
+	// err: its invocation ends in the SDK, never returning to the
+	// function's handler.
+	stepEnded func(err error, in reconciler.RunInput)
 }
 
 // stepError is how a failed step's error goes to Inngest: a final one
@@ -100,7 +104,7 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 				continue
 			}
 		}
-		out, err := w.step(ctx, st, event, steps, vars)
+		out, err := w.step(ctx, st, event, steps, vars, ri)
 		if err != nil {
 			err = fmt.Errorf("step %s: %w", st.ID, err)
 			outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
@@ -145,27 +149,30 @@ func truncate(v any) string {
 
 // action runs an executor action as the Inngest step id, its output made
 // plain JSON so that a replay sees what the first run saw.
-func (w *workflow) action(ctx context.Context, id string, do func(context.Context) (any, error)) (any, error) {
+func (w *workflow) action(ctx context.Context, id string, in reconciler.RunInput, do func(context.Context) (any, error)) (any, error) {
 	return step.Run(ctx, id, func(ctx context.Context) (any, error) {
 		if w.actions == nil {
 			return nil, errors.New("this process does not execute runs")
 		}
 		out, err := do(ctx)
 		if err != nil {
+			if w.stepEnded != nil {
+				w.stepEnded(err, in)
+			}
 			return nil, w.stepError(err)
 		}
 		return plain(out)
 	})
 }
 
-func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any) (any, error) {
+func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any, in reconciler.RunInput) (any, error) {
 	switch {
 	case st.APICall != nil:
-		return w.action(ctx, st.ID, func(ctx context.Context) (any, error) {
+		return w.action(ctx, st.ID, in, func(ctx context.Context) (any, error) {
 			return w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
 		})
 	case st.PythonScript != nil:
-		return w.action(ctx, st.ID, func(ctx context.Context) (any, error) {
+		return w.action(ctx, st.ID, in, func(ctx context.Context) (any, error) {
 			return w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
 		})
 	case st.Sleep > 0:
