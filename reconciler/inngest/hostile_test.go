@@ -128,7 +128,7 @@ func hostileData(tenant string, fields []string) map[string]map[string]any {
 // invoke calls a function of the registry's app in-process, as Inngest
 // calls it, and returns the response. A panic out of the handler fails
 // the test with its stack; one the SDK recovered shows in the response.
-func invoke(t *testing.T, reg *inngest.Registry, tenant, code, event string, data map[string]any, runID string, attempt int) (res *httptest.ResponseRecorder) {
+func invoke(t testing.TB, reg *inngest.Registry, tenant, code, event string, data map[string]any, runID string, attempt int) (res *httptest.ResponseRecorder) {
 	t.Helper()
 	ev := map[string]any{"name": event, "data": data, "ts": 1700000000000}
 	body, err := json.Marshal(map[string]any{"event": ev, "events": []any{ev}, "steps": map[string]any{},

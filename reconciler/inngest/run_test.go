@@ -41,7 +41,7 @@ type recorder struct {
 	at       []time.Time // when each hit arrived
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t testing.TB) *recorder {
 	r := &recorder{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -89,7 +89,7 @@ func (r *recorder) count(prefix string) int {
 
 // newRunner is the task runner over st, with api_call allowed to reach
 // loopback, the sandbox sb (may be nil) and the secrets in env.
-func newRunner(t *testing.T, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
+func newRunner(t testing.TB, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
 	t.Helper()
 	envs, err := expr.NewEnvs()
 	if err != nil {
