@@ -45,10 +45,18 @@ bench: build bin/inngest $(BENCH_TREE) ## benchmarks on the generated 10k-tenant
 fuzz: ## fuzz the loader for FUZZTIME (default 60s); crashers land in testdata/fuzz
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./reconciler/definitions/
 
+# make run's ports (docs/development.md): set them when another make run
+# holds these, e.g. make run PG_PORT=55532 INNGEST_PORT=8388 LISTEN=127.0.0.1:8180.
+# DEVRUN_FLAGS passes more (bin/devrun -h lists them).
+PG_PORT      ?= 55432
+INNGEST_PORT ?= 8288
+LISTEN       ?= 127.0.0.1:8080
+DEVRUN_FLAGS ?=
+
 run: build bin/inngest ## Postgres (data in .run/), the Inngest dev server and tasksync on tasks.d/; Ctrl-C stops all
 	$(BIN) validate tasks.d
 	$(GO) build -o bin/devrun ./cmd/devrun
-	bin/devrun
+	bin/devrun -pg-port $(PG_PORT) -inngest-port $(INNGEST_PORT) -listen $(LISTEN) $(DEVRUN_FLAGS)
 
 clean: ## remove build output and caches
 	rm -rf bin $(CACHE)

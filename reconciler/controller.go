@@ -43,6 +43,13 @@ type ControllerOptions struct {
 	Logger *slog.Logger
 	// Registerer receives the controller's metrics; default none.
 	Registerer prometheus.Registerer
+	// Runs are the run records the leader tends every Resync: attempts
+	// still running AbandonGrace (default DefaultAbandonGrace) after
+	// their deadline are closed as abandoned, and runs older than
+	// RunRetention (0: kept forever) are deleted. nil: neither.
+	Runs         RunHistory
+	AbandonGrace time.Duration
+	RunRetention time.Duration
 }
 
 // Controller keeps the applied state and the Inngest apps in step with the
@@ -238,6 +245,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 		case <-tick.C:
 			c.reconcile(lctx, lost, r, nil)
 			c.checkMissedFires(lctx)
+			c.tendRuns(lctx)
 		}
 	}
 }

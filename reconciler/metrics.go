@@ -17,6 +17,8 @@ type metrics struct {
 	changes           *prometheus.CounterVec
 	retireHeld        *prometheus.GaugeVec
 	missedFires       *prometheus.CounterVec
+	abandoned         prometheus.Counter
+	pruned            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,6 +52,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		missedFires: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tasksync_missed_fires_total", Help: "Scheduled fires that started no run within their grace period, by tenant.",
 		}, []string{"tenant"}),
+		abandoned: f.NewCounter(prometheus.CounterOpts{
+			Name: "tasksync_run_attempts_abandoned_total", Help: "Run attempts the leader closed as failed because the replica running them stopped.",
+		}),
+		pruned: f.NewCounter(prometheus.CounterOpts{
+			Name: "tasksync_run_records_pruned_total", Help: "Run attempt records deleted by the run retention.",
+		}),
 	}
 }
 

@@ -89,6 +89,13 @@ func (c *Controller) record(ctx context.Context, start time.Time, p *Pass) {
 		started, finished, counts, plans = res.StartedAt, res.FinishedAt, res.Counts, len(res.Plans)
 	}
 
+	// The row first: whoever sees the metric move finds the row stored.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := c.opts.State.RecordReconcile(rctx, started, finished, p.Result, counts, msg); err != nil {
+		c.log.Warn("cannot record the reconcile", "err", err)
+	}
+
 	c.metrics.reconciles.WithLabelValues(string(p.Result)).Inc()
 	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
 	if p.Result != ReconcileError {
@@ -105,12 +112,6 @@ func (c *Controller) record(ctx context.Context, start time.Time, p *Pass) {
 			c.metrics.changes.WithLabelValues(tp.Tenant, string(ChangeRetire)).Add(float64(n.Retired))
 		}
 		c.logChanges(res)
-	}
-
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
-	if err := c.opts.State.RecordReconcile(rctx, started, finished, p.Result, counts, msg); err != nil {
-		c.log.Warn("cannot record the reconcile", "err", err)
 	}
 
 	attrs := []any{"result", p.Result, "tenants", plans, "created", counts.Created, "updated", counts.Updated,

@@ -101,3 +101,16 @@ type TreeChange struct {
 	// failed, or the tree's root itself changed (a volume swap).
 	Full bool
 }
+
+// RunHistory is the run records as the leader tends them (store.Store):
+// it closes attempts whose replica stopped and prunes old runs.
+type RunHistory interface {
+	// CloseAbandoned closes as failed and final the attempts still
+	// running grace after their deadline, for at most limit definitions,
+	// and returns how many it closed.
+	CloseAbandoned(ctx context.Context, grace time.Duration, limit int) (int, error)
+	// PruneRuns deletes at most batch ended attempts that started before
+	// `before`, keeping each definition's newest; more reports that a
+	// full batch went.
+	PruneRuns(ctx context.Context, before time.Time, batch int) (deleted int, more bool, err error)
+}

@@ -2,9 +2,11 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // RunInput is what the engine passes to one attempt of a run.
@@ -48,13 +50,66 @@ type RunRecorder interface {
 	Current(ctx context.Context, tenant, code string) (ref AppliedRef, ok bool, err error)
 	// AppliedDefinition returns the live applied version of tenant/code itself.
 	AppliedDefinition(ctx context.Context, tenant, code string) (def Definition, ok bool, err error)
-	// StartRun records an attempt as running and returns its record id.
-	StartRun(ctx context.Context, ref AppliedRef, in RunInput) (int64, error)
+	// StartRun records an attempt as running, to be ended by deadline
+	// (the leader closes it as abandoned some grace after), and returns
+	// its record id. Earlier attempts of the run still running are closed
+	// as abandoned: the engine retries an attempt whose replica stopped.
+	StartRun(ctx context.Context, ref AppliedRef, in RunInput, deadline time.Time) (int64, error)
 	// RanBefore reports whether the definition's version has a run under
 	// another run id: a one-shot runs once.
 	RanBefore(ctx context.Context, ref AppliedRef, runID string) (bool, error)
 	// FinishRun records an attempt's outcome.
-	FinishRun(ctx context.Context, ref AppliedRef, runID int64, status RunStatus, took time.Duration, errText, output string) error
+	FinishRun(ctx context.Context, ref AppliedRef, runID int64, end AttemptEnd) error
+}
+
+// AttemptEnd is how a task's attempt ended.
+type AttemptEnd struct {
+	Status RunStatus // RunSucceeded or RunFailed
+	Took   time.Duration
+	Error  string
+	// Output is the action's output as a JSON value (OutputJSON); nil
+	// for none.
+	Output json.RawMessage
+	// Final marks the run's last attempt: it succeeded, or no retry
+	// follows (the retries are spent, or the error is one no retry can
+	// cure).
+	Final bool
+}
+
+// ErrNoRetry marks an error that no retry can cure: the attempt it ends
+// is the run's final one.
+var ErrNoRetry = errors.New("a retry cannot succeed")
+
+// ErrAbandoned is the error of an attempt closed because the replica
+// running it stopped before recording how it ended.
+var ErrAbandoned = errors.New("abandoned: the replica running it stopped before it ended")
+
+// finalAttempt reports whether the attempt in of def's run, ended by err,
+// is the run's last: it succeeded, its retries are spent, or err is one no
+// retry can cure.
+func finalAttempt(def Definition, in RunInput, err error) bool {
+	return err == nil || in.Attempt >= def.Spec.Retries || errors.Is(err, ErrNoRetry)
+}
+
+// AttemptTimeout bounds how long one attempt of def's task action may
+// take: its api_call or python_script timeout (the defaults when unset).
+func AttemptTimeout(def Definition) time.Duration {
+	if c := def.Spec.Config; c != nil {
+		switch {
+		case c.APICall != nil:
+			return timeoutOr(c.APICall.Timeout, DefaultAPICallTimeout)
+		case c.PythonScript != nil:
+			return timeoutOr(c.PythonScript.Timeout, DefaultPythonTimeout)
+		}
+	}
+	return time.Duration(DefaultAPICallTimeout)
+}
+
+func timeoutOr(d, def Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return time.Duration(def)
 }
 
 // Actions perform a task's action (executor adapters). Their errors and
@@ -197,11 +252,12 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 	}
 	ref.Tenant, ref.Code = tenant, def.Metadata.Code
 	start := time.Now()
-	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start}
+	deadline := start.Add(AttemptTimeout(def))
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline}
 	var id int64
 	if !spooled && r.Spool.Len() == 0 {
 		sctx, cancel := r.storeCtx(ctx)
-		id, err = r.Records.StartRun(sctx, ref, in)
+		id, err = r.Records.StartRun(sctx, ref, in, deadline)
 		cancel()
 		if err != nil && !r.unreachable(ctx, err) {
 			return nil, fmt.Errorf("record the run: %w", err)
@@ -230,11 +286,13 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 	if limit <= 0 {
 		limit = MaxResponseCaptureBytes
 	}
-	rec.Output = outputText(out, limit)
+	rec.Output = OutputJSON(out, limit)
+	rec.Final = finalAttempt(def, in, err)
 	rec.FinishedAt = time.Now()
 	if !spooled && r.Spool.Len() == 0 {
 		sctx, cancel := r.storeCtx(context.WithoutCancel(ctx))
-		ferr := r.Records.FinishRun(sctx, ref, id, rec.Status, rec.FinishedAt.Sub(start), rec.Error, rec.Output)
+		ferr := r.Records.FinishRun(sctx, ref, id, AttemptEnd{Status: rec.Status, Took: rec.FinishedAt.Sub(start),
+			Error: rec.Error, Output: rec.Output, Final: rec.Final})
 		cancel()
 		if ferr == nil {
 			return out, err
@@ -247,19 +305,27 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 	return out, err
 }
 
-// outputText renders an action's output for the run record, capped.
-func outputText(v any, limit int) string {
+// OutputJSON renders an action's or a step's output for its run record as
+// a JSON value of at most about limit bytes: the output itself, or, when
+// its encoding is longer, {"truncated": true, "bytes": <its length>,
+// "head": "<its first bytes, as text>"}. nil stays nil.
+func OutputJSON(v any, limit int) json.RawMessage {
 	if v == nil {
-		return ""
+		return nil
 	}
 	b, err := jsonMarshal(v)
 	if err != nil {
-		b = []byte(fmt.Sprint(v))
+		b, _ = jsonMarshal(fmt.Sprint(v))
 	}
-	if len(b) > limit {
-		b = b[:limit]
+	if len(b) <= limit {
+		return b
 	}
-	return string(b)
+	head := b[:max(0, limit-64)]
+	for len(head) > 0 && !utf8.Valid(head) {
+		head = head[:len(head)-1]
+	}
+	t, _ := jsonMarshal(map[string]any{"truncated": true, "bytes": len(b), "head": string(head)})
+	return t
 }
 
 // StepActions are the actions workflow steps use: the runner's, each
@@ -296,22 +362,23 @@ func (s *spoolingRecorder) Current(ctx context.Context, tenant, code string) (Ap
 
 // RecordWorkflowRun records in the store, or in the spool when the store
 // cannot be reached or the spool is not empty.
-func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, status RunStatus, errText string, steps []StepOutcome) error {
+func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, a WorkflowAttempt) error {
 	wr, ok := s.RunRecorder.(WorkflowRecorder)
 	if !ok {
 		return nil
 	}
 	if s.runner.Spool.Len() == 0 {
 		sctx, cancel := s.runner.storeCtx(ctx)
-		err := wr.RecordWorkflowRun(sctx, ref, in, status, errText, steps)
+		err := wr.RecordWorkflowRun(sctx, ref, in, a)
 		cancel()
 		if err == nil || !s.runner.unreachable(ctx, err) {
 			return err
 		}
 	}
-	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: status, StartedAt: time.Now(),
-		Error: errText, Workflow: true, Steps: append([]StepOutcome(nil), steps...)}
-	if status != RunRunning {
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: a.Status, StartedAt: time.Now(),
+		Error: a.Error, Workflow: true, Steps: append([]StepOutcome(nil), a.Steps...), FailedStep: a.FailedStep,
+		Final: a.Final, Deadline: a.Deadline}
+	if a.Status != RunRunning {
 		rec.FinishedAt = rec.StartedAt
 	}
 	s.runner.Spool.Add(rec)
@@ -320,15 +387,67 @@ func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef
 
 // WorkflowRecorder records workflow runs (store.Store).
 type WorkflowRecorder interface {
-	// RecordWorkflowRun records an attempt of a workflow run and the
-	// outcome of its steps so far.
-	RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, status RunStatus, errText string, steps []StepOutcome) error
+	// RecordWorkflowRun records what one invocation of a workflow run saw
+	// on the run's open attempt. A workflow's attempts are numbered by the
+	// store, not by the engine (whose counter is per step): an attempt
+	// ends when a step fails, and the next invocation (the step's retry)
+	// opens the next attempt. An invocation that retries a step
+	// (in.Attempt > 0) while the open attempt still runs closes that one
+	// as abandoned first. Once an attempt is final, a failure that is
+	// final too changes nothing: the engine calls the run once more with
+	// the failed step's memoized error.
+	RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, a WorkflowAttempt) error
+}
+
+// WorkflowAttempt is a workflow attempt as one invocation records it.
+type WorkflowAttempt struct {
+	Status RunStatus
+	Error  string
+	// FailedStep is the id of the step that failed, when one did.
+	FailedStep string
+	// Steps are the outcomes of the run's steps so far.
+	Steps []StepOutcome
+	Final bool
+	// Deadline is when a running attempt must have recorded again (the
+	// leader closes it as abandoned some grace after).
+	Deadline time.Time
 }
 
 // StepOutcome is what became of one workflow step in a run.
 type StepOutcome struct {
 	ID     string `json:"id"`
 	Status string `json:"status"` // completed, skipped, timed_out, failed
-	Output string `json:"output,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// Output is the step's output as a JSON value (OutputJSON).
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// WorkflowStepBound is how long a workflow attempt may run without
+// recording again: the longest timeout among its api_call and
+// python_script steps (the step the next invocation runs may be any of
+// them), plus a minute for send_event and the engine's own calls.
+// An attempt that stops at a sleep, sleep_until or wait_for_event step
+// may also wait that long first (WorkflowDeadline).
+func WorkflowStepBound(def Definition) time.Duration {
+	bound := time.Duration(0)
+	for _, st := range def.Spec.Steps {
+		switch {
+		case st.APICall != nil:
+			bound = max(bound, timeoutOr(st.APICall.Timeout, DefaultAPICallTimeout))
+		case st.PythonScript != nil:
+			bound = max(bound, timeoutOr(st.PythonScript.Timeout, DefaultPythonTimeout))
+		}
+	}
+	return bound + time.Minute
+}
+
+// WorkflowDeadline is when a workflow attempt that recorded at now must
+// record again: WorkflowStepBound after now, or after resume when it
+// waits (a sleep's end, a sleep_until's time, a wait_for_event's
+// timeout) until a later time.
+func WorkflowDeadline(def Definition, now, resume time.Time) time.Time {
+	if resume.Before(now) {
+		resume = now
+	}
+	return resume.Add(WorkflowStepBound(def))
 }

@@ -7,16 +7,12 @@ import (
 	"runtime/debug"
 )
 
-// ErrFinal marks a run's error that a retry cannot mend: the same event
-// and definition would fail the same way. Such an attempt is the run's
-// last, whatever its `retries`. errors.Is(err, ErrFinal) tells; Final
-// marks an error so.
-var ErrFinal = errors.New("final")
-
-// Final marks err as final (ErrFinal); its message then says that the run
-// is not retried. A nil err stays nil.
+// Final marks err as one no retry can cure (ErrNoRetry): the same event
+// and definition would fail the same way, so the attempt is the run's
+// last, whatever its `retries`. Its message then says that the run is
+// not retried. A nil err stays nil.
 func Final(err error) error {
-	if err == nil || errors.Is(err, ErrFinal) {
+	if err == nil || errors.Is(err, ErrNoRetry) {
 		return err
 	}
 	return &finalError{err: err}
@@ -28,9 +24,9 @@ func (e *finalError) Error() string {
 	return e.err.Error() + " (not retried: a retry would fail the same way)"
 }
 
-// Unwrap yields ErrFinal and the error itself, so that errors.Is finds
+// Unwrap yields ErrNoRetry and the error itself, so that errors.Is finds
 // either by identity.
-func (e *finalError) Unwrap() []error { return []error{ErrFinal, e.err} }
+func (e *finalError) Unwrap() []error { return []error{ErrNoRetry, e.err} }
 
 // PanicError is a panic recovered while a run's action executed: the
 // attempt fails with it, and whoever serves the run logs and counts it.

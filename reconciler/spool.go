@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,12 +27,20 @@ type SpooledRun struct {
 	Status     RunStatus
 	StartedAt  time.Time
 	FinishedAt time.Time // zero while running
-	Error      string
-	Output     string
+	// Deadline is when a running attempt must have ended, or recorded
+	// again (the leader closes it as abandoned some grace after).
+	Deadline time.Time
+	Error    string
+	Output   json.RawMessage // a JSON value, nil for none
+	// Final marks the run's last attempt.
+	Final bool
 	// Workflow marks a workflow run's record, whose Steps are its steps'
-	// outcomes so far.
-	Workflow bool
-	Steps    []StepOutcome
+	// outcomes so far and FailedStep the step that failed, if one did. A
+	// workflow's Attempt is the engine's counter of the step it ran;
+	// the store numbers the run's attempts (WorkflowRecorder).
+	Workflow   bool
+	Steps      []StepOutcome
+	FailedStep string
 }
 
 // SpoolStore writes spooled run records (store.Store). WriteSpooledRun is

@@ -152,7 +152,7 @@ func (f *fakeRecords) AppliedDefinition(context.Context, string, string) (reconc
 	return reconciler.Definition{}, false, errDown
 }
 
-func (f *fakeRecords) StartRun(_ context.Context, _ reconciler.AppliedRef, in reconciler.RunInput) (int64, error) {
+func (f *fakeRecords) StartRun(_ context.Context, _ reconciler.AppliedRef, in reconciler.RunInput, _ time.Time) (int64, error) {
 	if f.down {
 		return 0, errDown
 	}
@@ -164,11 +164,11 @@ func (f *fakeRecords) RanBefore(context.Context, reconciler.AppliedRef, string) 
 	return false, errDown
 }
 
-func (f *fakeRecords) FinishRun(_ context.Context, _ reconciler.AppliedRef, _ int64, status reconciler.RunStatus, _ time.Duration, _, _ string) error {
+func (f *fakeRecords) FinishRun(_ context.Context, _ reconciler.AppliedRef, _ int64, end reconciler.AttemptEnd) error {
 	if f.down && !f.finishUp {
 		return errDown
 	}
-	f.finished = append(f.finished, string(status))
+	f.finished = append(f.finished, string(end.Status))
 	return nil
 }
 

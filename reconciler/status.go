@@ -107,6 +107,10 @@ type DefinitionDetail struct {
 	// grace period.
 	MissedFires      int64      `json:"missed_fires"`
 	LastMissedFireAt *time.Time `json:"last_missed_fire_at"`
+	// LastRun is the newest attempt of this definition, read in the same
+	// statement as LastRunAt, LastRunStatus, LastError and IsRunning,
+	// which it agrees with; nil before its first run.
+	LastRun *RunRecord `json:"-"`
 }
 
 // RunRecord is one run attempt.
@@ -120,8 +124,14 @@ type RunRecord struct {
 	FinishedAt   *time.Time `json:"finished_at"`
 	DurationMS   *int64     `json:"duration_ms"`
 	Error        string     `json:"error,omitempty"`
-	Output       string     `json:"output,omitempty"`
-	// Steps are a workflow run's step outcomes.
+	// Output is the task's output, a JSON value.
+	Output json.RawMessage `json:"output,omitempty"`
+	// Final marks the run's last attempt: it succeeded, or no retry
+	// follows.
+	Final bool `json:"final"`
+	// FailedStep is the workflow step the attempt failed at.
+	FailedStep string `json:"failed_step,omitempty"`
+	// Steps are a workflow run's step outcomes, each output a JSON value.
 	Steps json.RawMessage `json:"steps,omitempty"`
 }
 

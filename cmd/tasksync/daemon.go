@@ -120,13 +120,18 @@ func (o *runOptions) actions(ctx context.Context, getenv func(string) string, lo
 	if err != nil {
 		return nil, usageError("--sandbox-uids: %v", err)
 	}
-	sandbox := &executor.Sandbox{Python: o.python, UIDs: uids, Mask: mask}
+	sandbox := &executor.Sandbox{Python: o.python, UIDs: uids, Mask: mask, Cgroup: o.sandboxCgroup, Logger: logger}
 	if err := sandbox.Check(ctx); err != nil {
 		logger.Warn("python_script runs will be refused", "err", err)
-	} else if os.Geteuid() == 0 {
-		logger.Info("python_script sandbox ready: each run as a uid of its own (running the daemon as a non-root user is recommended)", "uids", uids.String())
 	} else {
-		logger.Info("python_script sandbox ready: each run in a user namespace of its own", "uid", os.Geteuid())
+		if os.Geteuid() == 0 {
+			logger.Info("python_script sandbox ready: each run as a uid of its own (running the daemon as a non-root user is recommended)", "uids", uids.String(), "cgroups", sandbox.CgroupMode())
+		} else {
+			logger.Info("python_script sandbox ready: each run in a user namespace of its own", "uid", os.Geteuid(), "cgroups", sandbox.CgroupMode())
+		}
+		if o.sandboxCgroup == executor.CgroupNone {
+			logger.Warn("python_script runs have no cgroup (--sandbox-cgroup none): each process has its own memory and CPU limits, so one run may use memory_mb times 64 processes and every core")
+		}
 	}
 	guard := executor.NewGuard(allow)
 	if o.dnsServer != "" {

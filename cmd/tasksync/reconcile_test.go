@@ -36,7 +36,8 @@ func copyTree(t *testing.T) string {
 func sampleSecrets(t *testing.T, value string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "secrets")
-	for _, p := range []string{"acme/ACME_MAIL_TOKEN", "acme/ACME_REPORTS_TOKEN", "acme/ACME_DASHBOARD_KEY", "globex/GLOBEX_CRM_TOKEN"} {
+	for _, p := range []string{"acme/ACME_MAIL_TOKEN", "acme/ACME_REPORTS_TOKEN", "acme/ACME_DASHBOARD_KEY", "globex/GLOBEX_CRM_TOKEN",
+		"acme/SAMPLE_API_HOST", "globex/SAMPLE_API_HOST"} {
 		deftest.WriteFile(t, filepath.Join(dir, p), value+"\n")
 	}
 	return dir

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,9 +24,12 @@ type runOptions struct {
 	once           bool
 	logFormat      string
 	resyncInterval time.Duration
+	runRetention   time.Duration
+	abandonGrace   time.Duration
 	allowCIDRs     string
 	python         string
 	sandboxUIDs    string
+	sandboxCgroup  string
 	tokensFile     string
 	dnsServer      string
 	// allowInsecureListen lets a dev-mode daemon listen beyond loopback.
@@ -39,9 +43,12 @@ func runFlags(f *flagSet) {
 	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors (for deploy pipelines)")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
+	f.duration(&o.runRetention, "run-retention", "TASKSYNC_RUN_RETENTION", reconciler.DefaultRunRetention, "how long run records are kept; the leader deletes older ones in small batches (0 keeps them forever)")
+	f.duration(&o.abandonGrace, "abandon-grace", "TASKSYNC_ABANDON_GRACE", reconciler.DefaultAbandonGrace, "how long after its timeout an attempt still running is closed by the leader as failed (abandoned: its replica stopped)")
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
 	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
 	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
+	f.string(&o.sandboxCgroup, "sandbox-cgroup", "TASKSYNC_SANDBOX_CGROUP", executor.CgroupAuto, "where each python_script run gets a cgroup bounding its memory, processes and CPU: auto (the daemon's own, if delegated or writable), a delegated cgroup `dir` (cgroup v1: one per hierarchy, comma-separated), or none (per-process limits only)")
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
 	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
@@ -66,11 +73,17 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
+	if o.runRetention < 0 || o.abandonGrace < 0 {
+		return usageError("run: --run-retention and --abandon-grace must not be negative")
+	}
 	if o.resyncInterval < minResyncInterval {
 		return usageError("run: --resync-interval must be at least %s, got %s", minResyncInterval, o.resyncInterval)
 	}
 	if err := o.check(); err != nil {
 		return err
+	}
+	if c := o.sandboxCgroup; c != executor.CgroupAuto && c != executor.CgroupNone && !strings.HasPrefix(c, "/") {
+		return usageError("run: --sandbox-cgroup: want auto, none or the absolute path of a cgroup directory (cgroup v1: one per hierarchy, comma-separated), got %q", c)
 	}
 	if !o.once {
 		dev := c.getenv("INNGEST_DEV") != ""
@@ -172,6 +185,7 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		State: st, Elector: st.Elector(store.LeaderOptions{Logger: logger}), Apps: apps,
 		Changes: changes, Resync: o.resyncInterval, Grace: shutdownGrace,
 		Logger: logger, Registerer: promReg,
+		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil
 }
 

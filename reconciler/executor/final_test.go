@@ -22,7 +22,7 @@ type explosive struct{ err error }
 
 func (e explosive) Error() string { return e.err.Error() }
 
-// TestFinalErrors: an action's error is final (reconciler.ErrFinal, and
+// TestFinalErrors: an action's error is final (reconciler.ErrNoRetry, and
 // its message says it is not retried) when a retry cannot mend it: a
 // template or expression failing on the event's data, a refused address,
 // a request its rendered values make invalid. What may succeed later (the
@@ -89,7 +89,7 @@ func TestFinalErrors(t *testing.T) {
 				}()
 				_ = errors.Is(err, explosive{})
 			}()
-			if got := errors.Is(err, reconciler.ErrFinal); got != tc.final {
+			if got := errors.Is(err, reconciler.ErrNoRetry); got != tc.final {
 				t.Errorf("Run: %v; final = %v, want %v", err, got, tc.final)
 			}
 		})
@@ -99,11 +99,11 @@ func TestFinalErrors(t *testing.T) {
 	acts := &executor.Actions{HTTP: allowed, Sandbox: &executor.Sandbox{Python: "/nonexistent/python3"}}
 	_, err = acts.PythonScript(context.Background(), "acme", reconciler.PythonScript{Script: "print(1)", Args: []string{"{{ event.data.customer_id }}"},
 		Timeout: reconciler.Duration(time.Second)}, event)
-	if !errors.Is(err, reconciler.ErrFinal) {
+	if !errors.Is(err, reconciler.ErrNoRetry) {
 		t.Errorf("python_script with a failing template: %v, want a final error", err)
 	}
 	_, err = acts.PythonScript(context.Background(), "acme", reconciler.PythonScript{Script: "print(1)", Timeout: reconciler.Duration(time.Second)}, event)
-	if err == nil || errors.Is(err, reconciler.ErrFinal) {
+	if err == nil || errors.Is(err, reconciler.ErrNoRetry) {
 		t.Errorf("python_script without a sandbox: %v, want an error that is retried", err)
 	}
 }
@@ -131,8 +131,8 @@ func TestRedactedErrorIsByIdentity(t *testing.T) {
 			t.Errorf("errors.Is(redacted, explosive{}) = true")
 		}
 	}()
-	if !errors.Is(err, executor.ErrRefused) || !errors.Is(err, reconciler.ErrFinal) {
-		t.Errorf("errors.Is(%v, ErrRefused / ErrFinal) = false, want true", err)
+	if !errors.Is(err, executor.ErrRefused) || !errors.Is(err, reconciler.ErrNoRetry) {
+		t.Errorf("errors.Is(%v, ErrRefused / ErrNoRetry) = false, want true", err)
 	}
 	if errors.Is(err, errors.New("boom")) {
 		t.Errorf("a redacted error matched another error by its message")

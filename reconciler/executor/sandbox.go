@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,12 +30,15 @@ const SandboxInitArg = "__tasksync-sandbox-init"
 // interpreter: in their own network (no interfaces but a down loopback),
 // PID, mount, IPC and UTS namespaces; in a root of their own holding only
 // /usr (and the interpreter's prefix) read-only, a minimal /dev, their own
-// /proc and an empty writable /tmp with the run's work directory; as a uid
-// of their own, with no capabilities, no_new_privs and a seccomp filter,
-// no inherited file descriptors, an empty environment plus the declared
-// env and the arguments out of every command line; under CPU, memory,
-// file-size, process and open-file limits and a wall-clock timeout that
-// kills every process of the run. It never runs a script unsandboxed.
+// /proc and small writable tmpfs mounts of their own (/tmp, holding the
+// work directory with the script, and /dev/shm); as a uid of their own,
+// with no capabilities, no_new_privs and a seccomp filter, no inherited
+// file descriptors, an empty environment plus the declared env and the
+// arguments out of every command line; in a cgroup of the run's own that
+// bounds the memory, processes and CPU of all its processes together;
+// under per-process CPU, memory, file-size, process and open-file limits
+// and a wall-clock timeout that kills every process of the run. It never
+// runs a script unsandboxed.
 //
 // As root, each concurrent run takes a uid of its own from UIDs. A
 // daemon that is not root (the recommended way) runs each script as its
@@ -55,12 +59,28 @@ type Sandbox struct {
 	// inside a tree the sandbox exposes read-only (/usr or the
 	// interpreter's prefix); nothing else of the host is there anyway.
 	Mask []string
+	// Cgroup is where each run gets a cgroup of its own, which bounds the
+	// memory (with swap), processes and CPU of the whole run: CgroupAuto
+	// (or empty), the directory of a cgroup delegated to the daemon, or
+	// CgroupNone (each process has its own limits only). Where no cgroup
+	// can be set up, scripts are refused.
+	Cgroup string
+	// CPUs is the CPU time a run may use, in cores; default
+	// DefaultSandboxCPUs. It needs the cpu controller.
+	CPUs float64
+	// Logger receives what goes wrong after a run (a cgroup that could
+	// not be removed); default none.
+	Logger *slog.Logger
 
 	poolOnce  sync.Once
 	pool      *uidPool
 	checkOnce sync.Once
 	checkErr  error
+	cgroups   *cgroupParent
 }
+
+// DefaultSandboxCPUs is the CPU time a run may use by default: one core.
+const DefaultSandboxCPUs = 1.0
 
 // ScriptResult is what a python_script produced: `steps.<id>` in a
 // workflow.
@@ -79,8 +99,18 @@ const (
 	sandboxMaxFileBytes = 16 << 20
 	sandboxMaxProcs     = 64
 	sandboxMaxOpenFiles = 256
-	sandboxTmpfsBytes   = 16 << 20
+	// The sandbox's writable tmpfs mounts, memory the run's cgroup is
+	// charged for: /tmp, with the work directory, and /dev/shm; nothing
+	// else is writable. Each holds at most sandboxTmpfsInodes files.
+	sandboxTmpBytes    = 64 << 20
+	sandboxShmBytes    = 16 << 20
+	sandboxTmpfsInodes = 4096
 )
+
+// SandboxWritableBytes is all a run may write: its /tmp (with the work
+// directory) and its /dev/shm, both tmpfs mounts of its own that vanish
+// with the run. Nothing of it reaches the host's disk.
+const SandboxWritableBytes = sandboxTmpBytes + sandboxShmBytes
 
 // initSpec is what the parent tells the init process, through a pipe so
 // that env values and arguments (secrets) appear in no command line.
@@ -88,9 +118,11 @@ type initSpec struct {
 	Python string   `json:"python"`
 	Args   []string `json:"args"` // the script's, not the interpreter's
 	Env    []string `json:"env"`
-	Dir    string   `json:"dir"`
-	UID    int      `json:"uid"`
-	GID    int      `json:"gid"`
+	// Source is the script, which the init writes into the sandbox's
+	// own tmpfs: no host directory holds anything of a run.
+	Source string `json:"source"`
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
 	// UserNS: the init runs in a user namespace of its own, as the
 	// daemon's uid, and changes no uid.
 	UserNS bool `json:"user_ns"`
@@ -99,17 +131,24 @@ type initSpec struct {
 	ReadOnly []string `json:"read_only"`
 	CPUSecs  uint64   `json:"cpu_secs"`
 	MemBytes uint64   `json:"mem_bytes"`
+	Procs    uint64   `json:"procs"`
 	Mask     []string `json:"mask"`
 }
 
 // ErrSandboxUnavailable means the sandbox cannot be set up on this host;
 // scripts are refused rather than run without it.
-var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root, or unprivileged user namespaces for a daemon that is not root, and an interpreter under /usr or a prefix of its own that the scripts' uid may run); scripts are refused")
+var ErrSandboxUnavailable = errors.New("the python_script sandbox cannot be set up on this host (it needs root, or unprivileged user namespaces for a daemon that is not root; a cgroup per run, or --sandbox-cgroup none; and an interpreter under /usr or a prefix of its own that the scripts' uid may run); scripts are refused")
 
 // Check runs a trivial script once and reports whether the sandbox works
 // here; tasksync calls it at start-up.
 func (s *Sandbox) Check(ctx context.Context) error {
 	s.checkOnce.Do(func() {
+		cg, err := newCgroupParent(s.Cgroup)
+		if err != nil {
+			s.checkErr = fmt.Errorf("%w: %v", ErrSandboxUnavailable, err)
+			return
+		}
+		s.cgroups = cg
 		res, err := s.run(ctx, reconciler.PythonScript{Script: "print('ok')", Timeout: reconciler.Duration(30 * time.Second), MemoryMB: 128}, nil, nil)
 		switch {
 		case err != nil:
@@ -120,6 +159,10 @@ func (s *Sandbox) Check(ctx context.Context) error {
 	})
 	return s.checkErr
 }
+
+// CgroupMode says where each run's cgroup is made, after Check: "none",
+// or the cgroup version and directories.
+func (s *Sandbox) CgroupMode() string { return s.cgroups.String() }
 
 // Run runs one python_script. env holds the declared environment with
 // templates rendered and secrets resolved; red redacts secret values from
@@ -182,23 +225,9 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		defer s.pool.put(uid)
 		gid = uid
 	}
-	dir, err := os.MkdirTemp("", "tasksync-script-")
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	defer os.RemoveAll(dir)
 	source := py.Script
 	if source == "" {
 		source = py.FileContent
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.py"), []byte(source), 0o444); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	timeout := time.Duration(py.Timeout)
 	if timeout <= 0 {
@@ -211,14 +240,34 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	spec := initSpec{
 		Python:   python,
 		Args:     args,
-		Dir:      dir,
+		Source:   source,
 		UID:      uid,
 		GID:      gid,
 		UserNS:   userNS,
 		ReadOnly: readOnly,
 		CPUSecs:  uint64(timeout/time.Second) + 1,
 		MemBytes: uint64(memMB) << 20,
+		Procs:    sandboxMaxProcs,
 		Mask:     s.Mask,
+	}
+	var cg *runCgroup
+	if s.cgroups != nil {
+		cpus := s.CPUs
+		if cpus <= 0 {
+			cpus = DefaultSandboxCPUs
+		}
+		if cg, err = s.cgroups.create(spec.MemBytes, sandboxMaxProcs, cpus); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		// Removed after Wait, when no process of the run is left.
+		defer func() {
+			if err := cg.remove(); err != nil && s.Logger != nil {
+				s.Logger.Warn("python_script run's cgroup left behind", "err", err)
+			}
+		}()
+		// The cgroup's pids limit is the one a fork bomb meets (and its
+		// events say so); the per-uid limit stays as a backstop.
+		spec.Procs = 2 * sandboxMaxProcs
 	}
 	for k, v := range env {
 		spec.Env = append(spec.Env, k+"="+v)
@@ -259,6 +308,16 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		specW.Close()
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
+	if cg != nil {
+		// The init reads its spec before it does anything else: it starts
+		// nothing of the run before it is in the run's cgroup.
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			specW.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	enc := json.NewEncoder(specW)
 	werr := enc.Encode(spec)
 	specW.Close()
@@ -272,14 +331,24 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 		res.ExitCode = -1
 		return res, fmt.Errorf("script killed after its %s timeout", timeout)
 	}
+	why := "" // which of the run's limits the kernel enforced
+	if cg != nil {
+		why = cg.why()
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		res.ExitCode = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return res, fmt.Errorf("script killed by %v (a limit was reached?): %s", ws.Signal(), snippet(res.Stderr))
+			if why == "" {
+				why = "a limit was reached?"
+			}
+			return res, fmt.Errorf("script killed by %v (%s): %s", ws.Signal(), why, snippet(res.Stderr))
 		}
 		if res.ExitCode == initFailure {
 			return res, fmt.Errorf("sandbox: %s", snippet(res.Stderr))
+		}
+		if why != "" {
+			return res, fmt.Errorf("script exited with status %d (%s): %s", res.ExitCode, why, snippet(lastLines(res.Stderr, 3)))
 		}
 		return res, fmt.Errorf("script exited with status %d: %s", res.ExitCode, snippet(lastLines(res.Stderr, 3)))
 	}

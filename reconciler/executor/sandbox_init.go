@@ -129,7 +129,7 @@ func SandboxInit() int {
 		{unix.RLIMIT_AS, unix.Rlimit{Cur: spec.MemBytes, Max: spec.MemBytes}},
 		{unix.RLIMIT_CPU, unix.Rlimit{Cur: spec.CPUSecs, Max: spec.CPUSecs}},
 		{unix.RLIMIT_FSIZE, unix.Rlimit{Cur: sandboxMaxFileBytes, Max: sandboxMaxFileBytes}},
-		{unix.RLIMIT_NPROC, unix.Rlimit{Cur: sandboxMaxProcs, Max: sandboxMaxProcs}},
+		{unix.RLIMIT_NPROC, unix.Rlimit{Cur: spec.Procs, Max: spec.Procs}},
 		{unix.RLIMIT_NOFILE, unix.Rlimit{Cur: sandboxMaxOpenFiles, Max: sandboxMaxOpenFiles}},
 		{unix.RLIMIT_CORE, unix.Rlimit{}},
 	}
@@ -167,13 +167,6 @@ func buildRoot(spec *initSpec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	// The work directory lives under the host's /tmp, which the new root
-	// is about to cover: hold it open to bind it inside later.
-	work, err := unix.Open(spec.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open the work directory: %w", err)
-	}
-	defer unix.Close(work)
 	root := sandboxBuildDir
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,mode=0755"); err != nil {
 		return fmt.Errorf("mount the new root: %w", err)
@@ -213,14 +206,11 @@ func buildRoot(spec *initSpec) error {
 	if err := buildDev(root + "/dev"); err != nil {
 		return err
 	}
-	if err := mountTmp(root+"/tmp", 0o1777); err != nil {
+	if err := mountTmp(root+"/tmp", sandboxTmpBytes); err != nil {
 		return err
 	}
-	if err := os.Mkdir(root+sandboxWorkDir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", sandboxWorkDir, err)
-	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", work), root+sandboxWorkDir, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind the work directory: %w", err)
+	if err := writeWorkDir(root+sandboxWorkDir, spec); err != nil {
+		return err
 	}
 	if err := unix.Chdir(root); err != nil {
 		return err
@@ -299,7 +289,7 @@ func buildDev(dev string) error {
 			return err
 		}
 	}
-	if err := mountTmp(dev+"/shm", 0o1777); err != nil {
+	if err := mountTmp(dev+"/shm", sandboxShmBytes); err != nil {
 		return err
 	}
 	if err := unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
@@ -308,14 +298,30 @@ func buildDev(dev string) error {
 	return nil
 }
 
-// mountTmp mounts an empty, size-capped tmpfs at dir, creating it.
-func mountTmp(dir string, mode os.FileMode) error {
+// mountTmp mounts an empty tmpfs anyone may write to at dir, creating
+// it, capped at size bytes and sandboxTmpfsInodes files.
+func mountTmp(dir string, size int) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	opts := fmt.Sprintf("size=%d,mode=%o", sandboxTmpfsBytes, mode)
+	opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=1777", size, sandboxTmpfsInodes)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount %s: %w", strings.TrimPrefix(dir, sandboxBuildDir), err)
+	}
+	return nil
+}
+
+// writeWorkDir makes the run's work directory, the script's uid's alone,
+// holding the script as main.py (read-only), on the sandbox's /tmp.
+func writeWorkDir(dir string, spec *initSpec) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", sandboxWorkDir, err)
+	}
+	if err := os.WriteFile(dir+"/main.py", []byte(spec.Source), 0o444); err != nil {
+		return fmt.Errorf("write the script (%d bytes) into %s, which holds %d MiB: %w", len(spec.Source), sandboxWorkDir, sandboxTmpBytes>>20, err)
+	}
+	if err := os.Chown(dir, spec.UID, spec.GID); err != nil {
+		return fmt.Errorf("give %s to the script's uid: %w", sandboxWorkDir, err)
 	}
 	return nil
 }

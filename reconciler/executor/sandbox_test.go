@@ -21,7 +21,21 @@ func sandbox(t *testing.T) *executor.Sandbox { return sandboxB(t) }
 
 func sandboxB(t testing.TB) *executor.Sandbox {
 	t.Helper()
-	s := &executor.Sandbox{Python: "/usr/bin/python3"}
+	return sandboxWith(t, &executor.Sandbox{Python: "/usr/bin/python3"})
+}
+
+// sandboxCgroupEnv names the cgroup the sandbox's tests use, as the
+// daemon's --sandbox-cgroup does; unset, they find one themselves.
+// TestSandboxUnprivilegedDaemon sets it to a cgroup delegated to the
+// unprivileged uid.
+const sandboxCgroupEnv = "TASKSYNC_SANDBOX_CGROUP"
+
+// sandboxWith checks s, with the tests' cgroup, and returns it.
+func sandboxWith(t testing.TB, s *executor.Sandbox) *executor.Sandbox {
+	t.Helper()
+	if s.Cgroup == "" {
+		s.Cgroup = os.Getenv(sandboxCgroupEnv)
+	}
 	if err := s.Check(context.Background()); err != nil {
 		t.Fatalf("the sandbox must work on the test machines (run as root): %v", err)
 	}

@@ -25,12 +25,50 @@ func deniedSyscalls() []string {
 		"kexec_load", "kexec_file_load", "bpf", "init_module", "finit_module", "delete_module",
 		// Kernel key rings, shared by every process of a uid.
 		"keyctl", "add_key", "request_key",
-		// Frequent kernel attack surface.
+		// Another process's descriptors and memory, even in the run's own
+		// PID namespace: comparing, stealing, advising.
+		"kcmp", "pidfd_getfd", "process_madvise",
+		// Frequent kernel attack surface: io_uring (its own path past
+		// every syscall filter), secret memory, user page faults.
 		"perf_event_open", "userfaultfd", "lookup_dcookie",
-		// The machine's administration.
+		"io_uring_setup", "io_uring_enter", "io_uring_register", "memfd_secret",
+		// Memory placement of the whole machine's NUMA nodes.
+		"mbind", "set_mempolicy", "set_mempolicy_home_node", "migrate_pages", "move_pages",
+		// The machine's administration: clocks, logs, terminals, swap,
+		// quotas, obsolete interfaces.
 		"swapon", "swapoff", "reboot", "acct", "quotactl", "quotactl_fd",
 		"open_by_handle_at", "name_to_handle_at", "iopl", "ioperm",
+		"clock_settime", "clock_adjtime", "settimeofday", "stime", "syslog", "vhangup", "fanotify_init",
+		"create_module", "get_kernel_syms", "query_module", "nfsservctl", "sysfs", "_sysctl", "uselib",
+		"ustat", "vm86", "vm86old",
 	}
+}
+
+// allowedSocketFamilies are the address families socket and socketpair
+// may create: unix, IPv4, IPv6 (which the run's network namespace leaves
+// with a down loopback only) and netlink (the C library's getaddrinfo
+// asks the kernel for the interfaces' addresses). Every other family
+// fails with EAFNOSUPPORT: AF_VSOCK reaches the hypervisor past the
+// network namespace, AF_ALG the kernel's crypto, AF_PACKET and the rest
+// drivers scripts never need.
+func allowedSocketFamilies() []uint64 {
+	return []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}
+}
+
+// allowedPersonalities are the execution domains personality may set, as
+// Docker's default profile allows: PER_LINUX, PER_LINUX32, UNAME26 with
+// either, and 0xffffffff (a query). Others (ADDR_NO_RANDOMIZE,
+// READ_IMPLIES_EXEC, …) fail with EPERM.
+func allowedPersonalities() []uint64 { return []uint64{0x0, 0x8, 0x20000, 0x20008, 0xffffffff} }
+
+// notAnyOf is the condition that argument arg (all 64 bits) is none of
+// values.
+func notAnyOf(arg uint32, values []uint64) seccomp.ArgumentConditions {
+	var cs seccomp.ArgumentConditions
+	for _, v := range values {
+		cs = append(cs, seccomp.Condition{Argument: arg, Operation: seccomp.NotEqual, Value: v})
+	}
+	return cs
 }
 
 // cloneNamespaceFlags are clone's CLONE_NEW* flags: a clone with any of
@@ -62,6 +100,13 @@ func seccompProgram() ([]unix.SockFilter, error) {
 			{NamesWithCondtions: []seccomp.NameWithConditions{{Name: "clone", Conditions: seccomp.ArgumentConditions{
 				{Argument: cloneFlagsArg(info), Operation: seccomp.BitsSet, Value: cloneNamespaceFlags},
 			}}}, Action: seccomp.ActionErrno},
+			{NamesWithCondtions: []seccomp.NameWithConditions{
+				{Name: "socket", Conditions: notAnyOf(0, allowedSocketFamilies())},
+				{Name: "socketpair", Conditions: notAnyOf(0, allowedSocketFamilies())},
+			}, Action: seccomp.ActionErrno | seccomp.Action(unix.EAFNOSUPPORT)},
+			{NamesWithCondtions: []seccomp.NameWithConditions{
+				{Name: "personality", Conditions: notAnyOf(0, allowedPersonalities())},
+			}, Action: seccomp.ActionErrno},
 			{Names: []string{"clone3"}, Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS)},
 		},
 	}

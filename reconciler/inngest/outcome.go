@@ -18,7 +18,7 @@ import (
 )
 
 // How an attempt's end is counted. An attempt that fails is its run's
-// last when its error is final (reconciler.ErrFinal: a retry would fail
+// last when its error is final (reconciler.ErrNoRetry: a retry would fail
 // the same way; Inngest is told not to retry) or when it is attempt
 // number `retries` (Inngest numbers attempts from 0 and makes retries+1
 // of them; for a workflow, each step has that many). Only then is the run
@@ -31,7 +31,7 @@ import (
 // lastAttempt reports whether an attempt that failed with err is its
 // run's last.
 func lastAttempt(err error, attempt, retries int) bool {
-	return errors.Is(err, reconciler.ErrFinal) || attempt >= retries
+	return errors.Is(err, reconciler.ErrNoRetry) || attempt >= retries
 }
 
 // countEnd counts an attempt that ended with err (nil: it succeeded) in
@@ -63,7 +63,7 @@ func sdkError(err error, delay time.Duration) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, reconciler.ErrFinal):
+	case errors.Is(err, reconciler.ErrNoRetry):
 		return inngestgo.NoRetryError(err)
 	case delay > 0:
 		return inngestgo.RetryAtError(err, retryAt(time.Now(), delay))

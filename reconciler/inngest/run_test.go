@@ -435,10 +435,10 @@ spec:
 		return err == nil && done == 4
 	})
 	var status, output string
-	if err := conn.QueryRow(ctx, `select r.status, coalesce(r.output, '') from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'script'`).Scan(&status, &output); err != nil {
+	if err := conn.QueryRow(ctx, `select r.status, coalesce(r.output::text, '') from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'script'`).Scan(&status, &output); err != nil {
 		t.Fatal(err)
 	}
-	if status != "succeeded" || !strings.Contains(output, fmt.Sprintf(`"result":{"len":%d,"n":7,"raw":"[redacted]"}`, utf8.RuneCountInString(secret))) || !strings.Contains(output, "token "+executor.Redacted) {
+	if status != "succeeded" || !strings.Contains(output, fmt.Sprintf(`"result": {"n": 7, "len": %d, "raw": "[redacted]"}`, utf8.RuneCountInString(secret))) || !strings.Contains(output, "token "+executor.Redacted) {
 		t.Errorf("script run: %s %s", status, output)
 	}
 	var callErr string
@@ -458,7 +458,7 @@ spec:
 		or exists (select 1 from root_scheduled_tasks d where d::text like '%' || $1 || '%')`, secret).Scan(&leaked); err != nil || leaked {
 		t.Errorf("the secret's value is stored in Postgres (%v)", err)
 	}
-	rows, err := conn.Query(ctx, `select coalesce(output, '') || ' ' || coalesce(error, '') from root_task_runs`)
+	rows, err := conn.Query(ctx, `select coalesce(output::text, '') || ' ' || coalesce(error, '') from root_task_runs`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
+	sdkerrors "github.com/inngest/inngestgo/errors"
 	"github.com/inngest/inngestgo/step"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -34,8 +35,8 @@ type workflow struct {
 }
 
 // stepError is how a failed step's error goes to Inngest: a final one
-// (reconciler.ErrFinal) is not retried, others are, at a fixed time when
-// the workflow has a retry_delay.
+// (reconciler.ErrNoRetry) is not retried, others are, at a fixed time
+// when the workflow has a retry_delay.
 func (w *workflow) stepError(err error) error {
 	return sdkError(err, w.delay)
 }
@@ -70,33 +71,53 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 	}
 	steps := map[string]any{}
 	var outcomes []reconciler.StepOutcome
-	record := func(status reconciler.RunStatus, errText string) error {
+	var tried stepTry    // the step action this invocation executed, if any
+	var resume time.Time // when the sleep or wait this invocation stopped at ends
+	record := func(a reconciler.WorkflowAttempt) error {
 		wr, ok := w.records.(reconciler.WorkflowRecorder)
 		if !ok {
 			return nil
 		}
-		if err := wr.RecordWorkflowRun(context.WithoutCancel(ctx), ref, ri, status, errText, outcomes); err != nil {
+		a.Steps = outcomes
+		if a.Status == reconciler.RunRunning {
+			a.Deadline = reconciler.WorkflowDeadline(w.def, time.Now(), resume)
+		}
+		if err := wr.RecordWorkflowRun(context.WithoutCancel(ctx), ref, ri, a); err != nil {
 			return fmt.Errorf("record the run: %w", err)
 		}
 		return nil
 	}
+	fail := func(stepID string, err error, final bool) error {
+		outcomes = append(outcomes, reconciler.StepOutcome{ID: stepID, Status: "failed", Error: err.Error()})
+		return record(reconciler.WorkflowAttempt{Status: reconciler.RunFailed, Error: err.Error(), FailedStep: stepID, Final: final})
+	}
 	vars := func() map[string]any { return map[string]any{"event": event, "steps": steps, "tenant": w.tenant} }
 	defer func() {
-		// A step that Inngest has yet to run stops this invocation with a
-		// panic the SDK recovers; only a finished or failed run is
-		// recorded as such.
+		// The SDK stops an invocation with a panic it recovers: after the
+		// one step action it executed (which Inngest retries if it
+		// failed), or at a step Inngest has yet to run (a sleep, a wait).
+		// The attempt is recorded as it stands: failed at the step that
+		// failed, or running.
 		if p := recover(); p != nil {
-			w.progress(record)
+			switch {
+			case tried.id != "" && tried.err != nil:
+				_ = fail(tried.id, tried.err, tried.final) // best effort: the retry records again
+			case tried.id != "":
+				outcomes = append(outcomes, reconciler.StepOutcome{ID: tried.id, Status: "completed", Output: reconciler.OutputJSON(tried.out, stepOutputLimit)})
+				_ = record(reconciler.WorkflowAttempt{Status: reconciler.RunRunning})
+			default:
+				_ = record(reconciler.WorkflowAttempt{Status: reconciler.RunRunning})
+			}
 			panic(p)
 		}
 	}()
 	for _, st := range w.def.Spec.Steps {
+		resume = time.Time{}
 		if st.If != "" {
 			ok, err := w.envs.Eval(ctx, expr.Step, st.If, vars())
 			if err != nil {
 				err = finalUnlessInterrupted(fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err))
-				outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
-				return nil, errors.Join(err, record(reconciler.RunFailed, err.Error()))
+				return nil, errors.Join(err, fail(st.ID, err, noRetry(err) || ri.Attempt >= w.def.Spec.Retries))
 			}
 			if ok != true {
 				steps[st.ID] = nil // skipped
@@ -104,78 +125,86 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 				continue
 			}
 		}
-		out, err := w.step(ctx, st, event, steps, vars, ri)
+		out, err := w.step(ctx, st, event, steps, vars, ri, &tried, &resume)
 		if err != nil {
+			// A step's memoized failure (its retries spent: Inngest does
+			// not retry the run), a failure no retry can cure, or an error
+			// of the run itself, which Inngest retries.
+			final := sdkerrors.IsStepError(err) || noRetry(err) || ri.Attempt >= w.def.Spec.Retries
 			err = fmt.Errorf("step %s: %w", st.ID, err)
-			outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: "failed", Error: err.Error()})
-			return nil, errors.Join(err, record(reconciler.RunFailed, err.Error()))
+			return nil, errors.Join(err, fail(st.ID, err, final))
 		}
 		steps[st.ID] = out
 		status := "completed"
 		if out == nil && st.WaitForEvent != nil {
 			status = "timed_out"
 		}
-		outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: status, Output: truncate(out)})
+		outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: status, Output: reconciler.OutputJSON(out, stepOutputLimit)})
 	}
-	if err := record(reconciler.RunSucceeded, ""); err != nil {
+	if err := record(reconciler.WorkflowAttempt{Status: reconciler.RunSucceeded, Final: true}); err != nil {
 		return nil, err
 	}
 	return steps, nil
 }
 
-// progress records a run's steps so far. It is best effort: the
-// invocation that finishes or fails the run writes the final record, and
-// that one's failure is reported.
-func (w *workflow) progress(record func(reconciler.RunStatus, string) error) {
-	if err := record(reconciler.RunRunning, ""); err != nil {
-		return
-	}
+// stepOutputLimit caps a step's output in its run record.
+const stepOutputLimit = 4096
+
+// stepTry is the step action an invocation executed: its output, or its
+// error and whether Inngest will retry it.
+type stepTry struct {
+	id    string
+	out   any
+	err   error
+	final bool
 }
 
-// truncate renders a step's output for its record, capped.
-func truncate(v any) string {
-	if v == nil {
-		return ""
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 4096 {
-		b = b[:4096]
-	}
-	return string(b)
+// noRetry reports whether err is one Inngest does not retry.
+func noRetry(err error) bool {
+	return sdkerrors.IsNoRetryError(err) || errors.Is(err, reconciler.ErrNoRetry)
 }
 
 // action runs an executor action as the Inngest step id, its output made
 // plain JSON so that a replay sees what the first run saw.
-func (w *workflow) action(ctx context.Context, id string, in reconciler.RunInput, do func(context.Context) (any, error)) (any, error) {
+// What it executed, and how that ended, goes to tried: the invocation's
+// record names it.
+func (w *workflow) action(ctx context.Context, id string, in reconciler.RunInput, tried *stepTry, do func(context.Context) (any, error)) (any, error) {
 	return step.Run(ctx, id, func(ctx context.Context) (any, error) {
-		if w.actions == nil {
-			return nil, errors.New("this process does not execute runs")
-		}
-		out, err := do(ctx)
+		*tried = stepTry{id: id}
+		out, err := func() (any, error) {
+			if w.actions == nil {
+				return nil, errors.New("this process does not execute runs")
+			}
+			out, err := do(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return plain(out)
+		}()
 		if err != nil {
+			*tried = stepTry{id: id, err: fmt.Errorf("step %s: %w", id, err), final: noRetry(err) || in.Attempt >= w.def.Spec.Retries}
 			if w.stepEnded != nil {
 				w.stepEnded(err, in)
 			}
 			return nil, w.stepError(err)
 		}
-		return plain(out)
+		tried.out = out
+		return out, nil
 	})
 }
 
-func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any, in reconciler.RunInput) (any, error) {
+func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any, in reconciler.RunInput, tried *stepTry, resume *time.Time) (any, error) {
 	switch {
 	case st.APICall != nil:
-		return w.action(ctx, st.ID, in, func(ctx context.Context) (any, error) {
+		return w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
 			return w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
 		})
 	case st.PythonScript != nil:
-		return w.action(ctx, st.ID, in, func(ctx context.Context) (any, error) {
+		return w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
 			return w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
 		})
 	case st.Sleep > 0:
+		*resume = time.Now().Add(time.Duration(st.Sleep))
 		step.Sleep(ctx, st.ID, time.Duration(st.Sleep))
 		return nil, nil
 	case st.SleepUntil != "":
@@ -187,9 +216,11 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 		if err != nil {
 			return nil, reconciler.Final(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
 		}
+		*resume = until
 		step.SleepUntil(ctx, st.ID, until)
 		return nil, nil
 	case st.WaitForEvent != nil:
+		*resume = time.Now().Add(time.Duration(st.WaitForEvent.Timeout))
 		cond := w.waitCondition(*st.WaitForEvent)
 		got, err := step.WaitForEvent[map[string]any](ctx, st.ID, step.WaitForEventOpts{
 			Event: st.WaitForEvent.Event, Timeout: time.Duration(st.WaitForEvent.Timeout), If: &cond})

@@ -205,7 +205,7 @@ spec:
 			from root_task_runs`).Scan(&attempts, &status, &steps)
 		return err == nil && status == "succeeded"
 	})
-	if attempts != 3 || strings.Count(steps, `"status": "completed"`) != 4 || !strings.Contains(steps, `"id": "last"`) || !strings.Contains(steps, `\"note\":\"go on\"`) {
+	if attempts != 3 || strings.Count(steps, `"status": "completed"`) != 4 || !strings.Contains(steps, `"id": "last"`) || !strings.Contains(steps, `"note": "go on"`) {
 		t.Errorf("records: %d attempts, succeeded steps %s", attempts, steps)
 	}
 }
@@ -265,4 +265,103 @@ func devQuery(t *testing.T, query, id string, out any) {
 	if err := json.Unmarshal(body.Data, out); err != nil {
 		t.Fatalf("dev server query %s: %v", query, err)
 	}
+}
+
+// attemptRow is one root_task_runs row as a test reads it.
+type attemptRow struct {
+	Attempt    int
+	Status     string
+	Finished   bool
+	Duration   bool
+	Error      string
+	FailedStep string
+	Final      bool
+	Steps      string
+}
+
+// attemptRows reads a definition's attempt rows, oldest first.
+func attemptRows(t *testing.T, conn *pgx.Conn, code string) []attemptRow {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `
+		select r.attempt, r.status, r.finished_at is not null, r.duration_ms is not null, coalesce(r.error, ''),
+			coalesce(r.failed_step, ''), r.final, coalesce(r.steps::text, '')
+		from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = $1 order by r.id`, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[attemptRow])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestWorkflowAttemptsEnd: a workflow whose third step always fails, with
+// a second step that fails once: every attempt row ends failed or
+// succeeded with its finish, duration, error and failed step; only the
+// last is final; step outputs are JSON values; the definition's last run
+// is the last attempt, and nothing is left running.
+func TestWorkflowAttemptsEnd(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, url := pg.NewStore(t, store.Options{})
+	tree := t.TempDir()
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: Workflow
+metadata: {code: ends}
+spec:
+  trigger: {event: ends/start}
+  retries: 2
+  retry_delay: 1s
+  steps:
+    - id: first
+      api_call: {method: POST, url: "%[1]s/first"}
+    - id: second
+      api_call: {method: POST, url: "%[1]s/fail/second"}
+    - id: record
+      api_call: {method: POST, url: "%[1]s/fail/record"}
+`, rec.URL))
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+	}
+	rec.failFirst("/fail/second", 1)
+	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	sendEvent(t, "ends/start", map[string]any{"tenant_id": "acme"})
+	waittest.For(t, "the record step's last try", 60*time.Second, func() bool { return rec.count("/fail/record") == 3 })
+	var rows []attemptRow
+	waittest.For(t, "a final attempt", 30*time.Second, func() bool {
+		rows = attemptRows(t, conn, "ends")
+		return len(rows) > 0 && rows[len(rows)-1].Final
+	})
+	// Attempt 0 fails at second; 1 (second's retry) fails at record; 2
+	// and 3 are record's retries.
+	wantSteps := []string{"second", "record", "record", "record"}
+	if len(rows) != len(wantSteps) {
+		t.Fatalf("attempt rows = %+v, want %d", rows, len(wantSteps))
+	}
+	for i, r := range rows {
+		if r.Attempt != i || r.Status != "failed" || !r.Finished || !r.Duration || r.Error == "" || r.FailedStep != wantSteps[i] || r.Final != (i == len(rows)-1) {
+			t.Errorf("attempt row %d = %+v, want attempt %d failed at %s with finish, duration and error, final %v", i, r, i, wantSteps[i], i == len(rows)-1)
+		}
+	}
+	if last := rows[len(rows)-1].Steps; !strings.Contains(last, `"id": "first"`) || !strings.Contains(last, `"output": {"body"`) || !strings.Contains(last, `"status": "failed"`) {
+		t.Errorf("the last attempt's steps = %s, want first's output as a JSON value and record failed", last)
+	}
+	var status string
+	var running bool
+	if err := conn.QueryRow(ctx, `select coalesce(last_run_status, ''), is_running from root_scheduled_tasks where code = 'ends'`).Scan(&status, &running); err != nil {
+		t.Fatal(err)
+	}
+	if status != "failed" || running {
+		t.Errorf("definition: last_run_status %q, is_running %v; want failed, not running", status, running)
+	}
+	// A later invocation of the run (none is expected) would not reopen it.
+	waittest.Never(t, "another attempt row", 2*time.Second, func() bool { return len(attemptRows(t, conn, "ends")) != len(wantSteps) })
 }

@@ -312,11 +312,9 @@ func (a *api) definition(w http.ResponseWriter, r *http.Request, _ scope) {
 	if json.Unmarshal(spec, &trig) == nil {
 		fires = append(fires, reconciler.NextFires(trig.Spec.Trigger, a.opts.Now(), nextFires)...)
 	}
-	var lastRun *reconciler.RunRecord
-	if runs, err := a.opts.Reader.Runs(r.Context(), tenant, code, 1, 0); err == nil && len(runs) > 0 {
-		lastRun = &runs[0]
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"definition": d, "next_fire_times": fires, "last_run": lastRun})
+	// last_run is read with the definition, in one statement: it agrees
+	// with last_run_at, last_run_status and is_running.
+	writeJSON(w, http.StatusOK, map[string]any{"definition": d, "next_fire_times": fires, "last_run": d.LastRun})
 }
 
 func (a *api) runs(w http.ResponseWriter, r *http.Request, _ scope) {

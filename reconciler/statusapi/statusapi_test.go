@@ -64,11 +64,11 @@ func fixture(t *testing.T, tokensFile string) *httptest.Server {
 		t.Fatal(ok, err)
 	}
 	for i := range 3 {
-		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i)})
+		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i)}, time.Now().Add(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.FinishRun(ctx, ref, id, reconciler.RunFailed, time.Second, fmt.Sprintf("failure %d", i), ""); err != nil {
+		if err := st.FinishRun(ctx, ref, id, reconciler.AttemptEnd{Status: reconciler.RunFailed, Took: time.Second, Error: fmt.Sprintf("failure %d", i), Final: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,21 +16,63 @@ import (
 	"github.com/riveredge/tasksync/reconciler"
 )
 
+// abandonedText is the error of an attempt closed as abandoned.
+var abandonedText = reconciler.ErrAbandoned.Error()
+
+// lockTask locks a definition's row for the transaction: run records of
+// one definition are written one transaction at a time, so that its last
+// run, read back from them (refreshLastRun), is the newest.
+func lockTask(ctx context.Context, tx pgx.Tx, taskID int64) error {
+	_, err := tx.Exec(ctx, `select 1 from root_scheduled_tasks where id = $1 for no key update`, taskID)
+	return err
+}
+
+// refreshLastRun sets a definition's last_run_at, last_run_status,
+// last_error and is_running from its attempt rows: the newest row (by id,
+// as the status API lists them) and whether any row runs. Every write of
+// a run record calls it in its transaction, so that the columns and the
+// rows agree in every snapshot.
+func refreshLastRun(ctx context.Context, tx pgx.Tx, taskID int64) error {
+	_, err := tx.Exec(ctx, `
+		update root_scheduled_tasks d
+		set is_running = exists (select 1 from root_task_runs r where r.task_id = d.id and r.status = 'running'),
+			last_run_at = lr.started_at, last_run_status = lr.status, last_error = lr.error
+		from (select 1) one
+		left join lateral (select started_at, status, error from root_task_runs r where r.task_id = $1 order by r.id desc limit 1) lr on true
+		where d.id = $1`, taskID)
+	return err
+}
+
 // StartRun records an attempt as running (idempotently: the engine may
-// call an attempt twice) and marks the definition running.
-func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput) (int64, error) {
+// call an attempt twice), to end by deadline. Earlier attempts of the run
+// still running are closed as abandoned (the engine retried them: their
+// replica stopped), and none of them is final any more.
+func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput, deadline time.Time) (int64, error) {
 	var id int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockTask(ctx, tx, ref.ID); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `
-			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status)
-			select tenant_id, id, $2, $3, $4, 'running' from root_scheduled_tasks where id = $1
-			on conflict (inngest_run_id, attempt) do update set status = 'running', started_at = now(), finished_at = null
-			returning id`, ref.ID, ref.Revision, in.RunID, in.Attempt).Scan(&id)
+			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, deadline_at)
+			select tenant_id, id, $2, $3, $4, 'running', $5 from root_scheduled_tasks where id = $1
+			on conflict (inngest_run_id, attempt) do update set status = 'running', started_at = now(), finished_at = null,
+				duration_ms = null, error = null, output = null, final = false, deadline_at = excluded.deadline_at
+			returning id`, ref.ID, ref.Revision, in.RunID, in.Attempt, deadline).Scan(&id)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `update root_scheduled_tasks set is_running = true where id = $1`, ref.ID)
-		return err
+		_, err = tx.Exec(ctx, `
+			update root_task_runs set final = false,
+				status = case when status = 'running' then 'failed' else status end,
+				error = case when status = 'running' then $3 else error end,
+				finished_at = case when status = 'running' then now() else finished_at end,
+				duration_ms = case when status = 'running' then (extract(epoch from now() - started_at) * 1000)::bigint else duration_ms end
+			where inngest_run_id = $1 and attempt < $2 and (status = 'running' or final)`, in.RunID, in.Attempt, abandonedText)
+		if err != nil {
+			return err
+		}
+		return refreshLastRun(ctx, tx, ref.ID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("start run: %w", runErr(err))
@@ -39,25 +81,32 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 }
 
 // FinishRun records an attempt's outcome on the run and its definition.
-func (s *Store) FinishRun(ctx context.Context, ref reconciler.AppliedRef, runID int64, status reconciler.RunStatus, took time.Duration, errText, output string) error {
+func (s *Store) FinishRun(ctx context.Context, ref reconciler.AppliedRef, runID int64, end reconciler.AttemptEnd) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockTask(ctx, tx, ref.ID); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `
-			update root_task_runs set status = $2, finished_at = now(), duration_ms = $3, error = nullif($4, ''), output = nullif($5, '')
-			where id = $1`, runID, string(status), took.Milliseconds(), clean(errText), clean(output))
+			update root_task_runs set status = $2, finished_at = now(), duration_ms = $3, error = nullif($4, ''), output = $5, final = $6
+			where id = $1`, runID, string(end.Status), end.Took.Milliseconds(), clean(end.Error), jsonValue(end.Output), end.Final)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `
-			update root_scheduled_tasks set is_running = exists (
-					select 1 from root_task_runs where task_id = $1 and status = 'running' and id <> $2),
-				last_run_at = now(), last_run_status = $3, last_error = nullif($4, '')
-			where id = $1`, ref.ID, runID, string(status), clean(errText))
-		return err
+		return refreshLastRun(ctx, tx, ref.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("finish run: %w", runErr(err))
 	}
 	return nil
+}
+
+// jsonValue is a JSON value for a jsonb parameter: nil for none, its NUL
+// characters (which jsonb cannot hold) escaped away.
+func jsonValue(v json.RawMessage) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return strings.ReplaceAll(string(v), `\u0000`, `\ufffd`)
 }
 
 // clean removes NUL bytes, which PostgreSQL text cannot hold.
@@ -74,35 +123,107 @@ func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID 
 	return ran, nil
 }
 
-// RecordWorkflowRun upserts the record of a workflow run attempt with its
-// steps' outcomes; the definition's last run is kept current.
-func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput, status reconciler.RunStatus, errText string, steps []reconciler.StepOutcome) error {
-	stepsJSON, err := json.Marshal(steps)
+// RecordWorkflowRun records what one invocation of a workflow run saw on
+// the run's open attempt, numbering the run's attempts itself (see
+// reconciler.WorkflowRecorder): the open attempt is the run's newest row
+// while it runs; after it ended, the invocation opens the next one,
+// unless both it and the record are final failures.
+func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput, a reconciler.WorkflowAttempt) error {
+	stepsJSON, err := stepsValue(a.Steps)
 	if err != nil {
 		return err
 	}
-	finished := status != reconciler.RunRunning
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, steps, error, finished_at, duration_ms)
-			select tenant_id, id, $2, $3, $4, $5, $6, nullif($7, ''), case when $8 then now() end, null from root_scheduled_tasks where id = $1
-			on conflict (inngest_run_id, attempt) do update set status = excluded.status, steps = excluded.steps, error = excluded.error,
-				finished_at = excluded.finished_at,
-				duration_ms = case when $8 then (extract(epoch from now() - root_task_runs.started_at) * 1000)::bigint end`,
-			ref.ID, ref.Revision, in.RunID, in.Attempt, string(status), stepsJSON, clean(errText), finished)
-		if err != nil {
+		if err := lockTask(ctx, tx, ref.ID); err != nil {
 			return err
 		}
-		if finished {
-			_, err = tx.Exec(ctx, `update root_scheduled_tasks set last_run_at = now(), last_run_status = $2, last_error = nullif($3, '') where id = $1`,
-				ref.ID, string(status), clean(errText))
-		}
-		return err
+		return recordWorkflowAttempt(ctx, tx, ref.ID, ref.Revision, in.RunID, in.Attempt, a, stepsJSON, time.Now())
 	})
 	if err != nil {
 		return fmt.Errorf("record workflow run: %w", runErr(err))
 	}
 	return nil
+}
+
+// stepsValue encodes a workflow's step outcomes for the steps column.
+func stepsValue(steps []reconciler.StepOutcome) (any, error) {
+	if steps == nil {
+		steps = []reconciler.StepOutcome{}
+	}
+	b, err := json.Marshal(steps)
+	if err != nil {
+		return nil, fmt.Errorf("encode the steps' outcomes: %w", err)
+	}
+	return jsonValue(b), nil
+}
+
+// recordWorkflowAttempt writes a workflow invocation's record at time at
+// on the run's open attempt, in tx, which holds the definition's lock.
+// revision 0 files it under the definition's current revision.
+func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int64, runID string, engineAttempt int,
+	a reconciler.WorkflowAttempt, steps any, at time.Time) error {
+	var (
+		rowID, attempt int64
+		status         string
+		final          bool
+	)
+	err := tx.QueryRow(ctx, `select id, attempt, status, final from root_task_runs where inngest_run_id = $1 order by attempt desc limit 1`, runID).
+		Scan(&rowID, &attempt, &status, &final)
+	open := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	ended := a.Status != reconciler.RunRunning
+	if open && final && a.Status == reconciler.RunFailed && a.Final {
+		return nil // the engine's call with the failed step's memoized error
+	}
+	if open && status == string(reconciler.RunRunning) && engineAttempt > 0 {
+		// A retry of a step while the attempt that ran it still runs: that
+		// attempt's replica stopped before recording how it ended.
+		_, err := tx.Exec(ctx, `update root_task_runs set status = 'failed', error = $2, finished_at = $3,
+				duration_ms = (extract(epoch from $3 - started_at) * 1000)::bigint
+			where id = $1`, rowID, abandonedText, at)
+		if err != nil {
+			return err
+		}
+		status = string(reconciler.RunFailed)
+	}
+	var deadline *time.Time
+	if !a.Deadline.IsZero() {
+		deadline = &a.Deadline
+	}
+	var finishedAt *time.Time
+	if ended {
+		finishedAt = &at
+	}
+	if open && status == string(reconciler.RunRunning) {
+		_, err := tx.Exec(ctx, `update root_task_runs set status = $2, steps = $3, error = nullif($4, ''), failed_step = nullif($5, ''),
+				final = $6, deadline_at = $7, finished_at = $8,
+				duration_ms = case when $8::timestamptz is not null then (extract(epoch from $8::timestamptz - started_at) * 1000)::bigint end
+			where id = $1`, rowID, string(a.Status), steps, clean(a.Error), a.FailedStep, a.Final, deadline, finishedAt)
+		if err != nil {
+			return err
+		}
+		return refreshLastRun(ctx, tx, taskID)
+	}
+	next := int64(0)
+	if open {
+		next = attempt + 1
+		if _, err := tx.Exec(ctx, `update root_task_runs set final = false where inngest_run_id = $1 and final`, runID); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `
+		insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, steps, error, failed_step,
+			final, deadline_at, finished_at, duration_ms)
+		select tenant_id, id, case when $2 > 0 then $2 else revision end, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), $10, $11, $12,
+			case when $12::timestamptz is not null then 0 end
+		from root_scheduled_tasks where id = $1`,
+		taskID, revision, runID, next, string(a.Status), at, steps, clean(a.Error), a.FailedStep, a.Final, deadline, finishedAt)
+	if err != nil {
+		return err
+	}
+	return refreshLastRun(ctx, tx, taskID)
 }
 
 // runErr redacts err and, when it is a connection error (the database
@@ -145,65 +266,78 @@ func connectionError(err error) bool {
 }
 
 // WriteSpooledRun writes a run record kept while the database could not
-// be reached: an upsert of the attempt (run id, attempt), with the times
-// the record carries, filed under the definition its ref names (by id, or
-// else by tenant, code and hash: the version with that hash, or the live
-// one, or the last retired one). The definition's last run is updated
-// only by an outcome newer than the one it shows.
+// be reached, filed under the definition its ref names (by id, or else by
+// tenant, code and hash: the version with that hash, or the live one, or
+// the last retired one). A task's record is an upsert of the attempt (run
+// id, attempt) with the times it carries; a workflow's goes on the run's
+// open attempt as RecordWorkflowRun's would, at the time it was made. The
+// definition's last run is then read back from its rows.
 func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) error {
-	var steps []byte
-	if rec.Workflow {
-		b, err := json.Marshal(rec.Steps)
-		if err != nil {
-			return fmt.Errorf("write spooled run %s: %w", rec.RunID, err)
-		}
-		steps = b
-	}
-	var finished *time.Time
+	var finished, deadline *time.Time
 	if !rec.FinishedAt.IsZero() {
 		finished = &rec.FinishedAt
+	}
+	if !rec.Deadline.IsZero() {
+		deadline = &rec.Deadline
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var taskID int64
 		err := tx.QueryRow(ctx, `
-			with d as (
-				select d.id, d.tenant_id, d.revision from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-				where ($1 > 0 and d.id = $1) or ($1 = 0 and t.code = $2 and d.code = $3)
-				order by d.spec_hash = $4 desc, d.deleted_at is null desc, d.id desc limit 1
-			)
-			insert into root_task_runs as r (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, finished_at, duration_ms, error, output, steps)
-			select tenant_id, id, case when $1 > 0 then $5 else revision end, $6, $7, $8, $9, $10,
-				case when $10::timestamptz is not null then (extract(epoch from $10::timestamptz - $9::timestamptz) * 1000)::bigint end,
-				nullif($11, ''), nullif($12, ''), $13 from d
-			on conflict (inngest_run_id, attempt) do update set status = excluded.status,
-				started_at = case when excluded.finished_at is null and not $14 then excluded.started_at else r.started_at end,
-				finished_at = excluded.finished_at,
-				duration_ms = case when excluded.finished_at is not null then
-					(extract(epoch from excluded.finished_at - least(r.started_at, excluded.finished_at)) * 1000)::bigint end,
-				error = excluded.error, output = coalesce(excluded.output, r.output), steps = coalesce(excluded.steps, r.steps)
-			returning task_id`,
-			rec.Ref.ID, rec.Ref.Tenant, rec.Ref.Code, rec.Ref.Hash, rec.Ref.Revision, rec.RunID, rec.Attempt, string(rec.Status),
-			rec.StartedAt, finished, clean(rec.Error), clean(rec.Output), steps, rec.Workflow).Scan(&taskID)
+			select d.id from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+			where ($1 > 0 and d.id = $1) or ($1 = 0 and t.code = $2 and d.code = $3)
+			order by d.spec_hash = $4 desc, d.deleted_at is null desc, d.id desc limit 1
+			for no key update of d`, rec.Ref.ID, rec.Ref.Tenant, rec.Ref.Code, rec.Ref.Hash).Scan(&taskID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("no definition %s/%s to file it under", rec.Ref.Tenant, rec.Ref.Code)
 		}
 		if err != nil {
 			return err
 		}
-		if !rec.Workflow {
-			_, err = tx.Exec(ctx, `update root_scheduled_tasks set is_running = exists (
-				select 1 from root_task_runs where task_id = $1 and status = 'running') where id = $1`, taskID)
+		revision := rec.Ref.Revision
+		if rec.Ref.ID == 0 {
+			revision = 0 // the definition's current one
+		}
+		if rec.Workflow {
+			steps, err := stepsValue(rec.Steps)
+			if err != nil {
+				return err
+			}
+			a := reconciler.WorkflowAttempt{Status: rec.Status, Error: rec.Error, FailedStep: rec.FailedStep, Final: rec.Final, Deadline: rec.Deadline}
+			return recordWorkflowAttempt(ctx, tx, taskID, revision, rec.RunID, rec.Attempt, a, steps, rec.StartedAt)
+		}
+		_, err = tx.Exec(ctx, `
+			insert into root_task_runs as r (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, finished_at, duration_ms,
+				error, output, final, deadline_at)
+			select tenant_id, id, case when $2 > 0 then $2 else revision end, $3, $4, $5, $6, $7,
+				case when $7::timestamptz is not null then (extract(epoch from $7::timestamptz - $6::timestamptz) * 1000)::bigint end,
+				nullif($8, ''), $9, $10, $11
+			from root_scheduled_tasks where id = $1
+			on conflict (inngest_run_id, attempt) do update set status = excluded.status,
+				started_at = case when excluded.finished_at is null then excluded.started_at else r.started_at end,
+				finished_at = excluded.finished_at,
+				duration_ms = case when excluded.finished_at is not null then
+					(extract(epoch from excluded.finished_at - least(r.started_at, excluded.finished_at)) * 1000)::bigint end,
+				error = excluded.error, output = coalesce(excluded.output, r.output), final = excluded.final,
+				deadline_at = coalesce(excluded.deadline_at, r.deadline_at)`,
+			taskID, revision, rec.RunID, rec.Attempt, string(rec.Status), rec.StartedAt, finished, clean(rec.Error), jsonValue(rec.Output),
+			rec.Final, deadline)
+		if err != nil {
+			return err
+		}
+		if rec.Status == reconciler.RunRunning {
+			// As StartRun: earlier attempts still running were abandoned.
+			_, err = tx.Exec(ctx, `
+				update root_task_runs set final = false,
+					status = case when status = 'running' then 'failed' else status end,
+					error = case when status = 'running' then $3 else error end,
+					finished_at = case when status = 'running' then $4 else finished_at end,
+					duration_ms = case when status = 'running' then (extract(epoch from $4 - least(started_at, $4)) * 1000)::bigint else duration_ms end
+				where inngest_run_id = $1 and attempt < $2 and (status = 'running' or final)`, rec.RunID, rec.Attempt, abandonedText, rec.StartedAt)
 			if err != nil {
 				return err
 			}
 		}
-		if finished != nil {
-			_, err = tx.Exec(ctx, `
-				update root_scheduled_tasks set last_run_at = $2, last_run_status = $3, last_error = nullif($4, '')
-				where id = $1 and (last_run_at is null or last_run_at <= $2)`,
-				taskID, *finished, string(rec.Status), clean(rec.Error))
-		}
-		return err
+		return refreshLastRun(ctx, tx, taskID)
 	})
 	if err != nil {
 		return fmt.Errorf("write spooled run %s attempt %d: %w", rec.RunID, rec.Attempt, runErr(err))

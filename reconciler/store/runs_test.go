@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 	if _, ok, err := s.Current(ctx, "acme", "nope"); err != nil || ok {
 		t.Errorf("Current(nope) = %v %v, want not found without an error", ok, err)
 	}
-	before, err := s.StartRun(ctx, ref, reconciler.RunInput{RunID: "before", Attempt: 0})
+	before, err := s.StartRun(ctx, ref, reconciler.RunInput{RunID: "before", Attempt: 0}, time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +42,9 @@ func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 	_, _, calls["Current"] = s.Current(ctx, "acme", "alpha")
 	_, _, calls["AppliedDefinition"] = s.AppliedDefinition(ctx, "acme", "alpha")
 	_, calls["RanBefore"] = s.RanBefore(ctx, ref, "x")
-	_, calls["StartRun"] = s.StartRun(ctx, ref, reconciler.RunInput{RunID: "x"})
-	calls["FinishRun"] = s.FinishRun(ctx, ref, before, reconciler.RunSucceeded, time.Second, "", "")
-	calls["RecordWorkflowRun"] = s.RecordWorkflowRun(ctx, ref, reconciler.RunInput{RunID: "x"}, reconciler.RunSucceeded, "", nil)
+	_, calls["StartRun"] = s.StartRun(ctx, ref, reconciler.RunInput{RunID: "x"}, time.Now())
+	calls["FinishRun"] = s.FinishRun(ctx, ref, before, reconciler.AttemptEnd{Status: reconciler.RunSucceeded, Took: time.Second})
+	calls["RecordWorkflowRun"] = s.RecordWorkflowRun(ctx, ref, reconciler.RunInput{RunID: "x"}, reconciler.WorkflowAttempt{Status: reconciler.RunSucceeded})
 	calls["WriteSpooledRun"] = s.WriteSpooledRun(ctx, reconciler.SpooledRun{Ref: ref, RunID: "x", Status: reconciler.RunRunning, StartedAt: time.Now()})
 	for name, err := range calls {
 		if !errors.Is(err, reconciler.ErrStoreUnavailable) {
@@ -57,7 +58,7 @@ func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 	for _, rec := range []reconciler.SpooledRun{
 		{Ref: served, RunID: "during", Status: reconciler.RunRunning, StartedAt: t0},
 		{Ref: ref, RunID: "before", Status: reconciler.RunFailed, StartedAt: t0, FinishedAt: t0.Add(time.Second), Error: "boom"},
-		{Ref: served, RunID: "during", Status: reconciler.RunSucceeded, StartedAt: t0, FinishedAt: t0.Add(2 * time.Second), Output: `{"ok":true}`},
+		{Ref: served, RunID: "during", Status: reconciler.RunSucceeded, StartedAt: t0, FinishedAt: t0.Add(2 * time.Second), Output: json.RawMessage(`{"ok":true}`)},
 	} {
 		if err := s.WriteSpooledRun(ctx, rec); err != nil {
 			t.Fatalf("WriteSpooledRun(%s %s) = %v", rec.RunID, rec.Status, err)
@@ -71,11 +72,11 @@ func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 	var status, output string
 	var started, finished time.Time
 	var revision, duration int64
-	if err := conn.QueryRow(ctx, `select status, started_at, finished_at, revision, duration_ms, coalesce(output, '') from root_task_runs where inngest_run_id = 'during'`).
+	if err := conn.QueryRow(ctx, `select status, started_at, finished_at, revision, duration_ms, coalesce(output::text, '') from root_task_runs where inngest_run_id = 'during'`).
 		Scan(&status, &started, &finished, &revision, &duration, &output); err != nil {
 		t.Fatal(err)
 	}
-	if status != "succeeded" || !started.Equal(t0) || !finished.Equal(t0.Add(2*time.Second)) || revision != ref.Revision || duration != 2000 || output != `{"ok":true}` {
+	if status != "succeeded" || !started.Equal(t0) || !finished.Equal(t0.Add(2*time.Second)) || revision != ref.Revision || duration != 2000 || output != `{"ok": true}` {
 		t.Errorf("spooled run = %s %v %v rev %d %dms %q, want succeeded from %v to +2s, rev %d, 2000ms", status, started, finished, revision, duration, output, t0, ref.Revision)
 	}
 	if err := conn.QueryRow(ctx, `select status from root_task_runs where inngest_run_id = 'before'`).Scan(&status); err != nil || status != "failed" {

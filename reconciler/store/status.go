@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -110,13 +111,16 @@ func (s *Store) Definition(ctx context.Context, tenant, code string) (reconciler
 	row := s.pool.QueryRow(ctx, `
 		select `+summaryColumns+`, d.uuid::text, d.description, coalesce(d.inngest_function_id, ''), d.source_path, d.source_line,
 			d.spec_hash, d.spec, coalesce(d.sync_error, ''), coalesce(d.last_error, ''), d.is_running, d.created_at,
-			d.missed_fires, d.last_missed_fire_at
+			d.missed_fires, d.last_missed_fire_at, lr.id, `+lastRunColumns+`
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		left join lateral (select * from root_task_runs r where r.task_id = d.id order by r.id desc limit 1) lr on true
 		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code)
 	var d reconciler.DefinitionDetail
 	var spec []byte
-	sum, err := scanSummary(row, &d.UUID, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
-		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt, &d.MissedFires, &d.LastMissedFireAt)
+	var lastID *int64
+	var last nullRun
+	sum, err := scanSummary(row, append([]any{&d.UUID, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
+		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt, &d.MissedFires, &d.LastMissedFireAt, &lastID}, last.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}
@@ -124,7 +128,61 @@ func (s *Store) Definition(ctx context.Context, tenant, code string) (reconciler
 		return d, fmt.Errorf("definition: %w", redact(err))
 	}
 	d.DefinitionSummary, d.Spec = sum, spec
+	if lastID != nil {
+		r := last.record(*lastID)
+		d.LastRun = &r
+	}
 	return d, nil
+}
+
+// lastRunColumns are the columns of the run row lr that nullRun scans.
+const lastRunColumns = `lr.inngest_run_id, lr.attempt, lr.revision, lr.status, lr.started_at, lr.finished_at, lr.duration_ms,
+	coalesce(lr.error, ''), lr.output, lr.steps, coalesce(lr.final, false), coalesce(lr.failed_step, '')`
+
+// nullRun scans a run row that may be absent (a left join).
+type nullRun struct {
+	runID, status, errText, failedStep *string
+	attempt                            *int
+	revision, duration                 *int64
+	started, finished                  *time.Time
+	output, steps                      []byte
+	final                              bool
+}
+
+func (n *nullRun) dest() []any {
+	return []any{&n.runID, &n.attempt, &n.revision, &n.status, &n.started, &n.finished, &n.duration, &n.errText, &n.output, &n.steps, &n.final, &n.failedStep}
+}
+
+func (n *nullRun) record(id int64) reconciler.RunRecord {
+	r := reconciler.RunRecord{ID: id, FinishedAt: n.finished, DurationMS: n.duration, Final: n.final}
+	deref(&r.InngestRunID, n.runID)
+	deref(&r.Error, n.errText)
+	deref(&r.FailedStep, n.failedStep)
+	if n.status != nil {
+		r.Status = reconciler.RunStatus(*n.status)
+	}
+	if n.attempt != nil {
+		r.Attempt = *n.attempt
+	}
+	if n.revision != nil {
+		r.Revision = *n.revision
+	}
+	if n.started != nil {
+		r.StartedAt = *n.started
+	}
+	if len(n.output) > 0 {
+		r.Output = n.output
+	}
+	if len(n.steps) > 0 {
+		r.Steps = n.steps
+	}
+	return r
+}
+
+func deref(dst, src *string) {
+	if src != nil {
+		*dst = *src
+	}
 }
 
 // Runs lists a definition's run attempts, newest first, before the run id
@@ -145,24 +203,21 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 		return nil, ErrNotFound
 	}
 	rows, err = s.pool.Query(ctx, `
-		select id, inngest_run_id, attempt, revision, status, started_at, finished_at, duration_ms, coalesce(error, ''), coalesce(output, ''), steps
-		from root_task_runs where task_id = any($1) and ($2 = 0 or id < $2)
-		order by id desc limit $3`, taskIDs, before, limit)
+		select lr.id, `+lastRunColumns+`
+		from root_task_runs lr where lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
+		order by lr.id desc limit $3`, taskIDs, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", redact(err))
 	}
 	defer rows.Close()
 	var out []reconciler.RunRecord
 	for rows.Next() {
-		var r reconciler.RunRecord
-		var steps []byte
-		if err := rows.Scan(&r.ID, &r.InngestRunID, &r.Attempt, &r.Revision, &r.Status, &r.StartedAt, &r.FinishedAt, &r.DurationMS, &r.Error, &r.Output, &steps); err != nil {
+		var id int64
+		var n nullRun
+		if err := rows.Scan(append([]any{&id}, n.dest()...)...); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
-		if len(steps) > 0 {
-			r.Steps = steps
-		}
-		out = append(out, r)
+		out = append(out, n.record(id))
 	}
 	return out, rows.Err()
 }
