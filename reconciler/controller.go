@@ -34,6 +34,9 @@ type ControllerOptions struct {
 	Apps Apps
 	// Changes are the tree watcher's; nil for none.
 	Changes <-chan TreeChange
+	// Rescan asks for a pass over the whole tree that syncs every app
+	// (SIGHUP in the daemon); nil for none.
+	Rescan <-chan struct{}
 	// Resync is how often the whole tree is reconciled and every app
 	// verified; the missed fires are counted then too.
 	Resync time.Duration
@@ -63,6 +66,10 @@ type Controller struct {
 	metrics *metrics
 	ready   atomic.Bool
 	leader  atomic.Bool
+	notices notices
+	// rescanLeader and reloadFollower take a rescan request to the role
+	// this replica has (see routeRescans); each holds at most one.
+	rescanLeader, reloadFollower chan struct{}
 }
 
 // NewController returns a controller; Run or Once starts it.
@@ -73,7 +80,8 @@ func NewController(opts ControllerOptions) *Controller {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
-	return &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer)}
+	return &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer),
+		rescanLeader: make(chan struct{}, 1), reloadFollower: make(chan struct{}, 1)}
 }
 
 // Ready reports whether this replica serves the applied state: a leader
@@ -100,16 +108,38 @@ func (c *Controller) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.serveApplied(gctx) })
 	g.Go(func() error { return c.lead(gctx, first) })
+	g.Go(func() error { c.routeRescans(gctx); return nil })
 	return g.Wait()
 }
 
-// Once is run --once: it waits at most wait for the leader lock, then
-// makes one pass of the loop over the whole tree (reconcile, record, sync
-// every app) and gives the lock up.
-func (c *Controller) Once(ctx context.Context, wait time.Duration) (*Pass, error) {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	lease, err := c.opts.Elector.Acquire(wctx, false)
+// routeRescans hands each rescan request to the role this replica has:
+// the leader reconciles the whole tree and syncs every app; a follower
+// reloads the applied definitions into its apps. Requests that come while
+// one is pending are folded into it.
+func (c *Controller) routeRescans(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.opts.Rescan:
+		}
+		to := c.reloadFollower
+		if c.leader.Load() {
+			to = c.rescanLeader
+		}
+		select {
+		case to <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Once is run --once: it takes the leader lock, makes one pass of the
+// loop over the whole tree (reconcile, record, sync every app) and gives
+// the lock up. While another replica holds the lock it returns
+// ErrNotLeader at once: that replica reconciles the tree itself.
+func (c *Controller) Once(ctx context.Context) (*Pass, error) {
+	lease, err := c.opts.Elector.Acquire(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +197,9 @@ func (c *Controller) serveApplied(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-c.reloadFollower:
+			c.log.Info("rescan requested: not the leader, reloading the applied definitions")
+			loaded = "" // reload on the next turn, whatever the fingerprint
 		}
 	}
 }
@@ -246,6 +279,9 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 			c.reconcile(lctx, lost, r, nil)
 			c.checkMissedFires(lctx)
 			c.tendRuns(lctx)
+		case <-c.rescanLeader:
+			c.log.Info("rescan requested: reconciling the whole tree and syncing every app")
+			c.reconcile(lctx, lost, r, nil)
 		}
 	}
 }
@@ -309,7 +345,7 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 }
 
 // refreshGauges sets the state gauges from the store: definitions,
-// validation problems and held retirements per tenant.
+// validation problems, held retirements and failed syncs per tenant.
 func (c *Controller) refreshGauges(ctx context.Context) {
 	counts, err := c.opts.State.DefinitionCounts(ctx)
 	if err != nil {
@@ -327,8 +363,14 @@ func (c *Controller) refreshGauges(ctx context.Context) {
 	}
 	c.metrics.definitionErrors.Reset()
 	c.metrics.retireHeld.Reset()
+	c.metrics.syncFailed.Reset()
 	for _, t := range tenants {
 		c.metrics.definitionErrors.WithLabelValues(t.Tenant).Set(float64(t.Errors))
 		c.metrics.retireHeld.WithLabelValues(t.Tenant).Set(float64(len(t.HeldRetires)))
+		failed := 0.0
+		if t.SyncState == SyncFailed {
+			failed = 1
+		}
+		c.metrics.syncFailed.WithLabelValues(t.Tenant).Set(failed)
 	}
 }

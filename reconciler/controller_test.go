@@ -94,7 +94,10 @@ type rig struct {
 
 type rigOptions struct {
 	inngest bool
-	elector reconciler.Elector // default the store's
+	elector reconciler.Elector                    // default the store's
+	apps    func(reconciler.Apps) reconciler.Apps // wraps the apps, when set
+	budget  string                                // --max-retire; default all
+	rescan  chan struct{}                         // default none
 }
 
 func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
@@ -112,6 +115,9 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 			t.Fatal(err)
 		}
 		r.reg, apps = reg, reg.WithRunner(inngest.RefuseRuns{})
+		if o.apps != nil {
+			apps = o.apps(apps)
+		}
 	}
 	v, err := definitions.NewValidator()
 	if err != nil {
@@ -121,7 +127,10 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 	if elector == nil {
 		elector = st.Elector(store.LeaderOptions{Logger: logger, Poll: 100 * time.Millisecond, Check: 100 * time.Millisecond})
 	}
-	budget, err := reconciler.ParseRetireBudget("all")
+	if o.budget == "" {
+		o.budget = "all"
+	}
+	budget, err := reconciler.ParseRetireBudget(o.budget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +139,7 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 		Budget: budget, Workers: 2,
 		State: st, Elector: elector, Apps: apps, Changes: r.changes,
 		Resync: time.Hour, Grace: 5 * time.Second, Logger: logger, Registerer: r.metrics,
+		Rescan: o.rescan,
 	})
 	return r
 }
@@ -137,6 +147,13 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 func (r *rig) write(t *testing.T, name, data string) {
 	t.Helper()
 	deftest.WriteFile(t, filepath.Join(r.dir, filepath.FromSlash(name)), data)
+}
+
+func (r *rig) remove(t *testing.T, name string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(r.dir, filepath.FromSlash(name))); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // run runs the controller until the test ends, and waits for its first
@@ -415,5 +432,80 @@ func TestControllerRecordsLostLockPass(t *testing.T) {
 	rec := r.lastReconcile(t)
 	if rec.Result != reconciler.ReconcileError || !strings.Contains(rec.Message, "leader lock") {
 		t.Errorf("last reconcile = %s %q, want error saying the leader lock was lost", rec.Result, rec.Message)
+	}
+}
+
+// sendCount counts the one-shot events the real apps report sent.
+type sendCount struct {
+	reconciler.Apps
+	mu    sync.Mutex
+	calls int
+	sent  int
+}
+
+func (c *sendCount) SendOneShots(ctx context.Context, tenant string, now time.Time) (int, error) {
+	n, err := c.Apps.SendOneShots(ctx, tenant, now)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	c.sent += n
+	return n, err
+}
+
+func (c *sendCount) counts() (calls, sent int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls, c.sent
+}
+
+// TestControllerPastOneShotIsExpired: a one-shot whose time passed before
+// it was ever applied is applied, as expired: no problem recorded, no
+// file held at its last applied version, tasksync_definition_errors 0,
+// and no event sent. One whose time is ahead is scheduled and sent.
+func TestControllerPastOneShotIsExpired(t *testing.T) {
+	counter := &sendCount{}
+	past := deftest.Task{Code: "launch", Trigger: "{at: '2001-01-01T00:00:00Z'}"}.String()
+	ahead := deftest.Task{Code: "later", Trigger: fmt.Sprintf("{at: %q}", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))}.String()
+	r := newRig(t, map[string]string{"acme/once.yaml": past, "acme/later.yaml": ahead}, rigOptions{
+		inngest: true,
+		apps:    func(a reconciler.Apps) reconciler.Apps { counter.Apps = a; return counter },
+	})
+	r.run(t)
+	ctx := context.Background()
+
+	rec := r.lastReconcile(t)
+	if rec.Result != reconciler.ReconcileSuccess || rec.Counts.Created != 2 || rec.Counts.Errors != 0 {
+		t.Errorf("last reconcile = %s with %+v, want success with 2 created, no error", rec.Result, rec.Counts)
+	}
+	if problems, err := r.st.Problems(ctx, "acme"); err != nil || len(problems) > 0 {
+		t.Errorf("problems = %v, %v; want none", problems, err)
+	}
+	if got := r.metric("tasksync_definition_errors", "acme"); got != 0 {
+		t.Errorf("tasksync_definition_errors{tenant=acme} = %v, want 0", got)
+	}
+	waittest.For(t, "the sync to send the one-shots", 30*time.Second, func() bool { calls, _ := counter.counts(); return calls > 0 })
+	if _, sent := counter.counts(); sent != 1 {
+		t.Errorf("one-shot events sent = %d, want 1 (the one ahead; none for the one whose time passed)", sent)
+	}
+	for code, want := range map[string]reconciler.OneShotState{"launch": reconciler.OneShotExpired, "later": reconciler.OneShotScheduled} {
+		d, err := r.st.Definition(ctx, "acme", code)
+		if err != nil {
+			t.Fatalf("Definition(%s): %v", code, err)
+		}
+		if d.OneShot == nil || d.OneShot.State != want || d.OneShot.FiredAt != nil {
+			t.Errorf("Definition(%s).OneShot = %+v, want %s", code, d.OneShot, want)
+		}
+	}
+	list, err := r.st.ListDefinitions(ctx, "acme", reconciler.DefinitionFilter{Limit: 10})
+	if err != nil || len(list) != 2 || list[1].Code != "launch" || list[1].OneShot == nil || list[1].OneShot.State != reconciler.OneShotExpired {
+		t.Errorf("ListDefinitions = %+v, %v; want later, then launch listed as expired", list, err)
+	}
+
+	// A later pass over the unchanged file changes nothing and finds
+	// nothing wrong.
+	r.change(t, reconciler.TreeChange{Full: true})
+	waittest.For(t, "the second reconcile", 30*time.Second, func() bool { return r.reconciles(reconciler.ReconcileSuccess) == 2 })
+	if rec := r.lastReconcile(t); rec.Counts.Unchanged != 2 || rec.Counts.Errors != 0 {
+		t.Errorf("second reconcile = %+v, want 2 unchanged, no error", rec.Counts)
 	}
 }

@@ -17,6 +17,9 @@ type Kind string
 const (
 	KindScheduledTask Kind = "ScheduledTask"
 	KindWorkflow      Kind = "Workflow"
+	// KindTenantSettings is not a definition: it is the document of a
+	// tenant's own settings (TenantSettings).
+	KindTenantSettings Kind = "TenantSettings"
 )
 
 // TriggerType names how a definition is started. The names are those of the

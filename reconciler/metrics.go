@@ -11,6 +11,8 @@ type metrics struct {
 	reconciles        *prometheus.CounterVec
 	reconcileDuration prometheus.Histogram
 	lastSuccess       prometheus.Gauge
+	lastSuccessful    prometheus.Gauge
+	syncFailed        *prometheus.GaugeVec
 	leader            prometheus.Gauge
 	definitions       *prometheus.GaugeVec
 	definitionErrors  *prometheus.GaugeVec
@@ -32,8 +34,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 3, 10),
 		}),
 		lastSuccess: f.NewGauge(prometheus.GaugeOpts{
-			Name: "tasksync_last_reconcile_success_timestamp_seconds", Help: "When a reconcile last applied without error.",
+			Name: "tasksync_last_reconcile_success_timestamp_seconds", Help: "When a reconcile last applied with no error and the tree had no problem.",
 		}),
+		lastSuccessful: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tasksync_last_reconcile_successful", Help: "1 when the last reconcile applied with no error and the tree had no problem, else 0.",
+		}),
+		syncFailed: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tasksync_tenant_sync_failed", Help: "1 for each tenant whose app's last Inngest sync failed; its runs still use what Inngest has.",
+		}, []string{"tenant"}),
 		leader: f.NewGauge(prometheus.GaugeOpts{
 			Name: "tasksync_leader", Help: "1 while this replica holds the leader lock.",
 		}),

@@ -34,7 +34,7 @@ func (c *Controller) pass(ctx context.Context, r *Reconciler, tenants []string) 
 	if p.Applied == nil {
 		return p
 	}
-	c.refreshGauges(ctx)
+	defer c.refreshGauges(ctx) // after the sync, whose states they show
 	if c.opts.Apps == nil {
 		return p
 	}
@@ -98,8 +98,18 @@ func (c *Controller) record(ctx context.Context, start time.Time, p *Pass) {
 
 	c.metrics.reconciles.WithLabelValues(string(p.Result)).Inc()
 	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
-	if p.Result != ReconcileError {
+	// Successful: applied, and the tree as last seen (this pass's tenants
+	// and the others' last) has no problem. Only then does the timestamp
+	// alerts key on advance.
+	clean := false
+	if res != nil {
+		clean = c.noticeChanges(res)
+	}
+	if p.Result == ReconcileSuccess && clean {
 		c.metrics.lastSuccess.SetToCurrentTime()
+		c.metrics.lastSuccessful.Set(1)
+	} else {
+		c.metrics.lastSuccessful.Set(0)
 	}
 	if res != nil {
 		for _, tp := range res.Plans {
@@ -145,9 +155,7 @@ func (c *Controller) logChanges(res *Result) {
 		}
 		for _, ch := range p.Changes {
 			switch {
-			case ch.Action == ChangeUnchanged:
-			case ch.Held:
-				c.log.Info("retirement held by the prune budget", "tenant", p.Tenant, "code", ch.Code)
+			case ch.Action == ChangeUnchanged, ch.Held: // held: see noticeChanges
 			default:
 				c.log.Info("change", "tenant", p.Tenant, "code", ch.Code, "kind", ch.Kind, "action", ch.Action, "source_only", ch.SourceOnly)
 			}

@@ -57,6 +57,9 @@ type TenantPlan struct {
 	// ReadError: the tenant's directory could not be read completely, so
 	// nothing of it is applied or retired.
 	ReadError bool `json:"read_error,omitempty"`
+	// Budget is the prune budget the plan was made with: the tenant's
+	// TenantSettings spec.maxRetire, or the operator's default.
+	Budget RetireBudget `json:"-"`
 }
 
 // Counts sums a plan's changes.
@@ -110,9 +113,13 @@ func (p TenantPlan) Pending() bool {
 // Definitions of files that failed to load stay as they are applied (last
 // known good), as do all of a tenant whose directory could not be read
 // completely. A definition that moved to another file is an update of its
-// source. Retirements beyond the budget are held.
+// source. Retirements beyond the budget are held: the tenant's own
+// (TenantSettings spec.maxRetire) when its tree sets one, else budget.
 func Diff(tree *TenantTree, applied AppliedTenant, budget RetireBudget) TenantPlan {
-	plan := TenantPlan{Tenant: tree.Tenant, Problems: tree.Problems, ReadError: tree.ReadError}
+	if tree.Settings != nil && tree.Settings.MaxRetire != nil {
+		budget = *tree.Settings.MaxRetire
+	}
+	plan := TenantPlan{Tenant: tree.Tenant, Problems: tree.Problems, ReadError: tree.ReadError, Budget: budget}
 	if tree.ReadError {
 		for _, a := range sortedApplied(applied) {
 			plan.Changes = append(plan.Changes, Change{Action: ChangeUnchanged, Code: a.Code, Kind: a.Kind, Applied: &a,

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,30 @@ func TestMissedFires(t *testing.T) {
 	}
 	if m := reconciler.MissedFires(reconciler.Trigger{Event: "x/y"}, from, to, nil, time.Minute); m != nil {
 		t.Errorf("an event trigger has no schedule to miss: %v", m)
+	}
+}
+
+// TestPlanTextOneShot: plan says what happens to a one-shot: the time it
+// runs at, or, when that has passed, that it is applied as expired and
+// fires nothing.
+func TestPlanTextOneShot(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	oneShot := func(code string, at time.Time) reconciler.Change {
+		d := def(code, "acme/once.yaml", 1, "h-"+code)
+		d.Spec.Trigger.At = &at
+		return reconciler.Change{Action: reconciler.ChangeCreate, Code: code, Kind: d.Kind, Desired: &d}
+	}
+	res := &reconciler.Result{Plans: []reconciler.TenantPlan{{Tenant: "acme", Changes: []reconciler.Change{
+		oneShot("ahead", now.Add(time.Hour)), oneShot("passed", now.Add(-time.Hour)),
+	}}}}
+	var b strings.Builder
+	res.WritePlanText(&b, now)
+	for _, want := range []string{
+		"  + create ahead (ScheduledTask) from acme/once.yaml:1\n    next runs: 2026-12-01 13:00 UTC\n",
+		"  + create passed (ScheduledTask) from acme/once.yaml:1\n    next runs: none: 2026-12-01 11:00 UTC has passed; this one-shot is applied as expired and fires nothing\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plan text lacks %q:\n%s", want, b.String())
+		}
 	}
 }

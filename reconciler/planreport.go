@@ -58,8 +58,8 @@ func (res *Result) WritePlanText(w io.Writer, now time.Time) {
 					applied++
 				}
 			}
-			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget; raise --max-retire to apply\n",
-				plural(c.Held, "retirement"), c.Held, applied)
+			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget (%s); raise spec.maxRetire in the tenant's TenantSettings document to apply\n",
+				plural(c.Held, "retirement"), c.Held, applied, p.Budget)
 		}
 	}
 	fmt.Fprintf(w, "Plan: %s.\n", res.Summary())
@@ -71,7 +71,7 @@ func changeText(ch Change, now time.Time) []string {
 	switch ch.Action {
 	case ChangeCreate:
 		lines = append(lines, fmt.Sprintf("  + create %s (%s) from %s", ch.Code, ch.Kind, ch.Desired.Source))
-		lines = append(lines, scheduleText("    next runs", ch.Desired.Spec.Trigger, now)...)
+		lines = append(lines, scheduleText("    next runs", ch.Desired.Spec.Trigger, now, true)...)
 	case ChangeRetire:
 		if ch.Held {
 			lines = append(lines, fmt.Sprintf("  - retire %s (%s), held by the prune budget", ch.Code, ch.Kind))
@@ -91,9 +91,9 @@ func changeText(ch Change, now time.Time) []string {
 		}
 		if triggerChanged {
 			if before, ok := appliedTrigger(ch.Applied); ok {
-				lines = append(lines, scheduleText("    runs before", before, now)...)
+				lines = append(lines, scheduleText("    runs before", before, now, false)...)
 			}
-			lines = append(lines, scheduleText("    runs after ", ch.Desired.Spec.Trigger, now)...)
+			lines = append(lines, scheduleText("    runs after ", ch.Desired.Spec.Trigger, now, true)...)
 		}
 	}
 	return lines
@@ -109,8 +109,17 @@ func fieldText(f FieldChange) string {
 	return fmt.Sprintf("%s: %s → %s", f.Path, f.Before, f.After)
 }
 
-// scheduleText shows the next runs of t in its time zone.
-func scheduleText(label string, t Trigger, now time.Time) []string {
+// scheduleText shows the next runs of t in its time zone; for a one-shot
+// whose time has passed, none, and, when the plan would apply it
+// (desired), that it is applied as expired.
+func scheduleText(label string, t Trigger, now time.Time, desired bool) []string {
+	if t.At != nil && !t.At.After(now) {
+		line := fmt.Sprintf("%s: none: %s has passed", label, t.At.Format("2006-01-02 15:04 MST"))
+		if desired {
+			line += "; this one-shot is applied as expired and fires nothing"
+		}
+		return []string{line}
+	}
 	fires := NextFires(t, now, fireTimes)
 	if len(fires) == 0 {
 		return nil

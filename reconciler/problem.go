@@ -19,13 +19,34 @@ type Problem struct {
 	Tenant  string `json:"tenant"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Severity is SeverityWarning for a warning; a problem is an error
+	// otherwise (validate writes SeverityError out).
+	Severity Severity `json:"severity,omitempty"`
 }
 
+// Severity tells an error, which keeps a file from being applied and
+// fails validate, from a warning, which does neither unless validate runs
+// with --strict.
+type Severity string
+
+// The severities.
+const (
+	SeverityError   Severity = "error"
+	SeverityWarning Severity = "warning"
+)
+
+// IsWarning reports whether p is a warning rather than an error.
+func (p Problem) IsWarning() bool { return p.Severity == SeverityWarning }
+
 // String formats p as "path:line:col: message", the form editors and CI
-// annotations understand. Unknown positions are left out. Path and message
-// are escaped (see EscapeText), so a problem is always one printable line.
+// annotations understand, with "warning: " before the message of a
+// warning. Unknown positions are left out. Path and message are escaped
+// (see EscapeText), so a problem is always one printable line.
 func (p Problem) String() string {
 	p = p.Escaped()
+	if p.IsWarning() {
+		p.Message = "warning: " + p.Message
+	}
 	switch {
 	case p.Line == 0:
 		return fmt.Sprintf("%s: %s", p.Path, p.Message)

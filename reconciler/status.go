@@ -78,6 +78,9 @@ type DefinitionSummary struct {
 	LastRunAt     *time.Time  `json:"last_run_at"`
 	LastRunStatus string      `json:"last_run_status,omitempty"`
 	UpdatedAt     time.Time   `json:"updated_at"`
+	// OneShot is where a one-shot (an `at` trigger) stands; nil for
+	// other triggers.
+	OneShot *OneShotStatus `json:"one_shot,omitempty"`
 }
 
 // DefinitionFilter narrows a definition list.

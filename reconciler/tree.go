@@ -12,6 +12,13 @@ type TenantTree struct {
 	Files []TreeFile
 	// Problems are sorted by path, line and column.
 	Problems []Problem
+	// Warnings are findings that keep nothing from being applied (a
+	// one-shot whose time has passed), sorted as Problems are; validate
+	// shows them, the daemon does not record them as problems.
+	Warnings []Problem
+	// Settings is the tenant's TenantSettings document, when its file
+	// has no problem; nil otherwise (the operator's defaults apply).
+	Settings *TenantSettings
 	// ReadError is set when part of the directory could not be read. What
 	// was read is incomplete, so nothing of the tenant may be applied or
 	// retired.
@@ -25,4 +32,14 @@ type TreeFile struct {
 	// Codes are the definition codes the file names, as far as it could
 	// be read, including those of invalid documents.
 	Codes []string
+}
+
+// TenantSettings is a tenant's TenantSettings document: what the tenant's
+// own tree says about how its definitions are reconciled.
+type TenantSettings struct {
+	// MaxRetire, when set, is the tenant's prune budget, in place of the
+	// operator's default (--max-retire).
+	MaxRetire *RetireBudget
+	// Source is where the document is.
+	Source Source
 }

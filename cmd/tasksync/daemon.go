@@ -51,7 +51,8 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	registerBuildInfo(promReg)
 	runner := &reconciler.TaskRunner{Records: st, Spool: spool, Actions: actions}
 	changes := make(chan watch.Change, 1)
-	ctrl, err := o.controller(st, reg.WithRunner(runner), changes, logger, promReg)
+	rescan := make(chan struct{}, 1)
+	ctrl, err := o.controller(st, reg.WithRunner(runner), changes, rescan, logger, promReg)
 	if err != nil {
 		return err
 	}
@@ -84,6 +85,7 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 		return watch.New(o.dir, watch.Options{Logger: logger}).Run(gctx, changes)
 	})
 	g.Go(func() error { return ctrl.Run(gctx) })
+	g.Go(func() error { queueRescans(gctx, c.hangups, rescan, logger); return nil })
 	g.Go(func() error { return spool.Run(gctx) })
 	err = g.Wait()
 	// Runs drained by the HTTP server's shutdown may have spooled records
@@ -94,6 +96,23 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 		return nil
 	}
 	return err
+}
+
+// queueRescans turns each SIGHUP into a rescan request for the
+// controller; one already queued absorbs the next.
+func queueRescans(ctx context.Context, hangups <-chan os.Signal, rescan chan<- struct{}, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangups:
+		}
+		logger.Info("SIGHUP: rescan queued")
+		select {
+		case rescan <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // actions are the executors of the task steps: api_call through the SSRF

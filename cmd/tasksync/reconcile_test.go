@@ -50,7 +50,8 @@ const secretValue = "s3cr3t-value-never-shown"
 func TestMigratePlanRunOnce(t *testing.T) {
 	url := pg.NewDatabase(t)
 	dir := copyTree(t)
-	env := map[string]string{"DATABASE_URL": url, "TASKSYNC_DIR": dir, "TASKSYNC_SECRETS_DIR": sampleSecrets(t, secretValue)}
+	// No Inngest: run --once applies to Postgres only, as it is told.
+	env := map[string]string{"DATABASE_URL": url, "TASKSYNC_DIR": dir, "TASKSYNC_SECRETS_DIR": sampleSecrets(t, secretValue), "TASKSYNC_POSTGRES_ONLY": "true"}
 
 	// plan before migrate: a clear error.
 	if out, errOut, code := runCmd(t, env, "plan"); code != 1 || !strings.Contains(errOut, "run tasksync migrate") {
@@ -206,7 +207,7 @@ func TestRunOnceBinary(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "TASKSYNC_DIR="+dir, "TASKSYNC_MAX_RETIRE=half", "TASKSYNC_SECRETS_DIR="+secrets)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "TASKSYNC_DIR="+dir, "TASKSYNC_MAX_RETIRE=half", "TASKSYNC_SECRETS_DIR="+secrets, "TASKSYNC_POSTGRES_ONLY=true")
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {

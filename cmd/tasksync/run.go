@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
@@ -81,6 +82,9 @@ type invocation struct {
 	getenv func(string) string
 	stdout io.Writer
 	stderr io.Writer
+	// hangups carries SIGHUP to `run`, whose daemon rescans on each; nil
+	// for the other commands, which SIGHUP ends as it ends any process.
+	hangups <-chan os.Signal
 }
 
 func commands() []command {
@@ -115,6 +119,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &exitError{code: exitUsage}
 	}
 	name, rest := args[0], args[1:]
+	var hangups chan os.Signal
+	if name == "run" {
+		// SIGHUP asks the daemon to rescan, as it asks Prometheus to
+		// reload; it never ends it.
+		hangups = make(chan os.Signal, 1)
+		signal.Notify(hangups, syscall.SIGHUP)
+		defer signal.Stop(hangups)
+	}
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return runHelp(rest, stdout)
@@ -137,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case err != nil:
 			err = usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
 		default:
-			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr})
+			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr, hangups: hangups})
 		}
 		var ee *exitError
 		if c.usageExit != 0 && errors.As(err, &ee) && ee.code == exitUsage && ee.err != nil {
@@ -208,8 +220,12 @@ single file, checked as part of the tenant named by the directory that
 holds it. Without PATH, the tree in $TASKSYNC_DIR or ./tasks.d is checked.
 
 Every problem is printed as "path:line:col: message", sorted by path and
-line, followed by a summary.
+line, followed by a summary; a warning as "path:line:col: warning: message"
+(in JSON, "severity": "warning"). Warnings (a one-shot whose time has
+passed, a cron time that a daylight-saving change skips or repeats) fail
+nothing unless --strict is given.
 
-Exit status: 0 all valid, 1 problems found, 2 usage or I/O error.
+Exit status: 0 all valid (warnings allowed), 1 problems found (or, with
+--strict, warnings), 2 usage or I/O error.
 `,
 }

@@ -22,6 +22,7 @@ type runOptions struct {
 	treeOptions
 	inngestFlags
 	once           bool
+	postgresOnly   bool
 	logFormat      string
 	resyncInterval time.Duration
 	runRetention   time.Duration
@@ -40,7 +41,8 @@ func runFlags(f *flagSet) {
 	o := &runOptions{}
 	o.treeOptions.flags(f)
 	o.inngestFlags.flags(f)
-	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors (for deploy pipelines)")
+	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors, or changes applied with no Inngest configured (for deploy pipelines)")
+	f.bool(&o.postgresOnly, "postgres-only", "TASKSYNC_POSTGRES_ONLY", "with --once and no Inngest configured: apply to Postgres only and exit 0, leaving the apps' sync to the daemon")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
 	f.duration(&o.runRetention, "run-retention", "TASKSYNC_RUN_RETENTION", reconciler.DefaultRunRetention, "how long run records are kept; the leader deletes older ones in small batches (0 keeps them forever)")
@@ -59,10 +61,6 @@ func runFlags(f *flagSet) {
 // soak test to run hundreds of resyncs, long enough that a unit mistake
 // (1ns) is refused.
 const minResyncInterval = 100 * time.Millisecond
-
-// leaderWait bounds how long run --once waits for the leader lock. A
-// daemon that holds it reconciles the same tree itself.
-const leaderWait = time.Minute
 
 func runRun(ctx context.Context, c *invocation) error {
 	o := c.flags.opts.(*runOptions)
@@ -128,13 +126,14 @@ func runRun(ctx context.Context, c *invocation) error {
 	if reg != nil {
 		apps = reg.WithRunner(inngest.RefuseRuns{})
 	}
-	ctrl, err := o.controller(st, apps, nil, logger, promReg)
+	ctrl, err := o.controller(st, apps, nil, nil, logger, promReg)
 	if err != nil {
 		return err
 	}
-	p, err := ctrl.Once(ctx, leaderWait)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return &exitError{code: exitFailure, err: fmt.Errorf("another replica has held the leader lock for %v; it reconciles the tree itself", leaderWait)}
+	p, err := ctrl.Once(ctx)
+	if errors.Is(err, reconciler.ErrNotLeader) {
+		return &exitError{code: exitFailure, err: errors.New("another replica holds the leader lock: a running daemon reconciles the tree itself and applies every change to it " +
+			"(to release held retirements, raise spec.maxRetire in the tenant's TenantSettings document); stop the daemon to run --once")}
 	}
 	if err != nil {
 		return err
@@ -149,13 +148,19 @@ func runRun(ctx context.Context, c *invocation) error {
 	n := res.Counts
 	fmt.Fprintf(c.stdout, "Applied: %d created, %d updated, %d retired, %d unchanged", n.Created, n.Updated, n.Retired, n.Unchanged)
 	if n.Held > 0 {
-		fmt.Fprintf(c.stdout, ", %s held (raise --max-retire to apply)", plural(n.Held, "retirement"))
+		fmt.Fprintf(c.stdout, ", %s held (raise the tenant's spec.maxRetire in a TenantSettings document, or --max-retire, to apply)", plural(n.Held, "retirement"))
 	}
 	if n.Errors > 0 {
 		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(n.Errors, "problem"))
 	}
 	fmt.Fprintln(c.stdout, ".")
 	switch {
+	case apps == nil && res.Written > 0 && !o.postgresOnly:
+		// Postgres now differs from what Inngest has: the apps would
+		// have to be synced, and nothing here can.
+		fmt.Fprintf(c.stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", plural(res.Written, "tenant"))
+		return &exitError{code: exitFailure, err: errors.New("Inngest is not configured: set INNGEST_DEV or INNGEST_SIGNING_KEY to sync the apps, " +
+			"or pass --postgres-only to leave their sync to the daemon (it syncs every app when it starts)")}
 	case apps == nil:
 		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
 	case len(p.Unsynced) > 0:
@@ -174,8 +179,9 @@ func runRun(ctx context.Context, c *invocation) error {
 }
 
 // controller builds the controller of the tree in o.dir over st, syncing
-// apps (nil: Inngest is not configured) and reconciling changes.
-func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
+// apps (nil: Inngest is not configured), reconciling changes and
+// rescanning on request.
+func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, rescan <-chan struct{}, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
 	tree, err := o.tree()
 	if err != nil {
 		return nil, err
@@ -183,7 +189,7 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 	return reconciler.NewController(reconciler.ControllerOptions{
 		Tree: tree, Budget: o.budget, Workers: reconcileWorkers(),
 		State: st, Elector: st.Elector(store.LeaderOptions{Logger: logger}), Apps: apps,
-		Changes: changes, Resync: o.resyncInterval, Grace: shutdownGrace,
+		Changes: changes, Rescan: rescan, Resync: o.resyncInterval, Grace: shutdownGrace,
 		Logger: logger, Registerer: promReg,
 		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil

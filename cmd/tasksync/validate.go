@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -22,6 +23,7 @@ type validateOptions struct {
 	format     string
 	dir        string
 	secretsDir string
+	strict     bool
 }
 
 func validateFlags(f *flagSet) {
@@ -29,6 +31,7 @@ func validateFlags(f *flagSet) {
 	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
 	secretsDirFlag(f, &o.secretsDir)
+	f.bool(&o.strict, "strict", "TASKSYNC_STRICT", "fail (exit 1) on warnings too, such as a one-shot whose time has passed")
 	f.opts = o
 }
 
@@ -82,9 +85,14 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 	for i := range problems {
 		problems[i] = problems[i].Escaped() // the loader's are already; validate's own too
+		if !problems[i].IsWarning() {
+			problems[i].Severity = reconciler.SeverityError
+		}
 	}
 	reconciler.SortProblems(problems)
 	problems = slices.Compact(problems) // a PATH given twice, or inside another
+	errs := slices.DeleteFunc(slices.Clone(problems), reconciler.Problem.IsWarning)
+	warnings := len(problems) - len(errs)
 
 	if o.format == formatJSON {
 		enc := json.NewEncoder(c.stdout)
@@ -97,9 +105,9 @@ func runValidate(ctx context.Context, c *invocation) error {
 		for _, p := range problems {
 			fmt.Fprintln(c.stdout, p.String())
 		}
-		fmt.Fprintln(c.stdout, summary(problems, stats))
+		fmt.Fprintln(c.stdout, summary(len(errs), warnings, o.strict, stats))
 	}
-	if len(problems) > 0 {
+	if len(errs) > 0 || o.strict && warnings > 0 {
 		return &exitError{code: exitFailure}
 	}
 	return nil
@@ -128,12 +136,26 @@ func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error
 	}
 }
 
-func summary(problems []reconciler.Problem, s definitions.PathStats) string {
+// summary is the last line of validate's text output: what was checked,
+// and the errors and warnings found, counted apart.
+func summary(errs, warnings int, strict bool, s definitions.PathStats) string {
 	checked := fmt.Sprintf("%s, %s, %s", plural(s.Tenants, "tenant"), plural(s.Files, "file"), plural(s.Definitions, "valid definition"))
-	if len(problems) == 0 {
-		return "ok: " + checked
+	var found []string
+	if errs > 0 {
+		found = append(found, plural(errs, "problem"))
 	}
-	return fmt.Sprintf("%s (%s)", plural(len(problems), "problem"), checked)
+	if warnings > 0 {
+		found = append(found, plural(warnings, "warning"))
+	}
+	switch {
+	case errs == 0 && warnings == 0:
+		return "ok: " + checked
+	case errs == 0 && !strict:
+		return fmt.Sprintf("ok: %s; %s", checked, found[0])
+	case errs == 0:
+		return fmt.Sprintf("failed under --strict: %s (%s)", found[0], checked)
+	}
+	return fmt.Sprintf("%s (%s)", strings.Join(found, ", "), checked)
 }
 
 func plural(n int, word string) string {

@@ -232,6 +232,7 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 		tl.file(f)
 	}
 	tl.uniqueCodes()
+	tl.uniqueSettings()
 	for i := range res.Files {
 		if tl.failed[res.Files[i].Path] {
 			res.Files[i].Failed = true
@@ -246,7 +247,11 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 	for i := range res.Problems {
 		res.Problems[i] = res.Problems[i].Escaped()
 	}
+	for i := range res.Warnings {
+		res.Warnings[i] = res.Warnings[i].Escaped()
+	}
 	reconciler.SortProblems(res.Problems)
+	reconciler.SortProblems(res.Warnings)
 	return res
 }
 
@@ -262,6 +267,7 @@ type tenantLoad struct {
 	codes         []codeSite // every code seen, valid or not, for uniqueness
 	failed        map[string]bool
 	perFile       map[string]int // problems reported per file
+	settings      []settingsSite // the TenantSettings documents
 }
 
 // codeSite is where a document declared its code.
@@ -292,6 +298,13 @@ func (t *tenantLoad) problem(file string, line, col int, code, msg string) {
 	})
 }
 
+// warning records a warning, which fails nothing.
+func (t *tenantLoad) warning(file string, line, col int, code, msg string) {
+	t.res.Warnings = append(t.res.Warnings, reconciler.Problem{
+		Path: t.l.opts.PathPrefix + file, Line: line, Column: col, Tenant: t.res.Tenant, Code: code, Message: msg, Severity: reconciler.SeverityWarning,
+	})
+}
+
 func (t *tenantLoad) file(f fileRef) {
 	fr := reconciler.TreeFile{Path: f.visible}
 	defer func() { t.res.Files = append(t.res.Files, fr) }()
@@ -310,6 +323,13 @@ func (t *tenantLoad) file(f fileRef) {
 		t.problem(f.visible, e.line, e.col, "", e.msg)
 	}
 	for _, doc := range docs {
+		if doc.root.Kind == yaml.MappingNode && isSettings(doc.value) {
+			t.settingsDoc(f.visible, doc, func(fe fieldError) {
+				line, col := doc.pos(fe.pointer, fe.key)
+				t.problem(f.visible, line, col, "", fe.msg)
+			})
+			continue
+		}
 		code := docCode(doc.value)
 		if code != "" {
 			fr.Codes = append(fr.Codes, code)
@@ -338,6 +358,12 @@ func (t *tenantLoad) file(f fileRef) {
 				continue
 			}
 			report(fe)
+		}
+		for _, fe := range n.warns {
+			if !coveredBy(fe.pointer, schemaErrs) && !coveredBy(fe.pointer, fes) {
+				line, col := doc.pos(fe.pointer, fe.key)
+				t.warning(f.visible, line, col, code, fe.msg)
+			}
 		}
 		if len(schemaErrs) > 0 || len(fes) > 0 {
 			continue

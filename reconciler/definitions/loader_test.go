@@ -272,19 +272,28 @@ func TestDuplicateCodesNameBothPlaces(t *testing.T) {
 	}
 }
 
-// TestAtMustBeInTheFuture uses an injected clock.
-func TestAtMustBeInTheFuture(t *testing.T) {
+// TestAtInThePastIsAWarning uses an injected clock: a one-shot whose time
+// has passed is loaded (it may have fired: it is history) with a warning,
+// never a problem that would hold the file at its last applied version.
+func TestAtInThePastIsAWarning(t *testing.T) {
 	v := newValidator(t)
 	doc := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: once}\nspec: {trigger: {at: '2030-01-01T00:00:00+01:00'}, type: api_call, config: {url: 'https://a.example.com'}}\n"
 	files := fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}
 	before := time.Date(2029, 12, 31, 22, 0, 0, 0, time.UTC)
 	after := time.Date(2029, 12, 31, 23, 0, 0, 0, time.UTC) // the same instant as the trigger
-	if r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return before }}).LoadTenant("acme"); len(r.Problems) > 0 {
-		t.Errorf("before: %s", messages(r.Problems))
+	if r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return before }}).LoadTenant("acme"); len(r.Problems) > 0 || len(r.Warnings) > 0 {
+		t.Errorf("before: problems %s, warnings %s", messages(r.Problems), messages(r.Warnings))
 	}
 	r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return after }}).LoadTenant("acme")
-	if !strings.Contains(messages(r.Problems), "is in the past") {
-		t.Errorf("after: problems = %s, want 'is in the past'", messages(r.Problems))
+	if len(r.Problems) > 0 {
+		t.Errorf("after: problems = %s, want none", messages(r.Problems))
+	}
+	if len(r.Definitions) != 1 {
+		t.Errorf("after: definitions = %v, want once", codes(r))
+	}
+	want := "acme/a.yaml:4:22: warning: spec.trigger.at: 2030-01-01T00:00:00+01:00 has passed; if this one-shot has not fired yet it never will: set a future time, or remove the definition once its run is history\n"
+	if got := messages(r.Warnings); got != want {
+		t.Errorf("after: warnings = %q, want %q", got, want)
 	}
 }
 
@@ -398,5 +407,41 @@ func TestSymlinkOutOfTenantRevealsNothing(t *testing.T) {
 	}
 	if r.ReadError {
 		t.Errorf("ReadError = true: a link out of the tenant is refused, not unreadable (problems: %s)", messages(r.Problems))
+	}
+}
+
+// TestCronDSTWarnings: a cron time that a daylight-saving change in its
+// zone skips or repeats is a warning (the definition loads); a cron that
+// runs every hour, or in a zone without DST, is not.
+func TestCronDSTWarnings(t *testing.T) {
+	v := newValidator(t)
+	now := func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
+	cases := []struct{ cron, zone, want string }{
+		{"30 2 * * *", "America/New_York", "spec.trigger.cron: 02:30 does not exist in America/New_York when daylight saving time starts (the clocks jump from 02:00 to 03:00): that day's run may be skipped; pick a time outside 02:00-03:00, or a zone without daylight saving time such as UTC"},
+		{"30 1 * * 0", "America/New_York", "spec.trigger.cron: 01:30 happens twice in America/New_York when daylight saving time ends (the clocks go back from 02:00 to 01:00): that day it may run twice; pick a time outside 01:00-02:00, or a zone without daylight saving time such as UTC"},
+		{"0 2 * * *", "Europe/Berlin", "spec.trigger.cron: 02:00 does not exist in Europe/Berlin when daylight saving time starts (the clocks jump from 02:00 to 03:00): that day's run may be skipped; pick a time outside 02:00-03:00, or a zone without daylight saving time such as UTC"},
+		{"30 2 * * *", "UTC", ""},
+		{"30 2 * * *", "Asia/Shanghai", ""},
+		{"30 4 * * *", "America/New_York", ""},
+		{"30 2 * * 1-5", "America/New_York", ""}, // the changes fall on Sundays
+		{"15 * * * *", "America/New_York", ""},   // every hour: a skipped hour is in the nature of it
+	}
+	for _, tc := range cases {
+		t.Run(tc.cron+" "+tc.zone, func(t *testing.T) {
+			doc := fmt.Sprintf("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: c}\nspec:\n  trigger: {cron: %q, timezone: %s}\n  type: api_call\n  config: {url: 'https://a.example.com'}\n", tc.cron, tc.zone)
+			r := v.NewLoader(fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}, definitions.Options{Now: now}).LoadTenant("acme")
+			if len(r.Problems) > 0 || len(r.Definitions) != 1 {
+				t.Fatalf("problems %s, definitions %v; want the definition loaded", messages(r.Problems), codes(r))
+			}
+			got := ""
+			if len(r.Warnings) == 1 {
+				got = r.Warnings[0].Message
+			} else if len(r.Warnings) > 1 {
+				got = messages(r.Warnings)
+			}
+			if got != tc.want {
+				t.Errorf("warning = %q\nwant      %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -114,6 +114,7 @@ type normalizer struct {
 	secrets    func(tenant, name string) error // grant check; nil: none
 	doc        document
 	errs       []fieldError
+	warns      []fieldError // findings that keep nothing from being applied
 }
 
 // line returns the file line of the node at pointer, for messages that
@@ -128,6 +129,11 @@ func (n *normalizer) line(pointer string) int {
 
 func (n *normalizer) fail(pointer, format string, args ...any) {
 	n.errs = append(n.errs, fieldError{pointer: pointer, msg: field(pointer) + ": " + fmt.Sprintf(format, args...)})
+}
+
+// warn records a warning: the document stays valid.
+func (n *normalizer) warn(pointer, format string, args ...any) {
+	n.warns = append(n.warns, fieldError{pointer: pointer, msg: field(pointer) + ": " + fmt.Sprintf(format, args...)})
 }
 
 // failKey reports a problem with a field's presence at its key, named by
@@ -248,7 +254,10 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 			return
 		}
 		if !at.After(n.now) {
-			n.fail(p+"/at", "%s is in the past; a one-shot task needs a future time (remove the definition once it has run)", shorten(w.At))
+			// Not an error: a one-shot that fired is history, and the
+			// daemon applies one whose time passed before it was ever
+			// applied as expired, firing nothing.
+			n.warn(p+"/at", "%s has passed; if this one-shot has not fired yet it never will: set a future time, or remove the definition once its run is history", shorten(w.At))
 		}
 		at = at.UTC() // the same instant hashes the same whatever its offset
 		t.At = &at
@@ -296,6 +305,9 @@ func (n *normalizer) cron(p string, w wireTrigger, t *reconciler.Trigger) {
 	if first.IsZero() {
 		n.fail(p+"/cron", "cron expression %s never fires", excerpt(w.Cron))
 		return
+	}
+	if msg := dstFinding(sched, loc, t.Timezone, n.now); msg != "" {
+		n.warn(p+"/cron", "%s", msg)
 	}
 	if w.Jitter != "" {
 		t.Jitter = n.duration(p+"/jitter", w.Jitter, reconciler.Duration(time.Second), reconciler.MaxJitter)

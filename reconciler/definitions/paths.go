@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -19,8 +20,9 @@ type PathStats struct {
 
 // CheckPath checks one path on disk as tasksync validate does: a tree, a
 // tenant directory or a file, with the secret grant check grants (nil:
-// none), counting what it read in stats. Problem paths start with the
-// path as given.
+// none), counting what it read in stats. The problems include the
+// warnings (Problem.IsWarning). Problem paths start with the path as
+// given.
 //
 // A path inside the tree treeDir is checked as part of its tenant, so that
 // codes are compared with the tenant's other files and script paths
@@ -62,7 +64,7 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 					stats.Definitions++
 				}
 			}
-			for _, p := range r.Problems {
+			for _, p := range slices.Concat(r.Problems, r.Warnings) {
 				if inEscaped(strings.TrimPrefix(p.Path, escPrefix)) {
 					problems = append(problems, p)
 				}

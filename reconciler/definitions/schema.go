@@ -64,10 +64,19 @@ func compileSchema() (*schemaValidator, error) {
 		{reconciler.KindScheduledTask, reconciler.TaskAPICall}:      taskVariant(flat, "apiCall"),
 		{reconciler.KindScheduledTask, reconciler.TaskPythonScript}: taskVariant(flat, "pythonScript"),
 		{reconciler.KindWorkflow, ""}:                               defOf(flat, "workflowSpec"),
+		{reconciler.KindTenantSettings, ""}:                         defOf(flat, "tenantSettingsSpec"),
 	} {
 		v := deepCopy(flat).(map[string]any)
 		delete(v, "allOf")
-		v["properties"].(map[string]any)["spec"] = spec
+		props := v["properties"].(map[string]any)
+		props["spec"] = spec
+		if key.kind == reconciler.KindTenantSettings {
+			props["metadata"] = defOf(flat, "tenantSettingsMetadata")
+		} else {
+			// What the allOf branch of a definition kind adds.
+			props["metadata"] = defOf(flat, "metadata")
+			v["required"] = []any{"apiVersion", "kind", "metadata", "spec"}
+		}
 		cs, err := compileRaw(fmt.Sprintf("%s/variants/%s-%s.json", strings.TrimSuffix(schema.ID, ".json"), key.kind, key.typ), v)
 		if err != nil {
 			return nil, err
@@ -178,7 +187,7 @@ func (s *schemaValidator) validate(v any) []fieldError {
 	if m, ok := v.(map[string]any); ok {
 		spec, _ := m["spec"].(map[string]any)
 		key := variantKey{kindOf(str(m["kind"])), taskTypeOf(str(spec["type"]))}
-		if key.kind == reconciler.KindWorkflow {
+		if key.kind == reconciler.KindWorkflow || key.kind == reconciler.KindTenantSettings {
 			key.typ = ""
 		}
 		if variant, ok := s.variants[key]; ok {

@@ -144,7 +144,7 @@ func decodeStep(m map[string]any) wireStep {
 
 func kindOf(s string) reconciler.Kind {
 	switch k := reconciler.Kind(s); k {
-	case reconciler.KindScheduledTask, reconciler.KindWorkflow:
+	case reconciler.KindScheduledTask, reconciler.KindWorkflow, reconciler.KindTenantSettings:
 		return k
 	}
 	return ""

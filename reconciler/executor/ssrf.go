@@ -73,11 +73,15 @@ var refused = []struct {
 type Guard struct {
 	allow    []netip.Prefix
 	resolver *net.Resolver // nil: the system's
+	// dnsServer is the server resolver asks (UseDNSServer); "" for the
+	// system's.
+	dnsServer string
 }
 
 // UseDNSServer makes the guard's dials resolve names with the DNS server
 // at addr (host:port) instead of the system's resolver.
 func (g *Guard) UseDNSServer(addr string) {
+	g.dnsServer = addr
 	g.resolver = &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -249,5 +253,12 @@ func (g *Guard) control(network, address string, _ syscall.RawConn) error {
 // checks.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: g.control, Resolver: g.resolver}
-	return d.DialContext(ctx, network, address)
+	conn, err := d.DialContext(ctx, network, address)
+	var dnsErr *net.DNSError
+	if err != nil && g.dnsServer != "" && errors.As(err, &dnsErr) {
+		// The resolver names the server of the system's configuration,
+		// although its Dial sent the query to this one.
+		dnsErr.Server = g.dnsServer
+	}
+	return conn, err
 }

@@ -199,7 +199,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	opts := inngestgo.ClientOpts{
 		AppID:      r.AppID(tenant),
 		Dev:        &dev,
-		Logger:     r.opts.Logger,
+		Logger:     sdkLogger(r.opts.Logger), // its lines at DEBUG: ours say each event once
 		HTTPClient: r.client,
 		Middleware: []func() middleware.Middleware{func() middleware.Middleware { return &panicWatch{r: r, tenant: tenant} }},
 	}

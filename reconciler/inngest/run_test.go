@@ -342,6 +342,95 @@ func TestOneShot(t *testing.T) {
 	})
 }
 
+// TestOneShotFiredIsHistory: a one-shot fires at its time, then shows as
+// fired with its run; its file, unchanged, applies again after its time
+// with no problem and nothing new; a change to it after it fired makes a
+// version that is expired and fires nothing.
+func TestOneShotFiredIsHistory(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, _ := pg.NewStore(t, store.Options{})
+	at := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	task := func(path string) string {
+		return deftest.Task{Code: "launch", Trigger: fmt.Sprintf("{at: %q}", at.Format(time.RFC3339)), Config: fmt.Sprintf("{url: %q}", rec.URL+path)}.String()
+	}
+	tree := t.TempDir()
+	file := filepath.Join(tree, "acme", "once.yaml")
+	deftest.WriteFile(t, file, task("/launch"))
+	v, _ := definitions.NewValidator()
+	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
+	apply := func() reconciler.Counts {
+		t.Helper()
+		res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1, Budget: mustAll(t)}).Apply(ctx)
+		if err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+			t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
+		}
+		return res.Counts
+	}
+	oneShot := func() reconciler.OneShotStatus {
+		t.Helper()
+		d, err := st.Definition(ctx, "acme", "launch")
+		if err != nil || d.OneShot == nil {
+			t.Fatalf("Definition = %+v, %v; want a one-shot", d, err)
+		}
+		return *d.OneShot
+	}
+	apply()
+	if s := oneShot(); s.State != reconciler.OneShotScheduled || !s.At.Equal(at) {
+		t.Errorf("before its time: %+v, want scheduled at %s", s, at)
+	}
+	reg := newRegistry(t)
+	runner := newRunner(t, st, nil, nil)
+	serveApplied(t, reg, st, runner, "acme")
+	if n, err := reg.SendOneShots(ctx, "acme", time.Now()); err != nil || n != 1 {
+		t.Fatalf("SendOneShots = %d, %v; want 1 sent", n, err)
+	}
+
+	waittest.For(t, "the one-shot to fire and show as fired", 30*time.Second, func() bool {
+		return rec.count("/launch") == 1 && oneShot().State == reconciler.OneShotFired
+	})
+	runs, err := st.Runs(ctx, "acme", "launch", 10, 0)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("Runs = %+v, %v; want one", runs, err)
+	}
+	s := oneShot()
+	if s.RunID != runs[0].InngestRunID || s.FiredAt == nil || !s.FiredAt.Equal(runs[0].StartedAt) || s.FiredAt.Before(at.Add(-time.Second)) {
+		t.Errorf("fired = %+v, want run %s started at %s, not before %s", s, runs[0].InngestRunID, runs[0].StartedAt, at)
+	}
+	list, err := st.ListDefinitions(ctx, "acme", reconciler.DefinitionFilter{Limit: 10})
+	if err != nil || len(list) != 1 || list[0].OneShot == nil || list[0].OneShot.RunID != s.RunID {
+		t.Errorf("ListDefinitions = %+v, %v; want launch as fired with run %s", list, err, s.RunID)
+	}
+
+	// The file, unchanged, after its time: no problem, nothing applied.
+	if c := apply(); c.Unchanged != 1 || c.Created+c.Updated+c.Retired != 0 {
+		t.Errorf("apply after its time = %+v, want 1 unchanged", c)
+	}
+	if ps, err := st.Problems(ctx, "acme"); err != nil || len(ps) > 0 {
+		t.Errorf("problems = %v, %v; want none", ps, err)
+	}
+	if got := oneShot(); got.State != reconciler.OneShotFired || got.RunID != s.RunID {
+		t.Errorf("after a second apply: %+v, want still fired with run %s", got, s.RunID)
+	}
+
+	// A change after it fired is a version whose time had passed when it
+	// was applied: expired, sent nothing, run never.
+	deftest.WriteFile(t, file, task("/changed"))
+	if c := apply(); c.Updated != 1 {
+		t.Errorf("apply of the change = %+v, want 1 updated", c)
+	}
+	if got := oneShot(); got.State != reconciler.OneShotExpired || got.FiredAt != nil {
+		t.Errorf("changed after it fired: %+v, want expired", got)
+	}
+	serveApplied(t, reg, st, runner, "acme")
+	if n, err := reg.SendOneShots(ctx, "acme", time.Now()); err != nil || n != 0 {
+		t.Errorf("SendOneShots after the change = %d, %v; want none sent", n, err)
+	}
+	waittest.Never(t, "a run of the changed one-shot, or a second of the first", 3*time.Second, func() bool {
+		return rec.count("/changed") > 0 || rec.count("/launch") > 1
+	})
+}
+
 func mustAll(t *testing.T) reconciler.RetireBudget {
 	b, err := reconciler.ParseRetireBudget("all")
 	if err != nil {

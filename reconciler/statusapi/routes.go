@@ -184,6 +184,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 		return
 	}
 	sync := map[reconciler.SyncState]int{}
+	syncFailed := []string{}
 	held := map[string][]string{}
 	total := 0
 	var totals struct {
@@ -201,6 +202,9 @@ func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 		totals.Active += t.Active
 		totals.Errors += t.Errors
 		sync[t.SyncState]++
+		if t.SyncState == reconciler.SyncFailed {
+			syncFailed = append(syncFailed, t.Tenant)
+		}
 		if len(t.HeldRetires) > 0 {
 			held[t.Tenant] = t.HeldRetires
 			total += len(t.HeldRetires)
@@ -208,6 +212,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request, sc scope) {
 	}
 	out["totals"] = totals
 	out["inngest_sync"] = sync
+	out["sync_failed"] = syncFailed // the tenants whose app's last sync failed
 	out["held_retirements"] = map[string]any{"total": total, "tenants": held}
 	writeJSON(w, http.StatusOK, out)
 }

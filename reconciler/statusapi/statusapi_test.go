@@ -313,3 +313,50 @@ func TestTenantTokenSeesOnlyItsCounts(t *testing.T) {
 		t.Errorf("root token: inngest_sync counts %v tenants, want 2", got)
 	}
 }
+
+// TestOneShotStates: the list and the detail show where a one-shot
+// stands: fired with its run, or expired when its time had passed before
+// it was applied; neither is an error.
+func TestOneShotStates(t *testing.T) {
+	ctx := context.Background()
+	st, _ := pg.NewStore(t, store.Options{})
+	ahead := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	files := fstest.MapFS{
+		"acme/fired.yaml":   {Data: []byte(task("launch", fmt.Sprintf("{at: %q}", ahead)))},
+		"acme/expired.yaml": {Data: []byte(task("old", "{at: '2001-01-01T00:00:00Z'}"))},
+	}
+	v, _ := definitions.NewValidator()
+	if _, err := (&reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 1}).Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ref, ok, err := st.Current(ctx, "acme", "launch")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: "01LAUNCH"}, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(statusapi.NewHandler(statusapi.Options{Reader: st, Leader: func() bool { return true }}))
+	t.Cleanup(srv.Close)
+
+	oneShot := func(v any) map[string]any { m, _ := v.(map[string]any)["one_shot"].(map[string]any); return m }
+	_, list := call(t, srv, "GET", "/v1/tenants/acme/definitions", "")
+	defs, _ := list["definitions"].([]any)
+	if len(defs) != 2 {
+		t.Fatalf("definitions = %v, want 2", list)
+	}
+	if s := oneShot(defs[0]); s["state"] != "fired" || s["run_id"] != "01LAUNCH" || s["fired_at"] == nil {
+		t.Errorf("list: launch one_shot = %v, want fired with run 01LAUNCH", s)
+	}
+	if s := oneShot(defs[1]); s["state"] != "expired" || s["at"] != "2001-01-01T00:00:00Z" || s["run_id"] != nil {
+		t.Errorf("list: old one_shot = %v, want expired at 2001-01-01T00:00:00Z", s)
+	}
+	_, detail := call(t, srv, "GET", "/v1/tenants/acme/definitions/launch", "")
+	if s := oneShot(detail["definition"]); s["state"] != "fired" || s["run_id"] != "01LAUNCH" {
+		t.Errorf("detail: one_shot = %v, want fired with run 01LAUNCH", s)
+	}
+	_, errs := call(t, srv, "GET", "/v1/tenants/acme/errors", "")
+	if e, _ := errs["errors"].([]any); len(e) != 0 {
+		t.Errorf("errors = %v, want none", errs)
+	}
+}

@@ -60,12 +60,28 @@ func (s *Store) TenantStatuses(ctx context.Context) ([]reconciler.TenantStatus, 
 }
 
 const summaryColumns = `d.code, d.name, d.kind, d.is_active, d.trigger_type, d.source_path || ':' || d.source_line, d.revision,
-	d.sync_state, d.last_run_at, coalesce(d.last_run_status, ''), d.updated_at`
+	d.sync_state, d.last_run_at, coalesce(d.last_run_status, ''), d.updated_at, ` + oneShotColumns
+
+// oneShotColumns are the facts of a one-shot's state (reconciler.OneShotFacts),
+// and the database's clock to judge them by.
+const oneShotColumns = `(d.trigger_config ->> 'at')::timestamptz, d.revision_applied_at, d.fired_at, coalesce(d.fired_run_id, ''), now()`
 
 func scanSummary(row pgx.Row, extra ...any) (reconciler.DefinitionSummary, error) {
 	var d reconciler.DefinitionSummary
-	dest := append([]any{&d.Code, &d.Name, &d.Kind, &d.Active, &d.TriggerType, &d.Source, &d.Revision, &d.SyncState, &d.LastRunAt, &d.LastRunStatus, &d.UpdatedAt}, extra...)
-	return d, row.Scan(dest...)
+	var at *time.Time
+	var f reconciler.OneShotFacts
+	var now time.Time
+	dest := append([]any{&d.Code, &d.Name, &d.Kind, &d.Active, &d.TriggerType, &d.Source, &d.Revision, &d.SyncState, &d.LastRunAt, &d.LastRunStatus, &d.UpdatedAt,
+		&at, &f.AppliedAt, &f.FiredAt, &f.RunID, &now}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return d, err
+	}
+	if d.TriggerType == reconciler.TriggerDate && at != nil {
+		f.At, f.Active = *at, d.Active
+		s := f.Status(now)
+		d.OneShot = &s
+	}
+	return d, nil
 }
 
 // ListDefinitions lists a tenant's live definitions by code, filtered, one

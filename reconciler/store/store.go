@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -168,7 +170,15 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 func redact(err error) error {
 	var pe *pgconn.ConnectError
 	if errors.As(err, &pe) {
-		return errors.New(pe.Unwrap().Error())
+		// The driver joins one line per attempt (with TLS, then without),
+		// often the same twice: say each distinct one once, on one line.
+		var lines []string
+		for _, l := range strings.Split(pe.Unwrap().Error(), "\n") {
+			if l != "" && !slices.Contains(lines, l) {
+				lines = append(lines, l)
+			}
+		}
+		return errors.New(strings.Join(lines, "; "))
 	}
 	return err
 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler/loopback"
+	"github.com/riveredge/tasksync/reconciler/waittest"
+)
+
+// runBinary runs the built binary to its end, with env added.
+func runBinary(t *testing.T, bin string, env []string, args ...string) (string, int, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code, took
+}
+
+// TestRunOnceRefusedWhileDaemonLeads: run --once while a daemon holds the
+// leader lock fails at once (not after a minute on the lock), saying why
+// and what to do.
+func TestRunOnceRefusedWhileDaemonLeads(t *testing.T) {
+	bin := buildBinary(t)
+	dir := copyTree(t)
+	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=lead", "TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t")}
+	base, _, _, _ := startDaemon(t, bin, env, "1m")
+	waittest.For(t, "the daemon to lead", 30*time.Second, func() bool {
+		_, body := get(base + "/readyz")
+		return strings.Contains(body, `"leader":true`)
+	})
+	out, code, took := runBinary(t, bin, env, "run", "--once")
+	t.Logf("run --once refused in %v", took)
+	if code != 1 || !strings.Contains(out, "another replica") || !strings.Contains(out, "maxRetire") {
+		t.Errorf("run --once while a daemon leads: exit %d, want 1 saying another replica leads and what to do:\n%s", code, out)
+	}
+	if took > 2*time.Second {
+		t.Errorf("run --once took %v to be refused, want about a second at most", took)
+	}
+}
+
+// TestRunOnceWithoutInngest: run --once that applies a change with no
+// Inngest configured exits 1 and says the apps were not synced; with
+// nothing to apply, or with --postgres-only, it exits 0.
+func TestRunOnceWithoutInngest(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": pg.NewDatabase(t), "TASKSYNC_DIR": copyTree(t), "TASKSYNC_SECRETS_DIR": sampleSecrets(t, "s3cr3t")}
+	out, errOut, code := runCmd(t, env, "run", "--once")
+	if code != 1 || !strings.Contains(out+errOut, "Inngest is not configured") || !strings.Contains(out, "Applied: 7 created") {
+		t.Errorf("first run --once without Inngest: exit %d, want 1 saying Inngest is not configured:\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = runCmd(t, env, "run", "--once"); code != 0 {
+		t.Errorf("run --once with nothing to apply: exit %d, want 0:\n%s%s", code, out, errOut)
+	}
+	env["TASKSYNC_DIR"] = copyTree(t)
+	env["DATABASE_URL"] = pg.NewDatabase(t)
+	if out, errOut, code = runCmd(t, env, "run", "--once", "--postgres-only"); code != 0 || !strings.Contains(out, "Applied: 7 created") {
+		t.Errorf("run --once --postgres-only: exit %d, want 0:\n%s%s", code, out, errOut)
+	}
+}
+
+// TestSIGHUPRescans: SIGHUP makes the daemon rescan the whole tree and
+// sync every app, logged; it keeps serving, and still exits 0 on SIGTERM.
+func TestSIGHUPRescans(t *testing.T) {
+	bin := buildBinary(t)
+	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + copyTree(t), "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=hup", "TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t")}
+	base, cmd, logs, exited := startDaemon(t, bin, env, "1m")
+	waittest.For(t, "the daemon to lead", 30*time.Second, func() bool {
+		_, body := get(base + "/readyz")
+		return strings.Contains(body, `"leader":true`)
+	})
+	reconciles := func() int { return strings.Count(logs.String(), `"msg":"reconcile"`) }
+	before := reconciles()
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waittest.For(t, "a rescan after SIGHUP", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "rescan") && reconciles() > before
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("the daemon exited on SIGHUP: %v", err)
+	default:
+	}
+	if code, _ := get(base + "/healthz"); code != 200 {
+		t.Errorf("/healthz after SIGHUP = %d, want 200", code)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not exit within 30s of SIGTERM")
+	}
+}
+
+// TestReadyzWhileSyncsFail: /readyz stays ready when the tenants' syncs
+// fail (this replica still serves the runs Inngest sends for what it
+// has), and /v1/status and tasksync_tenant_sync_failed name them.
+func TestReadyzWhileSyncsFail(t *testing.T) {
+	bin := buildBinary(t)
+	closed, err := loopback.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + copyTree(t), "INNGEST_DEV=http://" + closed,
+		"TASKSYNC_APP_PREFIX=nosync", "TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t")}
+	base, _, _, _ := startDaemon(t, bin, env, "1m")
+	waittest.For(t, "the sync failures recorded", 60*time.Second, func() bool {
+		_, body := get(base + "/metrics")
+		return strings.Contains(body, `tasksync_tenant_sync_failed{tenant="acme"} 1`) && strings.Contains(body, `tasksync_tenant_sync_failed{tenant="globex"} 1`)
+	})
+	if code, body := get(base + "/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
+		t.Errorf("/readyz while every sync fails = %d %s, want 200 ready", code, body)
+	}
+	_, body := get(base + "/v1/status")
+	var status struct {
+		SyncFailed []string `json:"sync_failed"`
+	}
+	if err := json.Unmarshal([]byte(body), &status); err != nil || strings.Join(status.SyncFailed, ",") != "acme,globex" {
+		t.Errorf("/v1/status sync_failed = %v (%v), want acme and globex:\n%s", status.SyncFailed, err, body)
+	}
+}
