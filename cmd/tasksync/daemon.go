@@ -159,7 +159,8 @@ func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry,
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.URL.Path, "status": http.StatusNotFound})
 	})
-	return mux
+	// A panic anywhere below is logged and counted (tasksync_panics_total).
+	return reg.Recover(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -143,7 +143,7 @@ func (a *Actions) python(ctx context.Context, tenant string, py reconciler.Pytho
 	for i, s := range py.Args {
 		v, err := a.HTTP.render(ctx, tenant, scope, s, vars, red)
 		if err != nil {
-			return nil, red.Error(fmt.Errorf("args[%d]: %w", i, err))
+			return nil, red.Error(final(fmt.Errorf("args[%d]: %w", i, err)))
 		}
 		args[i] = expr.Format(v)
 	}
@@ -151,7 +151,7 @@ func (a *Actions) python(ctx context.Context, tenant string, py reconciler.Pytho
 	for _, k := range slices.Sorted(maps.Keys(py.Env)) {
 		v, err := a.HTTP.render(ctx, tenant, scope, py.Env[k], vars, red)
 		if err != nil {
-			return nil, red.Error(fmt.Errorf("env.%s: %w", k, err))
+			return nil, red.Error(final(fmt.Errorf("env.%s: %w", k, err)))
 		}
 		env[k] = expr.Format(v)
 	}

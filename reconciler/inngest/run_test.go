@@ -41,7 +41,7 @@ type recorder struct {
 	at       []time.Time // when each hit arrived
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t testing.TB) *recorder {
 	r := &recorder{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -89,7 +89,7 @@ func (r *recorder) count(prefix string) int {
 
 // newRunner is the task runner over st, with api_call allowed to reach
 // loopback, the sandbox sb (may be nil) and the secrets in env.
-func newRunner(t *testing.T, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
+func newRunner(t testing.TB, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
 	t.Helper()
 	envs, err := expr.NewEnvs()
 	if err != nil {
@@ -260,10 +260,17 @@ func TestTenantEventsRunAndRecord(t *testing.T) {
 	if rec.count("/globex/ping") != 0 {
 		t.Errorf("globex's function ran")
 	}
-	for status, want := range map[string]float64{"succeeded": 1, "failed": 3} {
+	// A run counts once, by its final outcome; its attempts count apart.
+	for status, want := range map[string]float64{"succeeded": 1, "failed": 1} {
 		labels := map[string]string{"tenant": "acme", "kind": "task", "status": status}
 		if got := counterValue(t, metrics, "tasksync_task_runs_total", labels); got != want {
 			t.Errorf("tasksync_task_runs_total%v = %v, want %v", labels, got, want)
+		}
+	}
+	for status, want := range map[string]float64{"succeeded": 1, "retrying": 2, "failed": 1} {
+		labels := map[string]string{"tenant": "acme", "kind": "task", "status": status}
+		if got := counterValue(t, metrics, "tasksync_task_attempts_total", labels); got != want {
+			t.Errorf("tasksync_task_attempts_total%v = %v, want %v", labels, got, want)
 		}
 	}
 	if got := counterValue(t, metrics, "tasksync_inngest_sync_total", map[string]string{"tenant": "acme", "result": "success"}); got < 1 {
