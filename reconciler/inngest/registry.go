@@ -277,7 +277,7 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
 	if d.Kind == reconciler.KindWorkflow {
-		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay,
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay, send: client.Send,
 			stepEnded: func(err error, in reconciler.RunInput) {
 				r.countEnd(tenant, "workflow", err, in.Attempt, retries)
 				r.actionPanicked(tenant, d.Metadata.Code, in, err)
