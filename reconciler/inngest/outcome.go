@@ -50,6 +50,17 @@ func (r *Registry) countEnd(tenant, kind string, err error, attempt, retries int
 	}
 }
 
+// CountAbandoned counts runs the leader closed as abandoned as failed
+// runs, and their attempts as failed attempts: an alert on failed runs
+// sees a run whose replica stopped.
+func (r *Registry) CountAbandoned(runs []reconciler.AbandonedRun) {
+	for _, run := range runs {
+		kind := kindLabel(run.Kind)
+		r.metrics.runs.WithLabelValues(run.Tenant, kind, string(reconciler.RunFailed)).Inc()
+		r.metrics.attempts.WithLabelValues(run.Tenant, kind, string(reconciler.RunFailed)).Add(float64(run.Attempts))
+	}
+}
+
 // replayedStepFailure reports whether err is a workflow step's failure
 // that Inngest replays to the function after the step's last attempt:
 // that attempt was counted when it failed.
