@@ -123,3 +123,28 @@ spec:
 		t.Errorf("attempt row %+v, want failed at tell, finished, with its error", last)
 	}
 }
+
+// TestForgedOneShotFireRefused: a tenant posts the due event of its own
+// one-shot an hour early (its code and hash are in the status API), and
+// the due event of a one-shot applied after its time: neither executes.
+func TestForgedOneShotFireRefused(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, _ := pg.NewStore(t, store.Options{})
+	tree := t.TempDir()
+	task := func(code string, at time.Time) string {
+		return deftest.Task{Code: code, Trigger: fmt.Sprintf("{at: %q}", at.UTC().Format(time.RFC3339)), Config: fmt.Sprintf("{url: %q}", rec.URL+"/"+code)}.String()
+	}
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "once.yaml"), task("later", time.Now().Add(time.Hour))+"---\n"+task("gone", time.Now().Add(-time.Hour)))
+	applyTree(t, st, tree)
+	defs := serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
+	for _, d := range defs {
+		sendEvent(t, "tasksync/one-shot.due", map[string]any{"tenant_id": "acme", "code": d.Metadata.Code, "hash": d.Hash})
+	}
+	waittest.Never(t, "a forged one-shot run", 5*time.Second, func() bool { return rec.count("/later")+rec.count("/gone") > 0 })
+	for _, code := range []string{"later", "gone"} {
+		if runs, err := st.Runs(ctx, "acme", code, 10, 0); err != nil || len(runs) != 0 {
+			t.Errorf("%s: runs %+v, %v; want none", code, runs, err)
+		}
+	}
+}
