@@ -125,7 +125,7 @@ type RunHistory interface {
 	// running grace after their deadline, for at most limit definitions,
 	// and returns the runs it closed.
 	CloseAbandoned(ctx context.Context, grace time.Duration, limit int) ([]AbandonedRun, error)
-	// PruneRuns deletes at most batch ended attempts that started before
+	// PruneRuns deletes at most batch attempts that ended before
 	// `before`, keeping each definition's newest; more reports that a
 	// full batch went.
 	PruneRuns(ctx context.Context, before time.Time, batch int) (deleted int, more bool, err error)

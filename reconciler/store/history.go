@@ -71,17 +71,18 @@ func (s *Store) CloseAbandoned(ctx context.Context, grace time.Duration, limit i
 	return closed, nil
 }
 
-// PruneRuns deletes at most batch attempt rows that started before
-// `before` and have ended, oldest first, in one short statement; the
+// PruneRuns deletes at most batch attempt rows that ended before
+// `before` (a long workflow that just ended is kept the whole retention),
+// oldest first, in one short statement; the
 // newest row of each definition stays (it is the definition's last run).
 // more reports whether a full batch was deleted: there may be more.
 func (s *Store) PruneRuns(ctx context.Context, before time.Time, batch int) (deleted int, more bool, err error) {
 	tag, err := s.pool.Exec(ctx, `
 		delete from root_task_runs where id = any (array(
 			select r.id from root_task_runs r
-			where r.started_at < $1 and r.status <> 'running'
+			where r.status <> 'running' and coalesce(r.finished_at, r.started_at) < $1
 				and r.id <> (select max(x.id) from root_task_runs x where x.task_id = r.task_id)
-			order by r.started_at limit $2))`, before, batch)
+			order by coalesce(r.finished_at, r.started_at) limit $2))`, before, batch)
 	if err != nil {
 		return 0, false, fmt.Errorf("prune runs: %w", runErr(err))
 	}
