@@ -41,7 +41,7 @@ func TestRunRecordsScopedToTheirDefinition(t *testing.T) {
 		t.Fatalf("globex's own attempt 1 of its r1: %v", err)
 	}
 	want("globex starts r1's attempt 1")
-	_ = s.RecordWorkflowRun(ctx, xray, reconciler.RunInput{RunID: "r1"}, reconciler.WorkflowAttempt{Status: reconciler.RunFailed, Error: "forged", Final: true})
+	_, _ = s.RecordWorkflowRun(ctx, xray, reconciler.RunInput{RunID: "r1"}, reconciler.WorkflowAttempt{Status: reconciler.RunFailed, Error: "forged", Final: true})
 	want("globex records a workflow invocation of r1")
 	_ = s.WriteSpooledRun(ctx, reconciler.SpooledRun{Ref: xray, RunID: "r1", Attempt: 2, Status: reconciler.RunFailed, StartedAt: time.Now(), FinishedAt: time.Now(), Error: "forged"})
 	want("globex's spooled record of r1")
