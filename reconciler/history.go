@@ -37,10 +37,17 @@ func (c *Controller) tendRuns(ctx context.Context) {
 	if grace <= 0 {
 		grace = DefaultAbandonGrace
 	}
-	n, err := h.CloseAbandoned(ctx, grace, abandonedPerPass)
+	runs, err := h.CloseAbandoned(ctx, grace, abandonedPerPass)
+	n := 0
+	for _, r := range runs {
+		n += r.Attempts
+	}
 	c.metrics.abandoned.Add(float64(n))
+	if counter, ok := c.opts.Apps.(AbandonedCounter); ok && len(runs) > 0 {
+		counter.CountAbandoned(runs) // so that alerts on failed runs see them
+	}
 	if n > 0 {
-		c.log.Warn("closed attempts left running by a replica that stopped", "attempts", n, "grace", grace)
+		c.log.Warn("closed attempts left running by a replica that stopped", "attempts", n, "runs", len(runs), "grace", grace)
 	}
 	if err != nil {
 		c.log.Warn("close abandoned attempts", "err", err)

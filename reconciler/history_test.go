@@ -10,12 +10,32 @@ import (
 type fakeHistory struct {
 	old, calls, closeCalls int
 	grace                  time.Duration
+	abandoned              []AbandonedRun
 }
 
-func (f *fakeHistory) CloseAbandoned(_ context.Context, grace time.Duration, _ int) (int, error) {
+func (f *fakeHistory) CloseAbandoned(_ context.Context, grace time.Duration, _ int) ([]AbandonedRun, error) {
 	f.closeCalls++
 	f.grace = grace
-	return 0, nil
+	return f.abandoned, nil
+}
+
+// countingApps counts the abandoned runs the controller reports.
+type countingApps struct {
+	Apps
+	counted []AbandonedRun
+}
+
+func (a *countingApps) CountAbandoned(runs []AbandonedRun) { a.counted = append(a.counted, runs...) }
+
+// TestAbandonedRunsAreCounted: the runs a sweep closes go to the run
+// metrics' counter, with their tenant and kind.
+func TestAbandonedRunsAreCounted(t *testing.T) {
+	closed := []AbandonedRun{{Tenant: "acme", Kind: KindWorkflow, Attempts: 1}, {Tenant: "beta", Kind: KindScheduledTask, Attempts: 2}}
+	apps := &countingApps{}
+	NewController(ControllerOptions{Runs: &fakeHistory{abandoned: closed}, Apps: apps}).tendRuns(context.Background())
+	if len(apps.counted) != 2 || apps.counted[0] != closed[0] || apps.counted[1] != closed[1] {
+		t.Errorf("counted %+v, want %+v", apps.counted, closed)
+	}
 }
 
 func (f *fakeHistory) PruneRuns(_ context.Context, _ time.Time, batch int) (int, bool, error) {

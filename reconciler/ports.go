@@ -83,6 +83,21 @@ type Apps interface {
 	Functions(tenant string) []string
 }
 
+// AbandonedRun is a run whose attempts the leader closed as abandoned:
+// the run failed.
+type AbandonedRun struct {
+	Tenant   string
+	Kind     Kind
+	Attempts int // its attempts closed (usually one)
+}
+
+// AbandonedCounter is what counts runs the leader closed as abandoned in
+// the run metrics (inngest.Apps does, when the controller's Apps have it),
+// as failed runs and failed attempts.
+type AbandonedCounter interface {
+	CountAbandoned(runs []AbandonedRun)
+}
+
 // Drift is how Inngest's view of an app differs from what it should serve.
 type Drift struct {
 	Missing []string // functions the server lacks
@@ -108,9 +123,9 @@ type TreeChange struct {
 type RunHistory interface {
 	// CloseAbandoned closes as failed and final the attempts still
 	// running grace after their deadline, for at most limit definitions,
-	// and returns how many it closed.
-	CloseAbandoned(ctx context.Context, grace time.Duration, limit int) (int, error)
-	// PruneRuns deletes at most batch ended attempts that started before
+	// and returns the runs it closed.
+	CloseAbandoned(ctx context.Context, grace time.Duration, limit int) ([]AbandonedRun, error)
+	// PruneRuns deletes at most batch attempts that ended before
 	// `before`, keeping each definition's newest; more reports that a
 	// full batch went.
 	PruneRuns(ctx context.Context, before time.Time, batch int) (deleted int, more bool, err error)

@@ -35,6 +35,8 @@ type AppliedRef struct {
 	Hash     string
 	Tenant   string
 	Code     string
+	// AppliedAt is when this version was applied; zero in a ServedRef.
+	AppliedAt time.Time
 }
 
 // ServedRef is the ref of the version def this replica serves, for a run
@@ -211,6 +213,9 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 	if err := oneShotFor(def, in); err != nil {
 		return def, ref, err
 	}
+	if err := oneShotInTime(def, in, ref.AppliedAt, time.Now()); err != nil {
+		return def, ref, err
+	}
 	if def.Spec.Trigger.Type() == TriggerDate {
 		ran, err := r.Records.RanBefore(sctx, ref, in.RunID)
 		if err != nil {
@@ -236,6 +241,38 @@ func oneShotFor(def Definition, in RunInput) error {
 	return nil
 }
 
+// OneShotSkew is how long before its `at` a one-shot's run may start:
+// the clocks of tasksync's replicas and Inngest's may differ this much.
+const OneShotSkew = time.Minute
+
+// oneShotInTime returns an error wrapping ErrStale when def is a one-shot
+// whose run must not execute at now: before its time (less OneShotSkew),
+// or for a version applied at or after its time (expired: it fires
+// nothing). Without appliedAt (the store cannot be reached), a first
+// attempt more than missedFireGrace after its time is refused too:
+// Inngest starts a one-shot's run at its time, so such a run comes from
+// an event sent by someone else, and the store cannot say whether the
+// version had expired. The tenant's event senders can post the due event
+// with the one-shot's code and hash (the status API shows both), so the
+// run itself checks its time.
+func oneShotInTime(def Definition, in RunInput, appliedAt, now time.Time) error {
+	if def.Spec.Trigger.Type() != TriggerDate || def.Spec.Trigger.At == nil {
+		return nil
+	}
+	at := *def.Spec.Trigger.At
+	switch {
+	case now.Before(at.Add(-OneShotSkew)):
+		return fmt.Errorf("%w: one-shot %s is due at %s, not before", ErrStale, def.Metadata.Code, at.UTC().Format(time.RFC3339))
+	case !appliedAt.IsZero() && !at.After(appliedAt):
+		return fmt.Errorf("%w: one-shot %s expired: its time %s had passed when this version was applied", ErrStale,
+			def.Metadata.Code, at.UTC().Format(time.RFC3339))
+	case appliedAt.IsZero() && in.Attempt == 0 && now.Sub(at) > missedFireGrace:
+		return fmt.Errorf("%w: one-shot %s was due at %s; a first run this late is not its own, and the database cannot be reached to check it",
+			ErrStale, def.Metadata.Code, at.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Run executes one attempt of def's run. When the store cannot be reached
 // and the runner has a spool, the attempt executes the version this
 // replica serves (def) and its records go to the spool, to be written
@@ -252,6 +289,9 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 		}
 		def, ref, spooled = served, ServedRef(tenant, served), true
 		if err := oneShotFor(def, in); err != nil {
+			return nil, err
+		}
+		if err := oneShotInTime(def, in, time.Time{}, time.Now()); err != nil {
 			return nil, err
 		}
 	}

@@ -404,8 +404,13 @@ func (v *Validator) location(name string) (*time.Location, error) {
 }
 
 func (n *normalizer) eventName(p, name string) {
-	if strings.HasPrefix(strings.ToLower(name), "inngest/") {
+	switch lower := strings.ToLower(name); {
+	case strings.HasPrefix(lower, "inngest/"):
 		n.fail(p, "event %q is in Inngest's reserved inngest/ namespace; choose another name", name)
+	case strings.HasPrefix(lower, "tasksync/"):
+		// tasksync's own events (tasksync/one-shot.due fires one-shots):
+		// sending one would fire a one-shot out of its time.
+		n.fail(p, "event %q is in tasksync's reserved tasksync/ namespace; choose another name", name)
 	}
 }
 

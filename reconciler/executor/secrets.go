@@ -70,8 +70,10 @@ func (e *NotGrantedError) Error() string {
 		return fmt.Sprintf("secret %s is not granted to tenant %q: set %s%s and list the tenant in %s%s (or run with --secrets-dir and put it in <secrets-dir>/%s/%s)",
 			e.Name, e.Tenant, SecretEnvPrefix, e.Name, GrantEnvPrefix, e.Name, e.Tenant, e.Name)
 	}
-	return fmt.Sprintf("secret %s is not granted to tenant %q: put it in %s, or share one by listing the tenant in %s (or in %s%s, with %s%s)",
-		e.Name, e.Tenant, filepath.Join(e.Dir, e.Tenant, e.Name), filepath.Join(e.Dir, SharedDir, e.Name+".tenants"),
+	// The tenant reads this (a validation problem, a run's error): the
+	// directory is named by its flag, not by the operator's path.
+	return fmt.Sprintf("secret %s is not granted to tenant %q: put it in <secrets-dir>/%s/%s, or share one by listing the tenant in <secrets-dir>/%s/%s.tenants (or in %s%s, with %s%s)",
+		e.Name, e.Tenant, e.Tenant, e.Name, SharedDir, e.Name,
 		GrantEnvPrefix, e.Name, SecretEnvPrefix, e.Name)
 }
 
@@ -117,7 +119,7 @@ func (s *Secrets) locate(tenant, name string) (source, error) {
 		case err == nil:
 			return source{file: filepath.Join(own, name)}, nil
 		case !errors.Is(err, fs.ErrNotExist):
-			return source{}, fmt.Errorf("secret %s of tenant %q: %w", name, tenant, err)
+			return source{}, fmt.Errorf("secret %s of tenant %q: <secrets-dir>/%s/%s: %w", name, tenant, tenant, name, pathless(err))
 		}
 		shared := filepath.Join(s.dir, SharedDir)
 		if granted(readGrants(shared, name), tenant) {
@@ -125,7 +127,7 @@ func (s *Secrets) locate(tenant, name string) (source, error) {
 			case err == nil:
 				return source{file: filepath.Join(shared, name)}, nil
 			case !errors.Is(err, fs.ErrNotExist):
-				return source{}, fmt.Errorf("shared secret %s: %w", name, err)
+				return source{}, fmt.Errorf("shared secret %s: <secrets-dir>/%s/%s: %w", name, SharedDir, name, pathless(err))
 			}
 		}
 	}
@@ -152,7 +154,7 @@ func (s *Secrets) lookup(tenant, name string) (string, error) {
 	}
 	b, err := readFile(filepath.Dir(src.file), filepath.Base(src.file))
 	if err != nil {
-		return "", fmt.Errorf("secret %s of tenant %q: %w", name, tenant, err)
+		return "", fmt.Errorf("secret %s of tenant %q: %w", name, tenant, pathless(err))
 	}
 	return strings.TrimSuffix(string(b), "\n"), nil
 }
@@ -168,6 +170,21 @@ func granted(list, tenant string) bool {
 		}
 	}
 	return false
+}
+
+// pathless is err without the file path an fs.PathError or
+// fs.LinkError names: secret errors reach tenants, who are not to learn
+// the operator's paths.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s: %w", le.Op, le.Err)
+	}
+	return err
 }
 
 // readGrants returns the list of tenants dir/NAME.tenants grants, or ""
@@ -219,7 +236,7 @@ func openInside(dir, name string) (*os.File, error) {
 		return nil, err
 	}
 	if rel, err := filepath.Rel(realDir, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("%s is a symlink out of %s; refused", name, dir)
+		return nil, fmt.Errorf("%s is a symlink out of its directory; refused", name)
 	}
 	// Non-blocking, so that a FIFO swapped in does not hang the open; the
 	// opened file itself is then checked.

@@ -114,7 +114,7 @@ func TestSecretsGrantedPerTenant(t *testing.T) {
 			t.Errorf("refusal of %s = %q, want the same as for a secret nobody has: %q", name, got, notFound)
 		}
 	}
-	if !strings.Contains(notFound, filepath.Join(dir, "evil", "NOPE")) || !strings.Contains(notFound, "NOPE.tenants") || !strings.Contains(notFound, "TASKSYNC_GRANT_NOPE") {
+	if !strings.Contains(notFound, "<secrets-dir>/evil/NOPE") || !strings.Contains(notFound, "NOPE.tenants") || !strings.Contains(notFound, "TASKSYNC_GRANT_NOPE") {
 		t.Errorf("refusal %q does not say how to grant the secret", notFound)
 	}
 	names, err := s.Ungranted()
@@ -644,5 +644,32 @@ func TestWarnUngranted(t *testing.T) {
 	executor.NewSecrets("", nil).WarnUngranted(slog.New(slog.NewTextHandler(&logs, nil)))
 	if logs.Len() > 0 {
 		t.Errorf("without a secrets directory: %s", logs.String())
+	}
+}
+
+// TestSecretMessagesHideTheDirectory: what a tenant reads of a refused or
+// unusable secret (validation problems, run errors) names the place as
+// <secrets-dir>/<tenant>/NAME, never the operator's absolute path.
+func TestSecretMessagesHideTheDirectory(t *testing.T) {
+	dir := deftest.WriteTree(t, map[string]string{"acme/BIG": strings.Repeat("x", 100<<10)})
+	if err := os.Symlink(filepath.Join(dir, "acme", "BIG"), filepath.Join(dir, "acme", "OUT_LINK")); err != nil {
+		t.Fatal(err)
+	}
+	outside := deftest.WriteTree(t, map[string]string{"SECRET": "x"})
+	if err := os.Symlink(filepath.Join(outside, "SECRET"), filepath.Join(dir, "acme", "ESCAPE")); err != nil {
+		t.Fatal(err)
+	}
+	s := executor.NewSecrets(dir, func(string) string { return "" })
+	for _, name := range []string{"MISSING", "BIG", "ESCAPE"} {
+		err := s.Check("acme", name)
+		if err == nil {
+			t.Fatalf("Check(acme, %s) = nil, want refused", name)
+		}
+		if strings.Contains(err.Error(), dir) || strings.Contains(err.Error(), outside) {
+			t.Errorf("Check(acme, %s) = %q, names the secrets directory", name, err)
+		}
+	}
+	if err := s.Check("acme", "MISSING"); !strings.Contains(err.Error(), "<secrets-dir>/acme/MISSING") {
+		t.Errorf("not granted: %q, want it to name <secrets-dir>/acme/MISSING", err)
 	}
 }

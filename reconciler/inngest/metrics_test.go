@@ -145,6 +145,29 @@ spec:
 	}
 }
 
+// TestAbandonedRunsCountAsFailed: a run the leader closed as abandoned is
+// a failed run, and its attempts failed attempts, with tenant and kind.
+func TestAbandonedRunsCountAsFailed(t *testing.T) {
+	prom := prometheus.NewRegistry()
+	reg := newRegistryB(t, prom)
+	var _ reconciler.AbandonedCounter = reg.WithRunner(nopRunner{})
+	reg.CountAbandoned([]reconciler.AbandonedRun{
+		{Tenant: "acme", Kind: reconciler.KindWorkflow, Attempts: 2},
+		{Tenant: "acme", Kind: reconciler.KindScheduledTask, Attempts: 1},
+	})
+	for _, c := range []struct {
+		name, kind string
+		want       float64
+	}{
+		{"tasksync_task_runs_total", "workflow", 1}, {"tasksync_task_attempts_total", "workflow", 2},
+		{"tasksync_task_runs_total", "task", 1}, {"tasksync_task_attempts_total", "task", 1},
+	} {
+		if got := counterValue(t, prom, c.name, map[string]string{"tenant": "acme", "kind": c.kind, "status": "failed"}); got != c.want {
+			t.Errorf("%s{kind=%q,status=failed} = %v, want %v", c.name, c.kind, got, c.want)
+		}
+	}
+}
+
 // runLines are the `run` lines a JSON log holds for a definition.
 func runLines(t *testing.T, logs string, code string) []map[string]any {
 	t.Helper()

@@ -46,6 +46,17 @@ func attemptStatus(err error, final bool) string {
 	return attemptRetrying
 }
 
+// CountAbandoned counts runs the leader closed as abandoned as failed
+// runs, and their attempts as failed attempts: an alert on failed runs
+// sees a run whose replica stopped.
+func (r *Registry) CountAbandoned(runs []reconciler.AbandonedRun) {
+	for _, run := range runs {
+		kind := kindLabel(run.Kind)
+		r.metrics.runs.WithLabelValues(run.Tenant, kind, string(reconciler.RunFailed)).Inc()
+		r.metrics.attempts.WithLabelValues(run.Tenant, kind, string(reconciler.RunFailed)).Add(float64(run.Attempts))
+	}
+}
+
 // attemptEnded tells the end of an attempt of tenant's definition code
 // that started at started and ended with err (nil: it succeeded), final
 // when it was its run's last: it is counted in the attempt metrics (and

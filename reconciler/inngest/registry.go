@@ -277,7 +277,7 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
 	if d.Kind == reconciler.KindWorkflow {
-		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay,
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay, send: client.Send,
 			ended: func(e attemptEnd) {
 				r.attemptEnded(tenant, d.Metadata.Code, "workflow", e.in, e.err, e.final, e.started, e.failedStep)
 			}}

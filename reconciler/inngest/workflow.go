@@ -28,6 +28,8 @@ type workflow struct {
 	actions reconciler.Actions
 	records reconciler.RunRecorder
 	delay   time.Duration // retry_delay: each retry of a failed step waits this long
+	// send sends a send_event step's event (the tenant's client's Send).
+	send func(ctx context.Context, event any) (string, error)
 	// ended counts and logs an attempt's end. An attempt whose step
 	// action failed ends in the SDK, never returning to the function's
 	// handler, so the run tells it here, after recording it.
@@ -210,9 +212,6 @@ func (w *workflow) action(ctx context.Context, id string, in reconciler.RunInput
 	return step.Run(ctx, id, func(ctx context.Context) (any, error) {
 		*tried = stepTry{id: id}
 		out, err := func() (any, error) {
-			if w.actions == nil {
-				return nil, errors.New("this process does not execute runs")
-			}
 			out, err := do(ctx)
 			if err != nil {
 				return nil, err
@@ -232,10 +231,16 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 	switch {
 	case st.APICall != nil:
 		return w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
+			if w.actions == nil {
+				return nil, errors.New("this process does not execute runs")
+			}
 			return w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
 		})
 	case st.PythonScript != nil:
 		return w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
+			if w.actions == nil {
+				return nil, errors.New("this process does not execute runs")
+			}
 			return w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
 		})
 	case st.Sleep > 0:
@@ -250,6 +255,17 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 		until, err := asTime(v)
 		if err != nil {
 			return nil, reconciler.Final(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
+		}
+		now := time.Now()
+		if !until.After(now) {
+			// A time that has passed: nothing to wait for. Inngest refuses
+			// a negative sleep, and the refused item would hold up every
+			// later run of the function.
+			return nil, nil
+		}
+		if until.Sub(now) > time.Duration(reconciler.MaxSleep) {
+			return nil, reconciler.Final(fmt.Errorf("sleep_until %q: %s is more than %s ahead, the longest sleep Inngest allows",
+				st.SleepUntil, until.UTC().Format(time.RFC3339), time.Duration(reconciler.MaxSleep)))
 		}
 		*resume = until
 		step.SleepUntil(ctx, st.ID, until)
@@ -276,7 +292,23 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 			data = map[string]any{}
 		}
 		data["tenant_id"] = w.tenant // never another tenant's
-		id, err := step.Send(ctx, st.ID, inngestgo.Event{Name: st.SendEvent.Name, Data: data})
+		if _, err := json.Marshal(data); err != nil {
+			// NaN or an infinity: no retry makes it JSON.
+			return nil, reconciler.Final(fmt.Errorf("send_event data: %w", err))
+		}
+		// Sent as an action step, so a failed send is recorded and
+		// counted as any failed step is. Its memoized output is the id,
+		// as the SDK's step.Send memoizes it.
+		id, err := w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
+			if w.send == nil {
+				return nil, errors.New("this process does not send events")
+			}
+			id, err := w.send(ctx, inngestgo.Event{Name: st.SendEvent.Name, Data: data})
+			if err != nil {
+				return nil, fmt.Errorf("send event %s: %w", st.SendEvent.Name, err)
+			}
+			return id, nil
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -14,8 +14,8 @@ import (
 func (s *Store) Current(ctx context.Context, tenant, code string) (reconciler.AppliedRef, bool, error) {
 	var ref reconciler.AppliedRef
 	err := s.pool.QueryRow(ctx, `
-		select d.id, d.revision, d.spec_hash from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code).Scan(&ref.ID, &ref.Revision, &ref.Hash)
+		select d.id, d.revision, d.spec_hash, d.revision_applied_at from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code).Scan(&ref.ID, &ref.Revision, &ref.Hash, &ref.AppliedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ref, false, nil
 	}

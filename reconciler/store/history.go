@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 // legacyRunBound is how long after its start an attempt row without a
@@ -16,36 +18,51 @@ const legacyRunBound = time.Hour
 // reconciler.ErrAbandoned, the attempts still running grace after their
 // deadline: the replica running them stopped, and the engine did not
 // retry them (a retry closes them at once). At most limit definitions are
-// handled per call, each in a short transaction of its own. It returns how
-// many attempts it closed.
-func (s *Store) CloseAbandoned(ctx context.Context, grace time.Duration, limit int) (int, error) {
+// handled per call, each in a short transaction of its own. It returns the
+// runs it closed, with their tenant and kind, for the run metrics.
+func (s *Store) CloseAbandoned(ctx context.Context, grace time.Duration, limit int) ([]reconciler.AbandonedRun, error) {
+	type task struct {
+		ID     int64
+		Tenant string
+		Kind   reconciler.Kind
+	}
 	rows, err := s.pool.Query(ctx, `
-		select distinct task_id from root_task_runs
-		where status = 'running' and coalesce(deadline_at, started_at + $1::interval) + $2::interval < now()
-		limit $3`, legacyRunBound, grace, limit)
+		select d.id, t.code, d.kind from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+		where d.id in (select distinct task_id from root_task_runs
+			where status = 'running' and coalesce(deadline_at, started_at + $1::interval) + $2::interval < now()
+			limit $3)`, legacyRunBound, grace, limit)
 	if err != nil {
-		return 0, fmt.Errorf("abandoned attempts: %w", runErr(err))
+		return nil, fmt.Errorf("abandoned attempts: %w", runErr(err))
 	}
-	tasks, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	tasks, err := pgx.CollectRows(rows, pgx.RowToStructByPos[task])
 	if err != nil {
-		return 0, fmt.Errorf("abandoned attempts: %w", runErr(err))
+		return nil, fmt.Errorf("abandoned attempts: %w", runErr(err))
 	}
-	closed := 0
-	for _, task := range tasks {
+	var closed []reconciler.AbandonedRun
+	for _, tk := range tasks {
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := lockTask(ctx, tx, task); err != nil {
+			if err := lockTask(ctx, tx, tk.ID); err != nil {
 				return err
 			}
-			tag, err := tx.Exec(ctx, `
-				update root_task_runs set status = 'failed', final = true, error = $2, finished_at = now(),
-					duration_ms = (extract(epoch from now() - started_at) * 1000)::bigint
-				where task_id = $1 and status = 'running' and coalesce(deadline_at, started_at + $3::interval) + $4::interval < now()`,
-				task, abandonedText, legacyRunBound, grace)
+			rows, err := tx.Query(ctx, `
+				with done as (
+					update root_task_runs set status = 'failed', final = true, error = $2, finished_at = now(),
+						duration_ms = (extract(epoch from now() - started_at) * 1000)::bigint
+					where task_id = $1 and status = 'running' and coalesce(deadline_at, started_at + $3::interval) + $4::interval < now()
+					returning inngest_run_id)
+				select count(*)::int from done group by inngest_run_id`,
+				tk.ID, abandonedText, legacyRunBound, grace)
 			if err != nil {
 				return err
 			}
-			closed += int(tag.RowsAffected())
-			return refreshLastRun(ctx, tx, task)
+			perRun, err := pgx.CollectRows(rows, pgx.RowTo[int])
+			if err != nil {
+				return err
+			}
+			for _, n := range perRun {
+				closed = append(closed, reconciler.AbandonedRun{Tenant: tk.Tenant, Kind: tk.Kind, Attempts: n})
+			}
+			return refreshLastRun(ctx, tx, tk.ID)
 		})
 		if err != nil {
 			return closed, fmt.Errorf("close abandoned attempts: %w", runErr(err))
@@ -54,17 +71,18 @@ func (s *Store) CloseAbandoned(ctx context.Context, grace time.Duration, limit i
 	return closed, nil
 }
 
-// PruneRuns deletes at most batch attempt rows that started before
-// `before` and have ended, oldest first, in one short statement; the
+// PruneRuns deletes at most batch attempt rows that ended before
+// `before` (a long workflow that just ended is kept the whole retention),
+// oldest first, in one short statement; the
 // newest row of each definition stays (it is the definition's last run).
 // more reports whether a full batch was deleted: there may be more.
 func (s *Store) PruneRuns(ctx context.Context, before time.Time, batch int) (deleted int, more bool, err error) {
 	tag, err := s.pool.Exec(ctx, `
 		delete from root_task_runs where id = any (array(
 			select r.id from root_task_runs r
-			where r.started_at < $1 and r.status <> 'running'
+			where r.status <> 'running' and coalesce(r.finished_at, r.started_at) < $1
 				and r.id <> (select max(x.id) from root_task_runs x where x.task_id = r.task_id)
-			order by r.started_at limit $2))`, before, batch)
+			order by coalesce(r.finished_at, r.started_at) limit $2))`, before, batch)
 	if err != nil {
 		return 0, false, fmt.Errorf("prune runs: %w", runErr(err))
 	}

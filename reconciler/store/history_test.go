@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -113,9 +114,9 @@ func TestCloseAbandoned(t *testing.T) {
 	if _, err := s.StartRun(ctx, beta, reconciler.RunInput{RunID: "alive"}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.CloseAbandoned(ctx, time.Second, 100)
-	if err != nil || n != 1 {
-		t.Fatalf("CloseAbandoned = %d, %v; want 1", n, err)
+	closed, err := s.CloseAbandoned(ctx, time.Second, 100)
+	if want := []reconciler.AbandonedRun{{Tenant: "acme", Kind: reconciler.KindScheduledTask, Attempts: 1}}; err != nil || !slices.Equal(closed, want) {
+		t.Fatalf("CloseAbandoned = %+v, %v; want %+v", closed, err, want)
 	}
 	want := lastRun{Status: "failed", Error: reconciler.ErrAbandoned.Error(), RunStatus: reconciler.RunFailed}
 	if got := readLastRun(t, s, "alpha"); got != want {

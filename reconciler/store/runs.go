@@ -56,7 +56,7 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 		err := tx.QueryRow(ctx, `
 			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, deadline_at)
 			select tenant_id, id, $2, $3, $4, 'running', $5 from root_scheduled_tasks where id = $1
-			on conflict (inngest_run_id, attempt) do update set status = 'running', started_at = now(), finished_at = null,
+			on conflict (task_id, inngest_run_id, attempt) do update set status = 'running', started_at = now(), finished_at = null,
 				duration_ms = null, error = null, output = null, final = false, deadline_at = excluded.deadline_at
 			returning id`, ref.ID, ref.Revision, in.RunID, in.Attempt, deadline).Scan(&id)
 		if err != nil {
@@ -68,7 +68,7 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 				error = case when status = 'running' then $3 else error end,
 				finished_at = case when status = 'running' then now() else finished_at end,
 				duration_ms = case when status = 'running' then (extract(epoch from now() - started_at) * 1000)::bigint else duration_ms end
-			where inngest_run_id = $1 and attempt < $2 and (status = 'running' or final)`, in.RunID, in.Attempt, abandonedText)
+			where task_id = $4 and inngest_run_id = $1 and attempt < $2 and (status = 'running' or final)`, in.RunID, in.Attempt, abandonedText, ref.ID)
 		if err != nil {
 			return err
 		}
@@ -205,7 +205,7 @@ func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int6
 		status         string
 		final          bool
 	)
-	err = tx.QueryRow(ctx, `select id, attempt, status, final, started_at from root_task_runs where inngest_run_id = $1 order by attempt desc limit 1`, runID).
+	err = tx.QueryRow(ctx, `select id, attempt, status, final, started_at from root_task_runs where task_id = $1 and inngest_run_id = $2 order by attempt desc limit 1`, taskID, runID).
 		Scan(&rowID, &attempt, &status, &final, &started)
 	open := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -247,7 +247,7 @@ func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int6
 	next := int64(0)
 	if open {
 		next = attempt + 1
-		if _, err := tx.Exec(ctx, `update root_task_runs set final = false where inngest_run_id = $1 and final`, runID); err != nil {
+		if _, err := tx.Exec(ctx, `update root_task_runs set final = false where task_id = $1 and inngest_run_id = $2 and final`, taskID, runID); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -351,7 +351,7 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 				case when $7::timestamptz is not null then (extract(epoch from $7::timestamptz - $6::timestamptz) * 1000)::bigint end,
 				nullif($8, ''), $9, $10, $11
 			from root_scheduled_tasks where id = $1
-			on conflict (inngest_run_id, attempt) do update set status = excluded.status,
+			on conflict (task_id, inngest_run_id, attempt) do update set status = excluded.status,
 				started_at = case when excluded.finished_at is null then excluded.started_at else r.started_at end,
 				finished_at = excluded.finished_at,
 				duration_ms = case when excluded.finished_at is not null then
@@ -371,7 +371,8 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 					error = case when status = 'running' then $3 else error end,
 					finished_at = case when status = 'running' then $4 else finished_at end,
 					duration_ms = case when status = 'running' then (extract(epoch from $4 - least(started_at, $4)) * 1000)::bigint else duration_ms end
-				where inngest_run_id = $1 and attempt < $2 and (status = 'running' or final)`, rec.RunID, rec.Attempt, abandonedText, rec.StartedAt)
+				where task_id = $5 and inngest_run_id = $1 and attempt < $2 and (status = 'running' or final)`,
+				rec.RunID, rec.Attempt, abandonedText, rec.StartedAt, taskID)
 			if err != nil {
 				return err
 			}
