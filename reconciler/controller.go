@@ -13,8 +13,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// followerPoll is how often a follower checks for applied changes.
-const followerPoll = 3 * time.Second
+// DefaultFollowerPoll is how often a follower checks for applied changes
+// when ControllerOptions.Poll is not set.
+const DefaultFollowerPoll = 3 * time.Second
 
 // missedFireGrace is how long after a scheduled fire its run may start:
 // Inngest's own scheduling delay, retries of a failed start, a leader
@@ -45,6 +46,9 @@ type ControllerOptions struct {
 	// Resync is how often the whole tree is reconciled and every app
 	// verified; the missed fires are counted then too.
 	Resync time.Duration
+	// Poll is how often a follower checks which tenants' applied state
+	// changed (one query); default DefaultFollowerPoll, at most Resync.
+	Poll time.Duration
 	// Grace bounds how long a reconcile under way may finish after Run's
 	// context ends.
 	Grace  time.Duration
@@ -84,6 +88,9 @@ type Controller struct {
 func NewController(opts ControllerOptions) *Controller {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = DefaultFollowerPoll
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
@@ -184,21 +191,17 @@ func lostContext(lease Lease) context.Context {
 
 // serveApplied keeps every tenant's app serving the applied state while
 // this replica is not the leader (the leader refreshes the apps it syncs),
-// so that a follower executes the runs Inngest sends it.
+// so that a follower executes the runs Inngest sends it. Every Poll it
+// reads the tenants' applied versions (one query) and reloads only the
+// tenants whose version moved (one query each): O(what changed).
 func (c *Controller) serveApplied(ctx context.Context) error {
-	// A follower checks for applied changes every few seconds (one cheap
-	// query) so that the runs Inngest sends it are of the current version.
-	tick := time.NewTicker(min(c.opts.Resync, followerPoll))
+	tick := time.NewTicker(min(c.opts.Resync, c.opts.Poll))
 	defer tick.Stop()
-	loaded, lastLoad := "", time.Time{}
+	var loaded map[string]int64 // tenant → the applied version its app serves
 	for {
 		if !c.leader.Load() {
-			fp, err := c.opts.State.Fingerprint(ctx)
-			if err == nil && (fp != loaded || time.Since(lastLoad) >= c.opts.Resync) {
-				if err = c.loadApps(ctx); err == nil {
-					loaded, lastLoad = fp, time.Now()
-				}
-			}
+			var err error
+			loaded, err = c.reloadChanged(ctx, loaded)
 			if err != nil {
 				c.log.Warn("cannot load the applied definitions", "err", err)
 			} else if !c.leader.Load() && !c.ready.Load() {
@@ -212,7 +215,7 @@ func (c *Controller) serveApplied(ctx context.Context) error {
 		case <-tick.C:
 		case <-c.reloadFollower:
 			c.log.Info("rescan requested: not the leader, reloading the applied definitions")
-			loaded = "" // reload on the next turn, whatever the fingerprint
+			loaded = nil // reload every tenant on the next turn
 		}
 	}
 }
@@ -307,7 +310,8 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 			c.checkMissedFires(lctx)
 			c.tendRuns(lctx)
 		case <-c.rescanLeader:
-			c.log.Info("rescan requested: reconciling the whole tree and syncing every app")
+			c.log.Info("rescan requested: re-reading the whole tree, reconciling it and syncing every app")
+			c.opts.Tree.Forget()
 			c.reconcile(lctx, lost, r, nil)
 		}
 	}

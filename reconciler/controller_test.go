@@ -2,7 +2,6 @@ package reconciler_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -61,24 +60,6 @@ func controllerTask(code, cron string) string {
 	return deftest.Task{Code: code, Trigger: fmt.Sprintf("{cron: %q}", cron)}.String()
 }
 
-// syncLog collects the controller's log lines.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // rig is a controller over a tree in a temporary directory, a fresh
 // database and, when asked, the dev server.
 type rig struct {
@@ -88,7 +69,8 @@ type rig struct {
 	reg     *inngest.Registry // nil without Inngest
 	changes chan reconciler.TreeChange
 	metrics *prometheus.Registry
-	log     *syncLog
+	log     *waittest.Buffer
+	tree    *definitions.Loader
 	ctrl    *reconciler.Controller
 }
 
@@ -98,11 +80,13 @@ type rigOptions struct {
 	apps    func(reconciler.Apps) reconciler.Apps // wraps the apps, when set
 	budget  string                                // --max-retire; default all
 	rescan  chan struct{}                         // default none
+	reuse   time.Duration                         // the loader's Options.Reuse; default none
+	resync  time.Duration                         // default an hour
 }
 
 func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{dir: deftest.WriteTree(t, files), changes: make(chan reconciler.TreeChange), metrics: prometheus.NewRegistry(), log: &syncLog{}}
+	r := &rig{dir: deftest.WriteTree(t, files), changes: make(chan reconciler.TreeChange), metrics: prometheus.NewRegistry(), log: &waittest.Buffer{}}
 	st, url := pg.NewStore(t, store.Options{AppPrefix: "ctl"})
 	r.st, r.url = st, url
 	logger := slog.New(slog.NewTextHandler(r.log, nil))
@@ -134,11 +118,15 @@ func newRig(t *testing.T, files map[string]string, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.resync == 0 {
+		o.resync = time.Hour
+	}
+	r.tree = v.NewLoader(definitions.DirFS(r.dir), definitions.Options{AbsRoot: filepath.ToSlash(r.dir), Reuse: o.reuse})
 	r.ctrl = reconciler.NewController(reconciler.ControllerOptions{
-		Tree:   v.NewLoader(definitions.DirFS(r.dir), definitions.Options{AbsRoot: filepath.ToSlash(r.dir)}),
+		Tree:   r.tree,
 		Budget: budget, Workers: 2,
 		State: st, Elector: elector, Apps: apps, Changes: r.changes,
-		Resync: time.Hour, Grace: 5 * time.Second, Logger: logger, Registerer: r.metrics,
+		Resync: o.resync, Grace: 5 * time.Second, Logger: logger, Registerer: r.metrics,
 		Rescan: o.rescan,
 	})
 	return r
@@ -225,38 +213,6 @@ func (r *rig) metric(name, label string) float64 {
 	return -1
 }
 
-// serverFunctions is the dev server's view of an app: function id → its
-// cron triggers.
-func serverFunctions(t *testing.T, app string) map[string][]string {
-	t.Helper()
-	res, err := http.Get(devServer(t).URL + "/v1/apps/" + app + "/functions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	out := map[string][]string{}
-	if res.StatusCode == http.StatusNotFound {
-		return out
-	}
-	var fns []struct {
-		ID     string `json:"id"`
-		Config struct {
-			Triggers []struct {
-				Cron string `json:"cron"`
-			} `json:"triggers"`
-		} `json:"config"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&fns); err != nil {
-		t.Fatalf("functions of %s: %v", app, err)
-	}
-	for _, f := range fns {
-		for _, tr := range f.Config.Triggers {
-			out[f.ID] = append(out[f.ID], tr.Cron)
-		}
-	}
-	return out
-}
-
 // TestControllerReconcilesAndSyncsTree: the leader's first pass applies
 // the whole tree, records it, and syncs and verifies every tenant's app
 // with the dev server.
@@ -292,10 +248,10 @@ func TestControllerReconcilesAndSyncsTree(t *testing.T) {
 		"ctl-globex": {"ctl-globex-_sync": {"TZ=UTC */5 * * * *"}},
 	}
 	for app, fns := range want {
-		got := serverFunctions(t, app)
+		got := devServer(t).Functions(t, app)
 		for id, crons := range fns {
-			if strings.Join(got[id], ",") != strings.Join(crons, ",") {
-				t.Errorf("%s: function %s has crons %v, want %v (server has %v)", app, id, got[id], crons, got)
+			if strings.Join(got[id].Crons(), ",") != strings.Join(crons, ",") {
+				t.Errorf("%s: function %s has crons %v, want %v (server has %v)", app, id, got[id].Crons(), crons, got)
 			}
 		}
 	}
@@ -313,8 +269,8 @@ func TestControllerWatchChangeGoesLive(t *testing.T) {
 	r.write(t, "acme/tasks.yaml", controllerTask("nightly", "30 3 * * *")+"---\n"+controllerTask("weekly", "0 4 * * 1"))
 	r.change(t, reconciler.TreeChange{Tenants: []string{"acme"}})
 	waittest.For(t, "the edit live in Inngest", 30*time.Second, func() bool {
-		fns := serverFunctions(t, "ctl-acme")
-		return strings.Join(fns["ctl-acme-_nightly"], ",") == "TZ=UTC 30 3 * * *" && strings.Join(fns["ctl-acme-_weekly"], ",") == "TZ=UTC 0 4 * * 1"
+		fns := devServer(t).Functions(t, "ctl-acme")
+		return strings.Join(fns["ctl-acme-_nightly"].Crons(), ",") == "TZ=UTC 30 3 * * *" && strings.Join(fns["ctl-acme-_weekly"].Crons(), ",") == "TZ=UTC 0 4 * * 1"
 	})
 	rec := r.lastReconcile(t)
 	if rec.Result != reconciler.ReconcileSuccess || rec.Counts.Created != 1 || rec.Counts.Updated != 1 {

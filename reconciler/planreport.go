@@ -59,7 +59,7 @@ func (res *Result) WritePlanText(w io.Writer, now time.Time) {
 				}
 			}
 			fmt.Fprintf(w, "  ! %s held: retiring %d of %d applied definitions exceeds the prune budget (%s); raise spec.maxRetire in the tenant's TenantSettings document to apply\n",
-				plural(c.Held, "retirement"), c.Held, applied, p.Budget)
+				Plural(c.Held, "retirement"), c.Held, applied, p.Budget)
 		}
 	}
 	fmt.Fprintf(w, "Plan: %s.\n", res.Summary())
@@ -193,14 +193,26 @@ func (res *Result) WritePlanJSON(w io.Writer, now time.Time) error {
 		}
 		out.Tenants = append(out.Tenants, tp)
 	}
+	return writeJSON(w, out)
+}
+
+// WriteProblemsJSON writes problems as tasksync validate --format json
+// does: an indented JSON array.
+func WriteProblemsJSON(w io.Writer, problems []Problem) error {
+	return writeJSON(w, problems)
+}
+
+// writeJSON writes v as the reports' JSON: indented, with <, > and &
+// as they are.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	return enc.Encode(v)
 }
 
-// plural is "1 word" or "n words".
-func plural(n int, word string) string {
+// Plural is "1 word" or "n words": how the reports count things.
+func Plural(n int, word string) string {
 	if n == 1 {
 		return fmt.Sprintf("1 %s", word)
 	}

@@ -19,8 +19,9 @@ type AppliedState interface {
 	// Definitions returns a tenant's applied definitions, the last known
 	// good versions included: what its app serves.
 	Definitions(ctx context.Context, tenant string) ([]Definition, error)
-	// Fingerprint changes whenever an applied definition does.
-	Fingerprint(ctx context.Context) (string, error)
+	// AppliedVersions returns every tenant's applied version: a counter
+	// that moves whenever what the tenant's app serves changes.
+	AppliedVersions(ctx context.Context) (map[string]int64, error)
 	// RecordReconcile stores how one reconcile ended, for the status API.
 	RecordReconcile(ctx context.Context, started, finished time.Time, result ReconcileResult, c Counts, message string) error
 	// SetSyncState records the outcome of a tenant's sync.

@@ -20,6 +20,9 @@ type TreeSource interface {
 	Tenants() ([]string, []Problem, error)
 	// LoadTenant reads and validates one tenant directory.
 	LoadTenant(tenant string) *TenantTree
+	// Forget drops what the source keeps of earlier reads, so that the
+	// next read of each file parses it afresh (a rescan).
+	Forget()
 }
 
 // Store holds the applied state (store.Store).

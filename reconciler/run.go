@@ -272,11 +272,11 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 	var out any
 	switch {
 	case def.Kind != KindScheduledTask || def.Spec.Config == nil:
-		err = fmt.Errorf("%s %s cannot run as a task", def.Kind, def.Metadata.Code)
+		err = Final(fmt.Errorf("%s %s cannot run as a task", def.Kind, def.Metadata.Code))
 	case def.Spec.Config.APICall != nil:
-		out, err = r.Actions.APICall(ctx, tenant, *def.Spec.Config.APICall, in.Event)
+		out, err = r.actions().APICall(ctx, tenant, *def.Spec.Config.APICall, in.Event)
 	case def.Spec.Config.PythonScript != nil:
-		out, err = r.Actions.PythonScript(ctx, tenant, *def.Spec.Config.PythonScript, in.Event)
+		out, err = r.actions().PythonScript(ctx, tenant, *def.Spec.Config.PythonScript, in.Event)
 	}
 	rec.Status, rec.Error = RunSucceeded, ""
 	if err != nil {
@@ -328,8 +328,9 @@ func OutputJSON(v any, limit int) json.RawMessage {
 	return t
 }
 
-// StepActions are the actions workflow steps use: the runner's.
-func (r *TaskRunner) StepActions() Actions { return r.Actions }
+// StepActions are the actions workflow steps use: the runner's, each
+// panic recovered as a *PanicError.
+func (r *TaskRunner) StepActions() Actions { return r.actions() }
 
 // RunRecords keeps the runner's run records: with a spool, a workflow's
 // records go to the spool while the store cannot be reached (or while

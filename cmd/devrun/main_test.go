@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -144,24 +143,6 @@ func TestPortTaken(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a process's output safely.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestMakeRun runs the launcher as make run does, on free ports, with
 // the real Postgres, dev server and tasksync: the banner lists what it
 // promises, its curl (run as printed) starts a run of the sample tree
@@ -196,7 +177,7 @@ func TestMakeRun(t *testing.T) {
 		"-pg-port", fmt.Sprint(ports[0]), "-inngest-port", fmt.Sprint(ports[1]), "-listen", listen,
 		"-inngest-gateway-port", fmt.Sprint(ports[2]), "-inngest-gateway-grpc-port", fmt.Sprint(ports[3]), "-inngest-executor-grpc-port", fmt.Sprint(ports[4])}
 	env := os.Environ()
-	var out, errOut lockedBuffer
+	var out, errOut waittest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, env, &out, &errOut) }()

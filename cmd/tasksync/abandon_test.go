@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,47 +20,18 @@ import (
 // closes the attempt as failed and final, abandoned, once its timeout
 // plus the grace has passed, and the definition is no longer running.
 func TestKilledReplicaAttemptIsClosed(t *testing.T) {
-	started, release := make(chan struct{}, 1), make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-		case <-time.After(30 * time.Second):
-		}
-	}))
-	defer slow.Close()
-	defer close(release)
+	slow, started := slowServer(t)
 	bin := buildBinary(t)
 	dir := copyTree(t)
-	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: slow}
-spec:
-  trigger: {event: app/slow}
-  type: api_call
-  config: {url: "%s/slow", timeout: 2s}
-  retries: 0
-`, slow.URL))
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), deftest.Task{Code: "slow", Trigger: "{event: app/slow}", Spec: []string{"retries: 0"},
+		Config: fmt.Sprintf(`{url: "%s/slow", timeout: 2s}`, slow)}.String())
 	dbURL := pg.NewDatabase(t)
 	env := []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + fmt.Sprintf("k%d", time.Now().UnixNano()%1e6), "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32",
 		"TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t"), "TASKSYNC_ABANDON_GRACE=1s"}
 	base, cmd, _, exited := startDaemon(t, bin, env, "1s")
 	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
-	body, _ := json.Marshal(map[string]any{"name": "app/slow", "data": map[string]any{"tenant_id": "acme"}})
-	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the slow run did not start within 30s")
-	}
+	startSlowRun(t, started)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {

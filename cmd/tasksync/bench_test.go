@@ -77,7 +77,7 @@ func BenchmarkDaemon(b *testing.B) {
 				b.Fatal(err)
 			}
 			waittest.For(b, "the edit in Inngest", time.Minute, func() bool {
-				return appCrons(app)[app+"-_nightly-export"] == "TZ=Europe/Berlin "+want
+				return appCrons(b, app)[app+"-_nightly-export"] == "TZ=Europe/Berlin "+want
 			})
 			lat = append(lat, time.Since(edit))
 		}

@@ -17,9 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
-	"github.com/riveredge/tasksync/reconciler/expr"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -52,7 +50,7 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	runner := &reconciler.TaskRunner{Records: st, Spool: spool, Actions: actions}
 	changes := make(chan watch.Change, 1)
 	rescan := make(chan struct{}, 1)
-	ctrl, err := o.controller(st, reg.WithRunner(runner), changes, rescan, logger, promReg)
+	ctrl, err := o.controller(st, reg.WithRunner(runner), changes, rescan, reuseParsed, logger, promReg)
 	if err != nil {
 		return err
 	}
@@ -115,51 +113,20 @@ func queueRescans(ctx context.Context, hangups <-chan os.Signal, rescan chan<- s
 	}
 }
 
-// actions are the executors of the task steps: api_call through the SSRF
-// guard, python_script in the sandbox, both with the tenants' secrets.
+// actions are the executors of the task steps (executor.NewActions).
 func (o *runOptions) actions(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*executor.Actions, error) {
-	envs, err := expr.NewEnvs()
-	if err != nil {
-		return nil, err
-	}
 	allow, err := executor.ParseCIDRs(strings.Split(o.allowCIDRs, ","))
 	if err != nil {
 		return nil, usageError("%v", err)
-	}
-	mask := []string{}
-	if abs, err := definitions.RealPath(o.dir); err == nil {
-		mask = append(mask, abs)
-	}
-	if o.secretsDir != "" {
-		if abs, err := definitions.RealPath(o.secretsDir); err == nil {
-			mask = append(mask, abs)
-		}
 	}
 	uids, err := executor.ParseUIDRange(o.sandboxUIDs)
 	if err != nil {
 		return nil, usageError("--sandbox-uids: %v", err)
 	}
-	sandbox := &executor.Sandbox{Python: o.python, UIDs: uids, Mask: mask, Cgroup: o.sandboxCgroup, Logger: logger}
-	if err := sandbox.Check(ctx); err != nil {
-		logger.Warn("python_script runs will be refused", "err", err)
-	} else {
-		if os.Geteuid() == 0 {
-			logger.Info("python_script sandbox ready: each run as a uid of its own (running the daemon as a non-root user is recommended)", "uids", uids.String(), "cgroups", sandbox.CgroupMode())
-		} else {
-			logger.Info("python_script sandbox ready: each run in a user namespace of its own", "uid", os.Geteuid(), "cgroups", sandbox.CgroupMode())
-		}
-		if o.sandboxCgroup == executor.CgroupNone {
-			logger.Warn("python_script runs have no cgroup (--sandbox-cgroup none): each process has its own memory and CPU limits, so one run may use memory_mb times 64 processes and every core")
-		}
-	}
-	guard := executor.NewGuard(allow)
-	if o.dnsServer != "" {
-		guard.UseDNSServer(o.dnsServer)
-	}
-	return &executor.Actions{
-		HTTP:    executor.NewHTTP(guard, envs, executor.NewSecrets(o.secretsDir, getenv)),
-		Sandbox: sandbox,
-	}, nil
+	return executor.NewActions(ctx, executor.ActionsOptions{
+		Allow: allow, DNSServer: o.dnsServer, Secrets: executor.NewSecrets(o.secretsDir, getenv), Hide: []string{o.dir, o.secretsDir},
+		Sandbox: &executor.Sandbox{Python: o.python, UIDs: uids, Cgroup: o.sandboxCgroup, Logger: logger}, Logger: logger,
+	})
 }
 
 // routes are the daemon's HTTP endpoints.
@@ -192,7 +159,8 @@ func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry,
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.URL.Path, "status": http.StatusNotFound})
 	})
-	return mux
+	// A panic anywhere below is logged and counted (tasksync_panics_total).
+	return reg.Recover(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,24 +35,6 @@ func buildBinary(t testing.TB) string {
 	return bin
 }
 
-// lockedBuffer collects a process's output safely.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func get(url string) (int, string) {
 	res, err := http.Get(url)
 	if err != nil {
@@ -64,27 +45,12 @@ func get(url string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// appCrons returns the cron of each function of an app in the dev server.
-func appCrons(app string) map[string]string {
-	_, body := get(dev.URL + "/v1/apps/" + app + "/functions")
-	var fns []struct {
-		ID     string `json:"id"`
-		Config struct {
-			Triggers []struct {
-				Cron string `json:"cron"`
-			} `json:"triggers"`
-		} `json:"config"`
-	}
+// appCrons returns the first cron of each function of an app in the dev
+// server.
+func appCrons(t testing.TB, app string) map[string]string {
 	out := map[string]string{}
-	if json.Unmarshal([]byte(body), &fns) != nil {
-		return out
-	}
-	for _, f := range fns {
-		cron := ""
-		if len(f.Config.Triggers) > 0 {
-			cron = f.Config.Triggers[0].Cron
-		}
-		out[f.ID] = cron
+	for id, f := range dev.Functions(t, app) {
+		out[id] = append(f.Crons(), "")[0]
 	}
 	return out
 }
@@ -100,15 +66,8 @@ func TestDaemon(t *testing.T) {
 	defer echo.Close()
 	bin := buildBinary(t)
 	dir := copyTree(t)
-	deftest.WriteFile(t, filepath.Join(dir, "acme", "echo.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: echo}
-spec:
-  trigger: {event: app/echo}
-  type: api_call
-  config: {url: "%s/x", headers: {Authorization: "Bearer ${secret:ECHO_TOKEN}"}}
-  retries: 0
-`, echo.URL))
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "echo.yaml"), deftest.Task{Code: "echo", Trigger: "{event: app/echo}", Spec: []string{"retries: 0"},
+		Config: fmt.Sprintf(`{url: "%s/x", headers: {Authorization: "Bearer ${secret:ECHO_TOKEN}"}}`, echo.URL)}.String())
 	prefix := fmt.Sprintf("d%d", time.Now().UnixNano()%1e6)
 	dbURL := pg.NewDatabase(t)
 	base, cmd, logs, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
@@ -120,7 +79,7 @@ spec:
 		t.Errorf("/readyz = %s, want the leader", body)
 	}
 	app := prefix + "-acme"
-	if crons := appCrons(app); len(crons) != 6 || crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
+	if crons := appCrons(t, app); len(crons) != 6 || crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
 		t.Fatalf("functions of %s = %v", app, crons)
 	}
 
@@ -136,7 +95,7 @@ spec:
 		t.Fatal(err)
 	}
 	waittest.For(t, "the edited cron in Inngest", 5*time.Second, func() bool {
-		return appCrons(app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 15 4 * * 2"
+		return appCrons(t, app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 15 4 * * 2"
 	})
 	t.Logf("edit live in Inngest after %v", time.Since(start).Round(time.Millisecond))
 
@@ -161,7 +120,7 @@ spec:
 	if err := dev.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waittest.For(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(app)) == 6 })
+	waittest.For(t, "the apps to be re-synced after the server restarted", 10*time.Second, func() bool { return len(appCrons(t, app)) == 6 })
 
 	// Break a file: the problem is reported with its line, its functions
 	// stay registered, the error metric rises; fixing it clears it.
@@ -174,7 +133,7 @@ spec:
 		_, body := get(base + "/v1/tenants/acme/errors")
 		return strings.Contains(body, "acme/reports.yaml:") && strings.Contains(body, "invalid cron expression")
 	})
-	if crons := appCrons(app); crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 15 4 * * 2" || len(crons) != 6 {
+	if crons := appCrons(t, app); crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 15 4 * * 2" || len(crons) != 6 {
 		t.Errorf("functions of the broken file after the break: %v", crons)
 	}
 	waittest.For(t, "the error metric", 5*time.Second, func() bool {
@@ -195,7 +154,7 @@ spec:
 		deftest.WriteFile(t, filepath.Join(dir, "acme", "bulk", fmt.Sprintf("b%02d.yaml", i)), fmt.Sprintf(
 			"apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: bulk-%02d}\nspec: {trigger: {cron: '%d 3 * * *'}, type: api_call, config: {url: 'https://a.example.com'}}\n", i, i))
 	}
-	waittest.For(t, "fifty new functions", 10*time.Second, func() bool { return len(appCrons(app)) == 56 })
+	waittest.For(t, "fifty new functions", 10*time.Second, func() bool { return len(appCrons(t, app)) == 56 })
 	if n := strings.Count(logs.String(), `"msg":"reconcile"`) - before; n > 4 {
 		t.Errorf("fifty files took %d reconciles, want one or a few", n)
 	}
@@ -223,7 +182,7 @@ spec:
 		t.Fatal(err)
 	}
 	cmApp := prefix + "-configmap"
-	waittest.For(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 10 1 * * *" })
+	waittest.For(t, "the mounted definition", 10*time.Second, func() bool { return appCrons(t, cmApp)[cmApp+"-_mounted"] == "TZ=UTC 10 1 * * *" })
 	deftest.WriteFile(t, filepath.Join(cm, "..2026_01_01_00_05_00.000000002", "mounted.yaml"), cmDoc(20))
 	if err := os.Symlink("..2026_01_01_00_05_00.000000002", filepath.Join(cm, "..data_tmp")); err != nil {
 		t.Fatal(err)
@@ -231,8 +190,8 @@ spec:
 	if err := os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	waittest.For(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(cmApp)[cmApp+"-_mounted"] == "TZ=UTC 20 1 * * *" })
-	if crons := appCrons(cmApp); len(crons) != 1 {
+	waittest.For(t, "the swapped definition", 10*time.Second, func() bool { return appCrons(t, cmApp)[cmApp+"-_mounted"] == "TZ=UTC 20 1 * * *" })
+	if crons := appCrons(t, cmApp); len(crons) != 1 {
 		t.Errorf("the mounted tenant's functions = %v, want the one definition, loaded once", crons)
 	}
 
@@ -244,7 +203,7 @@ spec:
 		_, body := get(base + "/v1/status")
 		return strings.Contains(body, `"total": 2`)
 	})
-	if crons := appCrons(prefix + "-globex"); len(crons) != 2 {
+	if crons := appCrons(t, prefix+"-globex"); len(crons) != 2 {
 		t.Errorf("globex's functions after its directory vanished: %v, want both kept", crons)
 	}
 
@@ -267,22 +226,12 @@ spec:
 		t.Errorf("/api/inngest/nope = %d, want 404", code)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want status 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the daemon did not exit within 15s of SIGTERM")
-	}
+	stopDaemon(t, cmd, exited, 15*time.Second)
 }
 
 // startDaemon starts the binary as a daemon and returns its base URL,
 // process and logs.
-func startDaemon(t testing.TB, bin string, env []string, resync string) (string, *exec.Cmd, *lockedBuffer, chan error) {
+func startDaemon(t testing.TB, bin string, env []string, resync string) (string, *exec.Cmd, *waittest.Buffer, chan error) {
 	t.Helper()
 	addr, err := loopback.FreeAddr()
 	if err != nil {
@@ -296,7 +245,7 @@ func startDaemonAt(t testing.TB, bin, addr string, env []string, resync string) 
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--resync-interval", resync)
 	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json", noDNS)
-	logs := &lockedBuffer{}
+	logs := &waittest.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -371,17 +320,35 @@ func TestFailover(t *testing.T) {
 	}
 	app := prefix + "-acme"
 	waittest.For(t, "the new leader to apply an edit", 10*time.Second, func() bool {
-		return appCrons(app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
+		return appCrons(t, app)[app+"-_weekly-revenue-report"] == "TZ=America/Chicago 45 6 * * 3"
 	})
 }
 
-// TestSecondSignal: SIGTERM waits for a run in flight; a second SIGTERM
-// ends the process at once.
-func TestSecondSignal(t *testing.T) {
-	started, release := make(chan struct{}, 1), make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// stopDaemon sends the daemon SIGTERM and fails the test unless it exits
+// with status 0 within d.
+func stopDaemon(t *testing.T, cmd *exec.Cmd, exited <-chan error, d time.Duration) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(d):
+		t.Fatalf("the daemon did not exit within %v of SIGTERM", d)
+	}
+}
+
+// slowServer is an api_call endpoint that holds every request until the
+// test ends (at most 30 s); started receives when one arrives.
+func slowServer(t *testing.T) (url string, started <-chan struct{}) {
+	t.Helper()
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case started <- struct{}{}:
+		case arrived <- struct{}{}:
 		default:
 		}
 		select {
@@ -389,23 +356,17 @@ func TestSecondSignal(t *testing.T) {
 		case <-time.After(30 * time.Second):
 		}
 	}))
-	defer slow.Close()
-	defer close(release)
-	bin := buildBinary(t)
-	dir := copyTree(t)
-	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
-kind: ScheduledTask
-metadata: {code: slow}
-spec:
-  trigger: {event: app/slow}
-  type: api_call
-  config: {url: "%s/slow", timeout: 1m}
-  retries: 0
-`, slow.URL))
-	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
-	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
-		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
-	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	t.Cleanup(func() {
+		close(release)
+		srv.Close()
+	})
+	return srv.URL, arrived
+}
+
+// startSlowRun sends app/slow for acme to the dev server and waits until
+// the run's request reaches the slow server.
+func startSlowRun(t *testing.T, started <-chan struct{}) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"name": "app/slow", "data": map[string]any{"tenant_id": "acme"}})
 	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -417,6 +378,21 @@ spec:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the slow run did not start within 30s")
 	}
+}
+
+// TestSecondSignal: SIGTERM waits for a run in flight; a second SIGTERM
+// ends the process at once.
+func TestSecondSignal(t *testing.T) {
+	slow, started := slowServer(t)
+	bin := buildBinary(t)
+	dir := copyTree(t)
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), deftest.Task{Code: "slow", Trigger: "{event: app/slow}", Spec: []string{"retries: 0"},
+		Config: fmt.Sprintf(`{url: "%s/slow", timeout: 1m}`, slow)}.String())
+	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
+	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
+		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
+	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	startSlowRun(t, started)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -7,14 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
-	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
@@ -27,11 +25,11 @@ func (o *dbOptions) flags(f *flagSet) {
 	f.string(&o.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL `url` of the applied state, e.g. postgres://user@host/db")
 }
 
-func (o *dbOptions) open(ctx context.Context) (*store.Store, error) {
+func (o *dbOptions) open(ctx context.Context, opts store.Options) (*store.Store, error) {
 	if o.databaseURL == "" {
 		return nil, usageError("--database-url (or $DATABASE_URL) is required")
 	}
-	return store.Open(ctx, o.databaseURL, store.Options{})
+	return store.Open(ctx, o.databaseURL, opts)
 }
 
 // treeOptions are the flags of the commands that reconcile a tree.
@@ -41,7 +39,7 @@ type treeOptions struct {
 	maxRetire  string
 	secretsDir string
 	budget     reconciler.RetireBudget
-	// grants is the loader's secret grant check (see grantCheck).
+	// grants is the loader's secret grant check (executor.Secrets.Grants).
 	grants func(tenant, name string) error
 }
 
@@ -69,17 +67,10 @@ func (o *treeOptions) check() error {
 	return nil
 }
 
-// tree is the loader of the tree in o.dir.
-func (o *treeOptions) tree() (*definitions.Loader, error) {
-	abs, err := definitions.RealPath(o.dir)
-	if err != nil {
-		return nil, err
-	}
-	v, err := definitions.NewValidator()
-	if err != nil {
-		return nil, err
-	}
-	return v.NewLoader(definitions.DirFS(abs), definitions.Options{AbsRoot: filepath.ToSlash(abs), Secrets: o.grants}), nil
+// tree is the loader of the tree in o.dir; reuse is its
+// definitions.Options.Reuse (0 for a command that loads the tree once).
+func (o *treeOptions) tree(reuse time.Duration) (*definitions.Loader, error) {
+	return definitions.NewDirLoader(o.dir, definitions.Options{Secrets: o.grants, Reuse: reuse})
 }
 
 // reconcileWorkers bounds how many tenants a reconcile reads and applies
@@ -90,24 +81,6 @@ func reconcileWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 func secretsDirFlag(f *flagSet, dir *string) {
 	f.string(dir, "secrets-dir", "TASKSYNC_SECRETS_DIR", "",
 		"`directory` of the secrets granted to tenants: <dir>/<tenant>/NAME, or <dir>/_shared/NAME for the tenants <dir>/_shared/NAME.tenants lists")
-}
-
-// grantCheck is the loader's check that a tenant may use a secret it
-// names. The daemon checks every reference (always). validate and plan,
-// which may run where the secrets are not, check every reference when
-// given a secrets directory, else those whose TASKSYNC_GRANT_<NAME> is
-// set; with neither, none (nil).
-func grantCheck(dir string, getenv func(string) string, always bool) func(tenant, name string) error {
-	s := executor.NewSecrets(dir, getenv)
-	if always || dir != "" {
-		return s.Check
-	}
-	return func(tenant, name string) error {
-		if getenv(executor.GrantEnvPrefix+name) == "" {
-			return nil
-		}
-		return s.Check(tenant, name)
-	}
 }
 
 // newLogger returns the logger of --log-format.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/statusapi/statusapitest"
 )
 
 // TestMetricsNeedATokenForEveryTenant: with a status tokens file, the
@@ -35,23 +35,7 @@ func TestMetricsNeedATokenForEveryTenant(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	fetch := func(url, token string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequest("GET", url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
+	fetch := func(url, token string) (int, string) { return statusapitest.Request(t, http.MethodGet, url, token) }
 	srv := serve(tokens)
 	for _, tc := range []struct {
 		token string

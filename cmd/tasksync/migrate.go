@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 type migrateOptions struct{ dbOptions }
@@ -18,7 +21,7 @@ func runMigrate(ctx context.Context, c *invocation) error {
 	if len(c.args) > 0 {
 		return usageError("migrate takes no arguments")
 	}
-	st, err := o.open(ctx)
+	st, err := o.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -30,7 +33,7 @@ func runMigrate(ctx context.Context, c *invocation) error {
 	if n == 0 {
 		fmt.Fprintln(c.stdout, "migrate: the database is up to date")
 	} else {
-		fmt.Fprintf(c.stdout, "migrate: applied %s\n", plural(n, "migration"))
+		fmt.Fprintf(c.stdout, "migrate: applied %s\n", reconciler.Plural(n, "migration"))
 	}
 	return nil
 }

@@ -102,17 +102,7 @@ func TestSIGHUPRescans(t *testing.T) {
 	if code, _ := get(base + "/healthz"); code != 200 {
 		t.Errorf("/healthz after SIGHUP = %d, want 200", code)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want status 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the daemon did not exit within 30s of SIGTERM")
-	}
+	stopDaemon(t, cmd, exited, 30*time.Second)
 }
 
 // TestReadyzWhileSyncsFail: /readyz stays ready when the tenants' syncs

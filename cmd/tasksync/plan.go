@@ -6,6 +6,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
+	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 type planOptions struct {
@@ -31,11 +32,12 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	if err := executor.NewSecrets(o.secretsDir, c.getenv).CheckDir(); err != nil {
+	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	if err := secrets.CheckDir(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	o.grants = grantCheck(o.secretsDir, c.getenv, false)
-	st, err := o.open(ctx)
+	o.grants = secrets.Grants(false)
+	st, err := o.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -43,7 +45,7 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
-	tree, err := o.tree()
+	tree, err := o.tree(0)
 	if err != nil {
 		return err
 	}

@@ -106,18 +106,16 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	// The daemon resolves secrets: a reference the tenant may not use is
 	// a problem of its definition, which keeps its last applied version.
-	o.grants = grantCheck(o.secretsDir, c.getenv, true)
-	warnUngranted(logger, o.secretsDir)
+	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	o.grants = secrets.Grants(true)
+	secrets.WarnUngranted(logger)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg, err := o.registry(c.getenv, logger, promReg)
 	if err != nil {
 		return err
 	}
-	if o.databaseURL == "" {
-		return usageError("--database-url (or $DATABASE_URL) is required")
-	}
-	st, err := store.Open(ctx, o.databaseURL, store.Options{AppPrefix: o.appPrefix})
+	st, err := o.open(ctx, store.Options{AppPrefix: o.appPrefix})
 	if err != nil {
 		return err
 	}
@@ -136,7 +134,7 @@ func runRun(ctx context.Context, c *invocation) error {
 	if reg != nil {
 		apps = reg.WithRunner(inngest.RefuseRuns{})
 	}
-	ctrl, err := o.controller(st, apps, nil, nil, logger, promReg)
+	ctrl, err := o.controller(st, apps, nil, nil, 0, logger, promReg)
 	if err != nil {
 		return err
 	}
@@ -148,36 +146,21 @@ func runRun(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	res := p.Applied
-	if res == nil {
+	if p.Applied == nil {
 		return &exitError{code: exitFailure, err: p.Err}
 	}
-	for _, pr := range res.Problems() {
-		fmt.Fprintln(c.stdout, pr.String())
-	}
-	n := res.Counts
-	fmt.Fprintf(c.stdout, "Applied: %d created, %d updated, %d retired, %d unchanged", n.Created, n.Updated, n.Retired, n.Unchanged)
-	if n.Held > 0 {
-		fmt.Fprintf(c.stdout, ", %s held (raise the tenant's spec.maxRetire in a TenantSettings document, or --max-retire, to apply)", plural(n.Held, "retirement"))
-	}
-	if n.Errors > 0 {
-		fmt.Fprintf(c.stdout, "; %s (last applied versions kept)", plural(n.Errors, "problem"))
-	}
-	fmt.Fprintln(c.stdout, ".")
+	p.WriteText(c.stdout, apps != nil)
 	switch {
-	case apps == nil && res.Written > 0 && !o.postgresOnly:
+	case apps == nil && p.Applied.Written > 0 && !o.postgresOnly:
 		// Postgres now differs from what Inngest has: the apps would
 		// have to be synced, and nothing here can.
-		fmt.Fprintf(c.stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", plural(res.Written, "tenant"))
+		fmt.Fprintf(c.stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(p.Applied.Written, "tenant"))
 		return &exitError{code: exitFailure, err: errors.New("Inngest is not configured: set INNGEST_DEV or INNGEST_SIGNING_KEY to sync the apps, " +
 			"or pass --postgres-only to leave their sync to the daemon (it syncs every app when it starts)")}
 	case apps == nil:
 		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
 	case len(p.Unsynced) > 0:
-		fmt.Fprintf(c.stdout, "Inngest: %s could not be synced.\n", plural(len(p.Unsynced), "tenant"))
 		return errExit1
-	default:
-		fmt.Fprintln(c.stdout, "Inngest: every tenant's app synced and verified.")
 	}
 	if p.Err != nil {
 		return &exitError{code: exitFailure, err: p.Err}
@@ -188,11 +171,16 @@ func runRun(ctx context.Context, c *invocation) error {
 	return nil
 }
 
+// reuseParsed is how long the daemon reuses a definition file's parsed
+// result while nothing it was made from changed (definitions.Options.Reuse):
+// each file is parsed again after one to two hours even so, and on SIGHUP.
+const reuseParsed = time.Hour
+
 // controller builds the controller of the tree in o.dir over st, syncing
 // apps (nil: Inngest is not configured), reconciling changes and
-// rescanning on request.
-func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, rescan <-chan struct{}, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
-	tree, err := o.tree()
+// rescanning on request; reuse is the loader's definitions.Options.Reuse.
+func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <-chan reconciler.TreeChange, rescan <-chan struct{}, reuse time.Duration, logger *slog.Logger, promReg prometheus.Registerer) (*reconciler.Controller, error) {
+	tree, err := o.tree(reuse)
 	if err != nil {
 		return nil, err
 	}
@@ -203,19 +191,4 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		Logger: logger, Registerer: promReg,
 		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil
-}
-
-// warnUngranted logs, once, the files at the top of the secrets
-// directory: the global layout of earlier versions, usable by no tenant.
-// Only their names are logged.
-func warnUngranted(logger *slog.Logger, dir string) {
-	names, err := executor.NewSecrets(dir, nil).Ungranted()
-	if err != nil {
-		logger.Warn("cannot list the secrets directory", "err", err)
-		return
-	}
-	if len(names) > 0 {
-		logger.Warn("files at the top of the secrets directory are usable by no tenant: move each to <dir>/<tenant>/NAME, or to <dir>/_shared/NAME with <dir>/_shared/NAME.tenants listing the tenants it is granted to",
-			"dir", dir, "files", names)
-	}
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"slices"
-	"strings"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -65,47 +63,33 @@ func runValidate(ctx context.Context, c *invocation) error {
 		return err
 	}
 	var stats definitions.PathStats
-	if err := executor.NewSecrets(o.secretsDir, c.getenv).CheckDir(); err != nil {
+	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	if err := secrets.CheckDir(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	grants := grantCheck(o.secretsDir, c.getenv, false)
+	grants := secrets.Grants(false)
 	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
-		problems := []reconciler.Problem{}
-		for _, p := range paths {
-			ps, err := v.CheckPath(ctx, o.dir, p, grants, &stats)
-			if err != nil {
-				return nil, &exitError{code: exitUsage, err: err}
-			}
-			problems = append(problems, ps...)
+		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
 		}
-		return problems, nil
+		return ps, nil
 	})
 	if err != nil {
 		return err
 	}
-	for i := range problems {
-		problems[i] = problems[i].Escaped() // the loader's are already; validate's own too
-		if !problems[i].IsWarning() {
-			problems[i].Severity = reconciler.SeverityError
-		}
-	}
-	reconciler.SortProblems(problems)
-	problems = slices.Compact(problems) // a PATH given twice, or inside another
 	errs := slices.DeleteFunc(slices.Clone(problems), reconciler.Problem.IsWarning)
 	warnings := len(problems) - len(errs)
 
 	if o.format == formatJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(problems); err != nil {
+		if err := reconciler.WriteProblemsJSON(c.stdout, problems); err != nil {
 			return err
 		}
 	} else {
 		for _, p := range problems {
 			fmt.Fprintln(c.stdout, p.String())
 		}
-		fmt.Fprintln(c.stdout, summary(len(errs), warnings, o.strict, stats))
+		fmt.Fprintln(c.stdout, stats.Summary(len(errs), warnings, o.strict))
 	}
 	if len(errs) > 0 || o.strict && warnings > 0 {
 		return &exitError{code: exitFailure}
@@ -134,33 +118,4 @@ func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error
 		var zero T
 		return zero, fmt.Errorf("validate: interrupted: %w", ctx.Err())
 	}
-}
-
-// summary is the last line of validate's text output: what was checked,
-// and the errors and warnings found, counted apart.
-func summary(errs, warnings int, strict bool, s definitions.PathStats) string {
-	checked := fmt.Sprintf("%s, %s, %s", plural(s.Tenants, "tenant"), plural(s.Files, "file"), plural(s.Definitions, "valid definition"))
-	var found []string
-	if errs > 0 {
-		found = append(found, plural(errs, "problem"))
-	}
-	if warnings > 0 {
-		found = append(found, plural(warnings, "warning"))
-	}
-	switch {
-	case errs == 0 && warnings == 0:
-		return "ok: " + checked
-	case errs == 0 && !strict:
-		return fmt.Sprintf("ok: %s; %s", checked, found[0])
-	case errs == 0:
-		return fmt.Sprintf("failed under --strict: %s (%s)", found[0], checked)
-	}
-	return fmt.Sprintf("%s (%s)", strings.Join(found, ", "), checked)
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

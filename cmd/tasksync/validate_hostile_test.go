@@ -80,14 +80,7 @@ func TestValidateEscapesNames(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			t.Chdir(filepath.Dir(root))
-			if err := os.Rename(filepath.Base(root), "tree"); err != nil {
-				t.Fatal(err)
-			}
-			stdout, stderr, code := runCmd(t, nil, "validate", "--dir", "tree", "tree")
-			if code != exitFailure {
-				t.Fatalf("exit %d, want %d\n%s%s", code, exitFailure, stdout, stderr)
-			}
+			stdout, stderr := validateAsTree(t, root)
 			checkOutputSafe(t, "text output", stdout+stderr)
 			if !strings.Contains(stdout, tc.wantText) {
 				t.Errorf("text output lacks %q:\n%s", tc.wantText, stdout)
@@ -117,6 +110,21 @@ func TestValidateHardLinkRefused(t *testing.T) {
 	if err := os.Link(secret, filepath.Join(root, "acme", "x.yaml")); err != nil {
 		t.Skipf("hard links not possible here: %v", err)
 	}
+	stdout, stderr := validateAsTree(t, root)
+	if strings.Contains(stdout+stderr, "SECRETHASH") || strings.Contains(stdout+stderr, "daemon") {
+		t.Errorf("output quotes the hard-linked file's content:\n%s%s", stdout, stderr)
+	}
+	want := "tree/acme/x.yaml: the file has 2 hard links; refused"
+	if !strings.Contains(stdout, want) {
+		t.Errorf("output lacks %q:\n%s%s", want, stdout, stderr)
+	}
+}
+
+// validateAsTree runs validate in root's parent directory with root
+// named "tree", so that problem paths read "tree/...", and fails the test
+// unless it finds problems (exit 1).
+func validateAsTree(t *testing.T, root string) (stdout, stderr string) {
+	t.Helper()
 	t.Chdir(filepath.Dir(root))
 	if err := os.Rename(filepath.Base(root), "tree"); err != nil {
 		t.Fatal(err)
@@ -125,13 +133,7 @@ func TestValidateHardLinkRefused(t *testing.T) {
 	if code != exitFailure {
 		t.Fatalf("exit %d, want %d\n%s%s", code, exitFailure, stdout, stderr)
 	}
-	if strings.Contains(stdout+stderr, "SECRETHASH") || strings.Contains(stdout+stderr, "daemon") {
-		t.Errorf("output quotes the hard-linked file's content:\n%s%s", stdout, stderr)
-	}
-	want := "tree/acme/x.yaml: the file has 2 hard links; refused"
-	if !strings.Contains(stdout, want) {
-		t.Errorf("output lacks %q:\n%s%s", want, stdout, stderr)
-	}
+	return stdout, stderr
 }
 
 // maxProblemLine bounds a problem line: a message quotes at most a short
@@ -186,7 +188,7 @@ func TestValidateSIGTERMWhileOpenBlocks(t *testing.T) {
 		t.Skipf("cannot take a file lease here: %v", errno)
 	}
 	bin := buildBinary(t)
-	var out lockedBuffer
+	var out waittest.Buffer
 	cmd := exec.Command(bin, "validate", "--dir", root, root)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

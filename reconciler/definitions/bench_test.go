@@ -8,13 +8,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
 // BenchmarkValidate loads and validates the whole tree, in parallel, as
@@ -74,4 +78,65 @@ func BenchmarkYAMLDecodeFloor(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(docs), "docs/op")
+}
+
+// BenchmarkResyncNoChange loads the whole tree again, nothing changed, as
+// a periodic resync does: "parse" parses every file (Reuse off, as before
+// the daemon reused results), "reuse" reuses every file's result and only
+// stats it. cpu-ms/op is the process's CPU time (all workers), B/op and
+// allocs/op what a resync allocates, kept-MiB the heap the reused results
+// hold.
+func BenchmarkResyncNoChange(b *testing.B) {
+	dir := deftest.BenchTree(b, 1000)
+	v, err := definitions.NewValidator()
+	if err != nil {
+		b.Fatal(err)
+	}
+	generated := time.Now()
+	// A result is kept once its file is over a second old.
+	waittest.For(b, "the tree to settle", 5*time.Second, func() bool { return time.Since(generated) > 1100*time.Millisecond })
+	for _, mode := range []struct {
+		name  string
+		reuse time.Duration
+	}{{"parse", 0}, {"reuse", time.Hour}} {
+		b.Run(mode.name, func(b *testing.B) {
+			runtime.GC()
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			l := v.NewLoader(definitions.DirFS(dir), definitions.Options{AbsRoot: filepath.ToSlash(dir), Reuse: mode.reuse})
+			load := func() int {
+				defs := 0
+				if _, err := l.LoadAll(context.Background(), func(r *reconciler.TenantTree) { defs += len(r.Definitions) }); err != nil {
+					b.Fatal(err)
+				}
+				return defs
+			}
+			load() // the daemon's first pass
+			runtime.GC()
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			p0, _ := l.FileStats()
+			cpu0 := cpuTime(b)
+			b.ReportAllocs()
+			defs := 0
+			for b.Loop() {
+				defs = load()
+			}
+			p1, _ := l.FileStats()
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(p1-p0)/float64(b.N), "parsed/op")
+			b.ReportMetric(float64(defs), "defs/op")
+			b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "kept-MiB")
+			runtime.KeepAlive(l)
+		})
+	}
+}
+
+// cpuTime is the CPU time, user and system, the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -56,3 +56,18 @@ func linkCount(info fs.FileInfo) uint64 {
 	}
 	return 1
 }
+
+// NewDirLoader is a new Validator's Loader of the tree on disk at dir,
+// with symlinks in dir resolved and opts.AbsRoot set to the result.
+func NewDirLoader(dir string, opts Options) (*Loader, error) {
+	abs, err := RealPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	v, err := NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	opts.AbsRoot = filepath.ToSlash(abs)
+	return v.NewLoader(DirFS(abs), opts), nil
+}

@@ -63,13 +63,23 @@ type Options struct {
 	// problem reported at the string. nil leaves grants unchecked (they
 	// live on the host that runs the tasks, not in the tree).
 	Secrets func(tenant, name string) error
+	// Reuse, when positive, keeps each file's parsed result and reuses it
+	// while nothing it was made from changed (the file's stamp, its
+	// scripts', its grants' answers: see fileCache), for at most Reuse to
+	// twice Reuse. Zero parses every file at every load, which suits a
+	// tree loaded once (validate, plan). Only a tree on disk (DirFS,
+	// os.DirFS) gives the inodes and change times reuse needs.
+	Reuse time.Duration
 }
 
 // Loader reads one tree.
 type Loader struct {
-	v    *Validator
-	fsys fs.FS
-	opts Options
+	v     *Validator
+	fsys  fs.FS
+	opts  Options
+	cache *fileCache // nil: no reuse
+
+	parsed, reused atomic.Int64
 }
 
 // NewLoader returns a Loader for the tree fsys.
@@ -80,7 +90,11 @@ func (v *Validator) NewLoader(fsys fs.FS, opts Options) *Loader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &Loader{v: v, fsys: fsys, opts: opts}
+	l := &Loader{v: v, fsys: fsys, opts: opts}
+	if opts.Reuse > 0 {
+		l.cache = &fileCache{reuse: opts.Reuse}
+	}
+	return l
 }
 
 // Tenants lists the tree's tenant directories and reports what at its top
@@ -128,6 +142,9 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 	}
 	for i := range problems {
 		problems[i] = problems[i].Escaped()
+	}
+	if l.cache != nil {
+		l.cache.keepOnly(tenants)
 	}
 	return tenants, problems, nil
 }
@@ -223,6 +240,17 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 	slices.SortFunc(w.files, func(a, b fileRef) int { return strings.Compare(a.visible, b.visible) })
 
 	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, resolver: w.res, now: l.opts.Now()}
+	if l.cache != nil && only == nil {
+		tl.prev, tl.keep = l.cache.forTenant(tenant), make(map[string]*cachedFile, len(w.files))
+		defer func() { l.cache.store(tenant, tl.keep) }()
+		// Sized from the last load, so that a resync that reuses every
+		// file copies each definition once, not at every growth.
+		n := 0
+		for _, e := range tl.prev {
+			n += len(e.out.defs)
+		}
+		tl.defs = make([]reconciler.Definition, 0, n)
+	}
 	for _, f := range w.files {
 		if ctx.Err() != nil {
 			res.ReadError = true
@@ -237,6 +265,15 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 		if tl.failed[res.Files[i].Path] {
 			res.Files[i].Failed = true
 		}
+	}
+	valid := 0
+	for _, d := range tl.defs {
+		if !tl.failed[d.Source.Path] {
+			valid++
+		}
+	}
+	if valid > 0 {
+		res.Definitions = make([]reconciler.Definition, 0, valid)
 	}
 	for _, d := range tl.defs {
 		if !tl.failed[d.Source.Path] {
@@ -268,6 +305,16 @@ type tenantLoad struct {
 	failed        map[string]bool
 	perFile       map[string]int // problems reported per file
 	settings      []settingsSite // the TenantSettings documents
+
+	// prev are the tenant's stored results, keep those to store after
+	// this load; both nil when nothing is reused.
+	prev, keep map[string]*cachedFile
+	// recording: this tenantLoad parses one file for the cache, and
+	// records the scripts it reads and the grants it asks.
+	recording bool
+	scripts   []scriptDep
+	grants    []grantAnswer
+	unsettled bool // a script changed too recently to be relied on
 }
 
 // codeSite is where a document declared its code.
@@ -305,7 +352,37 @@ func (t *tenantLoad) warning(file string, line, col int, code, msg string) {
 	})
 }
 
+// file loads one definition file into the tenant: its stored result when
+// nothing it was made from changed, else it is parsed now (and its result
+// stored, when the loader reuses results).
 func (t *tenantLoad) file(f fileRef) {
+	if e := t.reusable(f); e != nil {
+		t.l.reused.Add(1)
+		t.keep[f.visible] = e
+		t.add(f.visible, e.out)
+		return
+	}
+	t.l.parsed.Add(1)
+	if t.keep == nil {
+		t.parse(f)
+		return
+	}
+	// The stamp is taken before the file is read: a change after it
+	// shows at the next load.
+	start := time.Now()
+	st, cacheable := stampOf(t.l.fsys, f.real)
+	one := &tenantLoad{l: t.l, res: &reconciler.TenantTree{Tenant: t.res.Tenant}, tenantVisible: t.tenantVisible,
+		tenantReal: t.tenantReal, resolver: t.resolver, now: t.now, recording: true}
+	one.parse(f)
+	out := one.outcome(f.visible)
+	if cacheable && st.settled(start) && !one.unsettled && !out.readError {
+		t.keep[f.visible] = &cachedFile{stamp: st, scripts: one.scripts, grants: one.grants, until: one.until(f.visible), out: out}
+	}
+	t.add(f.visible, out)
+}
+
+// parse reads, parses and validates one definition file into t.
+func (t *tenantLoad) parse(f fileRef) {
 	fr := reconciler.TreeFile{Path: f.visible}
 	defer func() { t.res.Files = append(t.res.Files, fr) }()
 	data, err := readLimited(t.l.fsys, f.real)
@@ -351,7 +428,7 @@ func (t *tenantLoad) file(f fileRef) {
 		// The semantic checks run on schema-invalid documents too, so that
 		// one run reports every problem; what they find at or under a
 		// field the schema already rejected is left out.
-		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible), secrets: t.l.opts.Secrets}
+		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible), secrets: t.recordedSecrets()}
 		def, fes := n.normalize(doc.value)
 		for _, fe := range fes {
 			if len(schemaErrs) > 0 && (fe.pointer == "" || coveredBy(fe.pointer, schemaErrs)) {
@@ -412,6 +489,11 @@ func symlinkProblem(err error) string {
 // refusing paths that resolve outside it.
 func (t *tenantLoad) scriptReader(defFile string) scriptReader {
 	return func(rel string) ([]byte, error) {
+		if t.recording {
+			st, ok := t.scriptStamp(rel) // before the read, as the file's
+			t.scripts = append(t.scripts, scriptDep{rel: rel, stamp: st})
+			t.unsettled = t.unsettled || !ok || !st.settled(time.Now())
+		}
 		visible := t.tenantVisible + "/" + rel
 		real, err := t.resolver.resolve(visible)
 		if _, foreign := err.(*foreignError); foreign || err == nil && !within(real, t.tenantReal) && !within(real, t.tenantVisible) {

@@ -36,6 +36,19 @@ func messages(ps []reconciler.Problem) string {
 	return b.String()
 }
 
+// wantProblems fails the test for each of want that no problem's line
+// holds, and returns the problems' lines.
+func wantProblems(t *testing.T, ps []reconciler.Problem, want ...string) string {
+	t.Helper()
+	got := messages(ps)
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("problems lack %q:\n%s", w, got)
+		}
+	}
+	return got
+}
+
 // TestKubernetesVolumeLayout: a ConfigMap mounted as a tenant directory, or
 // as the whole tree, loads each file once, under its visible name.
 func TestKubernetesVolumeLayout(t *testing.T) {
@@ -100,18 +113,13 @@ func TestSymlinksOutsideTreeRefused(t *testing.T) {
 		"globex/g.yaml":        {Data: []byte(deftest.Task{Code: "g"}.String())},
 	}
 	r := v.NewLoader(files, definitions.Options{AbsRoot: "/srv/tree"}).LoadTenant("acme")
-	msgs := messages(r.Problems)
-	for _, want := range []string{
+	msgs := wantProblems(t, r.Problems,
 		"acme/absolute.yaml: symlink resolves outside the tree (-> /etc/tasks.yaml); refused",
 		"acme/escape.yaml: symlink resolves outside the tree (-> ../../etc/passwd.yaml); refused",
 		"acme/other.yaml: symlink leads out of the tenant's own directory; refused",
 		"acme/otherdir: symlink leads out of the tenant's own directory; refused",
 		"acme/loop.yaml: cannot resolve symlink (-> loop2.yaml): too many levels of symbolic links",
-	} {
-		if !strings.Contains(msgs, want) {
-			t.Errorf("problems lack %q:\n%s", want, msgs)
-		}
-	}
+	)
 	if got, want := codes(r), []string{"inside", "ok", "x"}; !slices.Equal(got, want) {
 		t.Errorf("codes = %v, want %v (problems: %s)", got, want, msgs)
 	}
@@ -349,12 +357,7 @@ func TestNoCrossTenantLinks(t *testing.T) {
 		t.Errorf("acme -> globex: ReadError %v, problems %s", r.ReadError, messages(r.Problems))
 	}
 	r = l.LoadTenant("initech")
-	msgs := messages(r.Problems)
-	for _, want := range []string{"initech/pipe.yaml: not a regular file", "spec.config.file: script \"scripts/fifo.py\": not a regular file"} {
-		if !strings.Contains(msgs, want) {
-			t.Errorf("problems lack %q:\n%s", want, msgs)
-		}
-	}
+	wantProblems(t, r.Problems, "initech/pipe.yaml: not a regular file", "spec.config.file: script \"scripts/fifo.py\": not a regular file")
 }
 
 // TestSymlinkOutOfTenantRevealsNothing: a link (or a chain of links, or a

@@ -144,6 +144,54 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 	return problems, nil
 }
 
+// CheckPaths checks each of paths as CheckPath does and returns all their
+// problems, escaped for a terminal, each an error unless it is a warning,
+// sorted by path and line, each once (a path given twice, or inside
+// another, reports its problems once). A path
+// that cannot be read stops the check with an error.
+func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats) ([]reconciler.Problem, error) {
+	problems := []reconciler.Problem{}
+	for _, p := range paths {
+		ps, err := v.CheckPath(ctx, treeDir, p, grants, stats)
+		if err != nil {
+			return nil, err
+		}
+		problems = append(problems, ps...)
+	}
+	for i := range problems {
+		problems[i] = problems[i].Escaped() // the loader's are already; CheckPath's own too
+		if !problems[i].IsWarning() {
+			problems[i].Severity = reconciler.SeverityError
+		}
+	}
+	reconciler.SortProblems(problems)
+	return slices.Compact(problems), nil
+}
+
+// Summary is the line tasksync validate ends with: what was checked, and
+// the errors and warnings found, counted apart; under strict a warning
+// fails the check as an error does.
+func (s PathStats) Summary(errs, warnings int, strict bool) string {
+	checked := fmt.Sprintf("%s, %s, %s", reconciler.Plural(s.Tenants, "tenant"), reconciler.Plural(s.Files, "file"),
+		reconciler.Plural(s.Definitions, "valid definition"))
+	var found []string
+	if errs > 0 {
+		found = append(found, reconciler.Plural(errs, "problem"))
+	}
+	if warnings > 0 {
+		found = append(found, reconciler.Plural(warnings, "warning"))
+	}
+	switch {
+	case errs == 0 && warnings == 0:
+		return "ok: " + checked
+	case errs == 0 && !strict:
+		return fmt.Sprintf("ok: %s; %s", checked, found[0])
+	case errs == 0:
+		return fmt.Sprintf("failed under --strict: %s (%s)", found[0], checked)
+	}
+	return fmt.Sprintf("%s (%s)", strings.Join(found, ", "), checked)
+}
+
 // RealPath is the absolute path of p with symlinks resolved, so that
 // absolute links inside the tree are judged against the real root.
 func RealPath(p string) (string, error) {

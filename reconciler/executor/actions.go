@@ -3,7 +3,11 @@ package executor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -20,6 +24,67 @@ type Actions struct {
 }
 
 var _ reconciler.Actions = (*Actions)(nil)
+
+// ActionsOptions configure NewActions: what `tasksync run` is given.
+type ActionsOptions struct {
+	// Allow lists the networks api_call may reach despite the SSRF guard.
+	Allow []netip.Prefix
+	// DNSServer, if set, is the host:port api_call resolves names with;
+	// default the system's resolver.
+	DNSServer string
+	// Secrets are the tenants' secrets, resolved by both executors.
+	Secrets *Secrets
+	// Sandbox runs python_script. NewActions adds Hide to its Mask and
+	// checks it.
+	Sandbox *Sandbox
+	// Hide lists host paths hidden from scripts, such as the definitions
+	// tree and the secrets directory; those that do not exist are left
+	// out, symlinks are resolved.
+	Hide []string
+	// Logger receives whether the sandbox is ready, and how runs are
+	// isolated, or why python_script runs will be refused.
+	Logger *slog.Logger
+}
+
+// NewActions builds the executors of the task steps: api_call through the
+// SSRF guard, python_script in the sandbox, both with the tenants'
+// secrets. A sandbox that fails its check is kept and logged once: its
+// runs are refused with the reason.
+func NewActions(ctx context.Context, o ActionsOptions) (*Actions, error) {
+	envs, err := expr.NewEnvs()
+	if err != nil {
+		return nil, err
+	}
+	sb := o.Sandbox
+	for _, p := range o.Hide {
+		if p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			if real, err := filepath.EvalSymlinks(abs); err == nil {
+				sb.Mask = append(sb.Mask, real)
+			}
+		}
+	}
+	log := o.Logger
+	if err := sb.Check(ctx); err != nil {
+		log.Warn("python_script runs will be refused", "err", err)
+	} else {
+		if os.Geteuid() == 0 {
+			log.Info("python_script sandbox ready: each run as a uid of its own (running the daemon as a non-root user is recommended)", "uids", sb.UIDs.String(), "cgroups", sb.CgroupMode())
+		} else {
+			log.Info("python_script sandbox ready: each run in a user namespace of its own", "uid", os.Geteuid(), "cgroups", sb.CgroupMode())
+		}
+		if sb.Cgroup == CgroupNone {
+			log.Warn("python_script runs have no cgroup (--sandbox-cgroup none): each process has its own memory and CPU limits, so one run may use memory_mb times 64 processes and every core")
+		}
+	}
+	guard := NewGuard(o.Allow)
+	if o.DNSServer != "" {
+		guard.UseDNSServer(o.DNSServer)
+	}
+	return &Actions{HTTP: NewHTTP(guard, envs, o.Secrets), Sandbox: sb}, nil
+}
 
 func taskVars(tenant string, event map[string]any) map[string]any {
 	if event == nil {
@@ -78,7 +143,7 @@ func (a *Actions) python(ctx context.Context, tenant string, py reconciler.Pytho
 	for i, s := range py.Args {
 		v, err := a.HTTP.render(ctx, tenant, scope, s, vars, red)
 		if err != nil {
-			return nil, red.Error(fmt.Errorf("args[%d]: %w", i, err))
+			return nil, red.Error(final(fmt.Errorf("args[%d]: %w", i, err)))
 		}
 		args[i] = expr.Format(v)
 	}
@@ -86,7 +151,7 @@ func (a *Actions) python(ctx context.Context, tenant string, py reconciler.Pytho
 	for _, k := range slices.Sorted(maps.Keys(py.Env)) {
 		v, err := a.HTTP.render(ctx, tenant, scope, py.Env[k], vars, red)
 		if err != nil {
-			return nil, red.Error(fmt.Errorf("env.%s: %w", k, err))
+			return nil, red.Error(final(fmt.Errorf("env.%s: %w", k, err)))
 		}
 		env[k] = expr.Format(v)
 	}

@@ -82,7 +82,7 @@ func (h *HTTP) Run(ctx context.Context, tenant string, call reconciler.APICall, 
 	red := &Redactor{}
 	resp, err := h.run(ctx, tenant, call, scope, vars, red)
 	if err != nil {
-		return nil, red.Error(err)
+		return nil, red.Error(final(err))
 	}
 	return resp, nil
 }
@@ -101,10 +101,10 @@ func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, 
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("url %q is not an absolute http or https URL", rawURL)
+		return nil, reconciler.Final(fmt.Errorf("url %q is not an absolute http or https URL", rawURL))
 	}
 	if err := checkRenderedURL(u); err != nil {
-		return nil, err
+		return nil, reconciler.Final(err)
 	}
 	if len(call.Query) > 0 {
 		q := u.Query()
@@ -125,7 +125,7 @@ func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, 
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
-			return nil, fmt.Errorf("body: %w", err)
+			return nil, reconciler.Final(fmt.Errorf("body: %w", err))
 		}
 		body = bytes.NewReader(b)
 	}
@@ -137,7 +137,7 @@ func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, call.Method, u.String(), body)
 	if err != nil {
-		return nil, err
+		return nil, reconciler.Final(err)
 	}
 	req.Header.Set("User-Agent", "tasksync")
 	if body != nil {
@@ -149,7 +149,7 @@ func (h *HTTP) run(ctx context.Context, tenant string, call reconciler.APICall, 
 			return nil, err
 		}
 		if err := checkRenderedHeader(k, v); err != nil {
-			return nil, err
+			return nil, reconciler.Final(err)
 		}
 		req.Header.Set(k, v)
 	}

@@ -10,6 +10,7 @@ import (
 	"html"
 	"io"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -489,8 +490,44 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 
-// Is reports whether the redacted error wraps target.
-func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+// Is reports whether the redacted error wraps target itself. The chain
+// is compared by identity only, never through the Is methods of the
+// errors in it: some libraries' Is compares messages, calling Error on
+// the target (CEL's does), which matches unrelated errors and panics on
+// a target that has no message, such as the Inngest SDK's zero
+// NoRetryError value.
+func (e *redactedError) Is(target error) bool {
+	if target == nil || !reflect.TypeOf(target).Comparable() {
+		return false
+	}
+	return wraps(e.err, target, 0)
+}
+
+// maxChain bounds the walk of an error chain.
+const maxChain = 100
+
+// wraps reports whether err or an error it wraps is target, by identity.
+func wraps(err, target error, depth int) bool {
+	for ; err != nil && depth < maxChain; depth++ {
+		if err == target {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if wraps(e, target, depth+1) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
 
 // As finds a *StatusError only.
 func (e *redactedError) As(target any) bool {

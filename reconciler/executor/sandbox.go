@@ -199,7 +199,7 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	}
 	for _, a := range args {
 		if strings.ContainsRune(a, 0) {
-			return nil, errors.New("python_script args: an argument holds a NUL byte, which no process argument can carry")
+			return nil, reconciler.Final(errors.New("python_script args: an argument holds a NUL byte, which no process argument can carry"))
 		}
 	}
 	readOnly, err := interpreterPrefix(python)

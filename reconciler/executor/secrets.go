@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -85,6 +86,24 @@ type source struct {
 func (s *Secrets) Check(tenant, name string) error {
 	_, err := s.locate(tenant, name)
 	return err
+}
+
+// Grants is the definitions loader's check that a tenant may use a
+// secret it names (definitions.Options.Secrets). A daemon, which runs the
+// tasks, checks every reference (always). A check that may run where the
+// secrets are not (tasksync validate and plan) checks every reference when
+// a secrets directory is given, else only those whose
+// TASKSYNC_GRANT_<NAME> is set.
+func (s *Secrets) Grants(always bool) func(tenant, name string) error {
+	if always || s.dir != "" {
+		return s.Check
+	}
+	return func(tenant, name string) error {
+		if s.getenv(GrantEnvPrefix+name) == "" {
+			return nil
+		}
+		return s.Check(tenant, name)
+	}
 }
 
 // locate finds the secret name granted to tenant.
@@ -257,6 +276,21 @@ func (s *Secrets) Ungranted() ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// WarnUngranted logs, once, the files at the top of the secrets
+// directory (Ungranted) and where to move them. Only their names are
+// logged.
+func (s *Secrets) WarnUngranted(logger *slog.Logger) {
+	names, err := s.Ungranted()
+	if err != nil {
+		logger.Warn("cannot list the secrets directory", "err", err)
+		return
+	}
+	if len(names) > 0 {
+		logger.Warn("files at the top of the secrets directory are usable by no tenant: move each to <dir>/<tenant>/NAME, or to <dir>/_shared/NAME with <dir>/_shared/NAME.tenants listing the tenants it is granted to",
+			"dir", s.dir, "files", names)
+	}
 }
 
 // resolve replaces the secret references of str with the values granted

@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -588,5 +590,59 @@ func TestGrantedSecretWithoutValue(t *testing.T) {
 	_, err := h.Run(context.Background(), "acme", call, expr.Task, nil)
 	if err == nil || !strings.Contains(err.Error(), "granted to tenant \"acme\" by TASKSYNC_GRANT_NOVALUE, but TASKSYNC_SECRET_NOVALUE is not set") {
 		t.Errorf("Run = %v, want the missing value named", err)
+	}
+}
+
+// TestSecretsGrants: without a secrets directory, validate and plan check
+// only the references whose grant variable is set (the secrets may live
+// elsewhere); the daemon, and a check with a directory, check them all.
+func TestSecretsGrants(t *testing.T) {
+	env := map[string]string{"TASKSYNC_GRANT_LISTED": "globex"}
+	getenv := func(k string) string { return env[k] }
+	dir := deftest.WriteTree(t, map[string]string{"globex/OTHER": "x"})
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		always  bool
+		secret  string
+		refused bool
+	}{
+		{"no directory, no grant variable", "", false, "OTHER", false},
+		{"no directory, granted to another tenant", "", false, "LISTED", true},
+		{"daemon without a directory", "", true, "OTHER", true},
+		{"directory, another tenant's file", dir, false, "OTHER", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := executor.NewSecrets(tc.dir, getenv).Grants(tc.always)("acme", tc.secret)
+			var ng *executor.NotGrantedError
+			if got := errors.As(err, &ng); got != tc.refused {
+				t.Errorf("Grants(%v)(acme, %s) = %v, want refused %v", tc.always, tc.secret, err, tc.refused)
+			}
+		})
+	}
+}
+
+// TestWarnUngranted: files left at the top of the secrets directory (the
+// old global layout) are named once, their values never shown; tenant
+// directories, _shared and a volume's hidden entries are not named.
+func TestWarnUngranted(t *testing.T) {
+	dir := t.TempDir()
+	deftest.WriteFile(t, filepath.Join(dir, "GLOBEX_TOKEN"), "globex-value-never-logged")
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "TOKEN"), "acme-value")
+	deftest.WriteFile(t, filepath.Join(dir, "_shared", "MAPS"), "maps-value")
+	deftest.WriteFile(t, filepath.Join(dir, "..data"), "hidden")
+	var logs bytes.Buffer
+	executor.NewSecrets(dir, nil).WarnUngranted(slog.New(slog.NewTextHandler(&logs, nil)))
+	got := logs.String()
+	if strings.Count(got, "\n") != 1 || !strings.Contains(got, "files=[GLOBEX_TOKEN]") || !strings.Contains(got, "<dir>/<tenant>/NAME") {
+		t.Errorf("warning = %q, want one line naming GLOBEX_TOKEN and where to move it", got)
+	}
+	if strings.Contains(got, "value") {
+		t.Errorf("the warning shows a secret's value: %s", got)
+	}
+	logs.Reset()
+	executor.NewSecrets("", nil).WarnUngranted(slog.New(slog.NewTextHandler(&logs, nil)))
+	if logs.Len() > 0 {
+		t.Errorf("without a secrets directory: %s", logs.String())
 	}
 }

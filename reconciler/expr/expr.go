@@ -88,7 +88,7 @@ func (e *Envs) Eval(ctx context.Context, s Scope, expr string, vars map[string]a
 	if err != nil {
 		return nil, err
 	}
-	return native(v)
+	return nativeOf(expr, v)
 }
 
 // eval evaluates expr and returns its value and the size of the value as
@@ -104,15 +104,17 @@ func (e *Envs) eval(ctx context.Context, s Scope, expr string, vars map[string]a
 		var cancelled interpreter.EvalCancelledError
 		switch {
 		case ctx.Err() != nil:
-			return nil, 0, fmt.Errorf("expression %q: evaluation interrupted: %w", expr, context.Cause(ctx))
+			cause := context.Cause(ctx)
+			return nil, 0, &Error{Expr: expr, Msg: "evaluation interrupted: " + cause.Error(), cause: cause, interrupted: true}
 		case errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded:
-			return nil, 0, fmt.Errorf("expression %q: %w of %d; it does too much work for this data (nested all/exists/map/filter over long lists?): test fewer elements or split the work into steps", expr, ErrCostLimit, MaxCost)
+			return nil, 0, &Error{Expr: expr, cause: ErrCostLimit, Msg: fmt.Sprintf("%v of %d; it does too much work for this data (nested all/exists/map/filter over long lists?): test fewer elements or split the work into steps", ErrCostLimit, MaxCost)}
 		}
-		return nil, 0, fmt.Errorf("expression %q: %w", expr, err)
+		// CEL's own error value stays here: only its text goes on.
+		return nil, 0, &Error{Expr: expr, Msg: err.Error()}
 	}
 	n := measure(out, room)
 	if n > room {
-		return nil, 0, fmt.Errorf("expression %q: %w: its value would take the rendered text or value over the %d bytes allowed", clip(expr), ErrTooLarge, MaxRenderedBytes)
+		return nil, 0, &Error{Expr: clip(expr), cause: ErrTooLarge, Msg: fmt.Sprintf("%v: its value would take the rendered text or value over the %d bytes allowed", ErrTooLarge, MaxRenderedBytes)}
 	}
 	return out, n, nil
 }
@@ -128,11 +130,11 @@ func (e *Envs) program(s Scope, expr string) (cel.Program, error) {
 	}
 	ast, iss := e.envs[s].Compile(expr)
 	if iss != nil && iss.Err() != nil {
-		return nil, fmt.Errorf("expression %q: %w", expr, iss.Err())
+		return nil, &Error{Expr: expr, Msg: iss.Err().Error()}
 	}
 	prg, err := e.envs[s].Program(ast, programOptions()...)
 	if err != nil {
-		return nil, fmt.Errorf("expression %q: %w", expr, err)
+		return nil, &Error{Expr: expr, Msg: err.Error()}
 	}
 	e.mu.Lock()
 	if len(e.programs) >= maxPrograms {
@@ -143,6 +145,15 @@ func (e *Envs) program(s Scope, expr string) (cel.Program, error) {
 	return prg, nil
 }
 
+// nativeOf is native with its error as an *Error naming expr.
+func nativeOf(expr string, v ref.Val) (any, error) {
+	out, err := native(v)
+	if err != nil {
+		return nil, &Error{Expr: expr, Msg: err.Error()}
+	}
+	return out, nil
+}
+
 // native converts a CEL value to plain Go.
 func native(v ref.Val) (any, error) {
 	switch v.Type().TypeName() {
@@ -151,7 +162,40 @@ func native(v ref.Val) (any, error) {
 	case "google.protobuf.Timestamp", "google.protobuf.Duration":
 		return v.Value(), nil
 	}
-	return v.ConvertToNative(anyType)
+	out, err := v.ConvertToNative(anyType)
+	if err != nil {
+		return nil, err
+	}
+	return jsonKeys(out), nil
+}
+
+// jsonKeys returns v with every map in it keyed by strings: CEL gives a
+// map as map[any]any (its keys may be ints or bools), which JSON cannot
+// encode; a value goes into request bodies and events as JSON. A key
+// that is not a string is written as Format writes it. Maps and lists
+// are copied: CEL may hand back the event's own.
+func jsonKeys(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[Format(k)] = jsonKeys(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonKeys(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonKeys(e)
+		}
+		return out
+	}
+	return v
 }
 
 // Part is a piece of a template: literal text, or an expression.
@@ -224,7 +268,7 @@ func (e *Envs) RenderValue(ctx context.Context, sc Scope, v any, vars map[string
 func (e *Envs) render(ctx context.Context, sc Scope, s string, vars map[string]any, literal func(string) (string, error), budget *int) (any, error) {
 	parts, err := ParseTemplate(s)
 	if err != nil {
-		return nil, err
+		return nil, &Error{Msg: err.Error()}
 	}
 	if len(parts) == 1 && parts[0].Expr != "" {
 		v, n, err := e.eval(ctx, sc, parts[0].Expr, vars, *budget)
@@ -232,12 +276,12 @@ func (e *Envs) render(ctx context.Context, sc Scope, s string, vars map[string]a
 			return nil, err
 		}
 		*budget -= n
-		return native(v)
+		return nativeOf(parts[0].Expr, v)
 	}
 	var b strings.Builder
 	write := func(text string) error {
 		if *budget -= len(text); *budget < 0 {
-			return fmt.Errorf("%w: the rendered text is larger than the %d bytes allowed", ErrTooLarge, MaxRenderedBytes)
+			return &Error{cause: ErrTooLarge, Msg: fmt.Sprintf("%v: the rendered text is larger than the %d bytes allowed", ErrTooLarge, MaxRenderedBytes)}
 		}
 		b.WriteString(text)
 		return nil
@@ -262,12 +306,12 @@ func (e *Envs) render(ctx context.Context, sc Scope, s string, vars map[string]a
 		if err != nil {
 			return nil, err
 		}
-		nv, err := native(v)
+		nv, err := nativeOf(p.Expr, v)
 		if err != nil {
 			return nil, err
 		}
 		if err := write(Format(nv)); err != nil {
-			return nil, fmt.Errorf("expression %q: %w", clip(p.Expr), err)
+			return nil, &Error{Expr: clip(p.Expr), cause: ErrTooLarge, Msg: err.Error()}
 		}
 	}
 	return b.String(), nil

@@ -58,7 +58,7 @@ func TestFunctionIDsDoNotCollide(t *testing.T) {
 	// The first app still has its function after the second synced.
 	syncAndVerify(t, reg, "a")
 	for tenant, code := range map[string]string{"a": "b-c", "a-b": "c"} {
-		fns := serverFunctions(t, reg.AppID(tenant))
+		fns := dev.Functions(t, reg.AppID(tenant))
 		if _, ok := fns[reg.FunctionID(tenant, code)]; !ok || len(fns) != 1 {
 			t.Errorf("functions of %s = %v, want only %s", reg.AppID(tenant), fns, reg.FunctionID(tenant, code))
 		}

@@ -16,10 +16,16 @@ const (
 // were skipped because they must not execute.
 const runSkipped = "skipped"
 
+// attemptRetrying is the status of an attempt that failed and will be
+// retried, in tasksync_task_attempts_total.
+const attemptRetrying = "retrying"
+
 type metrics struct {
 	syncs       *prometheus.CounterVec
 	runs        *prometheus.CounterVec
+	attempts    *prometheus.CounterVec
 	runDuration *prometheus.HistogramVec
+	panics      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,8 +37,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant", "result"}),
 		runs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tasksync_task_runs_total",
-			Help: "Run attempts executed, by tenant, kind and status (succeeded, failed, skipped).",
+			Help: "Runs by final outcome (succeeded, failed; skipped: must not execute), counted once per run when its last attempt ends.",
 		}, []string{"tenant", "kind", "status"}),
+		attempts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasksync_task_attempts_total",
+			Help: "Run attempts by outcome: succeeded, retrying (failed and will be retried), failed (failed and was the run's last).",
+		}, []string{"tenant", "kind", "status"}),
+		panics: f.NewCounter(prometheus.CounterOpts{
+			Name: "tasksync_panics_total",
+			Help: "Panics recovered while serving: in the HTTP handlers, the Inngest functions and the runs' actions. Each is logged with its tenant, function and run.",
+		}),
 		runDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tasksync_task_run_duration_seconds",
 			Help:    "Duration of run attempts.",

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
+	"github.com/inngest/inngestgo/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -200,6 +201,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 		Dev:        &dev,
 		Logger:     sdkLogger(r.opts.Logger), // its lines at DEBUG: ours say each event once
 		HTTPClient: r.client,
+		Middleware: []func() middleware.Middleware{func() middleware.Middleware { return &panicWatch{r: r, tenant: tenant} }},
 	}
 	if dev {
 		// The dev server checks no signature; the key signs only the
@@ -275,7 +277,11 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
 	if d.Kind == reconciler.KindWorkflow {
-		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay}
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay,
+			stepEnded: func(err error, in reconciler.RunInput) {
+				r.countEnd(tenant, "workflow", err, in.Attempt, retries)
+				r.actionPanicked(tenant, d.Metadata.Code, in, err)
+			}}
 		_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 			if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 				return map[string]any{"skipped": "not on the interval's grid"}, nil
@@ -286,19 +292,17 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
 				return map[string]any{"skipped": err.Error()}, nil
 			}
-			if out != nil || err != nil {
-				// The invocation that finishes the run, or fails it.
-				status := string(reconciler.RunSucceeded)
-				if err != nil {
-					status = string(reconciler.RunFailed)
-				}
-				r.metrics.runs.WithLabelValues(tenant, "workflow", status).Inc()
+			if (out != nil || err != nil) && !replayedStepFailure(err) {
+				// The invocation that finishes the run, or fails an attempt
+				// of it outside a step's action. (An invocation that only
+				// advanced to a new step returns nothing; one whose step ran
+				// never returns here, and a failed step's action is counted
+				// by stepEnded, its failure replayed here after its last
+				// attempt.)
+				r.countEnd(tenant, "workflow", err, in.InputCtx.Attempt, retries)
 				r.metrics.runDuration.WithLabelValues(tenant, "workflow").Observe(time.Since(start).Seconds())
 			}
-			if err != nil && delay > 0 {
-				return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
-			}
-			return out, err
+			return out, sdkError(err, delay)
 		})
 		return err
 	}
@@ -307,7 +311,8 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 			return map[string]any{"skipped": "not on the interval's grid"}, nil
 		}
 		start := time.Now()
-		out, err := run.Run(ctx, tenant, d, runInput(in))
+		ri := runInput(in)
+		out, err := run.Run(ctx, tenant, d, ri)
 		status := string(reconciler.RunSucceeded)
 		switch {
 		case errors.Is(err, reconciler.ErrStale), errors.Is(err, reconciler.ErrAlreadyRan):
@@ -315,8 +320,11 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		case err != nil:
 			status = string(reconciler.RunFailed)
 		}
-		r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
-		if status != runSkipped {
+		if status == runSkipped {
+			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
+		} else {
+			r.countEnd(tenant, kindLabel(d.Kind), err, in.InputCtx.Attempt, retries)
+			r.actionPanicked(tenant, d.Metadata.Code, ri, err)
 			r.metrics.runDuration.WithLabelValues(tenant, kindLabel(d.Kind)).Observe(time.Since(start).Seconds())
 		}
 		// Executors redact secret values from their errors before this.
@@ -331,10 +339,8 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		case status == runSkipped:
 			// Not a failure: this run must not execute.
 			return map[string]any{"skipped": err.Error()}, nil
-		case err != nil && delay > 0:
-			return out, inngestgo.RetryAtError(err, retryAt(time.Now(), delay))
 		}
-		return out, err
+		return out, sdkError(err, delay)
 	})
 	return err
 }

@@ -2,7 +2,6 @@ package inngest_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
@@ -67,38 +65,6 @@ func newRegistryB(t testing.TB, metrics prometheus.Registerer) *inngest.Registry
 	return reg
 }
 
-type fnView struct {
-	ID     string `json:"id"`
-	Config struct {
-		Triggers []struct {
-			Event      string `json:"event"`
-			Expression string `json:"expression"`
-			Cron       string `json:"cron"`
-		} `json:"triggers"`
-	} `json:"config"`
-}
-
-func serverFunctions(t *testing.T, app string) map[string]fnView {
-	t.Helper()
-	res, err := http.Get(dev.URL + "/v1/apps/" + app + "/functions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	out := map[string]fnView{}
-	if res.StatusCode == http.StatusNotFound {
-		return out
-	}
-	var fns []fnView
-	if err := json.NewDecoder(res.Body).Decode(&fns); err != nil {
-		t.Fatalf("functions of %s: %v", app, err)
-	}
-	for _, f := range fns {
-		out[f.ID] = f
-	}
-	return out
-}
-
 func syncAndVerify(t *testing.T, reg *inngest.Registry, tenant string) {
 	t.Helper()
 	ctx := context.Background()
@@ -137,7 +103,7 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 	syncAndVerify(t, reg, "acme")
 	syncAndVerify(t, reg, "globex")
 
-	fns := serverFunctions(t, reg.AppID("acme"))
+	fns := dev.Functions(t, reg.AppID("acme"))
 	want := map[string]string{
 		"nightly":   "cron:TZ=Asia/Shanghai 0 2 * * *",
 		"daily":     "cron:TZ=UTC 0 0 * * *",
@@ -163,7 +129,7 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 			t.Errorf("%s trigger = %s, want %s", code, got, w)
 		}
 	}
-	if g := serverFunctions(t, reg.AppID("globex"))[reg.FunctionID("globex", "on-signup")]; !strings.Contains(g.Config.Triggers[0].Expression, "'globex'") {
+	if g := dev.Functions(t, reg.AppID("globex"))[reg.FunctionID("globex", "on-signup")]; !strings.Contains(g.Config.Triggers[0].Expression, "'globex'") {
 		t.Errorf("globex trigger = %+v, want its own tenant guard", g.Config.Triggers)
 	}
 
@@ -172,10 +138,10 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncAndVerify(t, reg, "acme")
-	if fns := serverFunctions(t, reg.AppID("acme")); len(fns) != len(want)-1 || fns[reg.FunctionID("acme", "nightly")].ID != "" {
+	if fns := dev.Functions(t, reg.AppID("acme")); len(fns) != len(want)-1 || fns[reg.FunctionID("acme", "nightly")].ID != "" {
 		t.Errorf("after retiring nightly: %v", slices.Sorted(maps.Keys(fns)))
 	}
-	if fns := serverFunctions(t, reg.AppID("globex")); len(fns) != 1 {
+	if fns := dev.Functions(t, reg.AppID("globex")); len(fns) != 1 {
 		t.Errorf("globex touched by acme's change: %v", slices.Sorted(maps.Keys(fns)))
 	}
 
@@ -256,7 +222,7 @@ func TestSyncIsolatesARejectedFunction(t *testing.T) {
 	if err != nil || !d.None() {
 		t.Errorf("verify: %+v %v", d, err)
 	}
-	fns := serverFunctions(t, reg.AppID("acme"))
+	fns := dev.Functions(t, reg.AppID("acme"))
 	if len(fns) != 2 {
 		t.Errorf("functions = %v, want one and two", slices.Sorted(maps.Keys(fns)))
 	}
@@ -276,11 +242,7 @@ func TestSignedServer(t *testing.T) {
 	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
 	deftest.WriteFile(t, filepath.Join(tree, "acme", "a.yaml"), deftest.Task{Code: "ping", Trigger: "{event: app/ping}", Config: fmt.Sprintf("{url: %q}", rec.URL+"/signed")}.String())
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(context.Background()); err != nil || res.Err() != nil {
-		t.Fatalf("apply: %v %v", err, res.Err())
-	}
+	applyTree(t, st, tree)
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
 	defer srv.Close()

@@ -41,7 +41,7 @@ type recorder struct {
 	at       []time.Time // when each hit arrived
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t testing.TB) *recorder {
 	r := &recorder{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -89,7 +89,7 @@ func (r *recorder) count(prefix string) int {
 
 // newRunner is the task runner over st, with api_call allowed to reach
 // loopback, the sandbox sb (may be nil) and the secrets in env.
-func newRunner(t *testing.T, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
+func newRunner(t testing.TB, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
 	t.Helper()
 	envs, err := expr.NewEnvs()
 	if err != nil {
@@ -149,6 +149,20 @@ func sendUntil(t *testing.T, name string, data map[string]any, what string, d ti
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
+	}
+}
+
+// applyTree applies the definitions tree in dir to st, and fails the test
+// on an error or a problem.
+func applyTree(t *testing.T, st *store.Store, dir string) {
+	t.Helper()
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := (&reconciler.Reconciler{Tree: v.NewLoader(os.DirFS(dir), definitions.Options{}), Store: st, Workers: 1}).Apply(context.Background())
+	if err != nil || res.Err() != nil || len(res.Problems()) > 0 {
+		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
 	}
 }
 
@@ -246,10 +260,17 @@ func TestTenantEventsRunAndRecord(t *testing.T) {
 	if rec.count("/globex/ping") != 0 {
 		t.Errorf("globex's function ran")
 	}
-	for status, want := range map[string]float64{"succeeded": 1, "failed": 3} {
+	// A run counts once, by its final outcome; its attempts count apart.
+	for status, want := range map[string]float64{"succeeded": 1, "failed": 1} {
 		labels := map[string]string{"tenant": "acme", "kind": "task", "status": status}
 		if got := counterValue(t, metrics, "tasksync_task_runs_total", labels); got != want {
 			t.Errorf("tasksync_task_runs_total%v = %v, want %v", labels, got, want)
+		}
+	}
+	for status, want := range map[string]float64{"succeeded": 1, "retrying": 2, "failed": 1} {
+		labels := map[string]string{"tenant": "acme", "kind": "task", "status": status}
+		if got := counterValue(t, metrics, "tasksync_task_attempts_total", labels); got != want {
+			t.Errorf("tasksync_task_attempts_total%v = %v, want %v", labels, got, want)
 		}
 	}
 	if got := counterValue(t, metrics, "tasksync_inngest_sync_total", map[string]string{"tenant": "acme", "result": "success"}); got < 1 {
@@ -488,11 +509,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(tree, "acme", "a.yaml"), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	sb := &executor.Sandbox{Python: "/usr/bin/python3"}
 	if err := sb.Check(ctx); err != nil {
 		t.Fatal(err)
@@ -565,14 +582,9 @@ spec:
 // version applied in Postgres, and a run of a definition made inactive or
 // retired since executes nothing.
 func TestLaggingReplicaRunsTheAppliedVersion(t *testing.T) {
-	ctx := context.Background()
 	rec := newRecorder(t)
 	st, _ := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
-	v, err := definitions.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
 	apply := func(path, active string) {
 		t.Helper()
 		deftest.WriteFile(t, filepath.Join(tree, "acme", "lag.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
@@ -584,10 +596,7 @@ spec:
   type: api_call
   config: {method: POST, url: "%s%s"}
 `, active, rec.URL, path))
-		loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-		if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-			t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-		}
+		applyTree(t, st, tree)
 	}
 	apply("/v1", "true")
 	metrics := prometheus.NewRegistry()
@@ -622,14 +631,7 @@ func TestPostgresOutageLosesNoRun(t *testing.T) {
 	tree := t.TempDir()
 	deftest.WriteFile(t, filepath.Join(tree, "acme", "out.yaml"), deftest.Task{Code: "outage", Trigger: "{event: app/outage}",
 		Config: fmt.Sprintf(`{method: POST, url: "%s/outage", body: {n: "{{ event.data.n }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
-	v, err := definitions.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	runner := newRunner(t, st, nil, nil)
 	runner.Spool = reconciler.NewRunSpool(st, reconciler.SpoolOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
 	runner.StoreTimeout = 5 * time.Second

@@ -28,15 +28,17 @@ type workflow struct {
 	actions reconciler.Actions
 	records reconciler.RunRecorder
 	delay   time.Duration // retry_delay: each retry of a failed step waits this long
+	// stepEnded counts an attempt of a step's action that failed with
+	// err: its invocation ends in the SDK, never returning to the
+	// function's handler.
+	stepEnded func(err error, in reconciler.RunInput)
 }
 
-// stepError is how a failed step's error goes to Inngest: with a fixed
-// retry time when the workflow has a retry_delay.
+// stepError is how a failed step's error goes to Inngest: a final one
+// (reconciler.ErrNoRetry) is not retried, others are, at a fixed time
+// when the workflow has a retry_delay.
 func (w *workflow) stepError(err error) error {
-	if w.delay > 0 {
-		return inngestgo.RetryAtError(err, retryAt(time.Now(), w.delay))
-	}
-	return err
+	return sdkError(err, w.delay)
 }
 
 // run executes (or, replaying memoized steps, continues) one run. It
@@ -114,8 +116,8 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 		if st.If != "" {
 			ok, err := w.envs.Eval(ctx, expr.Step, st.If, vars())
 			if err != nil {
-				err = fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err)
-				return nil, inngestgo.NoRetryError(errors.Join(err, fail(st.ID, err, true)))
+				err = finalUnlessInterrupted(fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err))
+				return nil, errors.Join(err, fail(st.ID, err, noRetry(err) || ri.Attempt >= w.def.Spec.Retries))
 			}
 			if ok != true {
 				steps[st.ID] = nil // skipped
@@ -123,7 +125,7 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 				continue
 			}
 		}
-		out, err := w.step(ctx, st, event, steps, vars, ri.Attempt, &tried, &resume)
+		out, err := w.step(ctx, st, event, steps, vars, ri, &tried, &resume)
 		if err != nil {
 			// A step's memoized failure (its retries spent: Inngest does
 			// not retry the run), a failure no retry can cure, or an error
@@ -166,7 +168,7 @@ func noRetry(err error) bool {
 // plain JSON so that a replay sees what the first run saw.
 // What it executed, and how that ended, goes to tried: the invocation's
 // record names it.
-func (w *workflow) action(ctx context.Context, id string, attempt int, tried *stepTry, do func(context.Context) (any, error)) (any, error) {
+func (w *workflow) action(ctx context.Context, id string, in reconciler.RunInput, tried *stepTry, do func(context.Context) (any, error)) (any, error) {
 	return step.Run(ctx, id, func(ctx context.Context) (any, error) {
 		*tried = stepTry{id: id}
 		out, err := func() (any, error) {
@@ -180,7 +182,10 @@ func (w *workflow) action(ctx context.Context, id string, attempt int, tried *st
 			return plain(out)
 		}()
 		if err != nil {
-			*tried = stepTry{id: id, err: fmt.Errorf("step %s: %w", id, err), final: noRetry(err) || attempt >= w.def.Spec.Retries}
+			*tried = stepTry{id: id, err: fmt.Errorf("step %s: %w", id, err), final: noRetry(err) || in.Attempt >= w.def.Spec.Retries}
+			if w.stepEnded != nil {
+				w.stepEnded(err, in)
+			}
 			return nil, w.stepError(err)
 		}
 		tried.out = out
@@ -188,14 +193,14 @@ func (w *workflow) action(ctx context.Context, id string, attempt int, tried *st
 	})
 }
 
-func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any, attempt int, tried *stepTry, resume *time.Time) (any, error) {
+func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps map[string]any, vars func() map[string]any, in reconciler.RunInput, tried *stepTry, resume *time.Time) (any, error) {
 	switch {
 	case st.APICall != nil:
-		return w.action(ctx, st.ID, attempt, tried, func(ctx context.Context) (any, error) {
+		return w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
 			return w.actions.StepAPICall(ctx, w.tenant, *st.APICall, event, steps)
 		})
 	case st.PythonScript != nil:
-		return w.action(ctx, st.ID, attempt, tried, func(ctx context.Context) (any, error) {
+		return w.action(ctx, st.ID, in, tried, func(ctx context.Context) (any, error) {
 			return w.actions.StepPythonScript(ctx, w.tenant, *st.PythonScript, event, steps)
 		})
 	case st.Sleep > 0:
@@ -205,11 +210,11 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 	case st.SleepUntil != "":
 		v, err := w.envs.Eval(ctx, expr.Step, st.SleepUntil, vars())
 		if err != nil {
-			return nil, inngestgo.NoRetryError(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
+			return nil, finalUnlessInterrupted(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
 		}
 		until, err := asTime(v)
 		if err != nil {
-			return nil, inngestgo.NoRetryError(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
+			return nil, reconciler.Final(fmt.Errorf("sleep_until %q: %w", st.SleepUntil, err))
 		}
 		*resume = until
 		step.SleepUntil(ctx, st.ID, until)
@@ -229,7 +234,7 @@ func (w *workflow) step(ctx context.Context, st reconciler.Step, event, steps ma
 	case st.SendEvent != nil:
 		rendered, err := w.envs.RenderValue(ctx, expr.Step, st.SendEvent.Data, vars(), nil)
 		if err != nil {
-			return nil, inngestgo.NoRetryError(fmt.Errorf("send_event data: %w", err))
+			return nil, finalUnlessInterrupted(fmt.Errorf("send_event data: %w", err))
 		}
 		data, _ := rendered.(map[string]any)
 		if data == nil {

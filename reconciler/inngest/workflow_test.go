@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/waittest"
@@ -60,11 +57,7 @@ spec:
 `, rec.URL))
 	deftest.WriteFile(t, filepath.Join(tree, "globex", "deliver.yaml"), deftest.Task{Code: "deliver", Trigger: "{event: message/send}",
 		Config: fmt.Sprintf(`{method: POST, url: "%s/deliver/globex", body: {text: "{{ event.data.text }}"}}`, rec.URL), Spec: []string{"retries: 0"}}.String())
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 2}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	runner := newRunner(t, st, nil, nil)
 	reg := newRegistry(t)
 	for _, tenant := range []string{"acme", "globex"} {
@@ -164,11 +157,7 @@ spec:
     - id: last
       api_call: {method: POST, url: "%[1]s/last", body: {got: "{{ steps.wait.data.note }}"}}
 `, rec.URL))
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	// /fail/second fails twice, then succeeds.
 	rec.failFirst("/fail/second", 2)
 	reg := newRegistry(t)
@@ -321,11 +310,7 @@ spec:
     - id: record
       api_call: {method: POST, url: "%[1]s/fail/record"}
 `, rec.URL))
-	v, _ := definitions.NewValidator()
-	loader := v.NewLoader(os.DirFS(tree), definitions.Options{})
-	if res, err := (&reconciler.Reconciler{Tree: loader, Store: st, Workers: 1}).Apply(ctx); err != nil || res.Err() != nil || len(res.Problems()) > 0 {
-		t.Fatalf("apply: %v %v %v", err, res.Err(), res.Problems())
-	}
+	applyTree(t, st, tree)
 	rec.failFirst("/fail/second", 1)
 	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
 	conn, err := pgx.Connect(ctx, url)

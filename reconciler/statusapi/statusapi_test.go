@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
+	"github.com/riveredge/tasksync/reconciler/statusapi/statusapitest"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
@@ -81,20 +81,12 @@ func fixture(t *testing.T, tokensFile string) *httptest.Server {
 
 func call(t *testing.T, srv *httptest.Server, method, path, token string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, srv.URL+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	code, text := statusapitest.Request(t, method, srv.URL+path, token)
 	var body map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal([]byte(text), &body); err != nil {
 		t.Fatalf("%s %s: not JSON: %v", method, path, err)
 	}
-	return res.StatusCode, body
+	return code, body
 }
 
 func TestEndpoints(t *testing.T) {

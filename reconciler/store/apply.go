@@ -43,11 +43,17 @@ func (s *Store) Apply(ctx context.Context, plan reconciler.TenantPlan, current r
 			return false, err
 		}
 	}
+	// The tenant's applied version moves when what its app serves does,
+	// so that followers reload this tenant, and only this one.
+	bump := 0
+	if plan.Pending() {
+		bump = 1
+	}
 	var tenantID int32
 	err = tx.QueryRow(ctx, `
-		insert into root_tenants (code) values ($1)
-		on conflict (code) do update set code = excluded.code
-		returning id`, plan.Tenant).Scan(&tenantID)
+		insert into root_tenants (code, applied_version) values ($1, $2)
+		on conflict (code) do update set applied_version = root_tenants.applied_version + $2
+		returning id`, plan.Tenant, bump).Scan(&tenantID)
 	if err != nil {
 		return false, fmt.Errorf("tenant %q: %w", plan.Tenant, err)
 	}

@@ -66,11 +66,7 @@ func TestFunctionIDsUnambiguous(t *testing.T) {
 func TestMigrateRewritesFunctionIDs(t *testing.T) {
 	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, collidingTree(), "")
-	db := gooseDB(t, url)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := gooseDB(t, url)
 	if _, err := p.DownTo(ctxT(t), 2); err != nil {
 		t.Fatalf("down to 2: %v", err)
 	}
@@ -101,7 +97,9 @@ func collidingTree() fstest.MapFS {
 	}
 }
 
-func gooseDB(t *testing.T, url string) *sql.DB {
+// gooseDB opens the database at url and the migrations' provider over
+// it, for a test that moves between versions itself.
+func gooseDB(t *testing.T, url string) (*sql.DB, *goose.Provider) {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -109,7 +107,11 @@ func gooseDB(t *testing.T, url string) *sql.DB {
 	}
 	db := stdlib.OpenDB(*cfg)
 	t.Cleanup(func() { db.Close() })
-	return db
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, p
 }
 
 func sortedValues(m map[string]string) []string {

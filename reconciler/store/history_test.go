@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pressly/goose/v3"
-
-	"github.com/riveredge/tasksync/migrations"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -231,11 +228,7 @@ func TestMigrationMakesOutputsJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := pg.NewDatabase(t)
-	db := gooseDB(t, url)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, p := gooseDB(t, url)
 	if _, err := p.UpTo(ctx, 4); err != nil {
 		t.Fatalf("migrate to 4: %v", err)
 	}

@@ -6,9 +6,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
-	"github.com/riveredge/tasksync/migrations"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -50,7 +47,7 @@ func TestOneShotFiredMark(t *testing.T) {
 		t.Errorf("after two runs: %+v, want fired by 01FIRST", got)
 	}
 	// Run retention deletes rows; the mark stays.
-	conn := gooseDB(t, url)
+	conn, _ := gooseDB(t, url)
 	if _, err := conn.ExecContext(ctxT(t), `delete from root_task_runs`); err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +67,7 @@ func TestOneShotFiredMark(t *testing.T) {
 func TestMigrateMarksFiredOneShots(t *testing.T) {
 	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, oneShotTree(time.Now().Add(time.Hour)), "")
-	p, err := goose.NewProvider(goose.DialectPostgres, gooseDB(t, url), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := gooseDB(t, url)
 	if _, err := p.DownTo(ctxT(t), 5); err != nil {
 		t.Fatalf("down to 5: %v", err)
 	}

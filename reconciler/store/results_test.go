@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
-	"github.com/riveredge/tasksync/migrations"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
@@ -19,11 +16,7 @@ func TestReconcileResultsOneVocabulary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := pg.NewDatabase(t)
-	db := gooseDB(t, url)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, p := gooseDB(t, url)
 	if _, err := p.UpTo(ctx, 3); err != nil {
 		t.Fatalf("migrate to 3: %v", err)
 	}

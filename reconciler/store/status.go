@@ -286,18 +286,28 @@ func (s *Store) DefinitionCounts(ctx context.Context) ([]reconciler.DefinitionCo
 	return out, rows.Err()
 }
 
-// Fingerprint changes whenever an applied definition does: followers poll
-// it to reload their apps soon after the leader applies a change.
-func (s *Store) Fingerprint(ctx context.Context) (string, error) {
-	// Counts and the sum of revisions change with every create, retire and
-	// update whatever the commit order; max(updated_at) alone would miss a
-	// transaction that started before, and committed after, another.
-	var fp string
-	err := s.pool.QueryRow(ctx, `
-		select concat_ws('/', count(*), count(deleted_at), coalesce(sum(revision), 0), max(updated_at)::text)
-		from root_scheduled_tasks`).Scan(&fp)
+// AppliedVersions returns every tenant's applied version, by tenant: a
+// counter that moves whenever what the tenant's app serves changes (see
+// Apply). Followers poll it to reload, soon after the leader applies a
+// change, only the tenants it names; it is one small query whatever the
+// number of definitions.
+func (s *Store) AppliedVersions(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `select code, applied_version from root_tenants`)
 	if err != nil {
-		return "", fmt.Errorf("fingerprint: %w", redact(err))
+		return nil, fmt.Errorf("applied versions: %w", redact(err))
 	}
-	return fp, nil
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var code string
+		var v int64
+		if err := rows.Scan(&code, &v); err != nil {
+			return nil, fmt.Errorf("applied versions: %w", err)
+		}
+		out[code] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("applied versions: %w", redact(err))
+	}
+	return out, nil
 }

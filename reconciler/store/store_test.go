@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -600,30 +601,55 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 	}
 }
 
-// TestFingerprint: the applied-state fingerprint changes with an update
-// even when the updating transaction's time is earlier than the newest
-// row's (it started before, and committed after, another apply).
-func TestFingerprint(t *testing.T) {
-	s, url := pg.NewStore(t, store.Options{})
-	reconcile(t, s, baseTree(), "")
-	before, err := s.Fingerprint(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
+// TestAppliedVersions: a tenant's applied version moves with every apply
+// that changes what its app serves (a create, an update, a moved source,
+// a retirement) and with nothing else: not a no-op apply, not another
+// tenant's change, not a new problem.
+func TestAppliedVersions(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	versions := func() map[string]int64 {
+		t.Helper()
+		v, err := s.AppliedVersions(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	conn, err := pgx.Connect(ctxT(t), url)
-	if err != nil {
-		t.Fatal(err)
+	tree := baseTree()
+	reconcile(t, s, tree, "")
+	v0 := versions()
+	if len(v0) != 2 || v0["acme"] == 0 || v0["globex"] == 0 {
+		t.Fatalf("versions after the first apply = %v, want acme and globex, non-zero", v0)
 	}
-	defer conn.Close(ctxT(t))
-	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set revision = revision + 1, updated_at = updated_at - interval '1 hour' where code = 'alpha'`); err != nil {
-		t.Fatal(err)
+	steps := []struct {
+		name  string
+		edit  func()
+		moved []string // the tenants whose version must move
+	}{
+		{"no-op", func() {}, nil},
+		{"update", func() { tree["acme/a.yaml"] = file(task("alpha", "0 5 * * *")) }, []string{"acme"}},
+		{"moved source", func() { tree["acme/b.yaml"] = file("\n" + string(tree["acme/b.yaml"].Data)) }, []string{"acme"}},
+		{"problem only", func() { tree["globex/bad.yaml"] = file("kind: [") }, nil},
+		{"retire", func() { delete(tree, "acme/a.yaml") }, []string{"acme"}},
+		{"create", func() { tree["globex/y.yaml"] = file(task("yankee", "0 1 * * *")) }, []string{"globex"}},
 	}
-	after, err := s.Fingerprint(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after == before {
-		t.Errorf("fingerprint %q unchanged after an update with an older time", after)
+	for _, st := range steps {
+		before := versions()
+		st.edit()
+		res, err := recon(t, s, tree, "all").Apply(ctxT(t))
+		if err != nil || res.Err() != nil {
+			t.Fatalf("%s: apply: %v %v", st.name, err, res.Err())
+		}
+		after := versions()
+		for _, tenant := range []string{"acme", "globex"} {
+			want := before[tenant]
+			if slices.Contains(st.moved, tenant) {
+				want = before[tenant] + 1
+			}
+			if after[tenant] != want {
+				t.Errorf("%s: version of %s = %d, want %d", st.name, tenant, after[tenant], want)
+			}
+		}
 	}
 }
 

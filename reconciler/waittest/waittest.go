@@ -1,9 +1,11 @@
 // Package waittest waits in tests on a condition with a deadline, never a
 // fixed sleep: For until something happens, Never while something must
-// not.
+// not; Buffer collects the output such a condition reads.
 package waittest
 
 import (
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -48,4 +50,26 @@ func Never(t testing.TB, what string, d time.Duration, cond func() bool) {
 	if cond() {
 		t.Fatalf("%s happened (within %v)", what, d)
 	}
+}
+
+// Buffer collects what another goroutine writes (a process's output, a
+// logger's lines) for a test to read while it waits with For or Never.
+// Its zero value is ready to use.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String is everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler/loopback"
@@ -181,4 +184,54 @@ func (s *Server) Log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.log.String()
+}
+
+// Function is the server's view of one registered function, as its REST
+// API lists it (GET /v1/apps/<app>/functions).
+type Function struct {
+	ID     string `json:"id"`
+	Config struct {
+		Triggers []Trigger `json:"triggers"`
+	} `json:"config"`
+}
+
+// Trigger is one trigger of a Function: an event with its expression, or
+// a cron.
+type Trigger struct {
+	Event      string `json:"event"`
+	Expression string `json:"expression"`
+	Cron       string `json:"cron"`
+}
+
+// Crons are the cron expressions of f's triggers, in order ("" for an
+// event trigger).
+func (f Function) Crons() []string {
+	var crons []string
+	for _, tr := range f.Config.Triggers {
+		crons = append(crons, tr.Cron)
+	}
+	return crons
+}
+
+// Functions returns the functions the server holds for app, by id (none
+// for an app it does not know), and fails the test when it cannot tell.
+func (s *Server) Functions(t testing.TB, app string) map[string]Function {
+	t.Helper()
+	res, err := http.Get(s.URL + "/v1/apps/" + app + "/functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out := map[string]Function{}
+	if res.StatusCode == http.StatusNotFound {
+		return out
+	}
+	var fns []Function
+	if err := json.NewDecoder(res.Body).Decode(&fns); err != nil {
+		t.Fatalf("functions of %s: %v", app, err)
+	}
+	for _, f := range fns {
+		out[f.ID] = f
+	}
+	return out
 }

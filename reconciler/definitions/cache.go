@@ -1,0 +1,286 @@
+package definitions
+
+import (
+	"hash/fnv"
+	"io/fs"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+)
+
+// racyWindow is how recent a file's last change may be for its parsed
+// result to be kept. A file's timestamps tick with the kernel's coarse
+// clock (a few milliseconds), so a file rewritten within the same tick
+// as it was read, at the same size, keeps its stamp: a result read then is
+// not kept, and the file is read again next time (as git treats a
+// "racily clean" entry).
+const racyWindow = time.Second
+
+// fileCache keeps, per definition file, what loading it gave and what
+// that was made from, so that a load re-parses only files whose inputs
+// changed. A file's result is reused only when all of these are as they
+// were:
+//
+//   - the file's stamp: the path it resolves to, device, inode, link
+//     count, size, mode, mtime and ctime. Any write, rename over it,
+//     chmod, link or mtime-preserving copy changes the ctime or the inode,
+//     which no user can set back;
+//   - the stamps of the script files it read, resolved again;
+//   - the answer to each secret grant it asked (Options.Secrets), asked
+//     again;
+//   - the clock: a result is dropped at the first `at` of the file that
+//     was still ahead when it was read (its "has passed" warning), and in
+//     any case after Options.Reuse to twice that, at a point of its own
+//     per file, so that the re-parses of a large tree spread over the
+//     resyncs.
+//
+// Entries are kept per tenant; a full load of a tenant replaces its
+// entries with those of the files it still has, and Tenants drops the
+// tenants no longer in the tree.
+type fileCache struct {
+	reuse time.Duration
+
+	mu      sync.Mutex
+	tenants map[string]map[string]*cachedFile // tenant → visible path → entry
+}
+
+// cachedFile is one file's result and what it was made from. It is not
+// changed once stored.
+type cachedFile struct {
+	stamp   stamp
+	scripts []scriptDep
+	grants  []grantAnswer
+	until   time.Time
+	out     *fileOutcome
+}
+
+// stamp is what the file system says of a path; equal stamps mean an
+// unchanged file. err is set instead when the path could not be resolved
+// or stat'ed (a missing script is a state too).
+type stamp struct {
+	real                 string
+	dev, ino, nlink      uint64
+	size                 int64
+	mode                 fs.FileMode
+	mtimeNsec, ctimeNsec int64
+	err                  string
+}
+
+// scriptDep is a script file a definition file read, by the name it gave.
+type scriptDep struct {
+	rel   string
+	stamp stamp
+}
+
+// grantAnswer is a secret grant asked while loading a file, and the answer.
+type grantAnswer struct {
+	tenant, name, answer string
+}
+
+// fileOutcome is what loading one file adds to its tenant.
+type fileOutcome struct {
+	file      reconciler.TreeFile
+	problems  []reconciler.Problem
+	warnings  []reconciler.Problem
+	reported  int // problems counted against the file's limit
+	failed    bool
+	readError bool
+	codes     []codeSite
+	settings  []settingsSite
+	defs      []reconciler.Definition
+}
+
+// stampOf stamps the path name of fsys; ok is false when the file system
+// gives no inode and change time, so that nothing may be cached.
+func stampOf(fsys fs.FS, name string) (s stamp, ok bool) {
+	info, err := fs.Stat(fsys, name)
+	if err != nil {
+		return stamp{real: name, err: ioReason(err)}, true
+	}
+	st, isUnix := info.Sys().(*syscall.Stat_t)
+	if !isUnix {
+		return stamp{}, false
+	}
+	return stamp{
+		real: name, dev: uint64(st.Dev), ino: st.Ino, nlink: uint64(st.Nlink), size: st.Size, mode: info.Mode(),
+		mtimeNsec: st.Mtim.Nano(), ctimeNsec: st.Ctim.Nano(),
+	}, true
+}
+
+// settled reports whether the stamp's file last changed at least
+// racyWindow before at, so that a later change cannot share its stamp.
+func (s stamp) settled(at time.Time) bool {
+	limit := at.Add(-racyWindow).UnixNano()
+	return s.err != "" || max(s.mtimeNsec, s.ctimeNsec) < limit
+}
+
+// forTenant returns the entries stored for a tenant; the map must not be
+// changed.
+func (c *fileCache) forTenant(tenant string) map[string]*cachedFile {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tenants[tenant]
+}
+
+// store replaces a tenant's entries.
+func (c *fileCache) store(tenant string, files map[string]*cachedFile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tenants == nil {
+		c.tenants = map[string]map[string]*cachedFile{}
+	}
+	if len(files) == 0 {
+		delete(c.tenants, tenant)
+		return
+	}
+	c.tenants[tenant] = files
+}
+
+// keepOnly drops the entries of tenants not named.
+func (c *fileCache) keepOnly(tenants []string) {
+	keep := make(map[string]bool, len(tenants))
+	for _, t := range tenants {
+		keep[t] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for t := range c.tenants {
+		if !keep[t] {
+			delete(c.tenants, t)
+		}
+	}
+}
+
+// forget drops every entry.
+func (c *fileCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tenants = nil
+}
+
+// lifetime is how long a file's result may be reused at most: between
+// reuse and twice that, at a point fixed per path.
+func (c *fileCache) lifetime(path string) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return c.reuse + time.Duration(uint64(c.reuse)*uint64(h.Sum32())>>32)
+}
+
+// Forget drops every parsed result the loader keeps, so that the next
+// load parses every file again (SIGHUP in the daemon).
+func (l *Loader) Forget() {
+	if l.cache != nil {
+		l.cache.forget()
+	}
+}
+
+// FileStats counts the definition files this loader parsed and those
+// whose parsed result it reused since it was made.
+func (l *Loader) FileStats() (parsed, reused int64) {
+	return l.parsed.Load(), l.reused.Load()
+}
+
+// reusable returns the stored result of f when nothing it was made from
+// changed, or nil.
+func (t *tenantLoad) reusable(f fileRef) *cachedFile {
+	e := t.prev[f.visible]
+	if e == nil || e.stamp.real != f.real || !t.now.Before(e.until) {
+		return nil
+	}
+	if st, ok := stampOf(t.l.fsys, f.real); !ok || st != e.stamp {
+		return nil
+	}
+	for _, d := range e.scripts {
+		if st, ok := t.scriptStamp(d.rel); !ok || st != d.stamp {
+			return nil
+		}
+	}
+	for _, g := range e.grants {
+		if answerOf(t.l.opts.Secrets(g.tenant, g.name)) != g.answer {
+			return nil
+		}
+	}
+	return e
+}
+
+// scriptStamp stamps the script file rel (relative to the tenant
+// directory) as scriptReader would resolve it.
+func (t *tenantLoad) scriptStamp(rel string) (stamp, bool) {
+	real, err := t.resolver.resolve(t.tenantVisible + "/" + rel)
+	if err != nil {
+		return stamp{real: rel, err: err.Error()}, true
+	}
+	return stampOf(t.l.fsys, real)
+}
+
+// answerOf is a grant's answer as stored: "" for granted.
+func answerOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// recordedSecrets is the grant check of a file being parsed for the
+// cache: it asks Options.Secrets and records each answer.
+func (t *tenantLoad) recordedSecrets() func(tenant, name string) error {
+	check := t.l.opts.Secrets
+	if check == nil || !t.recording {
+		return check
+	}
+	return func(tenant, name string) error {
+		err := check(tenant, name)
+		t.grants = append(t.grants, grantAnswer{tenant: tenant, name: name, answer: answerOf(err)})
+		return err
+	}
+}
+
+// until is when a result parsed now must be parsed again: after the
+// file's lifetime, or at the first of its one-shots still ahead.
+func (t *tenantLoad) until(path string) time.Time {
+	until := t.now.Add(t.l.cache.lifetime(path))
+	for _, d := range t.defs {
+		if at := d.Spec.Trigger.At; at != nil && at.After(t.now) && at.Before(until) {
+			until = *at
+		}
+	}
+	return until
+}
+
+// outcome is what the file parsed into t, a tenantLoad of that file
+// alone, adds to its tenant.
+func (t *tenantLoad) outcome(path string) *fileOutcome {
+	return &fileOutcome{
+		file: t.res.Files[0], problems: t.res.Problems, warnings: t.res.Warnings,
+		reported: t.perFile[path], failed: t.failed[path], readError: t.res.ReadError,
+		codes: t.codes, settings: t.settings, defs: t.defs,
+	}
+}
+
+// add adds one file's outcome to the tenant. The outcome may be a stored
+// one: it is copied from, never changed.
+func (t *tenantLoad) add(path string, o *fileOutcome) {
+	t.res.Files = append(t.res.Files, o.file)
+	t.res.Problems = append(t.res.Problems, o.problems...)
+	t.res.Warnings = append(t.res.Warnings, o.warnings...)
+	if o.reported > 0 {
+		if t.perFile == nil {
+			t.perFile = map[string]int{}
+		}
+		t.perFile[path] = o.reported
+	}
+	if o.failed {
+		if t.failed == nil {
+			t.failed = map[string]bool{}
+		}
+		t.failed[path] = true
+	}
+	if o.readError {
+		t.res.ReadError = true
+	}
+	t.codes = append(t.codes, o.codes...)
+	t.settings = append(t.settings, o.settings...)
+	t.defs = append(t.defs, o.defs...)
+}
