@@ -120,7 +120,7 @@ type backlogLine struct {
 }
 
 // backlogDone waits for the first "sync backlog done" line in logs.
-func backlogDone(b *testing.B, logs *lockedBuffer, timeout time.Duration) backlogLine {
+func backlogDone(b *testing.B, logs *waittest.Buffer, timeout time.Duration) backlogLine {
 	b.Helper()
 	var found backlogLine
 	waittest.For(b, "the sync backlog to drain", timeout, func() bool {

@@ -241,7 +241,7 @@ func startDaemon(t testing.TB, bin string, env []string, resync string) (string,
 }
 
 // startDaemonAt is startDaemon listening on addr (host:port).
-func startDaemonAt(t testing.TB, bin, addr string, env []string, resync string) (string, *exec.Cmd, *lockedBuffer, chan error) {
+func startDaemonAt(t testing.TB, bin, addr string, env []string, resync string) (string, *exec.Cmd, *waittest.Buffer, chan error) {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--resync-interval", resync)
 	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json", noDNS)

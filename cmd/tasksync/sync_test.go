@@ -140,7 +140,7 @@ func TestRestartRegistersNothing(t *testing.T) {
 	waittest.For(t, "every app back after the server lost its state", 15*time.Second, func() bool {
 		for i := range tenants {
 			app := fmt.Sprintf("%s-tenant-%05d", prefix, i)
-			if len(appCrons(app)) != 10 {
+			if len(appCrons(t, app)) != 10 {
 				return false
 			}
 		}
@@ -206,7 +206,7 @@ func TestEditedTenantSyncsFirst(t *testing.T) {
 	}
 	app := prefix + "-" + last
 	waittest.For(t, "the edit live in Inngest", 30*time.Second, func() bool {
-		return appCrons(app)[app+"-_nightly-export"] == "TZ=Europe/Berlin 7 5 * * *"
+		return appCrons(t, app)[app+"-_nightly-export"] == "TZ=Europe/Berlin 7 5 * * *"
 	})
 	if n := proxy.registrations.Load(); n >= tenants/2 {
 		t.Errorf("the edited tenant went live after %d registrations of %d tenants, want it ahead of the backlog", n, tenants)
