@@ -79,6 +79,8 @@ type Controller struct {
 	// syncs are the tenants waiting for their app's sync while this
 	// replica leads (runSyncs).
 	syncs *syncQueue
+	// views is Inngest's view of every app, read once per pass.
+	views serverViews
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}

@@ -82,6 +82,9 @@ type Apps interface {
 	// RegistrationHash identifies what a sync of the tenant's app would
 	// register now: equal hashes, equal registrations.
 	RegistrationHash(ctx context.Context, tenant string) (string, error)
+	// Views reads Inngest's view of every app at once: app id → the ids
+	// of its functions. ErrNoBulkView: the server offers no such read.
+	Views(ctx context.Context) (map[string][]string, error)
 	// Verify compares Inngest's view of the app with what it serves.
 	Verify(ctx context.Context, tenant string) (Drift, error)
 	// SendOneShots sends the events of the app's due `at` definitions.
@@ -91,6 +94,10 @@ type Apps interface {
 	// Functions lists the function ids the app serves.
 	Functions(tenant string) []string
 }
+
+// ErrNoBulkView means the Inngest server's view of every app cannot be
+// read at once; each app's view is read on its own.
+var ErrNoBulkView = errors.New("the Inngest server offers no view of every app at once")
 
 // Drift is how Inngest's view of an app differs from what it should serve.
 type Drift struct {

@@ -130,8 +130,13 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 		return false, err
 	}
 	if hash == last {
-		// Registered before: one read of Inngest's view tells whether it
-		// still holds the app (a server that lost its state does not).
+		// Registered before: Inngest's view tells whether it still holds
+		// the app (a server that lost its state does not). The view of
+		// every app, read once per pass, answers for most; where it
+		// does not, the app's own view decides.
+		if c.heldAsRegistered(ctx, tenant) {
+			return false, st.SetDefinitionsSynced(ctx, tenant, versions)
+		}
 		drift, err := apps.Verify(ctx, tenant)
 		if err != nil {
 			return false, err
@@ -188,6 +193,39 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 		}
 	}
 	return true, nil
+}
+
+// serverViews is Inngest's view of every app (app id → function ids) as
+// read for one pass; nil when it could not be read.
+type serverViews struct {
+	mu      sync.Mutex
+	fetched bool
+	gen     uint64
+	apps    map[string][]string
+}
+
+// heldAsRegistered reports whether Inngest's view of every app, read once
+// for the pass under way, shows the tenant's app with exactly the
+// functions it serves. false means "read the app's own view": the view
+// may predate a registration made since.
+func (c *Controller) heldAsRegistered(ctx context.Context, tenant string) bool {
+	gen := c.syncs.generation()
+	v := &c.views
+	v.mu.Lock()
+	if !v.fetched || v.gen != gen {
+		apps, err := c.opts.Apps.Views(ctx)
+		if err != nil && !errors.Is(err, ErrNoBulkView) {
+			c.log.Warn("cannot read Inngest's view of every app; reading each app's", "err", err)
+		}
+		v.fetched, v.gen, v.apps = true, gen, apps
+	}
+	have, ok := v.apps[c.opts.Apps.AppID(tenant)]
+	v.mu.Unlock()
+	if !ok {
+		return false
+	}
+	want := c.opts.Apps.Functions(tenant)
+	return len(have) == len(want) && !slices.ContainsFunc(want, func(id string) bool { return !slices.Contains(have, id) })
 }
 
 // progressEvery is how often the leader logs the progress of a sync

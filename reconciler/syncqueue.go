@@ -20,6 +20,9 @@ type syncQueue struct {
 	busy   map[string]bool // tenants being synced
 	again  map[string]bool // busy tenants queued again → urgent
 	wake   chan struct{}   // a tenant was queued
+	// gen counts the pushes of a whole pass (a rest list): a check
+	// reads Inngest's view of every app once per pass (serverViews).
+	gen uint64
 	// backlog counts the work since the queue was last empty.
 	backlog backlog
 }
@@ -50,6 +53,9 @@ func (q *syncQueue) push(urgent, rest []string) {
 	}
 	for _, t := range rest {
 		q.add(t, false) // once: a tenant already waiting keeps its place
+	}
+	if len(rest) > 0 {
+		q.gen++
 	}
 	q.signal()
 }
@@ -139,6 +145,13 @@ func (q *syncQueue) clear() {
 	q.urgent, q.rest = nil, nil
 	clear(q.queued)
 	clear(q.again)
+}
+
+// generation is the number of whole passes queued so far.
+func (q *syncQueue) generation() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.gen
 }
 
 // pending counts the tenants waiting or being synced.

@@ -96,7 +96,9 @@ func BenchmarkDaemon(b *testing.B) {
 		base, cmd, logs, _ = startDaemonAt(b, bin, addr, env, "10m")
 		waittest.For(b, "ready after the restart", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 		b.ReportMetric(time.Since(start).Seconds(), "restart-ready-s")
+		cpu := cpuTicks(b, cmd.Process.Pid)
 		check := backlogDone(b, logs, 30*time.Minute)
+		b.ReportMetric(float64(cpuTicks(b, cmd.Process.Pid)-cpu)/100, "restart-check-cpu-s")
 		b.ReportMetric(float64(check.Registered), "restart-registrations")
 		b.ReportMetric(time.Duration(check.Duration).Seconds(), "restart-check-s")
 

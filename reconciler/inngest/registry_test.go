@@ -322,3 +322,28 @@ func TestRegistrationHash(t *testing.T) {
 		t.Errorf("RegistrationHash(nobody) = %v, want ErrNoApp", err)
 	}
 }
+
+// TestViews: one read of the dev server's view of every app shows each
+// synced app with its functions, and no app never synced.
+func TestViews(t *testing.T) {
+	reg := newRegistry(t)
+	ctx := context.Background()
+	if err := reg.SetTenant("acme", []reconciler.Definition{def("nightly", reconciler.Trigger{Cron: "0 2 * * *"}), def("on-signup", reconciler.Trigger{Event: "user/signed-up"})}, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("globex", []reconciler.Definition{def("sync", reconciler.Trigger{Cron: "*/5 * * * *"})}, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+	views, err := reg.Views(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(views[reg.AppID("acme")]))
+	if want := reg.Functions("acme"); !slices.Equal(got, want) {
+		t.Errorf("Views()[acme] = %v, want %v", got, want)
+	}
+	if fns, ok := views[reg.AppID("globex")]; ok {
+		t.Errorf("Views() shows globex, never synced, with %v", fns)
+	}
+}
