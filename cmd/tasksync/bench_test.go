@@ -90,7 +90,12 @@ func BenchmarkDaemon(b *testing.B) {
 		report(float64(lat[len(lat)/2].Milliseconds()), "edit-p50-ms")
 		report(float64(lat[len(lat)*99/100].Milliseconds()), "edit-p99-ms")
 
-		// Restart with nothing changed: Inngest holds every app.
+		// Restart with nothing changed: Inngest holds every app, and the
+		// last edit's sync has recorded what it registered.
+		waittest.For(b, "the last edit's sync done", time.Minute, func() bool {
+			_, m := get(base + "/metrics")
+			return strings.Contains(m, "\ntasksync_inngest_sync_queue 0\n")
+		})
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			b.Fatal(err)
 		}
