@@ -84,6 +84,11 @@ var ErrNoRetry = errors.New("a retry cannot succeed")
 // running it stopped before recording how it ended.
 var ErrAbandoned = errors.New("abandoned: the replica running it stopped before it ended")
 
+// ErrRetired is the error of a workflow attempt closed because its
+// definition was retired while the run was in flight: the run's next
+// call is refused, so the attempt cannot go on.
+var ErrRetired = errors.New("stopped: the definition was retired")
+
 // finalAttempt reports whether the attempt in of def's run, ended by err,
 // is the run's last: it succeeded, its retries are spent, or err is one no
 // retry can cure.
@@ -362,17 +367,17 @@ func (s *spoolingRecorder) Current(ctx context.Context, tenant, code string) (Ap
 
 // RecordWorkflowRun records in the store, or in the spool when the store
 // cannot be reached or the spool is not empty.
-func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, a WorkflowAttempt) error {
+func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, a WorkflowAttempt) (time.Time, error) {
 	wr, ok := s.RunRecorder.(WorkflowRecorder)
 	if !ok {
-		return nil
+		return time.Time{}, nil
 	}
 	if s.runner.Spool.Len() == 0 {
 		sctx, cancel := s.runner.storeCtx(ctx)
-		err := wr.RecordWorkflowRun(sctx, ref, in, a)
+		started, err := wr.RecordWorkflowRun(sctx, ref, in, a)
 		cancel()
 		if err == nil || !s.runner.unreachable(ctx, err) {
-			return err
+			return started, err
 		}
 	}
 	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: a.Status, StartedAt: time.Now(),
@@ -382,7 +387,19 @@ func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef
 		rec.FinishedAt = rec.StartedAt
 	}
 	s.runner.Spool.Add(rec)
-	return nil
+	return time.Time{}, nil
+}
+
+// StopRetiredRun closes the run's open attempt in the store; while the
+// store cannot be reached the leader closes it later, as abandoned.
+func (s *spoolingRecorder) StopRetiredRun(ctx context.Context, tenant, code, runID string) error {
+	wr, ok := s.RunRecorder.(WorkflowRecorder)
+	if !ok {
+		return nil
+	}
+	sctx, cancel := s.runner.storeCtx(ctx)
+	defer cancel()
+	return wr.StopRetiredRun(sctx, tenant, code, runID)
 }
 
 // WorkflowRecorder records workflow runs (store.Store).
@@ -395,8 +412,14 @@ type WorkflowRecorder interface {
 	// (in.Attempt > 0) while the open attempt still runs closes that one
 	// as abandoned first. Once an attempt is final, a failure that is
 	// final too changes nothing: the engine calls the run once more with
-	// the failed step's memoized error.
-	RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, a WorkflowAttempt) error
+	// the failed step's memoized error. started is when the attempt the
+	// record went on started; zero when not known (the record was kept
+	// for later, or changed nothing).
+	RecordWorkflowRun(ctx context.Context, ref AppliedRef, in RunInput, a WorkflowAttempt) (started time.Time, err error)
+	// StopRetiredRun closes the run's attempt still running, if any, as a
+	// final failure with ErrRetired: tenant's definition code was retired
+	// and the run's call was refused as stale.
+	StopRetiredRun(ctx context.Context, tenant, code, runID string) error
 }
 
 // WorkflowAttempt is a workflow attempt as one invocation records it.

@@ -118,15 +118,20 @@ type DefinitionDetail struct {
 
 // RunRecord is one run attempt.
 type RunRecord struct {
-	ID           int64      `json:"id"`
-	InngestRunID string     `json:"inngest_run_id"`
-	Attempt      int        `json:"attempt"`
-	Revision     int64      `json:"revision"`
-	Status       RunStatus  `json:"status"`
-	StartedAt    time.Time  `json:"started_at"`
-	FinishedAt   *time.Time `json:"finished_at"`
-	DurationMS   *int64     `json:"duration_ms"`
-	Error        string     `json:"error,omitempty"`
+	ID           int64  `json:"id"`
+	InngestRunID string `json:"inngest_run_id"`
+	Attempt      int    `json:"attempt"`
+	// DefinitionUUID is the uuid of the definition the run belongs to: a
+	// code retired and added again is another definition, and the runs
+	// list spans every definition the code has had. Set in runs lists.
+	DefinitionUUID string `json:"definition_uuid,omitempty"`
+	// Revision is the definition's revision the attempt ran.
+	Revision   int64      `json:"revision"`
+	Status     RunStatus  `json:"status"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	DurationMS *int64     `json:"duration_ms"`
+	Error      string     `json:"error,omitempty"`
 	// Output is the task's output, a JSON value.
 	Output json.RawMessage `json:"output,omitempty"`
 	// Final marks the run's last attempt: it succeeded, or no retry

@@ -80,10 +80,31 @@ type port struct {
 	what string // who takes it and how to change it
 }
 
-// checkPorts fails, before anything starts, when a port is taken, and
-// says which setting moves it: on a shared machine another make run
-// holds the defaults.
+// checkPorts fails, before anything starts, when two of the ports are
+// the same or a port is taken, and says which setting moves it: on a
+// shared machine another make run holds the defaults.
 func checkPorts(ports []port) error {
+	byNumber := map[string][]string{}
+	var numbers []string
+	for _, p := range ports {
+		_, n, err := net.SplitHostPort(p.addr)
+		if err != nil || n == "0" {
+			continue // any free port, or an address net.Listen will refuse below
+		}
+		if byNumber[n] == nil {
+			numbers = append(numbers, n)
+		}
+		byNumber[n] = append(byNumber[n], p.what)
+	}
+	var twice []string
+	for _, n := range numbers {
+		if len(byNumber[n]) > 1 {
+			twice = append(twice, fmt.Sprintf("port %s is set for %s", n, strings.Join(byNumber[n], " and for ")))
+		}
+	}
+	if len(twice) > 0 {
+		return fmt.Errorf("%s; each server needs a port of its own: move one of them (the dev server takes INNGEST_PORT and the three ports after it unless they are set)", strings.Join(twice, "; "))
+	}
 	var taken []string
 	for _, p := range ports {
 		l, err := net.Listen("tcp", p.addr)
@@ -116,10 +137,11 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	if err := checkPorts([]port{
 		{fmt.Sprintf("127.0.0.1:%d", o.pgPort), "Postgres: -pg-port, make run PG_PORT=..."},
 		{fmt.Sprintf(":%d", o.inngestPort), "the Inngest dev server: -inngest-port, make run INNGEST_PORT=..."},
-		{fmt.Sprintf(":%d", o.gatewayPort), "the dev server's connect gateway: -inngest-gateway-port"},
-		{fmt.Sprintf(":%d", o.gatewayGRPCPort), "the dev server's connect gateway gRPC: -inngest-gateway-grpc-port"},
-		{fmt.Sprintf(":%d", o.executorGRPCPort), "the dev server's connect executor gRPC: -inngest-executor-grpc-port"},
+		{fmt.Sprintf(":%d", o.gatewayPort), "the dev server's connect gateway: -inngest-gateway-port (default INNGEST_PORT+1)"},
+		{fmt.Sprintf(":%d", o.gatewayGRPCPort), "the dev server's connect gateway gRPC: -inngest-gateway-grpc-port (default INNGEST_PORT+2)"},
+		{fmt.Sprintf(":%d", o.executorGRPCPort), "the dev server's connect executor gRPC: -inngest-executor-grpc-port (default INNGEST_PORT+3)"},
 		{o.listen, "tasksync: -listen, make run LISTEN=..."},
+		{o.sampleAPI, "the sample API: -sample-api"},
 	}); err != nil {
 		return err
 	}

@@ -405,3 +405,28 @@ func get(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestPortsClash: two of devrun's own ports that are the same (here
+// tasksync's -listen on the dev server's API port + 2, its connect
+// gateway gRPC port's default) are refused before anything starts,
+// naming both settings.
+func TestPortsClash(t *testing.T) {
+	inngest, err := loopback.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgPort, err := loopback.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "run")
+	err = run(context.Background(), []string{"-data", data, "-pg-port", fmt.Sprint(pgPort), "-inngest-port", fmt.Sprint(inngest),
+		"-listen", fmt.Sprintf("127.0.0.1:%d", inngest+2)}, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d", inngest+2)) ||
+		!strings.Contains(err.Error(), "-inngest-gateway-grpc-port") || !strings.Contains(err.Error(), "-listen") {
+		t.Errorf("run with -listen on the dev server's gateway gRPC port = %v, want both settings named", err)
+	}
+	if dirExists(data) {
+		t.Errorf("%s was created although nothing could start", data)
+	}
+}

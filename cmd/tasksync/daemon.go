@@ -153,7 +153,7 @@ func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry,
 	// take a token for every tenant, as the status API's global view does.
 	status := statusapi.NewHandler(statusapi.Options{Reader: st, Leader: ctrl.Leader, TokensFile: tokensFile, Logger: logger,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})})
-	mux.Handle("GET /metrics", status)
+	mux.Handle("/metrics", status) // GET and HEAD; other methods 405, as the status API
 	mux.Handle(inngest.ServePath, reg)
 	mux.Handle("/v1/", status)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -56,3 +56,27 @@ func TestMetricsNeedATokenForEveryTenant(t *testing.T) {
 		t.Errorf("/metrics without a tokens file = %d, want the open page: %s", code, body)
 	}
 }
+
+// TestMetricsRefuseOtherMethods: /metrics, like the status API, answers
+// a method other than GET or HEAD with 405 and an Allow header, not with
+// 404.
+func TestMetricsRefuseOtherMethods(t *testing.T) {
+	promReg := prometheus.NewRegistry()
+	ctrl := reconciler.NewController(reconciler.ControllerOptions{Registerer: promReg})
+	srv := httptest.NewServer(routes(ctrl, nil, &inngest.Registry{}, promReg, "", slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+		req, err := http.NewRequest(method, srv.URL+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s /metrics = %d (Allow %q), want 405 with Allow: GET, HEAD", method, res.StatusCode, res.Header.Get("Allow"))
+		}
+	}
+}

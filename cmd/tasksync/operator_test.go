@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/loopback"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
@@ -72,6 +74,34 @@ func TestRunOnceWithoutInngest(t *testing.T) {
 	env["DATABASE_URL"] = pg.NewDatabase(t)
 	if out, errOut, code = runCmd(t, env, "run", "--once", "--postgres-only"); code != 0 || !strings.Contains(out, "Applied: 7 created") {
 		t.Errorf("run --once --postgres-only: exit %d, want 0:\n%s%s", code, out, errOut)
+	}
+}
+
+// TestRunOnceWithoutInngestCountsServedChanges: run --once without
+// Inngest counts only the tenants whose served definitions changed: a
+// problem that appears in two tenants changes their stored problems but
+// nothing their apps serve, and is not reported as an unsynced change
+// (the run exits 1 for the problems); a new definition in one tenant is
+// one tenant changed.
+func TestRunOnceWithoutInngestCountsServedChanges(t *testing.T) {
+	dir := copyTree(t)
+	env := map[string]string{"DATABASE_URL": pg.NewDatabase(t), "TASKSYNC_DIR": dir, "TASKSYNC_SECRETS_DIR": sampleSecrets(t, "s3cr3t"),
+		"TASKSYNC_POSTGRES_ONLY": "1"}
+	if out, errOut, code := runCmd(t, env, "run", "--once"); code != 0 {
+		t.Fatalf("run --once --postgres-only: exit %d:\n%s%s", code, out, errOut)
+	}
+	delete(env, "TASKSYNC_POSTGRES_ONLY")
+	for _, tenant := range []string{"acme", "globex"} {
+		deftest.WriteFile(t, filepath.Join(dir, tenant, "broken.yaml"), "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: broken}\n")
+	}
+	out, errOut, code := runCmd(t, env, "run", "--once")
+	if code != 1 || strings.Contains(out+errOut, "changed in Postgres only") {
+		t.Errorf("run --once with new problems only: exit %d, want 1 for the problems and no unsynced change:\n%s%s", code, out, errOut)
+	}
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "new.yaml"), deftest.Task{Code: "brand-new", Trigger: "{event: app/new}"}.String())
+	out, errOut, code = runCmd(t, env, "run", "--once")
+	if code != 1 || !strings.Contains(out, "1 tenant changed in Postgres only") {
+		t.Errorf("run --once with one new definition: exit %d, want 1 saying 1 tenant changed in Postgres only:\n%s%s", code, out, errOut)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,7 @@ func runFlags(f *flagSet) {
 	o := &runOptions{}
 	o.treeOptions.flags(f)
 	o.inngestFlags.flags(f)
-	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors, or changes applied with no Inngest configured (for deploy pipelines)")
+	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors, changes applied with no Inngest configured, or another replica leads (for deploy pipelines)")
 	f.bool(&o.postgresOnly, "postgres-only", "TASKSYNC_POSTGRES_ONLY", "with --once and no Inngest configured: apply to Postgres only and exit 0, leaving the apps' sync to the daemon")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
@@ -151,10 +152,10 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	p.WriteText(c.stdout, apps != nil)
 	switch {
-	case apps == nil && p.Applied.Written > 0 && !o.postgresOnly:
+	case apps == nil && servedChanged(p.Applied) > 0 && !o.postgresOnly:
 		// Postgres now differs from what Inngest has: the apps would
 		// have to be synced, and nothing here can.
-		fmt.Fprintf(c.stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(p.Applied.Written, "tenant"))
+		fmt.Fprintf(c.stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(servedChanged(p.Applied), "tenant"))
 		return &exitError{code: exitFailure, err: errors.New("Inngest is not configured: set INNGEST_DEV or INNGEST_SIGNING_KEY to sync the apps, " +
 			"or pass --postgres-only to leave their sync to the daemon (it syncs every app when it starts)")}
 	case apps == nil:
@@ -169,6 +170,20 @@ func runRun(ctx context.Context, c *invocation) error {
 		return errExit1
 	}
 	return nil
+}
+
+// servedChanged counts the tenants whose applied definitions res changed
+// (created, updated, moved or retired): their apps would need a sync. A
+// tenant whose stored problems or held retirements alone changed serves
+// the same functions.
+func servedChanged(res *reconciler.Result) int {
+	n := 0
+	for _, p := range res.Plans {
+		if p.Pending() && res.Failed[p.Tenant] == nil && slices.Contains(res.WrittenTenants, p.Tenant) {
+			n++
+		}
+	}
+	return n
 }
 
 // reuseParsed is how long the daemon reuses a definition file's parsed

@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		runDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tasksync_task_run_duration_seconds",
-			Help:    "Duration of run attempts.",
+			Help:    "Duration of run attempts, from the attempt's start (a workflow attempt's first call) to its end.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10), // 10 ms to ~43 min
 		}, []string{"tenant", "kind"}),
 	}

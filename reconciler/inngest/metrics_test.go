@@ -2,7 +2,11 @@ package inngest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +19,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
@@ -137,5 +142,128 @@ spec:
 	}
 	if attempts != 1 || status != "failed" || !strings.Contains(errText, `expression "event.data.customer_id": no such key`) || !strings.Contains(errText, "not retried") {
 		t.Errorf("welcome: %d attempts, status %s, error %q; want 1 failed attempt naming the expression and saying it is not retried", attempts, status, errText)
+	}
+}
+
+// runLines are the `run` lines a JSON log holds for a definition.
+func runLines(t *testing.T, logs string, code string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "run" || m["code"] != code {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// histogramSum reads the sum of one series of a histogram.
+func histogramSum(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue series
+				}
+			}
+			return m.GetHistogram().GetSampleSum()
+		}
+	}
+	return 0
+}
+
+// TestRunLinesTellEachAttempt: a task and a workflow with `retries: 1`
+// that always fail each log one `run` line per attempt, through the dev
+// server: the first says it will be retried (status=retrying,
+// final=false), the last that it failed for good (status=failed,
+// final=true), both with the error, the workflow's with its failed step,
+// as the attempt metric and the rows say. The workflow's first attempt
+// sleeps 2 s before its step fails, and its duration is the attempt's,
+// not that of its last call.
+func TestRunLinesTellEachAttempt(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, url := pg.NewStore(t, store.Options{})
+	tree := t.TempDir()
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "defs.yaml"), deftest.Task{Code: "flaky", Trigger: "{event: t/flaky}",
+		Config: fmt.Sprintf(`{method: POST, url: "%s/fail/task"}`, rec.URL), Spec: []string{"retries: 1", "retry_delay: 1s"}}.String()+"---\n"+
+		fmt.Sprintf(`apiVersion: tasksync/v1
+kind: Workflow
+metadata: {code: slow}
+spec:
+  trigger: {event: w/slow}
+  retries: 1
+  retry_delay: 1s
+  steps:
+    - id: pause
+      sleep: 2s
+    - id: record
+      api_call: {method: POST, url: "%s/fail/record"}
+`, rec.URL))
+	applyTree(t, st, tree)
+	var logs lockedBuffer
+	metrics := prometheus.NewRegistry()
+	var reg *inngest.Registry
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	reg, err := inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("l%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL,
+		Registerer: metrics, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveApplied(t, reg, st, newRunner(t, st, nil, nil), "acme")
+	sendEvent(t, "t/flaky", map[string]any{"tenant_id": "acme"})
+	sendEvent(t, "w/slow", map[string]any{"tenant_id": "acme"})
+	waittest.For(t, "two run lines of each", 60*time.Second, func() bool {
+		return len(runLines(t, logs.String(), "flaky")) >= 2 && len(runLines(t, logs.String(), "slow")) >= 2
+	})
+	for _, code := range []string{"flaky", "slow"} {
+		lines := runLines(t, logs.String(), code)
+		if len(lines) != 2 {
+			t.Errorf("%s: %d run lines, want 2: %v", code, len(lines), lines)
+			continue
+		}
+		for i, l := range lines {
+			wantStatus, wantFinal := "retrying", false
+			if i == 1 {
+				wantStatus, wantFinal = "failed", true
+			}
+			if l["status"] != wantStatus || l["final"] != wantFinal || l["level"] != "WARN" || !strings.Contains(fmt.Sprint(l["err"]), "500") {
+				t.Errorf("%s: run line %d = %v, want status %s, final %v, at WARN, with the error", code, i, l, wantStatus, wantFinal)
+			}
+			if code == "slow" && l["failed_step"] != "record" {
+				t.Errorf("%s: run line %d = %v, want failed_step record", code, i, l)
+			}
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, code := range []string{"flaky", "slow"} {
+		rows := attemptRows(t, conn, code)
+		if len(rows) != 2 || rows[0].Final || !rows[1].Final {
+			t.Errorf("%s: attempt rows %+v, want 2, only the last final", code, rows)
+		}
+	}
+	for _, kind := range []string{"task", "workflow"} {
+		if got := counterValue(t, metrics, "tasksync_task_attempts_total", map[string]string{"tenant": "acme", "kind": kind, "status": "retrying"}); got != 1 {
+			t.Errorf("attempts{kind=%s,status=retrying} = %v, want 1", kind, got)
+		}
+	}
+	if got := histogramSum(t, metrics, "tasksync_task_run_duration_seconds", map[string]string{"tenant": "acme", "kind": "workflow"}); got < 2 {
+		t.Errorf("workflow attempt durations sum to %.2fs, want at least the first attempt's 2 s sleep", got)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/inngest/inngestgo"
-	sdkerrors "github.com/inngest/inngestgo/errors"
 	"github.com/inngest/inngestgo/middleware"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -34,27 +33,46 @@ func lastAttempt(err error, attempt, retries int) bool {
 	return errors.Is(err, reconciler.ErrNoRetry) || attempt >= retries
 }
 
-// countEnd counts an attempt that ended with err (nil: it succeeded) in
-// the attempt metrics, and its run in the run metrics when the attempt
-// was the run's last.
-func (r *Registry) countEnd(tenant, kind string, err error, attempt, retries int) {
+// attemptStatus is how an attempt that ended with err (nil: it
+// succeeded) is counted and logged: succeeded, failed when it was the
+// run's last (final), else retrying.
+func attemptStatus(err error, final bool) string {
 	switch {
 	case err == nil:
-		r.metrics.attempts.WithLabelValues(tenant, kind, string(reconciler.RunSucceeded)).Inc()
-		r.metrics.runs.WithLabelValues(tenant, kind, string(reconciler.RunSucceeded)).Inc()
-	case lastAttempt(err, attempt, retries):
-		r.metrics.attempts.WithLabelValues(tenant, kind, string(reconciler.RunFailed)).Inc()
-		r.metrics.runs.WithLabelValues(tenant, kind, string(reconciler.RunFailed)).Inc()
-	default:
-		r.metrics.attempts.WithLabelValues(tenant, kind, attemptRetrying).Inc()
+		return string(reconciler.RunSucceeded)
+	case final:
+		return string(reconciler.RunFailed)
 	}
+	return attemptRetrying
 }
 
-// replayedStepFailure reports whether err is a workflow step's failure
-// that Inngest replays to the function after the step's last attempt:
-// that attempt was counted when it failed.
-func replayedStepFailure(err error) bool {
-	return errors.Is(err, sdkerrors.StepError{})
+// attemptEnded tells the end of an attempt of tenant's definition code
+// that started at started and ended with err (nil: it succeeded), final
+// when it was its run's last: it is counted in the attempt metrics (and
+// its run in the run metrics when final), its duration observed, a panic
+// its action recovered logged, and one `run` line logged, at WARN when it
+// failed. failedStep is a workflow's step that failed.
+func (r *Registry) attemptEnded(tenant, code, kind string, in reconciler.RunInput, err error, final bool, started time.Time, failedStep string) {
+	status := attemptStatus(err, final)
+	r.metrics.attempts.WithLabelValues(tenant, kind, status).Inc()
+	if status != attemptRetrying {
+		r.metrics.runs.WithLabelValues(tenant, kind, status).Inc()
+	}
+	took := time.Since(started)
+	r.metrics.runDuration.WithLabelValues(tenant, kind).Observe(took.Seconds())
+	r.actionPanicked(tenant, code, in, err)
+	// Executors and the store redact secret values from their errors
+	// before this.
+	log := r.opts.Logger.With("tenant", tenant, "code", code, "run_id", in.RunID, "attempt", in.Attempt,
+		"status", status, "final", err == nil || final, "duration", took.Round(time.Millisecond))
+	if failedStep != "" {
+		log = log.With("failed_step", failedStep)
+	}
+	if err != nil {
+		log.Warn("run", "err", err)
+	} else {
+		log.Info("run")
+	}
 }
 
 // sdkError is err as the SDK is given it: final errors with NoRetryError,

@@ -279,29 +279,21 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	delay := time.Duration(d.Spec.RetryDelay)
 	if d.Kind == reconciler.KindWorkflow {
 		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay,
-			stepEnded: func(err error, in reconciler.RunInput) {
-				r.countEnd(tenant, "workflow", err, in.Attempt, retries)
-				r.actionPanicked(tenant, d.Metadata.Code, in, err)
+			ended: func(e attemptEnd) {
+				r.attemptEnded(tenant, d.Metadata.Code, "workflow", e.in, e.err, e.final, e.started, e.failedStep)
 			}}
 		_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 			if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
 				return map[string]any{"skipped": "not on the interval's grid"}, nil
 			}
-			start := time.Now()
+			// The run tells each attempt's end (wf.ended); an invocation
+			// that only advanced to a new step returns nothing.
 			out, err := wf.run(ctx, in)
 			if errors.Is(err, reconciler.ErrStale) {
 				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
+				r.opts.Logger.Info("run", "tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
+					"attempt", in.InputCtx.Attempt, "status", runSkipped, "err", err)
 				return map[string]any{"skipped": err.Error()}, nil
-			}
-			if (out != nil || err != nil) && !replayedStepFailure(err) {
-				// The invocation that finishes the run, or fails an attempt
-				// of it outside a step's action. (An invocation that only
-				// advanced to a new step returns nothing; one whose step ran
-				// never returns here, and a failed step's action is counted
-				// by stepEnded, its failure replayed here after its last
-				// attempt.)
-				r.countEnd(tenant, "workflow", err, in.InputCtx.Attempt, retries)
-				r.metrics.runDuration.WithLabelValues(tenant, "workflow").Observe(time.Since(start).Seconds())
 			}
 			return out, sdkError(err, delay)
 		})
@@ -314,33 +306,14 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		start := time.Now()
 		ri := runInput(in)
 		out, err := run.Run(ctx, tenant, d, ri)
-		status := string(reconciler.RunSucceeded)
-		switch {
-		case errors.Is(err, reconciler.ErrStale), errors.Is(err, reconciler.ErrAlreadyRan):
-			status = runSkipped
-		case err != nil:
-			status = string(reconciler.RunFailed)
-		}
-		if status == runSkipped {
-			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), status).Inc()
-		} else {
-			r.countEnd(tenant, kindLabel(d.Kind), err, in.InputCtx.Attempt, retries)
-			r.actionPanicked(tenant, d.Metadata.Code, ri, err)
-			r.metrics.runDuration.WithLabelValues(tenant, kindLabel(d.Kind)).Observe(time.Since(start).Seconds())
-		}
-		// Executors redact secret values from their errors before this.
-		log := r.opts.Logger.With("tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
-			"attempt", in.InputCtx.Attempt, "status", status, "duration", time.Since(start).Round(time.Millisecond))
-		if err != nil {
-			log.Warn("run", "err", err)
-		} else {
-			log.Info("run")
-		}
-		switch {
-		case status == runSkipped:
+		if errors.Is(err, reconciler.ErrStale) || errors.Is(err, reconciler.ErrAlreadyRan) {
 			// Not a failure: this run must not execute.
+			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), runSkipped).Inc()
+			r.opts.Logger.Info("run", "tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
+				"attempt", in.InputCtx.Attempt, "status", runSkipped, "duration", time.Since(start).Round(time.Millisecond), "err", err)
 			return map[string]any{"skipped": err.Error()}, nil
 		}
+		r.attemptEnded(tenant, d.Metadata.Code, kindLabel(d.Kind), ri, err, err == nil || lastAttempt(err, ri.Attempt, retries), start, "")
 		return out, sdkError(err, delay)
 	})
 	return err

@@ -28,10 +28,19 @@ type workflow struct {
 	actions reconciler.Actions
 	records reconciler.RunRecorder
 	delay   time.Duration // retry_delay: each retry of a failed step waits this long
-	// stepEnded counts an attempt of a step's action that failed with
-	// err: its invocation ends in the SDK, never returning to the
-	// function's handler.
-	stepEnded func(err error, in reconciler.RunInput)
+	// ended counts and logs an attempt's end. An attempt whose step
+	// action failed ends in the SDK, never returning to the function's
+	// handler, so the run tells it here, after recording it.
+	ended func(attemptEnd)
+}
+
+// attemptEnd is how one attempt of a workflow run ended.
+type attemptEnd struct {
+	in         reconciler.RunInput
+	err        error // nil: it succeeded
+	failedStep string
+	final      bool      // the run's last attempt
+	started    time.Time // when the attempt started: its record's, else its last call's
 }
 
 // stepError is how a failed step's error goes to Inngest: a final one
@@ -45,7 +54,16 @@ func (w *workflow) stepError(err error) error {
 // returns a nil result and no error on an invocation that only advanced
 // to a new step, which Inngest calls again.
 func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error) {
+	began := time.Now()
 	ri := runInput(in)
+	ended := func(err error, failedStep string, final bool, started time.Time) {
+		if started.IsZero() {
+			started = began
+		}
+		if w.ended != nil {
+			w.ended(attemptEnd{in: ri, err: err, failedStep: failedStep, final: final, started: started})
+		}
+	}
 	event := ri.Event
 	if event == nil {
 		event = map[string]any{}
@@ -59,12 +77,21 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 			cur, ok, err = reconciler.ServedRef(w.tenant, w.def), true, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("look up the applied workflow: %w", err)
+			err = fmt.Errorf("look up the applied workflow: %w", err)
+			ended(err, "", lastAttempt(err, ri.Attempt, w.def.Spec.Retries), time.Time{})
+			return nil, err
 		}
 		if !ok {
 			// Retired: a run of it, new or in flight, does not go on. (A
 			// changed workflow's runs in flight continue with its new
-			// steps, matched by id: completed steps are not repeated.)
+			// steps, matched by id: completed steps are not repeated.) An
+			// attempt it left running, waiting for an event or a sleep's
+			// end, is closed now rather than by the leader much later.
+			if wr, ok := w.records.(reconciler.WorkflowRecorder); ok {
+				if err := wr.StopRetiredRun(context.WithoutCancel(ctx), w.tenant, w.def.Metadata.Code, ri.RunID); err != nil {
+					return nil, errors.Join(reconciler.ErrStale, err)
+				}
+			}
 			return nil, reconciler.ErrStale
 		}
 		ref = cur
@@ -73,23 +100,30 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 	var outcomes []reconciler.StepOutcome
 	var tried stepTry    // the step action this invocation executed, if any
 	var resume time.Time // when the sleep or wait this invocation stopped at ends
-	record := func(a reconciler.WorkflowAttempt) error {
+	record := func(a reconciler.WorkflowAttempt) (time.Time, error) {
 		wr, ok := w.records.(reconciler.WorkflowRecorder)
 		if !ok {
-			return nil
+			return time.Time{}, nil
 		}
 		a.Steps = outcomes
 		if a.Status == reconciler.RunRunning {
 			a.Deadline = reconciler.WorkflowDeadline(w.def, time.Now(), resume)
 		}
-		if err := wr.RecordWorkflowRun(context.WithoutCancel(ctx), ref, ri, a); err != nil {
-			return fmt.Errorf("record the run: %w", err)
+		started, err := wr.RecordWorkflowRun(context.WithoutCancel(ctx), ref, ri, a)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("record the run: %w", err)
 		}
-		return nil
+		return started, nil
 	}
-	fail := func(stepID string, err error, final bool) error {
+	// fail records the attempt as failed at stepID and, unless the
+	// failure is a replay of one already told, tells its end.
+	fail := func(stepID string, err error, final, replayed bool) error {
 		outcomes = append(outcomes, reconciler.StepOutcome{ID: stepID, Status: "failed", Error: err.Error()})
-		return record(reconciler.WorkflowAttempt{Status: reconciler.RunFailed, Error: err.Error(), FailedStep: stepID, Final: final})
+		started, rerr := record(reconciler.WorkflowAttempt{Status: reconciler.RunFailed, Error: err.Error(), FailedStep: stepID, Final: final})
+		if !replayed {
+			ended(err, stepID, final, started)
+		}
+		return rerr
 	}
 	vars := func() map[string]any { return map[string]any{"event": event, "steps": steps, "tenant": w.tenant} }
 	defer func() {
@@ -101,12 +135,12 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 		if p := recover(); p != nil {
 			switch {
 			case tried.id != "" && tried.err != nil:
-				_ = fail(tried.id, tried.err, tried.final) // best effort: the retry records again
+				_ = fail(tried.id, tried.err, tried.final, false) // best effort: the retry records again
 			case tried.id != "":
 				outcomes = append(outcomes, reconciler.StepOutcome{ID: tried.id, Status: "completed", Output: reconciler.OutputJSON(tried.out, stepOutputLimit)})
-				_ = record(reconciler.WorkflowAttempt{Status: reconciler.RunRunning})
+				_, _ = record(reconciler.WorkflowAttempt{Status: reconciler.RunRunning})
 			default:
-				_ = record(reconciler.WorkflowAttempt{Status: reconciler.RunRunning})
+				_, _ = record(reconciler.WorkflowAttempt{Status: reconciler.RunRunning})
 			}
 			panic(p)
 		}
@@ -117,7 +151,7 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 			ok, err := w.envs.Eval(ctx, expr.Step, st.If, vars())
 			if err != nil {
 				err = finalUnlessInterrupted(fmt.Errorf("step %s: if %q: %w", st.ID, st.If, err))
-				return nil, errors.Join(err, fail(st.ID, err, noRetry(err) || ri.Attempt >= w.def.Spec.Retries))
+				return nil, errors.Join(err, fail(st.ID, err, noRetry(err) || ri.Attempt >= w.def.Spec.Retries, false))
 			}
 			if ok != true {
 				steps[st.ID] = nil // skipped
@@ -130,9 +164,10 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 			// A step's memoized failure (its retries spent: Inngest does
 			// not retry the run), a failure no retry can cure, or an error
 			// of the run itself, which Inngest retries.
-			final := sdkerrors.IsStepError(err) || noRetry(err) || ri.Attempt >= w.def.Spec.Retries
+			replayed := sdkerrors.IsStepError(err)
+			final := replayed || noRetry(err) || ri.Attempt >= w.def.Spec.Retries
 			err = fmt.Errorf("step %s: %w", st.ID, err)
-			return nil, errors.Join(err, fail(st.ID, err, final))
+			return nil, errors.Join(err, fail(st.ID, err, final, replayed))
 		}
 		steps[st.ID] = out
 		status := "completed"
@@ -141,9 +176,12 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 		}
 		outcomes = append(outcomes, reconciler.StepOutcome{ID: st.ID, Status: status, Output: reconciler.OutputJSON(out, stepOutputLimit)})
 	}
-	if err := record(reconciler.WorkflowAttempt{Status: reconciler.RunSucceeded, Final: true}); err != nil {
+	started, err := record(reconciler.WorkflowAttempt{Status: reconciler.RunSucceeded, Final: true})
+	if err != nil {
+		ended(err, "", lastAttempt(err, ri.Attempt, w.def.Spec.Retries), started)
 		return nil, err
 	}
+	ended(nil, "", true, started)
 	return steps, nil
 }
 
@@ -183,9 +221,6 @@ func (w *workflow) action(ctx context.Context, id string, in reconciler.RunInput
 		}()
 		if err != nil {
 			*tried = stepTry{id: id, err: fmt.Errorf("step %s: %w", id, err), final: noRetry(err) || in.Attempt >= w.def.Spec.Retries}
-			if w.stepEnded != nil {
-				w.stepEnded(err, in)
-			}
 			return nil, w.stepError(err)
 		}
 		tried.out = out

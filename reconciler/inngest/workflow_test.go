@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/waittest"
@@ -349,4 +351,64 @@ spec:
 	}
 	// A later invocation of the run (none is expected) would not reopen it.
 	waittest.Never(t, "another attempt row", 2*time.Second, func() bool { return len(attemptRows(t, conn, "ends")) != len(wantSteps) })
+}
+
+// TestRetiredWorkflowStopsWaitingRun: a run waiting for an event when its
+// workflow is retired does not go on when the event comes (its call is
+// refused as stale), and its attempt, `running` while it waited, is
+// closed at once as a final failure that says the definition was
+// retired, not left for the leader to close as abandoned much later.
+func TestRetiredWorkflowStopsWaitingRun(t *testing.T) {
+	ctx := context.Background()
+	rec := newRecorder(t)
+	st, url := pg.NewStore(t, store.Options{})
+	tree := t.TempDir()
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "keep.yaml"), deftest.Task{Code: "keep", Trigger: "{event: keep/x}"}.String())
+	deftest.WriteFile(t, filepath.Join(tree, "acme", "flow.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: Workflow
+metadata: {code: waits}
+spec:
+  trigger: {event: waits/start}
+  steps:
+    - id: ask
+      api_call: {method: POST, url: "%[1]s/ask"}
+    - id: wait
+      wait_for_event: {event: waits/decided, match: data.job, timeout: 1h}
+    - id: after
+      api_call: {method: POST, url: "%[1]s/after"}
+`, rec.URL))
+	applyTree(t, st, tree)
+	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	sendEvent(t, "waits/start", map[string]any{"tenant_id": "acme", "job": "j1"})
+	waittest.For(t, "the run to wait", 30*time.Second, func() bool {
+		rows := attemptRows(t, conn, "waits")
+		return len(rows) == 1 && rows[0].Status == "running" && strings.Contains(rows[0].Steps, `"id": "ask"`)
+	})
+
+	// Retired in Postgres; this replica has yet to reload, so the
+	// decision's call reaches the run, which finds it retired.
+	if err := os.Remove(filepath.Join(tree, "acme", "flow.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	applyTree(t, st, tree)
+	var rows []attemptRow
+	sendUntil(t, "waits/decided", map[string]any{"tenant_id": "acme", "job": "j1"}, "the waiting attempt to be closed", 30*time.Second, func() bool {
+		rows = attemptRows(t, conn, "waits")
+		return len(rows) == 1 && rows[0].Status != "running"
+	})
+	if r := rows[0]; r.Status != "failed" || !r.Final || !r.Finished || r.Error != reconciler.ErrRetired.Error() {
+		t.Errorf("the waiting attempt = %+v, want failed, final, finished, with %q", r, reconciler.ErrRetired)
+	}
+	if n := rec.count("/after"); n != 0 {
+		t.Errorf("the step after the wait ran %d times after the workflow was retired", n)
+	}
+	var running bool
+	if err := conn.QueryRow(ctx, `select is_running from root_scheduled_tasks where code = 'waits'`).Scan(&running); err != nil || running {
+		t.Errorf("the retired workflow is_running = %v (%v), want false", running, err)
+	}
 }

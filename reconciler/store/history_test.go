@@ -278,3 +278,69 @@ func TestMigrationMakesOutputsJSON(t *testing.T) {
 		t.Errorf("definition after the migration: last_run_status %q, last run %+v, %v; want the newest row's (w1, failed)", d.LastRunStatus, d.LastRun, err)
 	}
 }
+
+// TestRunsOfARecreatedCode: a code retired and added again is a new
+// definition (another uuid); its runs list spans both, each run naming
+// the definition (uuid) and revision it ran. A workflow attempt left
+// running when its definition was retired is closed by StopRetiredRun as
+// a final failure that says so, and the definition no longer runs.
+func TestRunsOfARecreatedCode(t *testing.T) {
+	ctx := ctxT(t)
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, baseTree(), "")
+	old, err := s.Definition(ctx, "acme", "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _, err := s.Current(ctx, "acme", "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordWorkflowRun(ctx, ref, reconciler.RunInput{RunID: "waiting"}, reconciler.WorkflowAttempt{Status: reconciler.RunRunning,
+		Deadline: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tree := baseTree()
+	delete(tree, "acme/a.yaml")
+	reconcile(t, s, tree, "")
+	if err := s.StopRetiredRun(ctx, "globex", "alpha", "waiting"); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.Runs(ctx, "acme", "alpha", 10, 0)
+	if err != nil || len(runs) != 1 || runs[0].Status != reconciler.RunRunning {
+		t.Fatalf("another tenant's StopRetiredRun closed acme's run: %+v, %v", runs, err)
+	}
+	if err := s.StopRetiredRun(ctx, "acme", "alpha", "waiting"); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, s, baseTree(), "")
+	recreated, err := s.Definition(ctx, "acme", "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recreated.UUID == old.UUID {
+		t.Fatalf("the re-added definition kept the uuid %s", old.UUID)
+	}
+	ref, _, err = s.Current(ctx, "acme", "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.StartRun(ctx, ref, reconciler.RunInput{RunID: "new"}, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(ctx, ref, id, reconciler.AttemptEnd{Status: reconciler.RunSucceeded, Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err = s.Runs(ctx, "acme", "alpha", 10, 0)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("Runs = %+v, %v; want the new definition's run and the old one's", runs, err)
+	}
+	if r := runs[0]; r.InngestRunID != "new" || r.DefinitionUUID != recreated.UUID || r.Revision != recreated.Revision {
+		t.Errorf("newest run = %+v, want run new of definition %s revision %d", r, recreated.UUID, recreated.Revision)
+	}
+	if r := runs[1]; r.InngestRunID != "waiting" || r.DefinitionUUID != old.UUID || r.Revision != old.Revision ||
+		r.Status != reconciler.RunFailed || !r.Final || r.Error != reconciler.ErrRetired.Error() || r.FinishedAt == nil {
+		t.Errorf("older run = %+v, want run waiting of definition %s revision %d, failed and final with %q", r, old.UUID, old.Revision, reconciler.ErrRetired)
+	}
+}

@@ -128,19 +128,57 @@ func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID 
 // reconciler.WorkflowRecorder): the open attempt is the run's newest row
 // while it runs; after it ended, the invocation opens the next one,
 // unless both it and the record are final failures.
-func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput, a reconciler.WorkflowAttempt) error {
+func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef, in reconciler.RunInput, a reconciler.WorkflowAttempt) (started time.Time, err error) {
 	stepsJSON, err := stepsValue(a.Steps)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockTask(ctx, tx, ref.ID); err != nil {
 			return err
 		}
-		return recordWorkflowAttempt(ctx, tx, ref.ID, ref.Revision, in.RunID, in.Attempt, a, stepsJSON, time.Now())
+		started, err = recordWorkflowAttempt(ctx, tx, ref.ID, ref.Revision, in.RunID, in.Attempt, a, stepsJSON, time.Now())
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record workflow run: %w", runErr(err))
+		return time.Time{}, fmt.Errorf("record workflow run: %w", runErr(err))
+	}
+	return started, nil
+}
+
+// StopRetiredRun closes the attempt of tenant's run runID of definition
+// code that is still running, if any, as a final failure with
+// reconciler.ErrRetired (see reconciler.WorkflowRecorder).
+func (s *Store) StopRetiredRun(ctx context.Context, tenant, code, runID string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			select distinct d.id from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id join root_tenants t on t.id = d.tenant_id
+			where t.code = $1 and d.code = $2 and r.inngest_run_id = $3 and r.status = 'running'`, tenant, code, runID)
+		if err != nil {
+			return err
+		}
+		tasks, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		for _, task := range tasks {
+			if err := lockTask(ctx, tx, task); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `update root_task_runs set status = 'failed', error = $3, final = true, finished_at = now(),
+					duration_ms = (extract(epoch from now() - started_at) * 1000)::bigint
+				where task_id = $1 and inngest_run_id = $2 and status = 'running'`, task, runID, reconciler.ErrRetired.Error())
+			if err != nil {
+				return err
+			}
+			if err := refreshLastRun(ctx, tx, task); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("close the retired definition's run %s: %w", runID, runErr(err))
 	}
 	return nil
 }
@@ -161,21 +199,21 @@ func stepsValue(steps []reconciler.StepOutcome) (any, error) {
 // on the run's open attempt, in tx, which holds the definition's lock.
 // revision 0 files it under the definition's current revision.
 func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int64, runID string, engineAttempt int,
-	a reconciler.WorkflowAttempt, steps any, at time.Time) error {
+	a reconciler.WorkflowAttempt, steps any, at time.Time) (started time.Time, err error) {
 	var (
 		rowID, attempt int64
 		status         string
 		final          bool
 	)
-	err := tx.QueryRow(ctx, `select id, attempt, status, final from root_task_runs where inngest_run_id = $1 order by attempt desc limit 1`, runID).
-		Scan(&rowID, &attempt, &status, &final)
+	err = tx.QueryRow(ctx, `select id, attempt, status, final, started_at from root_task_runs where inngest_run_id = $1 order by attempt desc limit 1`, runID).
+		Scan(&rowID, &attempt, &status, &final, &started)
 	open := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return err
+		return time.Time{}, err
 	}
 	ended := a.Status != reconciler.RunRunning
 	if open && final && a.Status == reconciler.RunFailed && a.Final {
-		return nil // the engine's call with the failed step's memoized error
+		return time.Time{}, nil // the engine's call with the failed step's memoized error
 	}
 	if open && status == string(reconciler.RunRunning) && engineAttempt > 0 {
 		// A retry of a step while the attempt that ran it still runs: that
@@ -184,7 +222,7 @@ func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int6
 				duration_ms = (extract(epoch from $3 - started_at) * 1000)::bigint
 			where id = $1`, rowID, abandonedText, at)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		status = string(reconciler.RunFailed)
 	}
@@ -202,15 +240,15 @@ func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int6
 				duration_ms = case when $8::timestamptz is not null then (extract(epoch from $8::timestamptz - started_at) * 1000)::bigint end
 			where id = $1`, rowID, string(a.Status), steps, clean(a.Error), a.FailedStep, a.Final, deadline, finishedAt)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
-		return refreshLastRun(ctx, tx, taskID)
+		return started, refreshLastRun(ctx, tx, taskID)
 	}
 	next := int64(0)
 	if open {
 		next = attempt + 1
 		if _, err := tx.Exec(ctx, `update root_task_runs set final = false where inngest_run_id = $1 and final`, runID); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	_, err = tx.Exec(ctx, `
@@ -221,9 +259,9 @@ func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int6
 		from root_scheduled_tasks where id = $1`,
 		taskID, revision, runID, next, string(a.Status), at, steps, clean(a.Error), a.FailedStep, a.Final, deadline, finishedAt)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	return refreshLastRun(ctx, tx, taskID)
+	return at, refreshLastRun(ctx, tx, taskID)
 }
 
 // runErr redacts err and, when it is a connection error (the database
@@ -303,7 +341,8 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 				return err
 			}
 			a := reconciler.WorkflowAttempt{Status: rec.Status, Error: rec.Error, FailedStep: rec.FailedStep, Final: rec.Final, Deadline: rec.Deadline}
-			return recordWorkflowAttempt(ctx, tx, taskID, revision, rec.RunID, rec.Attempt, a, steps, rec.StartedAt)
+			_, err = recordWorkflowAttempt(ctx, tx, taskID, revision, rec.RunID, rec.Attempt, a, steps, rec.StartedAt)
+			return err
 		}
 		_, err = tx.Exec(ctx, `
 			insert into root_task_runs as r (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, finished_at, duration_ms,

@@ -44,7 +44,7 @@ func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 	_, calls["RanBefore"] = s.RanBefore(ctx, ref, "x")
 	_, calls["StartRun"] = s.StartRun(ctx, ref, reconciler.RunInput{RunID: "x"}, time.Now())
 	calls["FinishRun"] = s.FinishRun(ctx, ref, before, reconciler.AttemptEnd{Status: reconciler.RunSucceeded, Took: time.Second})
-	calls["RecordWorkflowRun"] = s.RecordWorkflowRun(ctx, ref, reconciler.RunInput{RunID: "x"}, reconciler.WorkflowAttempt{Status: reconciler.RunSucceeded})
+	_, calls["RecordWorkflowRun"] = s.RecordWorkflowRun(ctx, ref, reconciler.RunInput{RunID: "x"}, reconciler.WorkflowAttempt{Status: reconciler.RunSucceeded})
 	calls["WriteSpooledRun"] = s.WriteSpooledRun(ctx, reconciler.SpooledRun{Ref: ref, RunID: "x", Status: reconciler.RunRunning, StartedAt: time.Now()})
 	for name, err := range calls {
 		if !errors.Is(err, reconciler.ErrStoreUnavailable) {

@@ -202,7 +202,9 @@ func deref(dst, src *string) {
 }
 
 // Runs lists a definition's run attempts, newest first, before the run id
-// `before` (0 for the newest).
+// `before` (0 for the newest): those of every definition the code has had
+// (one retired and added again is another), each naming its definition's
+// uuid.
 func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before int64) ([]reconciler.RunRecord, error) {
 	var taskIDs []int64
 	rows, err := s.pool.Query(ctx, `
@@ -219,8 +221,9 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 		return nil, ErrNotFound
 	}
 	rows, err = s.pool.Query(ctx, `
-		select lr.id, `+lastRunColumns+`
-		from root_task_runs lr where lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
+		select lr.id, d.uuid::text, `+lastRunColumns+`
+		from root_task_runs lr join root_scheduled_tasks d on d.id = lr.task_id
+		where lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
 		order by lr.id desc limit $3`, taskIDs, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", redact(err))
@@ -229,11 +232,14 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 	var out []reconciler.RunRecord
 	for rows.Next() {
 		var id int64
+		var uuid string
 		var n nullRun
-		if err := rows.Scan(append([]any{&id}, n.dest()...)...); err != nil {
+		if err := rows.Scan(append([]any{&id, &uuid}, n.dest()...)...); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
-		out = append(out, n.record(id))
+		r := n.record(id)
+		r.DefinitionUUID = uuid
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }
