@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +35,9 @@ type ControllerOptions struct {
 	// Apps are the tenants' Inngest apps; nil when Inngest is not
 	// configured (run --once then applies to Postgres only).
 	Apps Apps
+	// SyncConcurrency is how many tenants' apps sync at once; 0 means
+	// DefaultSyncConcurrency.
+	SyncConcurrency int
 	// Changes are the tree watcher's; nil for none.
 	Changes <-chan TreeChange
 	// Rescan asks for a pass over the whole tree that syncs every app
@@ -71,6 +76,11 @@ type Controller struct {
 	ready   atomic.Bool
 	leader  atomic.Bool
 	notices notices
+	// syncs are the tenants waiting for their app's sync while this
+	// replica leads (runSyncs).
+	syncs *syncQueue
+	// views is Inngest's view of every app, read once per pass.
+	views serverViews
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -87,12 +97,17 @@ func NewController(opts ControllerOptions) *Controller {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
-	return &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer),
+	c := &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer), syncs: newSyncQueue(),
 		rescanLeader: make(chan struct{}, 1), reloadFollower: make(chan struct{}, 1)}
+	c.metrics.syncQueue(opts.Registerer, c.syncs)
+	return c
 }
 
 // Ready reports whether this replica serves the applied state: a leader
-// after its first reconcile, a follower once it loaded the apps.
+// once its first reconcile applied and it loaded the apps, a follower
+// once it loaded the apps. It does not wait for Inngest: the apps'
+// registration follows, its progress in the sync states, the metrics and
+// the log.
 func (c *Controller) Ready() bool { return c.ready.Load() }
 
 // Leader reports whether this replica holds the leader lock.
@@ -258,8 +273,22 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 		}
 	}()
 	r := c.reconciler(lease)
+	// The apps sync in the background, edited tenants first, while the
+	// term lasts.
+	c.syncs.clear()
+	var syncers sync.WaitGroup
+	defer syncers.Wait()
+	defer cancel()
+	if c.opts.Apps != nil {
+		syncers.Go(func() { c.runSyncs(lctx) })
+	}
 	c.reconcile(lctx, lost, r, nil)
 	if !c.ready.Load() {
+		// Serve what was applied before any app is synced: Inngest may
+		// call the apps it already holds.
+		if err := c.loadApps(lctx); err != nil {
+			c.log.Warn("cannot load the applied definitions", "err", err)
+		}
 		c.ready.Store(true)
 		c.log.Info("ready", "role", "leader")
 	}
@@ -290,16 +319,36 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 	}
 }
 
-// reconcile is one pass of the loop. A pass under way when ctx ends may
-// finish within the grace period; one under way when the lock is lost
-// stops at once.
+// reconcile is one pass of the leader's loop: it applies the tree (or the
+// named tenants) and queues the syncs. The tenants a tree change changed
+// go ahead of every other; a pass over the whole tree queues every tenant
+// behind them (its app is checked, and registered only when it differs),
+// the tenants it changed first. A
+// reconcile under way when ctx ends may finish within the grace period;
+// one under way when the lock is lost stops at once.
 func (c *Controller) reconcile(parent, lost context.Context, r *Reconciler, tenants []string) {
 	ctx, cancel := c.graceful(parent)
 	defer cancel(nil)
 	defer context.AfterFunc(lost, func() { cancel(ErrNotLeader) })()
-	if p := c.pass(ctx, r, tenants); len(p.Unsynced) > 0 {
-		c.log.Warn("some tenants are not synced; the next resync retries them", "tenants", len(p.Unsynced))
+	p := c.apply(ctx, r, tenants)
+	if p.Applied == nil {
+		return
 	}
+	c.refreshGauges(ctx)
+	if c.opts.Apps == nil {
+		return
+	}
+	if tenants != nil {
+		c.syncs.push(p.Applied.WrittenTenants, nil)
+		return
+	}
+	// A pass over the whole tree queues behind the edits: first the
+	// tenants it changed (on a cold start, every one), then the others.
+	all, err := c.opts.State.Tenants(ctx)
+	if err != nil {
+		c.log.Warn("cannot list the tenants to check their apps; the next resync retries", "err", err)
+	}
+	c.syncs.push(nil, slices.Concat(p.Applied.WrittenTenants, all))
 }
 
 // errStopped ends a pass that the grace period after a stop cut short.
@@ -368,7 +417,9 @@ func (c *Controller) refreshGauges(ctx context.Context) {
 	c.metrics.definitionErrors.Reset()
 	c.metrics.retireHeld.Reset()
 	c.metrics.syncFailed.Reset()
+	apps := map[SyncState]int{SyncPending: 0, SyncSynced: 0, SyncFailed: 0}
 	for _, t := range tenants {
+		apps[t.SyncState]++
 		c.metrics.definitionErrors.WithLabelValues(t.Tenant).Set(float64(t.Errors))
 		c.metrics.retireHeld.WithLabelValues(t.Tenant).Set(float64(len(t.HeldRetires)))
 		failed := 0.0
@@ -376,5 +427,8 @@ func (c *Controller) refreshGauges(ctx context.Context) {
 			failed = 1
 		}
 		c.metrics.syncFailed.WithLabelValues(t.Tenant).Set(failed)
+	}
+	for state, n := range apps {
+		c.metrics.apps.WithLabelValues(string(state)).Set(float64(n))
 	}
 }

@@ -230,6 +230,19 @@ func TestControllerReconcilesAndSyncsTree(t *testing.T) {
 	if got := r.reconciles(reconciler.ReconcileSuccess); got != 1 {
 		t.Errorf("tasksync_reconcile_total{result=success} = %v, want 1", got)
 	}
+	// Ready does not wait for Inngest: the apps sync after it.
+	waittest.For(t, "every app synced", 30*time.Second, func() bool {
+		tenants, err := r.st.TenantStatuses(context.Background())
+		if err != nil || len(tenants) != 2 {
+			return false
+		}
+		for _, ts := range tenants {
+			if ts.SyncState != reconciler.SyncSynced {
+				return false
+			}
+		}
+		return true
+	})
 	want := map[string]map[string][]string{
 		"ctl-acme":   {"ctl-acme-_nightly": {"TZ=UTC 0 2 * * *"}, "ctl-acme-_hourly": {"TZ=UTC 0 * * * *"}},
 		"ctl-globex": {"ctl-globex-_sync": {"TZ=UTC */5 * * * *"}},
@@ -240,15 +253,6 @@ func TestControllerReconcilesAndSyncsTree(t *testing.T) {
 			if strings.Join(got[id].Crons(), ",") != strings.Join(crons, ",") {
 				t.Errorf("%s: function %s has crons %v, want %v (server has %v)", app, id, got[id].Crons(), crons, got)
 			}
-		}
-	}
-	tenants, err := r.st.TenantStatuses(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ts := range tenants {
-		if ts.SyncState != reconciler.SyncSynced {
-			t.Errorf("tenant %s: sync state %q, want %q", ts.Tenant, ts.SyncState, reconciler.SyncSynced)
 		}
 	}
 }

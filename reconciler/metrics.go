@@ -13,6 +13,7 @@ type metrics struct {
 	lastSuccess       prometheus.Gauge
 	lastSuccessful    prometheus.Gauge
 	syncFailed        *prometheus.GaugeVec
+	apps              *prometheus.GaugeVec
 	leader            prometheus.Gauge
 	definitions       *prometheus.GaugeVec
 	definitionErrors  *prometheus.GaugeVec
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		syncFailed: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tasksync_tenant_sync_failed", Help: "1 for each tenant whose app's last Inngest sync failed; its runs still use what Inngest has.",
 		}, []string{"tenant"}),
+		apps: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tasksync_inngest_apps", Help: "Tenants' Inngest apps by sync state (pending, synced, failed), as the store records them.",
+		}, []string{"state"}),
 		leader: f.NewGauge(prometheus.GaugeOpts{
 			Name: "tasksync_leader", Help: "1 while this replica holds the leader lock.",
 		}),
@@ -82,4 +86,12 @@ func (s *RunSpool) RegisterMetrics(reg prometheus.Registerer) {
 	f.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tasksync_run_records_dropped_total", Help: "Spooled run records lost: over the spool's bound, or refused by the database.",
 	}, func() float64 { return float64(s.Dropped()) })
+}
+
+// syncQueue exposes how many tenants wait for their app's sync, or are
+// being synced, on this replica (the leader; 0 on a follower).
+func (m *metrics) syncQueue(reg prometheus.Registerer, q *syncQueue) {
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tasksync_inngest_sync_queue", Help: "Tenants waiting for their app's Inngest sync or check on this replica, or being synced.",
+	}, func() float64 { return float64(q.pending()) })
 }

@@ -31,6 +31,12 @@ type AppliedState interface {
 	SetDefinitionSyncState(ctx context.Context, tenant, code, hash string, state SyncState, errText string) error
 	// SetDefinitionsSynced marks the versions (code → hash) as synced.
 	SetDefinitionsSynced(ctx context.Context, tenant string, versions map[string]string) error
+	// RegisteredHash is what was last registered for the tenant's app
+	// (Apps.RegistrationHash); "" for nothing.
+	RegisteredHash(ctx context.Context, tenant string) (string, error)
+	// SetRegisteredHash records what was registered for the tenant's app;
+	// "" forgets it.
+	SetRegisteredHash(ctx context.Context, tenant, hash string) error
 	// FireChecks returns the scheduled definitions whose fires are due for
 	// a check, with the runs they started.
 	FireChecks(ctx context.Context) ([]FireCheck, error)
@@ -73,6 +79,12 @@ type Apps interface {
 	// SyncIsolating syncs the tenant's app; a function Inngest refuses is
 	// kept out of it and returned (code → why) while the rest syncs.
 	SyncIsolating(ctx context.Context, tenant string) (rejected map[string]string, err error)
+	// RegistrationHash identifies what a sync of the tenant's app would
+	// register now: equal hashes, equal registrations.
+	RegistrationHash(ctx context.Context, tenant string) (string, error)
+	// Views reads Inngest's view of every app at once: app id → the ids
+	// of its functions. ErrNoBulkView: the server offers no such read.
+	Views(ctx context.Context) (map[string][]string, error)
 	// Verify compares Inngest's view of the app with what it serves.
 	Verify(ctx context.Context, tenant string) (Drift, error)
 	// SendOneShots sends the events of the app's due `at` definitions.
@@ -97,6 +109,10 @@ type AbandonedRun struct {
 type AbandonedCounter interface {
 	CountAbandoned(runs []AbandonedRun)
 }
+
+// ErrNoBulkView means the Inngest server's view of every app cannot be
+// read at once; each app's view is read on its own.
+var ErrNoBulkView = errors.New("the Inngest server offers no view of every app at once")
 
 // Drift is how Inngest's view of an app differs from what it should serve.
 type Drift struct {

@@ -18,19 +18,23 @@ var errRejected = errors.New("Inngest rejected functions")
 const (
 	syncAttempts = 3
 	syncBackoff  = 500 * time.Millisecond
-	// SyncParallel tenants sync at once. More did not help: with 1,000
-	// apps, 16 at once made a cold start slower (docs/benchmarks.md).
-	SyncParallel = 4
+	// DefaultSyncConcurrency tenants sync at once (--sync-concurrency);
+	// docs/benchmarks.md has the measurements behind it.
+	DefaultSyncConcurrency = 4
 )
 
-// syncTenants serves each tenant's applied definitions (last known good
-// versions included) as its app, syncs it, verifies Inngest's view and
-// syncs once more on drift; a failure is retried with backoff. Tenants
-// sync a few at a time, so that one tenant's trouble never holds up the
-// others. It records each tenant's sync state and returns the tenants
-// that could not be synced.
-//
-// only limits the sync to the named tenants; nil syncs every tenant.
+// syncConcurrency is how many tenants sync at once.
+func (c *Controller) syncConcurrency() int {
+	if c.opts.SyncConcurrency > 0 {
+		return c.opts.SyncConcurrency
+	}
+	return DefaultSyncConcurrency
+}
+
+// syncTenants syncs the named tenants' apps (every tenant's when only is
+// nil), SyncConcurrency at a time, and returns those that could not be
+// synced. run --once syncs this way; the daemon's leader queues its
+// syncs instead (runSyncs).
 func (c *Controller) syncTenants(ctx context.Context, only []string) map[string]error {
 	failed := map[string]error{}
 	tenants := only
@@ -43,39 +47,15 @@ func (c *Controller) syncTenants(ctx context.Context, only []string) map[string]
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, SyncParallel)
+	slots := make(chan struct{}, c.syncConcurrency())
 	for _, tenant := range tenants {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			var err error
-			for attempt := range syncAttempts {
-				if attempt > 0 {
-					select {
-					case <-ctx.Done():
-						err = ctx.Err()
-					case <-time.After(syncBackoff << (attempt - 1)):
-					}
-				}
-				if err = c.syncTenant(ctx, tenant); err == nil || ctx.Err() != nil || errors.Is(err, errRejected) {
-					break
-				}
-			}
-			state, msg := SyncSynced, ""
-			if err != nil {
-				state, msg = SyncFailed, err.Error()
-				if errors.Is(err, errRejected) {
-					state = SyncSynced // synced, without what was rejected
-				}
+			if _, err := c.syncOne(ctx, tenant); err != nil {
 				mu.Lock()
 				failed[tenant] = err
 				mu.Unlock()
-				c.log.Error("sync", "tenant", tenant, "app", c.opts.Apps.AppID(tenant), "err", err)
-			} else {
-				c.log.Info("sync", "tenant", tenant, "app", c.opts.Apps.AppID(tenant), "functions", len(c.opts.Apps.Functions(tenant)))
-			}
-			if err := c.opts.State.SetSyncState(ctx, tenant, state, msg); err != nil {
-				c.log.Warn("cannot record the sync state", "tenant", tenant, "err", err)
 			}
 		})
 	}
@@ -83,59 +63,219 @@ func (c *Controller) syncTenants(ctx context.Context, only []string) map[string]
 	return failed
 }
 
-// syncTenant serves, syncs and verifies one tenant's app, and sends its
-// due one-shots once Inngest has the app.
-func (c *Controller) syncTenant(ctx context.Context, tenant string) error {
+// syncOne syncs one tenant's app, retrying a failure with backoff, and
+// records its sync state. It reports whether the app was registered
+// (not merely checked) and why it could not be synced.
+func (c *Controller) syncOne(ctx context.Context, tenant string) (registered bool, err error) {
+	for attempt := range syncAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-time.After(syncBackoff << (attempt - 1)):
+			}
+		}
+		var reg bool
+		reg, err = c.syncTenant(ctx, tenant)
+		registered = registered || reg
+		if err == nil || ctx.Err() != nil || errors.Is(err, errRejected) {
+			break
+		}
+	}
+	state, msg := SyncSynced, ""
+	switch {
+	case err != nil:
+		state, msg = SyncFailed, err.Error()
+		if errors.Is(err, errRejected) {
+			state = SyncSynced // synced, without what was rejected
+		}
+		c.log.Error("sync", "tenant", tenant, "app", c.opts.Apps.AppID(tenant), "err", err)
+	case registered:
+		c.log.Info("sync", "tenant", tenant, "app", c.opts.Apps.AppID(tenant), "functions", len(c.opts.Apps.Functions(tenant)))
+	default:
+		c.log.Debug("sync: Inngest holds the app as registered", "tenant", tenant, "app", c.opts.Apps.AppID(tenant))
+	}
+	if rerr := c.opts.State.SetSyncState(ctx, tenant, state, msg); rerr != nil {
+		c.log.Warn("cannot record the sync state", "tenant", tenant, "err", rerr)
+	}
+	return registered, err
+}
+
+// syncTenant serves a tenant's applied definitions as its app and makes
+// sure Inngest holds it. When what it would register is what was last
+// registered (the stored hash) and Inngest's view of the app has every
+// function and no other, it registers nothing. Otherwise it registers the
+// app, verifies Inngest's view (syncing once more on drift), sends its
+// due one-shots and records what it registered. It reports whether it
+// registered.
+func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered bool, err error) {
 	st, apps := c.opts.State, c.opts.Apps
 	defs, err := st.Definitions(ctx, tenant)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := apps.SetTenant(tenant, defs); err != nil {
-		return err
+		return false, err
 	}
 	versions := make(map[string]string, len(defs)) // code → the hash served
 	for _, d := range defs {
 		versions[d.Metadata.Code] = d.Hash
 	}
+	hash, err := apps.RegistrationHash(ctx, tenant)
+	if err != nil {
+		return false, err
+	}
+	last, err := st.RegisteredHash(ctx, tenant)
+	if err != nil {
+		return false, err
+	}
+	if hash == last {
+		// Registered before: Inngest's view tells whether it still holds
+		// the app (a server that lost its state does not). The view of
+		// every app, read once per pass, answers for most; where it
+		// does not, the app's own view decides.
+		if c.heldAsRegistered(ctx, tenant) {
+			return false, st.SetDefinitionsSynced(ctx, tenant, versions)
+		}
+		drift, err := apps.Verify(ctx, tenant)
+		if err != nil {
+			return false, err
+		}
+		if drift.None() {
+			return false, st.SetDefinitionsSynced(ctx, tenant, versions)
+		}
+	}
+	// Whatever happens to this registration, the next sync must not take
+	// an earlier one's hash for what Inngest holds.
+	if last != "" {
+		if err := st.SetRegisteredHash(ctx, tenant, ""); err != nil {
+			return false, err
+		}
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		rejected, err := apps.SyncIsolating(ctx, tenant)
 		if err != nil {
-			return err
+			return true, err
 		}
 		for code, why := range rejected {
 			if err := st.SetDefinitionSyncState(ctx, tenant, code, versions[code], SyncRejected, why); err != nil {
-				return err
+				return true, err
 			}
 		}
 		if len(rejected) > 0 {
 			// The rest of the app is synced: its one-shots are due too.
+			// No hash is recorded: every resync tries the whole app again.
 			synced := maps.Clone(versions)
 			maps.DeleteFunc(synced, func(code, _ string) bool { _, ok := rejected[code]; return ok })
 			if err := st.SetDefinitionsSynced(ctx, tenant, synced); err != nil {
-				return err
+				return true, err
 			}
 			if _, err := apps.SendOneShots(ctx, tenant, time.Now()); err != nil {
-				return err
+				return true, err
 			}
-			return fmt.Errorf("%w: kept out of the app: %v", errRejected, slices.Sorted(maps.Keys(rejected)))
+			return true, fmt.Errorf("%w: kept out of the app: %v", errRejected, slices.Sorted(maps.Keys(rejected)))
 		}
 		drift, err := apps.Verify(ctx, tenant)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if drift.None() {
 			if err := st.SetDefinitionsSynced(ctx, tenant, versions); err != nil {
-				return err
+				return true, err
 			}
-			_, err := apps.SendOneShots(ctx, tenant, time.Now())
-			return err
+			if _, err := apps.SendOneShots(ctx, tenant, time.Now()); err != nil {
+				return true, err
+			}
+			return true, st.SetRegisteredHash(ctx, tenant, hash)
 		}
 		if attempt == 1 {
-			return fmt.Errorf("inngest still differs after a re-sync: missing %v, left over %v", drift.Missing, drift.Extra)
+			return true, fmt.Errorf("inngest still differs after a re-sync: missing %v, left over %v", drift.Missing, drift.Extra)
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// serverViews is Inngest's view of every app (app id → function ids) as
+// read for one pass; nil when it could not be read.
+type serverViews struct {
+	mu      sync.Mutex
+	fetched bool
+	gen     uint64
+	apps    map[string][]string
+}
+
+// heldAsRegistered reports whether Inngest's view of every app, read once
+// for the pass under way, shows the tenant's app with exactly the
+// functions it serves. false means "read the app's own view": the view
+// may predate a registration made since.
+func (c *Controller) heldAsRegistered(ctx context.Context, tenant string) bool {
+	gen := c.syncs.generation()
+	v := &c.views
+	v.mu.Lock()
+	if !v.fetched || v.gen != gen {
+		apps, err := c.opts.Apps.Views(ctx)
+		if err != nil && !errors.Is(err, ErrNoBulkView) {
+			c.log.Warn("cannot read Inngest's view of every app; reading each app's", "err", err)
+		}
+		v.fetched, v.gen, v.apps = true, gen, apps
+	}
+	have, ok := v.apps[c.opts.Apps.AppID(tenant)]
+	v.mu.Unlock()
+	if !ok {
+		return false
+	}
+	want := c.opts.Apps.Functions(tenant)
+	return len(have) == len(want) && !slices.ContainsFunc(want, func(id string) bool { return !slices.Contains(have, id) })
+}
+
+// progressEvery is how often the leader logs the progress of a sync
+// backlog and refreshes the gauges that show it.
+const progressEvery = 5 * time.Second
+
+// runSyncs syncs the tenants queued in c.syncs, SyncConcurrency at a
+// time, until ctx ends; while a backlog drains it logs its progress
+// every few seconds, and once more when it is done.
+func (c *Controller) runSyncs(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	q := c.syncs
+	for range c.syncConcurrency() {
+		wg.Go(func() {
+			for {
+				tenant, ok := q.pop()
+				if !ok {
+					select {
+					case <-ctx.Done():
+						return
+					case <-q.wake:
+						continue
+					}
+				}
+				registered, err := c.syncOne(ctx, tenant)
+				if b, empty := q.done(tenant, registered, err != nil); empty {
+					if b.done > 1 {
+						c.log.Info("sync backlog done", "tenants", b.done, "registered", b.registered, "failed", b.failed,
+							"duration", time.Since(b.since).Round(time.Millisecond))
+					}
+					c.refreshGauges(ctx)
+				}
+			}
+		})
+	}
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if waiting, inFlight, b := q.progress(); waiting+inFlight > 0 && time.Since(b.since) >= progressEvery {
+			c.log.Info("sync progress", "waiting", waiting, "in_flight", inFlight, "done", b.done,
+				"registered", b.registered, "failed", b.failed, "elapsed", time.Since(b.since).Round(time.Second))
+			c.refreshGauges(ctx)
+		}
+	}
 }
 
 // loadApps serves every tenant's applied definitions as its app, without

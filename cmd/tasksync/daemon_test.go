@@ -237,6 +237,12 @@ func startDaemon(t testing.TB, bin string, env []string, resync string) (string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startDaemonAt(t, bin, addr, env, resync)
+}
+
+// startDaemonAt is startDaemon listening on addr (host:port).
+func startDaemonAt(t testing.TB, bin, addr string, env []string, resync string) (string, *exec.Cmd, *waittest.Buffer, chan error) {
+	t.Helper()
 	cmd := exec.Command(bin, "run", "--resync-interval", resync)
 	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json", noDNS)
 	logs := &waittest.Buffer{}

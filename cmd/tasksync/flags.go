@@ -122,6 +122,11 @@ func (f *flagSet) duration(p *time.Duration, name, env string, def time.Duration
 	f.envs[name] = env
 }
 
+func (f *flagSet) int(p *int, name, env string, def int, usage string) {
+	f.set.IntVar(p, name, def, usage)
+	f.envs[name] = env
+}
+
 func (f *flagSet) bool(p *bool, name, env string, usage string) {
 	f.set.BoolVar(p, name, false, usage)
 	f.envs[name] = env

@@ -22,18 +22,19 @@ import (
 type runOptions struct {
 	treeOptions
 	inngestFlags
-	once           bool
-	postgresOnly   bool
-	logFormat      string
-	resyncInterval time.Duration
-	runRetention   time.Duration
-	abandonGrace   time.Duration
-	allowCIDRs     string
-	python         string
-	sandboxUIDs    string
-	sandboxCgroup  string
-	tokensFile     string
-	dnsServer      string
+	once            bool
+	postgresOnly    bool
+	logFormat       string
+	resyncInterval  time.Duration
+	syncConcurrency int
+	runRetention    time.Duration
+	abandonGrace    time.Duration
+	allowCIDRs      string
+	python          string
+	sandboxUIDs     string
+	sandboxCgroup   string
+	tokensFile      string
+	dnsServer       string
 	// allowInsecureListen lets a dev-mode daemon listen beyond loopback.
 	allowInsecureListen bool
 }
@@ -46,6 +47,7 @@ func runFlags(f *flagSet) {
 	f.bool(&o.postgresOnly, "postgres-only", "TASKSYNC_POSTGRES_ONLY", "with --once and no Inngest configured: apply to Postgres only and exit 0, leaving the apps' sync to the daemon")
 	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
 	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
+	f.int(&o.syncConcurrency, "sync-concurrency", "TASKSYNC_SYNC_CONCURRENCY", reconciler.DefaultSyncConcurrency, "how many tenants' Inngest apps are synced or checked at once")
 	f.duration(&o.runRetention, "run-retention", "TASKSYNC_RUN_RETENTION", reconciler.DefaultRunRetention, "how long run records are kept; the leader deletes older ones in small batches (0 keeps them forever)")
 	f.duration(&o.abandonGrace, "abandon-grace", "TASKSYNC_ABANDON_GRACE", reconciler.DefaultAbandonGrace, "how long after its timeout an attempt still running is closed by the leader as failed (abandoned: its replica stopped)")
 	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
@@ -63,6 +65,11 @@ func runFlags(f *flagSet) {
 // (1ns) is refused.
 const minResyncInterval = 100 * time.Millisecond
 
+// maxSyncConcurrency bounds --sync-concurrency against a slip of the
+// keyboard; the registry keeps at most 16 connections to the Inngest
+// server anyway, and syncs beyond them wait for one.
+const maxSyncConcurrency = 64
+
 func runRun(ctx context.Context, c *invocation) error {
 	o := c.flags.opts.(*runOptions)
 	if len(c.args) > 0 {
@@ -74,6 +81,9 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	if o.runRetention < 0 || o.abandonGrace < 0 {
 		return usageError("run: --run-retention and --abandon-grace must not be negative")
+	}
+	if o.syncConcurrency < 1 || o.syncConcurrency > maxSyncConcurrency {
+		return usageError("run: --sync-concurrency must be between 1 and %d, got %d", maxSyncConcurrency, o.syncConcurrency)
 	}
 	if o.resyncInterval < minResyncInterval {
 		return usageError("run: --resync-interval must be at least %s, got %s", minResyncInterval, o.resyncInterval)
@@ -192,7 +202,7 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 	return reconciler.NewController(reconciler.ControllerOptions{
 		Tree: tree, Budget: o.budget, Workers: reconcileWorkers(),
 		State: st, Elector: st.Elector(store.LeaderOptions{Logger: logger}), Apps: apps,
-		Changes: changes, Rescan: rescan, Resync: o.resyncInterval, Grace: shutdownGrace,
+		Changes: changes, Rescan: rescan, Resync: o.resyncInterval, Grace: shutdownGrace, SyncConcurrency: o.syncConcurrency,
 		Logger: logger, Registerer: promReg,
 		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil

@@ -64,10 +64,10 @@ func TestSoakResyncs(t *testing.T) {
 		n, soakTenants, time.Since(started).Round(time.Millisecond), start.fds, end.fds, start.goroutines, end.goroutines,
 		float64(end.fds-start.fds)/float64(n), float64(end.goroutines-start.goroutines)/float64(n))
 	// Flat: a sync or two may be under way at either sample, no more.
-	if end.fds-start.fds > 2*reconciler.SyncParallel {
+	if end.fds-start.fds > 2*reconciler.DefaultSyncConcurrency {
 		t.Errorf("open file descriptors grew from %d to %d over %d resyncs", start.fds, end.fds, n)
 	}
-	if end.goroutines-start.goroutines > 4*reconciler.SyncParallel {
+	if end.goroutines-start.goroutines > 4*reconciler.DefaultSyncConcurrency {
 		t.Errorf("goroutines grew from %d to %d over %d resyncs", start.goroutines, end.goroutines, n)
 	}
 }

@@ -278,3 +278,72 @@ func TestSignedServer(t *testing.T) {
 	res.Body.Close()
 	waittest.For(t, "the signed server to run the function", 30*time.Second, func() bool { return rec.count("/signed") == 1 })
 }
+
+// TestRegistrationHash: the hash of an app's registration is the same for
+// the same definitions, built again (a restart), and differs when a
+// function's configuration or the set of functions does.
+func TestRegistrationHash(t *testing.T) {
+	reg := newRegistry(t)
+	ctx := context.Background()
+	hash := func(defs ...reconciler.Definition) string {
+		t.Helper()
+		if err := reg.SetTenant("acme", defs, nopRunner{}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := reg.RegistrationHash(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	nightly := def("nightly", reconciler.Trigger{Cron: "0 2 * * *", Timezone: "Asia/Shanghai"})
+	signup := def("on-signup", reconciler.Trigger{Event: "user/signed-up"})
+	first := hash(nightly, signup)
+	// The SDK lists an app's functions in no fixed order: eight
+	// functions, built five times, must hash the same every time.
+	var many []reconciler.Definition
+	for i := range 8 {
+		many = append(many, def(fmt.Sprintf("fn-%d", i), reconciler.Trigger{Event: fmt.Sprintf("e/%d", i)}))
+	}
+	want := hash(many...)
+	for range 5 {
+		if again := hash(many...); again != want {
+			t.Fatalf("hash of the same app built again = %s, want %s", again, want)
+		}
+	}
+	edited := def("nightly", reconciler.Trigger{Cron: "0 3 * * *", Timezone: "Asia/Shanghai"})
+	if h := hash(edited, signup); h == first {
+		t.Errorf("hash after a cron edit = the same %s, want another", h)
+	}
+	if h := hash(nightly); h == first {
+		t.Errorf("hash without a function = the same %s, want another", h)
+	}
+	if _, err := reg.RegistrationHash(ctx, "nobody"); !errors.Is(err, inngest.ErrNoApp) {
+		t.Errorf("RegistrationHash(nobody) = %v, want ErrNoApp", err)
+	}
+}
+
+// TestViews: one read of the dev server's view of every app shows each
+// synced app with its functions, and no app never synced.
+func TestViews(t *testing.T) {
+	reg := newRegistry(t)
+	ctx := context.Background()
+	if err := reg.SetTenant("acme", []reconciler.Definition{def("nightly", reconciler.Trigger{Cron: "0 2 * * *"}), def("on-signup", reconciler.Trigger{Event: "user/signed-up"})}, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetTenant("globex", []reconciler.Definition{def("sync", reconciler.Trigger{Cron: "*/5 * * * *"})}, nopRunner{}); err != nil {
+		t.Fatal(err)
+	}
+	syncAndVerify(t, reg, "acme")
+	views, err := reg.Views(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(views[reg.AppID("acme")]))
+	if want := reg.Functions("acme"); !slices.Equal(got, want) {
+		t.Errorf("Views()[acme] = %v, want %v", got, want)
+	}
+	if fns, ok := views[reg.AppID("globex")]; ok {
+		t.Errorf("Views() shows globex, never synced, with %v", fns)
+	}
+}

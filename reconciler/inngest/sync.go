@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,17 +93,61 @@ func (r *Registry) Sync(ctx context.Context, tenant string) error {
 	return nil
 }
 
-func (r *Registry) sync(ctx context.Context, tenant string, a *app) error {
+// RegistrationHash is the hex SHA-256 of the registration a sync of the
+// tenant's app would send now: its functions with their configuration,
+// its URL and the SDK's version. Equal hashes mean equal registrations.
+func (r *Registry) RegistrationHash(ctx context.Context, tenant string) (string, error) {
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	if a == nil {
+		return "", ErrNoApp
+	}
+	body, err := r.registrationBody(ctx, tenant, a)
+	if err != nil {
+		return "", fmt.Errorf("registration of %s: %w", a.id, err)
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// registrationBody is the body of the app's registration: the SDK's
+// in-band sync answer, in the form of the SDK's own registration.
+func (r *Registry) registrationBody(ctx context.Context, tenant string, a *app) ([]byte, error) {
 	answer, err := r.appConfig(ctx, tenant, a)
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", a.id, err)
+		return nil, err
 	}
-	body, err := json.Marshal(registration{
+	// The SDK lists the functions in no fixed order: sorted by id, the
+	// same app always makes the same body (and RegistrationHash).
+	type function struct {
+		id  string
+		raw json.RawMessage
+	}
+	fns := make([]function, len(answer.Functions))
+	for i, raw := range answer.Functions {
+		var fn struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &fn); err != nil {
+			return nil, fmt.Errorf("the SDK's function configuration: %w", err)
+		}
+		fns[i] = function{fn.ID, raw}
+	}
+	slices.SortFunc(fns, func(x, y function) int { return strings.Compare(x.id, y.id) })
+	for i, fn := range fns {
+		answer.Functions[i] = fn.raw
+	}
+	return json.Marshal(registration{
 		V: "1", URL: answer.URL, DeployType: "ping", SDK: inngestgo.HeaderValueSDK,
 		Framework: deref(answer.Framework), AppName: answer.AppID, Functions: answer.Functions,
 		Headers:      registerHeaders{Env: deref(answer.Env), Platform: deref(answer.Platform)},
 		Capabilities: capabilities{InBandSync: "v1", TrustProbe: "v1", Connect: "v1"},
 	})
+}
+
+func (r *Registry) sync(ctx context.Context, tenant string, a *app) error {
+	body, err := r.registrationBody(ctx, tenant, a)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", a.id, err)
 	}

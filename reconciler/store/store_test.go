@@ -652,3 +652,28 @@ func TestAppliedVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisteredHash: what was last registered for a tenant's app is kept
+// per tenant, and "" forgets it.
+func TestRegisteredHash(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, baseTree(), "")
+	if h, err := s.RegisteredHash(ctxT(t), "acme"); err != nil || h != "" {
+		t.Fatalf("RegisteredHash before any registration = %q, %v; want \"\"", h, err)
+	}
+	if err := s.SetRegisteredHash(ctxT(t), "acme", "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.RegisteredHash(ctxT(t), "acme"); err != nil || h != "h1" {
+		t.Errorf("RegisteredHash(acme) = %q, %v; want h1", h, err)
+	}
+	if h, err := s.RegisteredHash(ctxT(t), "nobody"); err != nil || h != "" {
+		t.Errorf("RegisteredHash(nobody) = %q, %v; want \"\"", h, err)
+	}
+	if err := s.SetRegisteredHash(ctxT(t), "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.RegisteredHash(ctxT(t), "acme"); err != nil || h != "" {
+		t.Errorf("RegisteredHash after forgetting = %q, %v; want \"\"", h, err)
+	}
+}

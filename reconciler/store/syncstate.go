@@ -54,3 +54,25 @@ func (s *Store) SetDefinitionsSynced(ctx context.Context, tenant string, version
 	}
 	return nil
 }
+
+// RegisteredHash returns the hash of what was last registered with
+// Inngest for the tenant's app; "" when nothing was, or the tenant is
+// unknown.
+func (s *Store) RegisteredHash(ctx context.Context, tenant string) (string, error) {
+	var hash string
+	err := s.pool.QueryRow(ctx, `select coalesce(max(registered_hash), '') from root_tenants where code = $1`, tenant).Scan(&hash)
+	if err != nil {
+		return "", fmt.Errorf("tenant %q: read what was last registered: %w", tenant, redact(err))
+	}
+	return hash, nil
+}
+
+// SetRegisteredHash records the hash of what was registered with Inngest
+// for the tenant's app ("" forgets it, so that the next sync registers).
+func (s *Store) SetRegisteredHash(ctx context.Context, tenant, hash string) error {
+	_, err := s.pool.Exec(ctx, `update root_tenants set registered_hash = nullif($2, '') where code = $1`, tenant, hash)
+	if err != nil {
+		return fmt.Errorf("tenant %q: record what was registered: %w", tenant, redact(err))
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package reconciler
+
+import (
+	"slices"
+	"testing"
+)
+
+// drain pops every waiting tenant, ending each sync at once.
+func drain(q *syncQueue) []string {
+	var got []string
+	for range 100 {
+		t, ok := q.pop()
+		if !ok {
+			break
+		}
+		got = append(got, t)
+		q.done(t, false, false)
+	}
+	return got
+}
+
+// TestSyncQueueUrgentFirst: a tenant pushed as urgent while a backlog
+// waits is taken next, once, and the backlog keeps its order.
+func TestSyncQueueUrgentFirst(t *testing.T) {
+	q := newSyncQueue()
+	q.push(nil, []string{"a", "b", "c", "d"})
+	if got, _ := q.pop(); got != "a" {
+		t.Fatalf("first pop = %q, want a", got)
+	}
+	q.push([]string{"d"}, nil)
+	q.push(nil, []string{"b"}) // already waiting: keeps its place
+	if got, want := drain(q), []string{"d", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+	if n := q.pending(); n != 1 {
+		t.Errorf("pending with a still busy = %d, want 1", n)
+	}
+}
+
+// TestSyncQueueAgainAfterBusy: a tenant pushed while its sync runs is not
+// handed to a second worker, and is synced once more after it.
+func TestSyncQueueAgainAfterBusy(t *testing.T) {
+	q := newSyncQueue()
+	q.push(nil, []string{"a", "b"})
+	a, _ := q.pop()
+	q.push([]string{"a"}, nil)
+	if got, _ := q.pop(); got != "b" {
+		t.Fatalf("pop while a is busy = %q, want b", got)
+	}
+	if _, ok := q.pop(); ok {
+		t.Fatal("a second pop handed out a tenant whose sync runs")
+	}
+	q.done(a, true, false)
+	if _, empty := q.done("b", false, true); empty {
+		t.Error("done reported the queue empty while a waits again")
+	}
+	if got, ok := q.pop(); !ok || got != "a" {
+		t.Fatalf("pop after a's sync ended = %q %v, want a again", got, ok)
+	}
+	if _, empty := q.done("a", false, false); !empty {
+		t.Error("done did not report the queue empty after the last sync")
+	}
+	waiting, busy, b := q.progress()
+	if waiting != 0 || busy != 0 || b.done != 3 || b.registered != 1 || b.failed != 1 {
+		t.Errorf("progress = %d waiting, %d busy, %+v; want 0, 0, 3 done of which 1 registered and 1 failed", waiting, busy, b)
+	}
+}
+
+// TestSyncQueueOnePass: a pass queues its changed tenants and the whole
+// tree in one push; each tenant is synced once, the changed ones first.
+func TestSyncQueueOnePass(t *testing.T) {
+	q := newSyncQueue()
+	q.push([]string{"c"}, []string{"b", "a", "b", "c"})
+	if got, want := drain(q), []string{"c", "b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+}
