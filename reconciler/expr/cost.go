@@ -165,20 +165,27 @@ func (h sizeHints) scanned(n checker.AstNode) uint64 {
 // isPart reports whether e is an element of a pass over a variable's list
 // or map, or a field or entry of one (i, i.sku, i.tags[0]).
 func (h sizeHints) isPart(e ast.Expr) bool {
+	id, ok := rootIdent(e)
+	return ok && h.parts[id.ID()]
+}
+
+// rootIdent follows fields and indexes (i.sku, i.tags[0]) down to the
+// identifier they start from; ok is false for anything else.
+func rootIdent(e ast.Expr) (ast.Expr, bool) {
 	for {
 		switch e.Kind() {
 		case ast.IdentKind:
-			return h.parts[e.ID()]
+			return e, true
 		case ast.SelectKind:
 			e = e.AsSelect().Operand()
 		case ast.CallKind:
 			c := e.AsCall()
 			if c.FunctionName() != operators.Index || len(c.Args()) != 2 {
-				return false
+				return nil, false
 			}
 			e = c.Args()[0]
 		default:
-			return false
+			return nil, false
 		}
 	}
 }
@@ -193,29 +200,18 @@ func elementParts(a *cel.Ast) map[int64]bool {
 	bound := map[string][]bool{} // iteration variables in scope, innermost last
 	var fromData func(e ast.Expr) bool
 	fromData = func(e ast.Expr) bool {
-		for {
-			switch e.Kind() {
-			case ast.IdentKind:
-				if b := bound[e.AsIdent()]; len(b) > 0 {
-					return b[len(b)-1]
-				}
-				switch e.AsIdent() {
-				case "event", "async", "steps", "tenant":
-					return true
-				}
-				return false
-			case ast.SelectKind:
-				e = e.AsSelect().Operand()
-			case ast.CallKind:
-				c := e.AsCall()
-				if c.FunctionName() != operators.Index || len(c.Args()) != 2 {
-					return false
-				}
-				e = c.Args()[0]
-			default:
-				return false
-			}
+		id, ok := rootIdent(e)
+		if !ok {
+			return false
 		}
+		if b := bound[id.AsIdent()]; len(b) > 0 {
+			return b[len(b)-1]
+		}
+		switch id.AsIdent() {
+		case "event", "async", "steps", "tenant":
+			return true
+		}
+		return false
 	}
 	var walk func(e ast.Expr)
 	walk = func(e ast.Expr) {
