@@ -185,25 +185,7 @@ func runLines(t *testing.T, logs string, code string) []map[string]any {
 // histogramSum reads the sum of one series of a histogram.
 func histogramSum(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue series
-				}
-			}
-			return m.GetHistogram().GetSampleSum()
-		}
-	}
-	return 0
+	return series(t, reg, name, labels).GetHistogram().GetSampleSum()
 }
 
 // TestRunLinesTellEachAttempt: a task and a workflow with `retries: 1`

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -281,6 +282,13 @@ func TestTenantEventsRunAndRecord(t *testing.T) {
 // counterValue reads one series of a counter from a registry.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
+	return series(t, reg, name, labels).GetCounter().GetValue()
+}
+
+// series finds the series of a metric whose labels hold the ones given;
+// nil (whose values read as 0) when there is none.
+func series(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -289,17 +297,17 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 		if f.GetName() != name {
 			continue
 		}
-	series:
+	next:
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if labels[l.GetName()] != l.GetValue() {
-					continue series
+					continue next
 				}
 			}
-			return m.GetCounter().GetValue()
+			return m
 		}
 	}
-	return 0
+	return nil
 }
 
 // TestOneShot: an `at` task fires once at its time, however often its
