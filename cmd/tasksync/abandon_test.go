@@ -26,12 +26,13 @@ func TestKilledReplicaAttemptIsClosed(t *testing.T) {
 	deftest.WriteFile(t, filepath.Join(dir, "acme", "slow.yaml"), deftest.Task{Code: "slow", Trigger: "{event: app/slow}", Spec: []string{"retries: 0"},
 		Config: fmt.Sprintf(`{url: "%s/slow", timeout: 2s}`, slow)}.String())
 	dbURL := pg.NewDatabase(t)
+	prefix := fmt.Sprintf("k%d", time.Now().UnixNano()%1e6)
 	env := []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
-		"TASKSYNC_APP_PREFIX=" + fmt.Sprintf("k%d", time.Now().UnixNano()%1e6), "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32",
+		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32",
 		"TASKSYNC_SECRETS_DIR=" + sampleSecrets(t, "s3cr3t"), "TASKSYNC_ABANDON_GRACE=1s"}
 	base, cmd, _, exited := startDaemon(t, bin, env, "1s")
 	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
-	startSlowRun(t, started)
+	startSlowRun(t, prefix, started)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {

@@ -79,7 +79,9 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("/readyz = %s, want the leader", body)
 	}
 	app := prefix + "-acme"
-	if crons := appCrons(t, app); len(crons) != 6 || crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
+	// Ready comes before registration: the apps follow within seconds.
+	waittest.For(t, "the apps in Inngest", 30*time.Second, func() bool { return len(appCrons(t, app)) == 6 })
+	if crons := appCrons(t, app); crons[app+"-_weekly-revenue-report"] != "TZ=America/Chicago 0 7 * * 1" {
 		t.Fatalf("functions of %s = %v", app, crons)
 	}
 
@@ -363,10 +365,16 @@ func slowServer(t *testing.T) (url string, started <-chan struct{}) {
 	return srv.URL, arrived
 }
 
-// startSlowRun sends app/slow for acme to the dev server and waits until
+// startSlowRun waits for acme's app (named with prefix) to serve the slow
+// function, sends app/slow for acme to the dev server and waits until
 // the run's request reaches the slow server.
-func startSlowRun(t *testing.T, started <-chan struct{}) {
+func startSlowRun(t *testing.T, prefix string, started <-chan struct{}) {
 	t.Helper()
+	app := prefix + "-acme"
+	waittest.For(t, "the slow function in Inngest", 30*time.Second, func() bool {
+		_, ok := dev.Functions(t, app)[app+"-_slow"]
+		return ok
+	})
 	body, _ := json.Marshal(map[string]any{"name": "app/slow", "data": map[string]any{"tenant_id": "acme"}})
 	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -392,7 +400,7 @@ func TestSecondSignal(t *testing.T) {
 	base, cmd, _, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "1m")
 	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
-	startSlowRun(t, started)
+	startSlowRun(t, prefix, started)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
