@@ -32,6 +32,12 @@ var tones = map[string]tone{
 // symbols give each tone a shape besides its colour.
 var symbols = map[tone]string{toneOK: "✓", toneBad: "✕", toneWarn: "!", toneInfo: "●", toneNeutral: "–"}
 
+// labelled is a badge coloured as Word that says Text.
+type labelled struct {
+	Word string
+	Text string
+}
+
 func toneOf(word string) tone {
 	if t, ok := tones[word]; ok {
 		return t
@@ -63,6 +69,13 @@ func (u *ui) funcs() template.FuncMap {
 		"defURL":    func(t, code string) string { return uiPath("t", t, "d", code) },
 		"filterURL": func(t, k, v string) string { return uiPath("t", t) + "?" + url.Values{k: {v}}.Encode() },
 		"list":      func(s ...string) []string { return s },
+		"attempt": func(n int) string {
+			if n == 0 {
+				return "first attempt"
+			}
+			return "retry " + strconv.Itoa(n)
+		},
+		"label": func(word, text string) labelled { return labelled{Word: word, Text: text} },
 		"plural": func(n int, one, many string) string {
 			if n == 1 {
 				return strconv.Itoa(n) + " " + one
