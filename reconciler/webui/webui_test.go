@@ -305,6 +305,9 @@ func TestTokensScopeThePages(t *testing.T) {
 			t.Errorf("Set-Cookie %q lacks %s", set, want)
 		}
 	}
+	if strings.Contains(set, "Secure") {
+		t.Errorf("Set-Cookie %q is Secure on plain HTTP: the browser would drop it", set)
+	}
 	if strings.Contains(set, "acme-token") {
 		t.Errorf("Set-Cookie %q carries the token as written, want it encoded", set)
 	}
@@ -330,6 +333,12 @@ func TestTokensScopeThePages(t *testing.T) {
 	}
 	if code, _ := page(t, c, srv.URL+"/ui/t/acme"); code != 401 {
 		t.Errorf("after sign-out = %d, want 401", code)
+	}
+	// Behind a TLS proxy the cookie is Secure.
+	res, _ = fetch(t, client(t), http.MethodPost, srv.URL+"/ui/login", strings.NewReader("token=acme-token"),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https"})
+	if set := res.Header.Get("Set-Cookie"); !strings.Contains(set, "; Secure") {
+		t.Errorf("Set-Cookie behind a TLS proxy = %q, want Secure", set)
 	}
 	// A token for every tenant reads them all.
 	signIn(t, c, srv.URL, "root-token")
