@@ -28,6 +28,9 @@ import (
 func chromium(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("TASKSYNC_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("TASKSYNC_CHROMIUM: %v", err)
+		}
 		return p
 	}
 	for _, name := range []string{"chromium-headless-shell", "chromium", "headless_shell", "google-chrome"} {
