@@ -330,6 +330,7 @@ func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets, kept string
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntasksync is ready, serving %s (edit a file there: the change is live within a second)\n\n", o.tree)
 	fmt.Fprintf(&b, "  Inngest UI   %s\n", inngestURL)
+	fmt.Fprintf(&b, "  web page     %s/ui/\n", base)
 	fmt.Fprintf(&b, "  status       %s/v1/status   (also /v1/tenants, /readyz, /metrics)\n", base)
 	fmt.Fprintf(&b, "  Postgres     %s\n", dbURL)
 	fmt.Fprintf(&b, "  sample API   http://%s   (the sample tree's api_calls reach it; it echoes each request)\n", sampleAddr)

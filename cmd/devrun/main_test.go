@@ -209,7 +209,7 @@ func TestMakeRun(t *testing.T) {
 	}
 	text := out.String()
 	banner := text[strings.Index(text, "tasksync is ready"):]
-	for _, want := range []string{"http://" + listen + "/v1/status", "/readyz", "/metrics",
+	for _, want := range []string{"http://" + listen + "/v1/status", "http://" + listen + "/ui/", "/readyz", "/metrics",
 		filepath.Join(data, "tasksync.log"), filepath.Join(data, "inngest.log"), filepath.Join(data, "postgres.log"), filepath.Join(data, "sample-api.log"),
 		filepath.Join(data, "secrets") + "/<tenant>/NAME", fmt.Sprintf("http://127.0.0.1:%d", ports[1])} {
 		if !strings.Contains(banner, want) {

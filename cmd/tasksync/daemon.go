@@ -22,6 +22,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/watch"
+	"github.com/riveredge/tasksync/reconciler/webui"
 )
 
 // shutdownGrace bounds draining HTTP and in-flight work on shutdown.
@@ -63,7 +64,12 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: routes(ctrl, st, reg, promReg, o.tokensFile, logger), ReadHeaderTimeout: 10 * time.Second}
+	handler, err := routes(ctrl, st, reg, promReg, o.tokensFile, o.inngestUIURL(c.getenv), logger)
+	if err != nil {
+		ln.Close()
+		return usageError("%v", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("serving", "listen", ln.Addr().String(), "inngest_apps", reg.ServeOrigin()+inngest.ServePath+"<tenant>")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -129,8 +135,9 @@ func (o *runOptions) actions(ctx context.Context, getenv func(string) string, lo
 	})
 }
 
-// routes are the daemon's HTTP endpoints.
-func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry, promReg *prometheus.Registry, tokensFile string, logger *slog.Logger) http.Handler {
+// routes are the daemon's HTTP endpoints. inngestUI is the base URL of
+// the Inngest UI the web page links to ("" for no links).
+func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry, promReg *prometheus.Registry, tokensFile, inngestUI string, logger *slog.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -156,11 +163,21 @@ func routes(ctrl *reconciler.Controller, st *store.Store, reg *inngest.Registry,
 	mux.Handle("/metrics", status) // GET and HEAD; other methods 405, as the status API
 	mux.Handle(inngest.ServePath, reg)
 	mux.Handle("/v1/", status)
+	// The read-only web page reads the status API through its handler,
+	// with the caller's token: it shows what the API would, no more.
+	ui, err := webui.NewHandler(webui.Options{API: status, InngestUIURL: inngestUI, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle(webui.Path, ui)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, webui.Path, http.StatusFound)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such endpoint: " + r.URL.Path, "status": http.StatusNotFound})
 	})
 	// A panic anywhere below is logged and counted (tasksync_panics_total).
-	return reg.Recover(mux)
+	return reg.Recover(mux), nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -31,7 +31,7 @@ func TestMetricsNeedATokenForEveryTenant(t *testing.T) {
 		errs := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tasksync_test_tenant_counts"}, []string{"tenant"})
 		promReg.MustRegister(errs)
 		errs.WithLabelValues("globex").Set(3)
-		srv := httptest.NewServer(routes(ctrl, nil, &inngest.Registry{}, promReg, tokensFile, slog.New(slog.DiscardHandler)))
+		srv := httptest.NewServer(testRoutes(t, ctrl, promReg, tokensFile))
 		t.Cleanup(srv.Close)
 		return srv
 	}
@@ -63,7 +63,7 @@ func TestMetricsNeedATokenForEveryTenant(t *testing.T) {
 func TestMetricsRefuseOtherMethods(t *testing.T) {
 	promReg := prometheus.NewRegistry()
 	ctrl := reconciler.NewController(reconciler.ControllerOptions{Registerer: promReg})
-	srv := httptest.NewServer(routes(ctrl, nil, &inngest.Registry{}, promReg, "", slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(testRoutes(t, ctrl, promReg, ""))
 	t.Cleanup(srv.Close)
 	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		req, err := http.NewRequest(method, srv.URL+"/metrics", nil)
@@ -79,4 +79,14 @@ func TestMetricsRefuseOtherMethods(t *testing.T) {
 			t.Errorf("%s /metrics = %d (Allow %q), want 405 with Allow: GET, HEAD", method, res.StatusCode, res.Header.Get("Allow"))
 		}
 	}
+}
+
+// testRoutes are the daemon's routes without a store or Inngest apps.
+func testRoutes(t *testing.T, ctrl *reconciler.Controller, promReg *prometheus.Registry, tokensFile string) http.Handler {
+	t.Helper()
+	h, err := routes(ctrl, nil, &inngest.Registry{}, promReg, tokensFile, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -34,6 +34,7 @@ type runOptions struct {
 	sandboxUIDs     string
 	sandboxCgroup   string
 	tokensFile      string
+	inngestUI       string
 	dnsServer       string
 	// allowInsecureListen lets a dev-mode daemon listen beyond loopback.
 	allowInsecureListen bool
@@ -57,7 +58,24 @@ func runFlags(f *flagSet) {
 	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
 	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
 	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
+	f.string(&o.inngestUI, "inngest-ui-url", "TASKSYNC_INNGEST_UI_URL", "", "base `url` of the Inngest UI the web page (/ui/) links functions and runs to (default $INNGEST_DEV, whose dev server serves its UI)")
 	f.opts = o
+}
+
+// inngestUIURL is the Inngest UI the web page links to: --inngest-ui-url,
+// else the dev server's, which serves its UI at its own URL.
+func (o *runOptions) inngestUIURL(getenv func(string) string) string {
+	if o.inngestUI != "" {
+		return o.inngestUI
+	}
+	switch dev := getenv("INNGEST_DEV"); dev {
+	case "", "0", "false":
+		return ""
+	case "1", "true":
+		return "http://127.0.0.1:8288"
+	default:
+		return dev
+	}
 }
 
 // minResyncInterval is the shortest --resync-interval: short enough for a
