@@ -100,9 +100,9 @@ func lookupFixture(t *testing.T) (*httptest.Server, string) {
 	return srv, dbURL
 }
 
-// exec runs SQL on the test database: states the store's own writes
+// execSQL runs SQL on the test database: states the store's own writes
 // reach only in time (a rejection, an old run).
-func exec(t *testing.T, dbURL, sql string) {
+func execSQL(t *testing.T, dbURL, sql string) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -324,7 +324,7 @@ func TestTenantRuns(t *testing.T) {
 		t.Errorf("code=nope = %v, want none", got)
 	}
 	// since and until on the start time: move one run back a day.
-	exec(t, db, `update root_task_runs set started_at = now() - interval '1 day' where inngest_run_id = '01GONE'`)
+	execSQL(t, db, `update root_task_runs set started_at = now() - interval '1 day' where inngest_run_id = '01GONE'`)
 	cut := url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	if got, want := ids("/v1/tenants/acme/runs?until="+cut), []string{"gone/01GONE#0"}; !slices.Equal(got, want) {
 		t.Errorf("until = %v, want %v", got, want)
@@ -341,7 +341,7 @@ func TestTenantRuns(t *testing.T) {
 // showing its type and trigger type.
 func TestDefinitionFilters(t *testing.T) {
 	srv, db := lookupFixture(t)
-	exec(t, db, `update root_scheduled_tasks set sync_state = 'synced' where code in ('nightly', 'approval')`)
+	execSQL(t, db, `update root_scheduled_tasks set sync_state = 'synced' where code in ('nightly', 'approval')`)
 	codes := func(query string) []string {
 		t.Helper()
 		code, body := call(t, srv, "GET", "/v1/tenants/acme/definitions"+query, "acme-token")
@@ -388,7 +388,7 @@ func TestDefinitionFilters(t *testing.T) {
 	}
 	// A problem in a definition's file, or Inngest's rejection, is an error
 	// of that definition.
-	exec(t, db, `
+	execSQL(t, db, `
 		insert into root_definition_errors (tenant_id, path, line, col, code, message)
 		select tenant_id, 'acme/cron.yaml', 3, 1, '', 'broken now' from root_scheduled_tasks where code = 'nightly';
 		update root_scheduled_tasks set sync_state = 'rejected' where code = 'paused'`)
