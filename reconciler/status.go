@@ -153,8 +153,8 @@ type RunRecord struct {
 	// code retired and added again is another definition, and the runs
 	// list spans every definition the code has had. Set in runs lists.
 	DefinitionUUID string `json:"definition_uuid,omitempty"`
-	// Tenant and Code name the definition in lists that span
-	// definitions (a tenant's runs, a run's attempts).
+	// Tenant and Code name the definition, with DefinitionUUID, in run
+	// lists and a run's attempts (not in a detail's last_run).
 	Tenant string `json:"tenant,omitempty"`
 	Code   string `json:"code,omitempty"`
 	// Revision is the definition's revision the attempt ran.

@@ -230,8 +230,8 @@ func deref(dst, src *string) {
 
 // Runs lists a definition's run attempts, newest first, before the run id
 // `before` (0 for the newest): those of every definition the code has had
-// (one retired and added again is another), each naming its definition's
-// uuid.
+// (one retired and added again is another), each naming its definition
+// (uuid, tenant, code).
 func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before int64) ([]reconciler.RunRecord, error) {
 	var taskIDs []int64
 	rows, err := s.pool.Query(ctx, `
@@ -247,28 +247,8 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 	if len(taskIDs) == 0 {
 		return nil, ErrNotFound
 	}
-	rows, err = s.pool.Query(ctx, `
-		select lr.id, d.uuid::text, `+lastRunColumns+`
-		from root_task_runs lr join root_scheduled_tasks d on d.id = lr.task_id
-		where lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
+	return s.runList(ctx, `lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
 		order by lr.id desc limit $3`, taskIDs, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("runs: %w", redact(err))
-	}
-	defer rows.Close()
-	var out []reconciler.RunRecord
-	for rows.Next() {
-		var id int64
-		var uuid string
-		var n nullRun
-		if err := rows.Scan(append([]any{&id, &uuid}, n.dest()...)...); err != nil {
-			return nil, fmt.Errorf("runs: %w", err)
-		}
-		r := n.record(id)
-		r.DefinitionUUID = uuid
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // TenantRuns lists a tenant's run attempts across its definitions, live
