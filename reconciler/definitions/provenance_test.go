@@ -13,7 +13,7 @@ import (
 
 // git runs git in dir with a fixed identity and returns its trimmed
 // output; the test fails if git fails.
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com",
 		"-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"}, args...)...)
@@ -27,7 +27,7 @@ func git(t *testing.T, dir string, args ...string) string {
 
 // repo makes a repository with the tree tasks.d/acme/a.yaml in a temp
 // directory and one commit; it returns the repository's path.
-func repo(t *testing.T) string {
+func repo(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("git is needed for the provenance tests: %v", err)
@@ -40,7 +40,7 @@ func repo(t *testing.T) string {
 	return dir
 }
 
-func write(t *testing.T, path, content string) {
+func write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -194,5 +194,18 @@ func TestLoaderCarriesCommit(t *testing.T) {
 	want := git(t, dir, "rev-parse", "HEAD")
 	if len(res.Definitions) != 1 || res.Definitions[0].Commit != want {
 		t.Errorf("definitions = %+v %v, want one at commit %s", res.Definitions, res.Problems, want)
+	}
+}
+
+// BenchmarkProvenanceRevision: the cost of the commit of an unchanged
+// checkout, paid once per tenant load (stat calls, no read).
+func BenchmarkProvenanceRevision(b *testing.B) {
+	dir := repo(b)
+	p := definitions.NewProvenance(filepath.Join(dir, "tasks.d"))
+	if p.Revision().Commit == "" {
+		b.Fatal("no commit")
+	}
+	for b.Loop() {
+		p.Revision()
 	}
 }
