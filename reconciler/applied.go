@@ -22,6 +22,9 @@ type Applied struct {
 	// only when a caller asks for it.
 	Spec      json.RawMessage
 	UpdatedAt time.Time
+	// Commit is the git commit the tree was at when this revision was
+	// applied; "" when it was no git checkout.
+	Commit string
 }
 
 // AppliedTenant is one tenant's applied state.

@@ -90,6 +90,11 @@ type Definition struct {
 
 	// Source is where the definition was read from.
 	Source Source `json:"-"`
+	// Commit is the git commit the tree was at when it was read (see
+	// definitions.Provenance); "" when the tree is no git checkout. It is
+	// stored with each applied version and is no part of the diff: a new
+	// commit alone changes no definition.
+	Commit string `json:"-"`
 	// Hash is the hex SHA-256 of the canonical JSON document. Two
 	// definitions with equal hashes behave identically.
 	Hash string `json:"-"`

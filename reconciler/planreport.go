@@ -70,7 +70,7 @@ func changeText(ch Change, now time.Time) []string {
 	var lines []string
 	switch ch.Action {
 	case ChangeCreate:
-		lines = append(lines, fmt.Sprintf("  + create %s (%s) from %s", ch.Code, ch.Kind, ch.Desired.Source))
+		lines = append(lines, fmt.Sprintf("  + create %s (%s) from %s%s", ch.Code, ch.Kind, ch.Desired.Source, atCommit(ch.Desired.Commit)))
 		lines = append(lines, scheduleText("    next runs", ch.Desired.Spec.Trigger, now, true)...)
 	case ChangeRetire:
 		if ch.Held {
@@ -84,6 +84,9 @@ func changeText(ch Change, now time.Time) []string {
 			what = "move"
 		}
 		lines = append(lines, fmt.Sprintf("  ~ %s %s (%s)", what, ch.Code, ch.Kind))
+		if a, d := ch.Applied.Commit, ch.Desired.Commit; d != "" && a != d {
+			lines = append(lines, "      "+fieldText(FieldChange{Path: "commit", Before: shortCommitJSON(a), After: shortCommitJSON(d)}))
+		}
 		triggerChanged := false
 		for _, f := range ch.Fields {
 			lines = append(lines, "      "+fieldText(f))
@@ -97,6 +100,30 @@ func changeText(ch Change, now time.Time) []string {
 		}
 	}
 	return lines
+}
+
+// atCommit is " at commit <short>" for a known commit, else "".
+func atCommit(commit string) string {
+	if commit == "" {
+		return ""
+	}
+	return " at commit " + shortCommit(commit)
+}
+
+// shortCommit is a commit id's first 12 digits, as plan shows it.
+func shortCommit(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// shortCommitJSON is the short commit as a field value; nil for none.
+func shortCommitJSON(commit string) json.RawMessage {
+	if commit == "" {
+		return nil
+	}
+	return quote(shortCommit(commit))
 }
 
 func fieldText(f FieldChange) string {
@@ -149,6 +176,8 @@ func appliedTrigger(a *Applied) (Trigger, bool) {
 
 // PlanJSON is the --format json output of plan.
 type PlanJSON struct {
+	// Commit is the git commit the tree is at; "" when it is no checkout.
+	Commit   string           `json:"commit,omitempty"`
 	Tenants  []TenantPlanJSON `json:"tenants"`
 	Problems []Problem        `json:"problems"`
 	Summary  Counts           `json:"summary"`
@@ -165,23 +194,31 @@ type TenantPlanJSON struct {
 // comes from, and the next runs before and after it.
 type ChangeJSON struct {
 	Change
-	Source     string      `json:"source,omitempty"`
-	RunsBefore []time.Time `json:"runs_before,omitempty"`
-	RunsAfter  []time.Time `json:"runs_after,omitempty"`
+	Source string `json:"source,omitempty"`
+	// Commit is the git commit the change comes from (the tree's, or
+	// for a retirement the one its last version came from);
+	// AppliedCommit the one the applied version came from.
+	Commit        string      `json:"commit,omitempty"`
+	AppliedCommit string      `json:"applied_commit,omitempty"`
+	RunsBefore    []time.Time `json:"runs_before,omitempty"`
+	RunsAfter     []time.Time `json:"runs_after,omitempty"`
 }
 
 // WritePlanJSON writes the plan for tools (plan --format json).
 func (res *Result) WritePlanJSON(w io.Writer, now time.Time) error {
-	out := PlanJSON{Problems: res.Problems(), Summary: res.Counts, Pending: res.Pending(), Tenants: []TenantPlanJSON{}}
+	out := PlanJSON{Commit: res.Commit, Problems: res.Problems(), Summary: res.Counts, Pending: res.Pending(), Tenants: []TenantPlanJSON{}}
 	for _, p := range res.Plans {
 		tp := TenantPlanJSON{TenantPlan: p, Changes: []ChangeJSON{}}
 		for _, ch := range p.Changes {
 			cj := ChangeJSON{Change: ch}
 			switch {
 			case ch.Desired != nil:
-				cj.Source = ch.Desired.Source.String()
+				cj.Source, cj.Commit = ch.Desired.Source.String(), ch.Desired.Commit
 			case ch.Applied != nil:
-				cj.Source = ch.Applied.Source.String()
+				cj.Source, cj.Commit = ch.Applied.Source.String(), ch.Applied.Commit
+			}
+			if ch.Applied != nil {
+				cj.AppliedCommit = ch.Applied.Commit
 			}
 			if ch.Action == ChangeCreate || ch.Action == ChangeUpdate && !ch.SourceOnly {
 				if before, ok := appliedTrigger(ch.Applied); ok {

@@ -60,6 +60,9 @@ type Result struct {
 	WrittenTenants []string
 	// Failed maps tenants whose apply failed to the error.
 	Failed map[string]error
+	// Commit is the git commit the tree was at, when the caller knows it
+	// (plan shows it); "" otherwise.
+	Commit string
 }
 
 // Problems returns every problem of the result, sorted.

@@ -67,9 +67,11 @@ type TenantStatus struct {
 
 // DefinitionSummary is one row of a tenant's definition list.
 type DefinitionSummary struct {
-	Code          string      `json:"code"`
-	Name          string      `json:"name"`
-	Kind          Kind        `json:"kind"`
+	Code string `json:"code"`
+	Name string `json:"name"`
+	Kind Kind   `json:"kind"`
+	// Type is the task's type (api_call, python_script), or workflow.
+	Type          string      `json:"type"`
 	Active        bool        `json:"active"`
 	TriggerType   TriggerType `json:"trigger_type"`
 	Source        string      `json:"source"`
@@ -78,6 +80,10 @@ type DefinitionSummary struct {
 	LastRunAt     *time.Time  `json:"last_run_at"`
 	LastRunStatus string      `json:"last_run_status,omitempty"`
 	UpdatedAt     time.Time   `json:"updated_at"`
+	// HasErrors: a current validation problem names the definition or
+	// its file (which keeps its last applied version), or Inngest
+	// rejected it.
+	HasErrors bool `json:"has_errors"`
 	// OneShot is where a one-shot (an `at` trigger) stands; nil for
 	// other triggers.
 	OneShot *OneShotStatus `json:"one_shot,omitempty"`
@@ -85,17 +91,39 @@ type DefinitionSummary struct {
 
 // DefinitionFilter narrows a definition list.
 type DefinitionFilter struct {
-	Kind   Kind   // "" for all
-	Active *bool  // nil for all
-	Query  string // substring of code, name or description, any case
+	Kind        Kind        // "" for all
+	Type        string      // api_call, python_script or workflow; "" for all
+	TriggerType TriggerType // "" for all
+	SyncState   SyncState   // "" for all
+	Active      *bool       // nil for all
+	HasErrors   *bool       // nil for all
+	Query       string      // substring of code, name or description, any case
+	Limit       int
+	After       string // the last code of the previous page
+}
+
+// RunFilter narrows a tenant's run list.
+type RunFilter struct {
+	Status RunStatus // "" for all
+	Code   string    // the runs of every definition this code has had; "" for all
+	Since  time.Time // started at or after; zero for no bound
+	Until  time.Time // started before; zero for no bound
 	Limit  int
-	After  string // the last code of the previous page
+	Before int64 // the last id of the previous page; 0 for the newest
 }
 
 // DefinitionDetail is one definition with everything the status API shows.
 type DefinitionDetail struct {
 	DefinitionSummary
-	UUID              string          `json:"uuid"`
+	Tenant string `json:"tenant"`
+	UUID   string `json:"uuid"`
+	// RetiredAt is when the definition was retired (its file or code
+	// removed); nil while it is live. A retired definition keeps its uuid
+	// and its runs.
+	RetiredAt *time.Time `json:"retired_at"`
+	// SourceCommit is the commit the tree was at (its git HEAD) when this
+	// revision was applied; "" when the tree is no git checkout.
+	SourceCommit      string          `json:"source_commit"`
 	Description       string          `json:"description,omitempty"`
 	InngestFunctionID string          `json:"inngest_function_id"`
 	SourcePath        string          `json:"source_path"`
@@ -125,6 +153,10 @@ type RunRecord struct {
 	// code retired and added again is another definition, and the runs
 	// list spans every definition the code has had. Set in runs lists.
 	DefinitionUUID string `json:"definition_uuid,omitempty"`
+	// Tenant and Code name the definition, with DefinitionUUID, in run
+	// lists and a run's attempts (not in a detail's last_run).
+	Tenant string `json:"tenant,omitempty"`
+	Code   string `json:"code,omitempty"`
 	// Revision is the definition's revision the attempt ran.
 	Revision   int64      `json:"revision"`
 	Status     RunStatus  `json:"status"`

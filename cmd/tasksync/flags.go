@@ -73,6 +73,13 @@ func (o *treeOptions) tree(reuse time.Duration) (*definitions.Loader, error) {
 	return definitions.NewDirLoader(o.dir, definitions.Options{Secrets: o.grants, Reuse: reuse})
 }
 
+// describeTree is the line plan and run say of the tree: what it is to
+// them (definitions.ClassifyPath: always the tree) and the git commit it
+// is at.
+func (o *treeOptions) describeTree(tree *definitions.Loader) string {
+	return fmt.Sprintf("%s %s; git commit: %s", reconciler.EscapeText(o.dir), definitions.ClassifyPath(o.dir, o.dir, true), tree.Revision())
+}
+
 // reconcileWorkers bounds how many tenants a reconcile reads and applies
 // at once.
 func reconcileWorkers() int { return 2 * runtime.GOMAXPROCS(0) }

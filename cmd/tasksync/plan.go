@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -49,11 +50,13 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(c.stderr, "plan: %s\n", o.describeTree(tree))
 	r := &reconciler.Reconciler{Tree: tree, Store: st, Budget: o.budget, Workers: reconcileWorkers()}
 	res, err := r.Plan(ctx, true)
 	if err != nil {
 		return err
 	}
+	res.Commit = tree.Revision().Commit
 	now := time.Now()
 	if o.format == formatJSON {
 		err = res.WritePlanJSON(c.stdout, now)

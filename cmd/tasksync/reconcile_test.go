@@ -73,6 +73,10 @@ func TestMigratePlanRunOnce(t *testing.T) {
 		!strings.Contains(out, "Plan: 7 to create, 0 to update, 0 to retire, 0 unchanged.") {
 		t.Errorf("first plan: exit %d, want 2 (changes pending)\n%s%s", code, out, errOut)
 	}
+	// It says what it read the tree as, and its commit (none here).
+	if want := "plan: " + dir + " is a tree (it is --dir " + dir + "); git commit: no git commit\n"; errOut != want {
+		t.Errorf("plan's stderr = %q, want %q", errOut, want)
+	}
 	if out, errOut, code = runCmd(t, env, "run", "--once"); code != 0 || !strings.Contains(out, "Applied: 7 created, 0 updated, 0 retired, 0 unchanged.") {
 		t.Errorf("run --once: exit %d\n%s%s", code, out, errOut)
 	}

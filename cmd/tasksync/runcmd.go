@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -217,6 +218,8 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 	if err != nil {
 		return nil, err
 	}
+	rev := tree.Revision()
+	logger.Info("tree", "dir", o.dir, "role", definitions.ClassifyPath(o.dir, o.dir, true).String(), "commit", rev.Commit, "ref", rev.Ref)
 	return reconciler.NewController(reconciler.ControllerOptions{
 		Tree: tree, Budget: o.budget, Workers: reconcileWorkers(),
 		State: st, Elector: st.Elector(store.LeaderOptions{Logger: logger}), Apps: apps,

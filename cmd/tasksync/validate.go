@@ -69,7 +69,9 @@ func runValidate(ctx context.Context, c *invocation) error {
 	}
 	grants := secrets.Grants(false)
 	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
-		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats)
+		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats, func(arg string, role definitions.PathRole) {
+			fmt.Fprintf(c.stderr, "validate: %s %s\n", reconciler.EscapeText(arg), role)
+		})
 		if err != nil {
 			return nil, &exitError{code: exitUsage, err: err}
 		}

@@ -26,7 +26,9 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 // TestValidateGolden runs "tasksync validate" on every case under
 // testdata/validate. A case is a directory whose tree/ is the definitions
 // tree, validated as "tasksync validate --dir tree tree", or with the
-// arguments in its args file instead of the last "tree"; want.txt holds
+// arguments in its args file instead of the last "tree", or with only the
+// arguments in its argv file (no --dir: the default ./tasks.d, absent
+// there, so that every path is outside the tree); want.txt holds
 // the exit code and the text output, want.json the JSON output. Run with
 // -update to rewrite them, and review the diff.
 func TestValidateGolden(t *testing.T) {
@@ -43,7 +45,9 @@ func TestValidateGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Chdir(dir)
 			args := []string{"validate", "--dir", "tree"}
-			if b, err := os.ReadFile("args"); err == nil {
+			if b, err := os.ReadFile("argv"); err == nil {
+				args = append([]string{"validate"}, strings.Fields(string(b))...)
+			} else if b, err := os.ReadFile("args"); err == nil {
 				args = append(args, strings.Fields(string(b))...)
 			} else {
 				args = append(args, "tree")

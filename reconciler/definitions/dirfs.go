@@ -69,5 +69,8 @@ func NewDirLoader(dir string, opts Options) (*Loader, error) {
 		return nil, err
 	}
 	opts.AbsRoot = filepath.ToSlash(abs)
+	if opts.Provenance == nil {
+		opts.Provenance = NewProvenance(abs)
+	}
 	return v.NewLoader(DirFS(abs), opts), nil
 }

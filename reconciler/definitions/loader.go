@@ -70,6 +70,10 @@ type Options struct {
 	// tree loaded once (validate, plan). Only a tree on disk (DirFS,
 	// os.DirFS) gives the inodes and change times reuse needs.
 	Reuse time.Duration
+	// Provenance, when set, gives the git commit each loaded definition
+	// carries (reconciler.Definition.Commit). NewDirLoader sets it for
+	// the tree's directory.
+	Provenance *Provenance
 }
 
 // Loader reads one tree.
@@ -179,6 +183,15 @@ func (l *Loader) LoadAll(ctx context.Context, fn func(*reconciler.TenantTree)) (
 	return problems, ctx.Err()
 }
 
+// Revision is the git commit the tree is at now (see Provenance); none
+// without Options.Provenance.
+func (l *Loader) Revision() Revision {
+	if l.opts.Provenance == nil {
+		return Revision{}
+	}
+	return l.opts.Provenance.Revision()
+}
+
 // LoadTenant loads every definition file of one tenant directory.
 func (l *Loader) LoadTenant(tenant string) *reconciler.TenantTree {
 	return l.load(context.Background(), tenant, nil)
@@ -281,6 +294,13 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 		}
 	}
 	slices.SortFunc(res.Definitions, func(a, b reconciler.Definition) int { return strings.Compare(a.Metadata.Code, b.Metadata.Code) })
+	// Read after the files, so that a commit checked out during the load
+	// is not claimed for files read before it.
+	if commit := l.Revision().Commit; commit != "" {
+		for i := range res.Definitions {
+			res.Definitions[i].Commit = commit
+		}
+	}
 	for i := range res.Problems {
 		res.Problems[i] = res.Problems[i].Escaped()
 	}

@@ -24,12 +24,12 @@ type PathStats struct {
 // warnings (Problem.IsWarning). Problem paths start with the path as
 // given.
 //
-// A path inside the tree treeDir is checked as part of its tenant, so that
-// codes are compared with the tenant's other files and script paths
-// resolve from the tenant directory; only its own problems are reported.
-// A path elsewhere is a tree, a tenant directory when it holds definition
-// files itself, or a file of the tenant named by its directory.
-func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants func(tenant, name string) error, stats *PathStats) ([]reconciler.Problem, error) {
+// What the path is, ClassifyPath decides, and announce, if set, is told
+// before it is read. A path inside the tree treeDir is checked as part of
+// its tenant, so that codes are compared with the tenant's other files
+// and script paths resolve from the tenant directory; only its own
+// problems are reported.
+func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		var pe *fs.PathError
@@ -41,6 +41,9 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 	abs, err := RealPath(arg)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
+	}
+	if announce != nil {
+		announce(arg, ClassifyPath(treeDir, arg, info.IsDir()))
 	}
 	var problems []reconciler.Problem
 	// load reads the tree at root on disk (named shown) and keeps what is
@@ -96,43 +99,31 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 		return nil
 	}
 
-	treeAbs, rerr := RealPath(treeDir)
-	if rerr != nil {
-		treeAbs, _ = filepath.Abs(treeDir) // a --dir that does not exist matters only as a prefix
-	}
-	switch rel, relErr := filepath.Rel(treeAbs, abs); {
-	case relErr == nil && rel == ".":
+	role := ClassifyPath(treeDir, arg, info.IsDir())
+	switch role.Role {
+	case RoleTree:
 		err = load(abs, arg, "", nil)
-	case relErr == nil && !strings.HasPrefix(rel, ".."):
-		// Inside the tree: the whole tenant is read, its part reported.
-		rel = filepath.ToSlash(rel)
-		tenant, _, nested := strings.Cut(rel, "/")
-		switch {
-		case !info.IsDir() && !nested:
-			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: misplacedFileProblem(tenant)}}, nil
-		case !info.IsDir() && Ignored(filepath.Base(abs)):
-			return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: "this name is ignored (it starts with '.' or '_', or is an editor or rsync temporary): tasksync never reads it as a definition"}}, nil
-		}
-		if ps := nameProblem(tenant); ps != nil {
+	case RoleTopFile:
+		return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: misplacedFileProblem(role.Tenant)}}, nil
+	case RoleIgnored:
+		return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: "this name is ignored (it starts with '.' or '_', or is an editor or rsync temporary): tasksync never reads it as a definition"}}, nil
+	case RoleTenant, RoleTenantPart:
+		if ps := nameProblem(role.Tenant); ps != nil {
 			return ps, nil
 		}
-		err = load(treeAbs, treeDir, rel, single(tenant, nil))
-	case !info.IsDir():
+		if role.inTree {
+			// Inside the tree: the whole tenant is read, its part reported.
+			err = load(role.treeAbs, treeDir, role.rel, single(role.Tenant, nil))
+		} else {
+			err = load(filepath.Dir(abs), filepath.Dir(arg), role.Tenant, single(role.Tenant, nil))
+		}
+	case RoleFile:
+		if ps := nameProblem(role.Tenant); ps != nil {
+			return ps, nil
+		}
 		tenantDir := filepath.Dir(abs)
-		tenant := filepath.Base(tenantDir)
-		if ps := nameProblem(tenant); ps != nil {
-			return ps, nil
-		}
-		file := tenant + "/" + filepath.Base(abs)
-		err = load(filepath.Dir(tenantDir), filepath.Dir(filepath.Dir(arg)), file, single(tenant, []string{file}))
-	case HoldsDefinitions(arg):
-		tenant := filepath.Base(abs)
-		if ps := nameProblem(tenant); ps != nil {
-			return ps, nil
-		}
-		err = load(filepath.Dir(abs), filepath.Dir(arg), tenant, single(tenant, nil))
-	default:
-		err = load(abs, arg, "", nil)
+		file := role.Tenant + "/" + filepath.Base(abs)
+		err = load(filepath.Dir(tenantDir), filepath.Dir(filepath.Dir(arg)), file, single(role.Tenant, []string{file}))
 	}
 	if err != nil {
 		var pe *fs.PathError
@@ -149,10 +140,10 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 // sorted by path and line, each once (a path given twice, or inside
 // another, reports its problems once). A path
 // that cannot be read stops the check with an error.
-func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats) ([]reconciler.Problem, error) {
+func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
 	problems := []reconciler.Problem{}
 	for _, p := range paths {
-		ps, err := v.CheckPath(ctx, treeDir, p, grants, stats)
+		ps, err := v.CheckPath(ctx, treeDir, p, grants, stats, announce)
 		if err != nil {
 			return nil, err
 		}

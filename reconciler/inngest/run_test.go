@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -276,6 +277,24 @@ func TestTenantEventsRunAndRecord(t *testing.T) {
 	}
 	if got := counterValue(t, metrics, "tasksync_inngest_sync_total", map[string]string{"tenant": "acme", "result": "success"}); got < 1 {
 		t.Errorf("tasksync_inngest_sync_total{acme,success} = %v", got)
+	}
+
+	// The status API's lookups of these runs: by Inngest's run id (for
+	// its tenant only), and across the tenant's definitions.
+	var flakyRun string
+	if err := conn.QueryRow(ctx, `select r.inngest_run_id from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'flaky' limit 1`).Scan(&flakyRun); err != nil {
+		t.Fatal(err)
+	}
+	byID, err := st.Run(ctx, flakyRun, "acme")
+	if err != nil || len(byID) != 3 || byID[2].Attempt != 2 || !byID[2].Final || byID[0].Code != "flaky" || byID[0].Tenant != "acme" {
+		t.Errorf("Run(%s, acme) = %+v, %v; want its 3 attempts, the last final", flakyRun, byID, err)
+	}
+	if _, err := st.Run(ctx, flakyRun, "globex"); !errors.Is(err, reconciler.ErrNotFound) {
+		t.Errorf("Run(%s, globex) = %v, want ErrNotFound: another tenant's run", flakyRun, err)
+	}
+	failedRuns, err := st.TenantRuns(ctx, "acme", reconciler.RunFilter{Status: reconciler.RunFailed, Limit: 10})
+	if err != nil || len(failedRuns) != 3 || failedRuns[0].InngestRunID != flakyRun || failedRuns[0].Attempt != 2 {
+		t.Errorf("acme's failed runs = %+v, %v; want flaky's 3 attempts, newest first", failedRuns, err)
 	}
 }
 

@@ -130,6 +130,30 @@ spec:
 	if rec.count("/notify") != 2 || rec.count("/deliver") != 1 {
 		t.Errorf("after the timeout: %d notifications, %d deliveries; the small expense must start nothing", rec.count("/notify"), rec.count("/deliver"))
 	}
+
+	// The status API's lookups: the tenant's workflow runs by code, and
+	// one run by its id with its steps.
+	var runs []reconciler.RunRecord
+	waittest.For(t, "both workflow runs to be recorded as succeeded", 30*time.Second, func() bool {
+		var err error
+		runs, err = st.TenantRuns(ctx, "acme", reconciler.RunFilter{Code: "approval", Status: reconciler.RunSucceeded, Limit: 10})
+		return err == nil && len(runs) == 2
+	})
+	attempts, err := st.Run(ctx, runs[0].InngestRunID, "acme")
+	if err != nil || len(attempts) != 1 || attempts[0].Code != "approval" {
+		t.Fatalf("Run(%s) = %+v, %v", runs[0].InngestRunID, attempts, err)
+	}
+	var steps []reconciler.StepOutcome
+	if err := json.Unmarshal(attempts[0].Steps, &steps); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, s.ID+":"+s.Status)
+	}
+	if got := strings.Join(ids, " "); got != "notify:completed decision:timed_out approved:skipped record:completed" {
+		t.Errorf("the newest run's steps = %s, want the timed-out run's", got)
+	}
 }
 
 // TestWorkflowResumes: a step that fails twice and then succeeds is

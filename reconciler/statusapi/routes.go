@@ -1,6 +1,7 @@
 package statusapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +23,12 @@ type Reader interface {
 	TenantStatuses(ctx context.Context) ([]reconciler.TenantStatus, error)
 	ListDefinitions(ctx context.Context, tenant string, f reconciler.DefinitionFilter) ([]reconciler.DefinitionSummary, error)
 	Definition(ctx context.Context, tenant, code string) (reconciler.DefinitionDetail, error)
+	// DefinitionByUUID and Run confine the lookup to tenant unless it
+	// is "".
+	DefinitionByUUID(ctx context.Context, uuid, tenant string) (reconciler.DefinitionDetail, error)
 	Runs(ctx context.Context, tenant, code string, limit int, before int64) ([]reconciler.RunRecord, error)
+	TenantRuns(ctx context.Context, tenant string, f reconciler.RunFilter) ([]reconciler.RunRecord, error)
+	Run(ctx context.Context, runID, tenant string) ([]reconciler.RunRecord, error)
 	Problems(ctx context.Context, tenant string) ([]reconciler.Problem, error)
 }
 
@@ -73,12 +80,17 @@ func NewHandler(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/status", a.get(a.status))
 	mux.HandleFunc("/v1/tenants", a.get(a.tenants))
-	mux.HandleFunc("/v1/tenants/{tenant}/definitions", a.get(a.definitions))
+	mux.HandleFunc("/v1/tenants/{tenant}/definitions", a.get(a.definitions, definitionParams...))
 	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}", a.get(a.definition))
-	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}/runs", a.get(a.runs))
+	mux.HandleFunc("/v1/tenants/{tenant}/definitions/{code}/runs", a.get(a.runs, "limit", "cursor"))
+	mux.HandleFunc("/v1/tenants/{tenant}/runs", a.get(a.tenantRuns, tenantRunParams...))
 	mux.HandleFunc("/v1/tenants/{tenant}/errors", a.get(a.errors))
+	mux.HandleFunc("/v1/definitions/{uuid}", a.get(a.definitionByUUID))
+	mux.HandleFunc("/v1/runs/{run_id}", a.get(a.run))
 	if opts.Metrics != nil {
-		mux.HandleFunc("/metrics", a.get(func(w http.ResponseWriter, r *http.Request, sc scope) {
+		// Outside the status API's documents: a scraper's parameters
+		// are the metrics handler's business.
+		mux.HandleFunc("/metrics", a.guard(func(w http.ResponseWriter, r *http.Request, sc scope) {
 			if sc != "*" {
 				writeError(w, http.StatusForbidden, "the metrics carry every tenant's counts: only a token for every tenant (*) may read them")
 				return
@@ -97,9 +109,27 @@ type scope string
 
 func (s scope) allows(tenant string) bool { return s == "*" || string(s) == tenant }
 
-// get wraps an endpoint: GET only (405 with a JSON body otherwise), the
+// tenant is the tenant a lookup is confined to: "" for every tenant.
+func (s scope) tenant() string {
+	if s == "*" {
+		return ""
+	}
+	return string(s)
+}
+
+// get wraps an endpoint as guard does, and answers 400, naming it, to a
+// query parameter that is not one of params or is given twice.
+func (a *api) get(h func(w http.ResponseWriter, r *http.Request, sc scope), params ...string) http.HandlerFunc {
+	return a.guard(func(w http.ResponseWriter, r *http.Request, sc scope) {
+		if checkParams(w, r, params) {
+			h(w, r, sc)
+		}
+	})
+}
+
+// guard wraps an endpoint: GET only (405 with a JSON body otherwise), the
 // token checked, a tenant in the path checked against the token (403).
-func (a *api) get(h func(w http.ResponseWriter, r *http.Request, sc scope)) http.HandlerFunc {
+func (a *api) guard(h func(w http.ResponseWriter, r *http.Request, sc scope)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -147,6 +177,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]any{"error": msg, "status": status})
+}
+
+// badParam answers 400 for the query parameter (or path segment) name:
+// the error document names it in "parameter" and in its message.
+func badParam(w http.ResponseWriter, name, msg string) {
+	writeJSON(w, http.StatusBadRequest, map[string]any{"error": name + ": " + msg, "status": http.StatusBadRequest, "parameter": name})
 }
 
 // fail answers a reader error: 404 for ErrNotFound, 500 otherwise.
@@ -235,37 +271,26 @@ func (a *api) tenants(w http.ResponseWriter, r *http.Request, sc scope) {
 	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
 }
 
+// definitionParams are the query parameters of a definition list.
+var definitionParams = []string{"kind", "type", "trigger_type", "active", "sync_state", "has_errors", "q", "limit", "cursor"}
+
 func (a *api) definitions(w http.ResponseWriter, r *http.Request, _ scope) {
 	q := r.URL.Query()
 	f := reconciler.DefinitionFilter{Query: q.Get("q"), Limit: defaultLimit}
-	switch k := q.Get("kind"); k {
-	case "":
-	case string(reconciler.KindScheduledTask), string(reconciler.KindWorkflow):
-		f.Kind = reconciler.Kind(k)
-	default:
-		writeError(w, http.StatusBadRequest, "kind must be ScheduledTask or Workflow")
+	ok := enumParam(w, q, "kind", &f.Kind, reconciler.KindScheduledTask, reconciler.KindWorkflow) &&
+		enumParam(w, q, "type", &f.Type, string(reconciler.TaskAPICall), string(reconciler.TaskPythonScript), "workflow") &&
+		enumParam(w, q, "trigger_type", &f.TriggerType, reconciler.TriggerCron, reconciler.TriggerInterval, reconciler.TriggerDate, reconciler.TriggerEvent) &&
+		enumParam(w, q, "sync_state", &f.SyncState, reconciler.SyncPending, reconciler.SyncSynced, reconciler.SyncRejected) &&
+		boolParam(w, q, "active", &f.Active) &&
+		boolParam(w, q, "has_errors", &f.HasErrors) &&
+		limitParam(w, q, &f.Limit)
+	if !ok {
 		return
 	}
-	if s := q.Get("active"); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "active must be true or false")
-			return
-		}
-		f.Active = &b
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxLimit {
-			writeError(w, http.StatusBadRequest, "limit must be between 1 and "+strconv.Itoa(maxLimit))
-			return
-		}
-		f.Limit = n
-	}
-	if c := q.Get("cursor"); c != "" {
-		b, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid cursor; pass the next_cursor of the previous page")
+	if c, given := q["cursor"]; given {
+		b, err := base64.RawURLEncoding.DecodeString(c[0])
+		if err != nil || len(b) == 0 {
+			badParam(w, "cursor", "invalid cursor; pass the next_cursor of the previous page")
 			return
 		}
 		f.After = string(b)
@@ -290,12 +315,41 @@ func nonNil[T any](s []T) []T {
 }
 
 func (a *api) definition(w http.ResponseWriter, r *http.Request, _ scope) {
-	tenant, code := r.PathValue("tenant"), r.PathValue("code")
-	d, err := a.opts.Reader.Definition(r.Context(), tenant, code)
+	d, err := a.opts.Reader.Definition(r.Context(), r.PathValue("tenant"), r.PathValue("code"))
 	if err != nil {
 		a.fail(w, err, "definition")
 		return
 	}
+	a.writeDefinition(w, d)
+}
+
+// uuidPattern is the text form of a uuid.
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// definitionByUUID is the detail of the definition with the uuid, live or
+// retired. A tenant token finds only its tenant's: another tenant's uuid
+// is a 404 like one that does not exist, so that existence does not leak.
+func (a *api) definitionByUUID(w http.ResponseWriter, r *http.Request, sc scope) {
+	uuid := r.PathValue("uuid")
+	if !uuidPattern.MatchString(uuid) {
+		badParam(w, "uuid", "not a uuid (8-4-4-4-12 hexadecimal digits)")
+		return
+	}
+	d, err := a.opts.Reader.DefinitionByUUID(r.Context(), strings.ToLower(uuid), sc.tenant())
+	if err == nil && !sc.allows(d.Tenant) {
+		err = reconciler.ErrNotFound // the store confines it already; never show another tenant's
+	}
+	if err != nil {
+		a.fail(w, err, "definition")
+		return
+	}
+	a.writeDefinition(w, d)
+}
+
+// writeDefinition writes a definition's detail document: the definition
+// with its spec redacted, its next fire times (none once retired) and its
+// last run.
+func (a *api) writeDefinition(w http.ResponseWriter, d reconciler.DefinitionDetail) {
 	var doc map[string]any
 	if err := json.Unmarshal(d.Spec, &doc); err != nil {
 		a.fail(w, err, "")
@@ -314,7 +368,7 @@ func (a *api) definition(w http.ResponseWriter, r *http.Request, _ scope) {
 			Trigger reconciler.Trigger `json:"trigger"`
 		} `json:"spec"`
 	}
-	if json.Unmarshal(spec, &trig) == nil {
+	if d.RetiredAt == nil && json.Unmarshal(spec, &trig) == nil {
 		fires = append(fires, reconciler.NextFires(trig.Spec.Trigger, a.opts.Now(), nextFires)...)
 	}
 	// last_run is read with the definition, in one statement: it agrees
@@ -324,34 +378,87 @@ func (a *api) definition(w http.ResponseWriter, r *http.Request, _ scope) {
 
 func (a *api) runs(w http.ResponseWriter, r *http.Request, _ scope) {
 	q := r.URL.Query()
-	limit := defaultLimit
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxLimit {
-			writeError(w, http.StatusBadRequest, "limit must be between 1 and "+strconv.Itoa(maxLimit))
-			return
-		}
-		limit = n
-	}
-	var before int64
-	if c := q.Get("cursor"); c != "" {
-		n, err := strconv.ParseInt(c, 10, 64)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "invalid cursor; pass the next_cursor of the previous page")
-			return
-		}
-		before = n
+	limit, before := defaultLimit, int64(0)
+	if !limitParam(w, q, &limit) || !runCursorParam(w, q, &before) {
+		return
 	}
 	runs, err := a.opts.Reader.Runs(r.Context(), r.PathValue("tenant"), r.PathValue("code"), limit, before)
 	if err != nil {
 		a.fail(w, err, "definition")
 		return
 	}
+	writeRuns(w, runs, limit)
+}
+
+// writeRuns writes a page of a run list, with the cursor of the next
+// page when it is full.
+func writeRuns(w http.ResponseWriter, runs []reconciler.RunRecord, limit int) {
 	out := map[string]any{"runs": nonNil(runs), "next_cursor": nil}
 	if len(runs) == limit {
 		out["next_cursor"] = strconv.FormatInt(runs[len(runs)-1].ID, 10)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// tenantRunParams are the query parameters of a tenant's run list.
+var tenantRunParams = []string{"status", "since", "until", "code", "limit", "cursor"}
+
+// tenantRuns lists a tenant's runs across its definitions, newest first,
+// paginated as a definition's runs are.
+func (a *api) tenantRuns(w http.ResponseWriter, r *http.Request, _ scope) {
+	q := r.URL.Query()
+	f := reconciler.RunFilter{Limit: defaultLimit, Code: q.Get("code")}
+	ok := enumParam(w, q, "status", &f.Status, reconciler.RunRunning, reconciler.RunSucceeded, reconciler.RunFailed) &&
+		timeParam(w, q, "since", &f.Since) && timeParam(w, q, "until", &f.Until) &&
+		limitParam(w, q, &f.Limit) && runCursorParam(w, q, &f.Before)
+	if !ok {
+		return
+	}
+	if _, given := q["code"]; given && (f.Code == "" || len(f.Code) > maxCodeLen) {
+		badParam(w, "code", "must be a definition's code (1 to "+strconv.Itoa(maxCodeLen)+" characters)")
+		return
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		badParam(w, "until", "must be later than since")
+		return
+	}
+	runs, err := a.opts.Reader.TenantRuns(r.Context(), r.PathValue("tenant"), f)
+	if err != nil {
+		a.fail(w, err, "tenant")
+		return
+	}
+	writeRuns(w, runs, f.Limit)
+}
+
+// maxRunIDLen bounds a run id in a path (Inngest's are 26-character
+// ULIDs); maxCodeLen a code in a filter.
+const (
+	maxRunIDLen = 128
+	maxCodeLen  = 128
+)
+
+// run is one Inngest run: its attempts, each with its definition's
+// tenant, code and uuid, steps and output. A tenant token finds only its
+// tenant's runs: another tenant's is a 404 like one that does not exist.
+func (a *api) run(w http.ResponseWriter, r *http.Request, sc scope) {
+	id := r.PathValue("run_id")
+	if len(id) > maxRunIDLen || strings.IndexFunc(id, func(c rune) bool { return c <= ' ' || c > '~' }) >= 0 {
+		badParam(w, "run_id", "not a run id (at most "+strconv.Itoa(maxRunIDLen)+" printable ASCII characters)")
+		return
+	}
+	attempts, err := a.opts.Reader.Run(r.Context(), id, sc.tenant())
+	if err == nil {
+		attempts = slices.DeleteFunc(attempts, func(x reconciler.RunRecord) bool { return !sc.allows(x.Tenant) })
+		if len(attempts) == 0 {
+			err = reconciler.ErrNotFound
+		}
+	}
+	if err != nil {
+		a.fail(w, err, "run")
+		return
+	}
+	newest := slices.MaxFunc(attempts, func(x, y reconciler.RunRecord) int { return cmp.Compare(x.ID, y.ID) })
+	writeJSON(w, http.StatusOK, map[string]any{"inngest_run_id": id, "status": newest.Status, "attempts": attempts})
 }
 
 func (a *api) errors(w http.ResponseWriter, r *http.Request, _ scope) {

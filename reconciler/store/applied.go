@@ -59,7 +59,7 @@ func (s *Store) load(ctx context.Context, only string, withSpec bool) (map[strin
 	}
 	rows, err = tx.Query(ctx, `
 		select d.tenant_id, d.id, d.uuid::text, d.code, d.kind, d.spec_hash, d.is_active, d.source_path,
-		       d.source_line, d.revision, d.trigger_type, `+spec+`, d.updated_at
+		       d.source_line, d.revision, d.trigger_type, `+spec+`, d.updated_at, coalesce(d.source_commit, '')
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
 		where d.deleted_at is null and ($1 = '' or t.code = $1)`, only)
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *Store) load(ctx context.Context, only string, withSpec bool) (map[strin
 		var a reconciler.Applied
 		var specJSON []byte
 		if err := rows.Scan(&tid, &a.ID, &a.UUID, &a.Code, &a.Kind, &a.Hash, &a.Active, &a.Source.Path,
-			&a.Source.Line, &a.Revision, &a.TriggerType, &specJSON, &a.UpdatedAt); err != nil {
+			&a.Source.Line, &a.Revision, &a.TriggerType, &specJSON, &a.UpdatedAt, &a.Commit); err != nil {
 			return nil, fmt.Errorf("load definitions: %w", err)
 		}
 		t := byID[tid]

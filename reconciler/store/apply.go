@@ -69,13 +69,13 @@ func (s *Store) Apply(ctx context.Context, plan reconciler.TenantPlan, current r
 			b.Queue(`
 				insert into root_scheduled_tasks (tenant_id, name, code, description, type, trigger_type,
 					trigger_config, task_config, inngest_function_id, is_active, kind, spec_hash, spec,
-					script_files, source_path, source_line)
-				values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+					script_files, source_path, source_line, source_commit)
+				values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, nullif($17, ''))`,
 				tenantID, r.name, r.code, r.description, r.typ, r.triggerType, r.triggerConfig, r.taskConfig,
-				r.functionID, r.active, r.kind, r.hash, r.spec, r.scriptFiles, r.sourcePath, r.sourceLine)
+				r.functionID, r.active, r.kind, r.hash, r.spec, r.scriptFiles, r.sourcePath, r.sourceLine, ch.Desired.Commit)
 		case ch.Action == reconciler.ChangeUpdate && ch.SourceOnly:
-			b.Queue(`update root_scheduled_tasks set source_path = $2, source_line = $3, updated_at = now() where id = $1`,
-				ch.Applied.ID, ch.Desired.Source.Path, ch.Desired.Source.Line)
+			b.Queue(`update root_scheduled_tasks set source_path = $2, source_line = $3, source_commit = nullif($4, ''), updated_at = now() where id = $1`,
+				ch.Applied.ID, ch.Desired.Source.Path, ch.Desired.Source.Line, ch.Desired.Commit)
 		case ch.Action == reconciler.ChangeUpdate:
 			r, err := s.row(plan.Tenant, ch.Desired)
 			if err != nil {
@@ -84,12 +84,12 @@ func (s *Store) Apply(ctx context.Context, plan reconciler.TenantPlan, current r
 			b.Queue(`
 				update root_scheduled_tasks set name = $2, description = $3, type = $4, trigger_type = $5,
 					trigger_config = $6, task_config = $7, is_active = $8, kind = $9, spec_hash = $10, spec = $11,
-					script_files = $12, source_path = $13, source_line = $14, revision = revision + 1,
+					script_files = $12, source_path = $13, source_line = $14, source_commit = nullif($15, ''), revision = revision + 1,
 					sync_state = 'pending', sync_error = null, updated_at = now(),
 					revision_applied_at = now(), fired_at = null, fired_run_id = null
 				where id = $1`,
 				ch.Applied.ID, r.name, r.description, r.typ, r.triggerType, r.triggerConfig, r.taskConfig,
-				r.active, r.kind, r.hash, r.spec, r.scriptFiles, r.sourcePath, r.sourceLine)
+				r.active, r.kind, r.hash, r.spec, r.scriptFiles, r.sourcePath, r.sourceLine, ch.Desired.Commit)
 		case ch.Action == reconciler.ChangeRetire && !ch.Held:
 			b.Queue(`update root_scheduled_tasks set deleted_at = now(), updated_at = now() where id = $1 and deleted_at is null`, ch.Applied.ID)
 		}

@@ -59,8 +59,14 @@ func (s *Store) TenantStatuses(ctx context.Context) ([]reconciler.TenantStatus, 
 	return out, rows.Err()
 }
 
-const summaryColumns = `d.code, d.name, d.kind, d.is_active, d.trigger_type, d.source_path || ':' || d.source_line, d.revision,
-	d.sync_state, d.last_run_at, coalesce(d.last_run_status, ''), d.updated_at, ` + oneShotColumns
+const summaryColumns = `d.code, d.name, d.kind, d.type, d.is_active, d.trigger_type, d.source_path || ':' || d.source_line, d.revision,
+	d.sync_state, d.last_run_at, coalesce(d.last_run_status, ''), d.updated_at, ` + hasErrorsColumn + `, ` + oneShotColumns
+
+// hasErrorsColumn says whether a current validation problem names the
+// definition or its file, or Inngest rejected it
+// (reconciler.DefinitionSummary.HasErrors).
+const hasErrorsColumn = `(d.sync_state = 'rejected' or exists (select 1 from root_definition_errors e
+	where e.tenant_id = d.tenant_id and (e.path = d.source_path or e.code = d.code)))`
 
 // oneShotColumns are the facts of a one-shot's state (reconciler.OneShotFacts),
 // and the database's clock to judge them by.
@@ -71,8 +77,8 @@ func scanSummary(row pgx.Row, extra ...any) (reconciler.DefinitionSummary, error
 	var at *time.Time
 	var f reconciler.OneShotFacts
 	var now time.Time
-	dest := append([]any{&d.Code, &d.Name, &d.Kind, &d.Active, &d.TriggerType, &d.Source, &d.Revision, &d.SyncState, &d.LastRunAt, &d.LastRunStatus, &d.UpdatedAt,
-		&at, &f.AppliedAt, &f.FiredAt, &f.RunID, &now}, extra...)
+	dest := append([]any{&d.Code, &d.Name, &d.Kind, &d.Type, &d.Active, &d.TriggerType, &d.Source, &d.Revision, &d.SyncState, &d.LastRunAt, &d.LastRunStatus, &d.UpdatedAt,
+		&d.HasErrors, &at, &f.AppliedAt, &f.FiredAt, &f.RunID, &now}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return d, err
 	}
@@ -90,9 +96,12 @@ func (s *Store) ListDefinitions(ctx context.Context, tenant string, f reconciler
 	if ok, err := s.tenantExists(ctx, tenant); err != nil || !ok {
 		return nil, errors.Join(err, notFoundIf(!ok && err == nil))
 	}
-	var active any
+	var active, hasErrors any
 	if f.Active != nil {
 		active = *f.Active
+	}
+	if f.HasErrors != nil {
+		hasErrors = *f.HasErrors
 	}
 	q := ""
 	if f.Query != "" {
@@ -106,7 +115,12 @@ func (s *Store) ListDefinitions(ctx context.Context, tenant string, f reconciler
 			and ($3::boolean is null or d.is_active = $3)
 			and ($4 = '' or lower(d.code) like $4 or lower(d.name) like $4 or lower(d.description) like $4)
 			and d.code > $5
-		order by d.code limit $6`, tenant, string(f.Kind), active, q, f.After, f.Limit)
+			and ($7 = '' or d.type = $7)
+			and ($8 = '' or d.trigger_type = $8)
+			and ($9 = '' or d.sync_state = $9)
+			and ($10::boolean is null or `+hasErrorsColumn+` = $10)
+		order by d.code limit $6`, tenant, string(f.Kind), active, q, f.After, f.Limit,
+		f.Type, string(f.TriggerType), string(f.SyncState), hasErrors)
 	if err != nil {
 		return nil, fmt.Errorf("definitions: %w", redact(err))
 	}
@@ -124,18 +138,31 @@ func (s *Store) ListDefinitions(ctx context.Context, tenant string, f reconciler
 
 // Definition returns one live definition in detail, or ErrNotFound.
 func (s *Store) Definition(ctx context.Context, tenant, code string) (reconciler.DefinitionDetail, error) {
+	return s.definition(ctx, `t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code)
+}
+
+// DefinitionByUUID returns the definition with the uuid in detail, live
+// or retired, or ErrNotFound. A tenant other than "" confines the lookup
+// to that tenant: another tenant's uuid is not found.
+func (s *Store) DefinitionByUUID(ctx context.Context, uuid, tenant string) (reconciler.DefinitionDetail, error) {
+	return s.definition(ctx, `d.uuid = $1::uuid and ($2 = '' or t.code = $2)`, uuid, tenant)
+}
+
+// definition reads the one definition where picks, with its args.
+func (s *Store) definition(ctx context.Context, where string, args ...any) (reconciler.DefinitionDetail, error) {
 	row := s.pool.QueryRow(ctx, `
-		select `+summaryColumns+`, d.uuid::text, d.description, coalesce(d.inngest_function_id, ''), d.source_path, d.source_line,
+		select `+summaryColumns+`, t.code, d.uuid::text, d.deleted_at, coalesce(d.source_commit, ''), d.description,
+			coalesce(d.inngest_function_id, ''), d.source_path, d.source_line,
 			d.spec_hash, d.spec, coalesce(d.sync_error, ''), coalesce(d.last_error, ''), d.is_running, d.created_at,
 			d.missed_fires, d.last_missed_fire_at, lr.id, `+lastRunColumns+`
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
 		left join lateral (select * from root_task_runs r where r.task_id = d.id order by r.id desc limit 1) lr on true
-		where t.code = $1 and d.code = $2 and d.deleted_at is null`, tenant, code)
+		where `+where, args...)
 	var d reconciler.DefinitionDetail
 	var spec []byte
 	var lastID *int64
 	var last nullRun
-	sum, err := scanSummary(row, append([]any{&d.UUID, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
+	sum, err := scanSummary(row, append([]any{&d.Tenant, &d.UUID, &d.RetiredAt, &d.SourceCommit, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
 		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt, &d.MissedFires, &d.LastMissedFireAt, &lastID}, last.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
@@ -203,8 +230,8 @@ func deref(dst, src *string) {
 
 // Runs lists a definition's run attempts, newest first, before the run id
 // `before` (0 for the newest): those of every definition the code has had
-// (one retired and added again is another), each naming its definition's
-// uuid.
+// (one retired and added again is another), each naming its definition
+// (uuid, tenant, code).
 func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before int64) ([]reconciler.RunRecord, error) {
 	var taskIDs []int64
 	rows, err := s.pool.Query(ctx, `
@@ -220,11 +247,55 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 	if len(taskIDs) == 0 {
 		return nil, ErrNotFound
 	}
-	rows, err = s.pool.Query(ctx, `
-		select lr.id, d.uuid::text, `+lastRunColumns+`
-		from root_task_runs lr join root_scheduled_tasks d on d.id = lr.task_id
-		where lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
+	return s.runList(ctx, `lr.task_id = any($1) and ($2 = 0 or lr.id < $2)
 		order by lr.id desc limit $3`, taskIDs, before, limit)
+}
+
+// TenantRuns lists a tenant's run attempts across its definitions, live
+// and retired, newest first (by id), filtered, one page at a time (keyset
+// pagination on the id), each naming its definition; ErrNotFound for an
+// unknown tenant.
+func (s *Store) TenantRuns(ctx context.Context, tenant string, f reconciler.RunFilter) ([]reconciler.RunRecord, error) {
+	var tenantID int32
+	err := s.pool.QueryRow(ctx, `select id from root_tenants where code = $1`, tenant).Scan(&tenantID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tenant runs: %w", redact(err))
+	}
+	var since, until *time.Time
+	if !f.Since.IsZero() {
+		since = &f.Since
+	}
+	if !f.Until.IsZero() {
+		until = &f.Until
+	}
+	return s.runList(ctx, `lr.tenant_id = $1 and ($2 = '' or lr.status = $2) and ($3::timestamptz is null or lr.started_at >= $3)
+			and ($4::timestamptz is null or lr.started_at < $4) and ($5 = '' or d.code = $5) and ($6 = 0 or lr.id < $6)
+		order by lr.id desc limit $7`, tenantID, string(f.Status), since, until, f.Code, f.Before, f.Limit)
+}
+
+// Run returns the attempts of one Inngest run, by definition and
+// attempt, each naming its definition; ErrNotFound when there is none. A
+// tenant other than "" confines the lookup to that tenant's definitions:
+// another tenant's run is not found.
+func (s *Store) Run(ctx context.Context, runID, tenant string) ([]reconciler.RunRecord, error) {
+	out, err := s.runList(ctx, `lr.inngest_run_id = $1 and ($2 = '' or t.code = $2)
+		order by d.id, lr.attempt, lr.id`, runID, tenant)
+	if err == nil && len(out) == 0 {
+		err = ErrNotFound
+	}
+	return out, err
+}
+
+// runList reads run attempts with their definition's uuid, tenant and
+// code; where filters and orders them.
+func (s *Store) runList(ctx context.Context, where string, args ...any) ([]reconciler.RunRecord, error) {
+	rows, err := s.pool.Query(ctx, `
+		select lr.id, d.uuid::text, t.code, d.code, `+lastRunColumns+`
+		from root_task_runs lr join root_scheduled_tasks d on d.id = lr.task_id join root_tenants t on t.id = d.tenant_id
+		where `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", redact(err))
 	}
@@ -232,16 +303,19 @@ func (s *Store) Runs(ctx context.Context, tenant, code string, limit int, before
 	var out []reconciler.RunRecord
 	for rows.Next() {
 		var id int64
-		var uuid string
+		var uuid, tenant, code string
 		var n nullRun
-		if err := rows.Scan(append([]any{&id, &uuid}, n.dest()...)...); err != nil {
+		if err := rows.Scan(append([]any{&id, &uuid, &tenant, &code}, n.dest()...)...); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
 		r := n.record(id)
-		r.DefinitionUUID = uuid
+		r.DefinitionUUID, r.Tenant, r.Code = uuid, tenant, code
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("runs: %w", redact(err))
+	}
+	return out, nil
 }
 
 // Problems returns a tenant's current validation problems, or ErrNotFound.
