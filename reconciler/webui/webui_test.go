@@ -184,7 +184,7 @@ func TestPagesShowTheAppliedState(t *testing.T) {
 		t.Errorf("kind=Workflow lists the cron task nightly")
 	}
 	// A filter the API refuses: its message, status 400.
-	if code, body := page(t, c, srv.URL+"/ui/t/acme?active=maybe"); code != 400 || !strings.Contains(body, "active must be true or false") {
+	if code, body := page(t, c, srv.URL+"/ui/t/acme?active=maybe"); code != 400 || !strings.Contains(body, "active: must be true or false") {
 		t.Errorf("active=maybe = %d, want 400 with the API's message", code)
 	}
 	// The runs page through the run links.
