@@ -363,9 +363,9 @@ func uiGuide(inngestURL, prefix string, tenants []string) string {
 	fmt.Fprintf(&b, "  apps         %s/apps   one app per tenant (%s), synced by tasksync\n", inngestURL, strings.Join(apps, ", "))
 	fmt.Fprintf(&b, "  functions    %s/functions   one function per definition, with its cron or event trigger\n", inngestURL)
 	fmt.Fprintf(&b, "  runs         %s/runs   every run; open one for its steps, input, output and retries\n", inngestURL)
-	fmt.Fprintf(&b, "  one run      %s/run?runID=<run_id>   the run_id of a run the runs curl above lists\n", inngestURL)
-	fmt.Fprintf(&b, "  approval     send purchase/requested as in docs/workflows.md: acme's purchase-approval run\n")
-	fmt.Fprintf(&b, "               shows in %s/runs waiting at its \"decision\" step until purchase/decided arrives\n\n", inngestURL)
+	fmt.Fprintf(&b, "  one run      %s/run?runID=<inngest_run_id>   (the runs curl above lists each run's inngest_run_id)\n", inngestURL)
+	fmt.Fprintf(&b, "  approval     send purchase/requested as in docs/workflows.md: acme's Purchase approval run stays\n")
+	fmt.Fprintf(&b, "               Running in /runs, its trace waiting at the \"decision\" step until purchase/decided arrives\n\n")
 	return b.String()
 }
 
