@@ -83,7 +83,7 @@ func TestExamplesValidate(t *testing.T) {
 	// examples/ also holds monitoring and deployment files (in
 	// sub-directories), which are no definitions: its definitions are
 	// the files at its top, their scripts under examples/scripts.
-	examples, err := filepath.Glob("../../examples/*.yaml")
+	examples, err := filepath.Glob("../../examples/*.y*ml")
 	if err != nil || len(examples) < 5 {
 		t.Fatalf("the example definitions: %q, %v", examples, err)
 	}
