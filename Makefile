@@ -65,41 +65,87 @@ clean: ## remove build output and caches
 	rm -rf bin $(CACHE)
 
 # The Inngest dev server, built from its Go module in an ignored cache
-# (docs/inngest.md, "The dev server"): go install refuses a module with
-# replace directives, so a build module of its own repeats the server's
-# replace directive and points at a writable copy of the module with the
-# one file its docs embed needs. An inngest already on PATH is used
-# instead.
+# (docs/inngest.md, "The dev server"): go install refuses a
+# module with replace directives, so a build module of its own repeats the
+# server's replace directive and points at a writable copy of the module
+# with the one file its docs embed needs. The published module holds the
+# web UI's sources, not its built assets: inngest-ui builds them first, as
+# the server's own Makefile does (pnpm from the npm registry, Node.js 20.19
+# or later). Everything lands in $(CACHE), so a warm make test builds
+# nothing. An inngest already on PATH is used instead.
 INNGEST_VERSION ?= v1.44.0
 INNGEST_BUILD   := $(CACHE)/inngest-$(INNGEST_VERSION)
+INNGEST_SRC     := $(INNGEST_BUILD)/src
+INNGEST_UI_APP  := $(INNGEST_SRC)/ui/apps/dev-server-ui
+PNPM_VERSION    ?= 10.18.2
+PNPM_DIR        := $(CACHE)/pnpm-$(PNPM_VERSION)
+PNPM            := $(CURDIR)/$(PNPM_DIR)/node_modules/.bin/pnpm
+# pnpm and npm keep their store, cache and state under $(CACHE) too;
+# HUSKY=0: the UI's prepare step installs git hooks, and the copy is no
+# git repository.
+NODE_ENV_VARS   := XDG_CACHE_HOME=$(CURDIR)/$(CACHE)/xdg-cache XDG_DATA_HOME=$(CURDIR)/$(CACHE)/xdg-data \
+	XDG_STATE_HOME=$(CURDIR)/$(CACHE)/xdg-state npm_config_cache=$(CURDIR)/$(CACHE)/npm \
+	npm_config_update_notifier=false CI=true HUSKY=0
+# A bin/inngest older than this stamp was built by an older recipe (one
+# without the UI serves empty pages): bump the number to rebuild it.
+INNGEST_RECIPE  := $(INNGEST_BUILD)/recipe-2
 
 .PHONY: inngest
-inngest: bin/inngest ## build (or link) the Inngest dev server into bin/inngest
+inngest: bin/inngest ## build (or link) the Inngest dev server, with its web UI, into bin/inngest
 
-bin/inngest:
+$(INNGEST_RECIPE):
+	@mkdir -p $(INNGEST_BUILD) && touch $@
+
+bin/inngest: $(INNGEST_RECIPE)
 	@mkdir -p bin
 	@if command -v inngest >/dev/null 2>&1; then \
 		ln -sf "$$(command -v inngest)" bin/inngest; echo "using $$(command -v inngest)"; \
 	else $(MAKE) --no-print-directory inngest-build; fi
 
-.PHONY: inngest-build
-inngest-build:
+.PHONY: inngest-src
+inngest-src:
 	@set -e; \
-	src=$$($(GO) mod download -json github.com/inngest/inngest@$(INNGEST_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
-	test -n "$$src" || { echo "cannot download github.com/inngest/inngest@$(INNGEST_VERSION)"; exit 1; }; \
-	mkdir -p $(INNGEST_BUILD); \
-	if [ ! -d $(INNGEST_BUILD)/src ]; then \
-		cp -r "$$src" $(INNGEST_BUILD)/src.tmp && chmod -R u+w $(INNGEST_BUILD)/src.tmp && \
-		mkdir -p $(INNGEST_BUILD)/src.tmp/internal/embeddocs/website/pages/docs && \
-		echo "# Inngest docs are not part of this build" > $(INNGEST_BUILD)/src.tmp/internal/embeddocs/website/pages/docs/index.mdx && \
-		mv $(INNGEST_BUILD)/src.tmp $(INNGEST_BUILD)/src; \
+	if [ ! -d $(INNGEST_SRC) ]; then \
+		src=$$($(GO) mod download -json github.com/inngest/inngest@$(INNGEST_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+		test -n "$$src" || { echo "cannot download github.com/inngest/inngest@$(INNGEST_VERSION)"; exit 1; }; \
+		mkdir -p $(INNGEST_BUILD); rm -rf $(INNGEST_SRC).tmp; \
+		cp -r "$$src" $(INNGEST_SRC).tmp && chmod -R u+w $(INNGEST_SRC).tmp && \
+		mkdir -p $(INNGEST_SRC).tmp/internal/embeddocs/website/pages/docs && \
+		echo "# Inngest docs are not part of this build" > $(INNGEST_SRC).tmp/internal/embeddocs/website/pages/docs/index.mdx && \
+		mv $(INNGEST_SRC).tmp $(INNGEST_SRC); \
+	fi
+
+# The UI's own build script also runs tsc --noEmit, which type-checks the
+# dashboard app that the filtered install leaves out: it is skipped.
+.PHONY: inngest-ui
+inngest-ui: inngest-src
+	@set -e; \
+	if [ -f $(INNGEST_SRC)/pkg/devserver/static/client/_shell.html ]; then exit 0; fi; \
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "the Inngest dev server's web UI needs Node.js 20.19 or later and npm (Debian: apt-get install nodejs npm; .ci/run checks this)"; exit 1; }; \
+	node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' || { \
+		echo "the Inngest dev server's web UI needs Node.js 20.19 or later (vite 8); this is $$(node --version)"; exit 1; }; \
+	echo "building the dev server UI (pnpm $(PNPM_VERSION), node $$(node --version))"; \
+	if [ ! -x $(PNPM) ]; then \
+		mkdir -p $(PNPM_DIR) && env $(NODE_ENV_VARS) npm install --prefix $(PNPM_DIR) --no-audit --no-fund -E pnpm@$(PNPM_VERSION); \
 	fi; \
+	cd $(INNGEST_SRC)/ui && env $(NODE_ENV_VARS) $(PNPM) install --frozen-lockfile --filter '@inngest/dev-server-ui...'; \
+	cd $(CURDIR)/$(INNGEST_UI_APP) && env $(NODE_ENV_VARS) $(PNPM) exec graphql-codegen --config codegen.ts; \
+	cd $(CURDIR)/$(INNGEST_UI_APP) && rm -rf dist && env $(NODE_ENV_VARS) $(PNPM) exec vite build --mode=production; \
+	cd $(CURDIR) && test -f $(INNGEST_UI_APP)/dist/client/_shell.html || { echo "vite build left no dist/client/_shell.html"; exit 1; }; \
+	cp -r $(INNGEST_UI_APP)/dist/. $(INNGEST_SRC)/pkg/devserver/static/; \
+	echo "built the dev server UI into $(INNGEST_SRC)/pkg/devserver/static"
+
+.PHONY: inngest-build
+inngest-build: inngest-ui
+	@set -e; \
 	mkdir -p $(INNGEST_BUILD)/build; \
 	printf '%s\n' 'module tasksync.invalid/inngest-build' '' 'go 1.26' '' \
 		'require github.com/inngest/inngest $(INNGEST_VERSION)' '' \
 		'replace github.com/inngest/inngest => ../src' '' \
 		'replace github.com/tencentcloud/tencentcloud-sdk-go v3.0.82+incompatible => github.com/tencentcloud/tencentcloud-sdk-go v1.0.191' \
 		> $(INNGEST_BUILD)/build/go.mod; \
-	test -f $(INNGEST_BUILD)/build/go.sum || cp $(INNGEST_BUILD)/src/go.sum $(INNGEST_BUILD)/build/go.sum; \
-	cd $(INNGEST_BUILD)/build && GOFLAGS=-mod=mod $(GO) build -trimpath -o $(CURDIR)/bin/inngest github.com/inngest/inngest/cmd; \
-	echo "built bin/inngest ($(INNGEST_VERSION))"
+	test -f $(INNGEST_BUILD)/build/go.sum || cp $(INNGEST_SRC)/go.sum $(INNGEST_BUILD)/build/go.sum; \
+	cd $(INNGEST_BUILD)/build && GOFLAGS=-mod=mod $(GO) build -trimpath -o $(CURDIR)/bin/inngest.tmp github.com/inngest/inngest/cmd; \
+	cd $(CURDIR) && mv bin/inngest.tmp bin/inngest; \
+	echo "built bin/inngest ($(INNGEST_VERSION), with its web UI)"

@@ -206,9 +206,12 @@ func (c *Controller) serveApplied(ctx context.Context) error {
 			loaded, err = c.reloadChanged(ctx, loaded)
 			if err != nil {
 				c.log.Warn("cannot load the applied definitions", "err", err)
-			} else if !c.leader.Load() && !c.ready.Load() {
-				c.ready.Store(true)
-				c.log.Info("ready", "role", "follower")
+			} else {
+				c.metrics.followerLoaded.SetToCurrentTime()
+				if !c.leader.Load() && !c.ready.Load() {
+					c.ready.Store(true)
+					c.log.Info("ready", "role", "follower")
+				}
 			}
 		}
 		select {
@@ -427,6 +430,9 @@ func (c *Controller) refreshGauges(ctx context.Context) {
 			failed = 1
 		}
 		c.metrics.syncFailed.WithLabelValues(t.Tenant).Set(failed)
+		// Present at 0 from the start, so that an alert on its increase
+		// sees a tenant's first missed fire.
+		c.metrics.missedFires.WithLabelValues(t.Tenant)
 	}
 	for state, n := range apps {
 		c.metrics.apps.WithLabelValues(string(state)).Set(float64(n))

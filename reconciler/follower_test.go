@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/waittest"
@@ -59,7 +61,9 @@ func (a *servedApps) served(tenant string) []string {
 
 // TestFollowerReloadsOnlyChangedTenant: when the leader applies a change
 // to one tenant, a follower reloads that tenant's definitions (one query)
-// and no other's.
+// and no other's. The follower's last load shows in
+// tasksync_follower_last_load_success_timestamp_seconds, and every tenant
+// has its tasksync_missed_fires_total at 0 on the leader before any miss.
 func TestFollowerReloadsOnlyChangedTenant(t *testing.T) {
 	r := newRig(t, map[string]string{
 		"acme/tasks.yaml":    controllerTask("nightly", "0 2 * * *"),
@@ -70,8 +74,9 @@ func TestFollowerReloadsOnlyChangedTenant(t *testing.T) {
 
 	counted := &loadCount{AppliedState: r.st, loads: map[string]int{}}
 	apps := &servedApps{hashes: map[string][]string{}}
+	metrics := prometheus.NewRegistry()
 	follower := reconciler.NewController(reconciler.ControllerOptions{
-		State:   counted,
+		State: counted, Registerer: metrics,
 		Elector: r.st.Elector(store.LeaderOptions{Poll: time.Hour, Check: time.Hour}),
 		Apps:    apps,
 		Resync:  time.Hour, Poll: 50 * time.Millisecond, Grace: time.Second,
@@ -90,6 +95,29 @@ func TestFollowerReloadsOnlyChangedTenant(t *testing.T) {
 		}
 	}
 	before := apps.served("globex")
+	loadedAt := func() float64 {
+		fams, err := metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "tasksync_follower_last_load_success_timestamp_seconds" {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("the follower exports no tasksync_follower_last_load_success_timestamp_seconds")
+		return 0
+	}
+	first := loadedAt()
+	if now := float64(time.Now().Unix()); first < now-60 || first > now+1 {
+		t.Errorf("the follower's last load at %v, want about now (%v)", first, now)
+	}
+	waittest.For(t, "the follower's next load", 10*time.Second, func() bool { return loadedAt() > first })
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		if got := r.metric("tasksync_missed_fires_total", tenant); got != 0 {
+			t.Errorf("tasksync_missed_fires_total{tenant=%q} = %v on the leader, want present at 0", tenant, got)
+		}
+	}
 
 	r.write(t, "globex/tasks.yaml", controllerTask("nightly", "0 5 * * *"))
 	r.change(t, reconciler.TreeChange{Tenants: []string{"globex"}})

@@ -15,6 +15,7 @@ type metrics struct {
 	syncFailed        *prometheus.GaugeVec
 	apps              *prometheus.GaugeVec
 	leader            prometheus.Gauge
+	followerLoaded    prometheus.Gauge
 	definitions       *prometheus.GaugeVec
 	definitionErrors  *prometheus.GaugeVec
 	changes           *prometheus.CounterVec
@@ -48,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"state"}),
 		leader: f.NewGauge(prometheus.GaugeOpts{
 			Name: "tasksync_leader", Help: "1 while this replica holds the leader lock.",
+		}),
+		followerLoaded: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tasksync_follower_last_load_success_timestamp_seconds",
+			Help: "When this replica, not leading, last found its apps serving every tenant's applied state (0 before it has); the age of what a follower serves.",
 		}),
 		definitions: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tasksync_definitions", Help: "Applied definitions by tenant, kind and state (active, inactive).",

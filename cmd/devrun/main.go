@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/loopback"
 )
 
@@ -271,8 +272,13 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 			if moved != "" {
 				kept += " (the database in " + pgDir + ")"
 			}
+			prefix := getenv("TASKSYNC_APP_PREFIX")
+			if prefix == "" {
+				prefix = reconciler.DefaultAppPrefix
+			}
 			fmt.Fprint(stdout, banner(o, inngestURL, base, dbURL, sampleAddr, secrets, kept,
-				[]string{logPath("tasksync.log"), logPath("inngest.log"), pgLog, logPath("sample-api.log")}))
+				[]string{logPath("tasksync.log"), logPath("inngest.log"), pgLog, logPath("sample-api.log")},
+				uiGuide(inngestURL, prefix, tenantDirs(o.tree))))
 		}
 		err = <-exited
 	}
@@ -325,8 +331,9 @@ func startInngest(ctx context.Context, o options, log io.Writer) (func() error, 
 // task it starts (globex/events.yaml, welcome-new-customer) templates.
 const sampleEvent = `{"name":"customer/created","data":{"tenant_id":"globex","customer_id":"C-1001","plan":"pro"}}`
 
-// banner is what devrun prints once tasksync is ready.
-func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets, kept string, logs []string) string {
+// banner is what devrun prints once tasksync is ready; guide is what to
+// look at in the Inngest UI (uiGuide).
+func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets, kept string, logs []string, guide string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntasksync is ready, serving %s (edit a file there: the change is live within a second)\n\n", o.tree)
 	fmt.Fprintf(&b, "  Inngest UI   %s\n", inngestURL)
@@ -339,6 +346,43 @@ func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets, kept string
 	fmt.Fprintf(&b, "Send an event, then see the run it started:\n")
 	fmt.Fprintf(&b, "  curl -sS -X POST %s/e/dev -d '%s'\n", inngestURL, sampleEvent)
 	fmt.Fprintf(&b, "  curl -sS %s/v1/tenants/globex/definitions/welcome-new-customer/runs\n\n", base)
+	b.WriteString(guide)
 	fmt.Fprintf(&b, "Ctrl-C stops everything; data and logs stay in %s.\n\n", kept)
 	return b.String()
+}
+
+// uiGuide is what to look at in the Inngest UI: the apps tasksync synced,
+// their functions, the runs, and the sample approval flow waiting for its
+// decision.
+func uiGuide(inngestURL, prefix string, tenants []string) string {
+	apps := make([]string, len(tenants))
+	for i, t := range tenants {
+		apps[i] = reconciler.AppID(prefix, t)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "In the Inngest UI:\n")
+	fmt.Fprintf(&b, "  apps         %s/apps   one app per tenant (%s), synced by tasksync\n", inngestURL, strings.Join(apps, ", "))
+	fmt.Fprintf(&b, "  functions    %s/functions   one function per definition, with its cron or event trigger\n", inngestURL)
+	fmt.Fprintf(&b, "  runs         %s/runs   every run; open one for its steps, input, output and retries\n", inngestURL)
+	fmt.Fprintf(&b, "  one run      %s/run?runID=<inngest_run_id>   (the runs curl above lists each run's inngest_run_id)\n", inngestURL)
+	fmt.Fprintf(&b, "  approval     send purchase/requested as in docs/workflows.md: acme's Purchase approval run stays\n")
+	fmt.Fprintf(&b, "               Running in /runs, its trace waiting at the \"decision\" step until purchase/decided arrives\n\n")
+	return b.String()
+}
+
+// tenantDirs lists the tenant directories of the tree (the names of its
+// directories, hidden ones aside), for the banner; none when it cannot
+// be read.
+func tenantDirs(tree string) []string {
+	entries, err := os.ReadDir(tree)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

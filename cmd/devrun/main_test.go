@@ -211,10 +211,20 @@ func TestMakeRun(t *testing.T) {
 	banner := text[strings.Index(text, "tasksync is ready"):]
 	for _, want := range []string{"http://" + listen + "/v1/status", "http://" + listen + "/ui/", "/readyz", "/metrics",
 		filepath.Join(data, "tasksync.log"), filepath.Join(data, "inngest.log"), filepath.Join(data, "postgres.log"), filepath.Join(data, "sample-api.log"),
-		filepath.Join(data, "secrets") + "/<tenant>/NAME", fmt.Sprintf("http://127.0.0.1:%d", ports[1])} {
+		filepath.Join(data, "secrets") + "/<tenant>/NAME", fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		"tasksync-acme, tasksync-globex", `"decision" step`} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("the banner does not show %s:\n%s", want, banner)
 		}
+	}
+	// The UI pages the banner names serve the UI (TestInngestUI checks
+	// its assets).
+	inngestURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	for _, path := range []string{"/apps", "/functions", "/runs", "/run?runID="} {
+		if !strings.Contains(banner, inngestURL+path) {
+			t.Errorf("the banner does not show %s:\n%s", inngestURL+path, banner)
+		}
+		checkUIPage(t, inngestURL+strings.TrimSuffix(path, "?runID="))
 	}
 
 	// The banner's curls, run as printed.

@@ -37,6 +37,13 @@ func sampleTree(t *testing.T) string {
 			t.Fatalf("copy %s: %v", src, err)
 		}
 	}
+	// examples/ also holds monitoring and deployment files, which are no
+	// definitions.
+	for _, dir := range []string{"monitoring", "deploy"} {
+		if err := os.RemoveAll(filepath.Join(tree, "examples", dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return tree
 }
 

@@ -3,6 +3,8 @@ package inngest
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/riveredge/tasksync/reconciler"
 )
 
 // Sync results, the values of tasksync_inngest_sync_total's result label.
@@ -52,5 +54,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Duration of run attempts, from the attempt's start (a workflow attempt's first call) to its end.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10), // 10 ms to ~43 min
 		}, []string{"tenant", "kind"}),
+	}
+}
+
+// runsFrom makes a tenant's run counters of a kind present at 0 before its
+// first run ends, so that an alert on their increase sees the first
+// failed run.
+func (m *metrics) runsFrom(tenant, kind string) {
+	for _, status := range []reconciler.RunStatus{reconciler.RunSucceeded, reconciler.RunFailed} {
+		m.runs.WithLabelValues(tenant, kind, string(status))
 	}
 }

@@ -238,6 +238,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
 		}
 		ids = append(ids, r.FunctionID(tenant, d.Metadata.Code))
+		r.metrics.runsFrom(tenant, kindLabel(d.Kind))
 		if d.Spec.Trigger.Type() == reconciler.TriggerDate {
 			oneShots = append(oneShots, d)
 		}
