@@ -24,7 +24,7 @@ func newerAPI() http.Handler {
 	})
 	mux.HandleFunc("/v1/tenants/acme/definitions/job/runs", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, `{"runs": [{"id": 7, "inngest_run_id": "r7", "attempt": 0, "revision": 3, "status": "succeeded",
-			"trigger": "manual", "scheduled_for": "2026-11-29T12:55:00Z", "started_at": "2026-11-29T12:55:01Z", "final": true,
+			"trigger": "manual", "tenant": "acme", "code": "job", "scheduled_for": "2026-11-29T12:55:00Z", "started_at": "2026-11-29T12:55:01Z", "final": true,
 			"catch_up": true}], "next_cursor": null}`)
 	})
 	return mux
