@@ -11,8 +11,8 @@ import (
 )
 
 // newerAPI answers like a status API with fields this page does not lay
-// out by name yet (provenance, the missed fires' instants, a run's
-// trigger and fire): a fake, since the real API has not got them.
+// out by name (a "git" object, the missed fires' instants, a run's
+// catch_up): a fake, since the real API has not got them.
 func newerAPI() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/tenants/acme/definitions/job", func(w http.ResponseWriter, _ *http.Request) {
