@@ -101,6 +101,11 @@ spec:
 	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	app := prefix + "-acme"
 	waittest.For(t, "the apps in Inngest", 30*time.Second, func() bool { _, ok := appCrons(t, app)[app+"-_ui-flow"]; return ok })
+	gapp := prefix + "-globex"
+	waittest.For(t, "globex's app in Inngest", 30*time.Second, func() bool {
+		_, ok := appCrons(t, gapp)[gapp+"-_welcome-new-customer"]
+		return ok
+	})
 
 	// Two real runs: the task and the workflow.
 	for _, name := range []string{"app/ui-echo", "app/ui-flow"} {
@@ -111,6 +116,13 @@ spec:
 		}
 		res.Body.Close()
 	}
+	// And one of globex's, which acme's token must not see.
+	body, _ := json.Marshal(map[string]any{"name": "customer/created", "data": map[string]any{"tenant_id": "globex", "plan": "pro", "customer_id": "c1"}})
+	res, err := http.Post(dev.URL+"/e/key", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
 	for _, code := range []string{"ui-echo", "ui-flow"} {
 		waittest.For(t, "the run of "+code+" to be recorded", 30*time.Second, func() bool {
 			_, body := statusapitest.Request(t, "GET", base+"/v1/tenants/acme/definitions/"+code+"/runs", "root-ui-token")
@@ -118,8 +130,28 @@ spec:
 		})
 	}
 
+	var globexRuns struct {
+		Runs []struct {
+			InngestRunID string `json:"inngest_run_id"`
+		} `json:"runs"`
+	}
+	waittest.For(t, "globex's run to be recorded", 30*time.Second, func() bool {
+		_, body := statusapitest.Request(t, "GET", base+"/v1/tenants/globex/runs", "root-ui-token")
+		return json.Unmarshal([]byte(body), &globexRuns) == nil && len(globexRuns.Runs) > 0 && globexRuns.Runs[0].InngestRunID != ""
+	})
+	globexRun := globexRuns.Runs[0].InngestRunID
+	_, detail := statusapitest.Request(t, "GET", base+"/v1/tenants/globex/definitions/crm-sync", "root-ui-token")
+	var crm struct {
+		Definition struct {
+			UUID string `json:"uuid"`
+		} `json:"definition"`
+	}
+	if err := json.Unmarshal([]byte(detail), &crm); err != nil || crm.Definition.UUID == "" {
+		t.Fatalf("crm-sync's detail: %v\n%s", err, detail)
+	}
+
 	// The page's headers, read as any client would.
-	res, err := http.Get(base + "/ui/login")
+	res, err = http.Get(base + "/ui/login")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +198,19 @@ spec:
 	b.text(".desc", uiHostileDesc)
 	b.noScriptRan()
 	b.screenshot("definition")
-	b.click(`table.runs a[href^="/ui/t/acme/d/ui-echo/runs/"]`, 200)
-	b.text("h1", "Run attempt")
+	// Its uuid leads back to it.
+	b.click(`dd a[href^="/ui/d/"]`, 200)
+	b.text("h1", uiHostileName)
+	var loc string
+	b.run(chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/ui/t/acme/d/ui-echo") {
+		t.Errorf("the uuid's link led to %s, want the definition's page", loc)
+	}
+	// The run, from /v1/runs: its attempts, with their output.
+	b.click(`table.runs a[href^="/ui/runs/"]`, 200)
+	b.text("h1", "Run")
 	b.text(".badges", "succeeded")
+	b.text("section.attempt", "first attempt")
 	b.text("main pre", uiHostileOut)
 	b.noScriptRan()
 	b.screenshot("run")
@@ -185,20 +227,55 @@ spec:
 	b.run(chromedp.Click("table.runs details summary", chromedp.ByQuery))
 	b.text("table.steps", "fetch")
 	b.text("table.steps", "tell")
+	b.click(`table.runs a[href^="/ui/runs/"]`, 200)
+	b.text("section.attempt table.steps", "fetch")
+
+	// The tenant's runs, from its page, narrowed by the form.
+	b.open(base+"/ui/t/acme", 200)
+	b.click(`a[href="/ui/t/acme/runs"]`, 200)
+	b.text("table.runs", "ui-echo")
+	b.text("table.runs", "ui-flow")
+	b.screenshot("runs")
+	b.run(chromedp.SetValue(`input[name="code"]`, "ui-flow", chromedp.ByQuery))
+	b.click(`form.filters button[type="submit"]`, 200)
+	b.run(chromedp.Location(&loc))
+	if !strings.Contains(loc, "code=ui-flow") || strings.Contains(loc, "status=") || strings.Contains(loc, "since=") {
+		t.Errorf("the runs filter led to %s, want code=ui-flow alone", loc)
+	}
+	if s := b.get("table.runs"); !strings.Contains(s, "ui-flow") || strings.Contains(s, "ui-echo") {
+		t.Errorf("code=ui-flow lists:\n%s", s)
+	}
+	b.run(chromedp.SetValue(`select[name="status"]`, "failed", chromedp.ByQuery))
+	b.click(`form.filters button[type="submit"]`, 200)
+	b.text("main", "No run matches")
 
 	// A filter, through the form.
 	b.open(base+"/ui/t/acme", 200)
 	b.run(chromedp.SetValue(`select[name="kind"]`, "Workflow", chromedp.ByQuery))
 	b.click(`form.filters button[type="submit"]`, 200)
-	var loc string
 	b.run(chromedp.Location(&loc))
-	if !strings.Contains(loc, "kind=Workflow") {
-		t.Errorf("the filter led to %s", loc)
+	if !strings.Contains(loc, "kind=Workflow") || strings.Contains(loc, "type=") {
+		t.Errorf("the filter led to %s, want kind=Workflow alone", loc)
 	}
 	b.text("table.defs", "ui-flow")
 	if s := b.get("table.defs"); strings.Contains(s, "ui-echo") || strings.Contains(s, "weekly-revenue-report") {
 		t.Errorf("kind=Workflow lists tasks:\n%s", s)
 	}
+	// Filters the API has since learnt: the type and the trigger.
+	b.open(base+"/ui/t/acme", 200)
+	b.run(chromedp.SetValue(`select[name="type"]`, "python_script", chromedp.ByQuery))
+	b.click(`form.filters button[type="submit"]`, 200)
+	if s := b.get("table.defs"); !strings.Contains(s, "snapshot-cleanup-plan") || strings.Contains(s, "ui-echo") || strings.Contains(s, "weekly-revenue-report") {
+		t.Errorf("type=python_script lists:\n%s", s)
+	}
+	b.open(base+"/ui/t/acme?trigger_type=event&type=", 200)
+	if s := b.get("table.defs"); !strings.Contains(s, "ui-echo") || !strings.Contains(s, "purchase-approval") || strings.Contains(s, "weekly-revenue-report") {
+		t.Errorf("trigger_type=event lists:\n%s", s)
+	}
+	// A value the API refuses: its message, status 400.
+	b.open(base+"/ui/t/acme?type=python", 400)
+	b.text(".notice.bad", "type: must be one of")
+
 	// The search box, from the keyboard: "/" focuses it.
 	b.open(base+"/ui/t/acme", 200)
 	b.run(chromedp.KeyEvent("/"), chromedp.KeyEvent("ui-e"))
@@ -239,6 +316,18 @@ spec:
 	b.text("h1", "Forbidden")
 	b.open(base+"/ui/t/globex/d/crm-sync", 403)
 	b.screenshot("forbidden")
+	// Another tenant's uuid and run id are the API's 404, as for none.
+	b.open(base+"/ui/d/"+crm.Definition.UUID, 404)
+	b.text("h1", "Not Found")
+	b.open(base+"/ui/runs/"+globexRun, 404)
+	b.open(base+"/ui/t/globex/runs", 403)
+	if s := b.get("main"); strings.Contains(s, "crm-sync") || strings.Contains(s, "welcome") {
+		t.Errorf("acme's token sees globex's runs:\n%s", s)
+	}
+	b.open(base+"/ui/t/acme/runs", 200)
+	if s := b.get("main"); strings.Contains(s, globexRun) {
+		t.Errorf("acme's runs page lists globex's run")
+	}
 
 	stopDaemon(t, cmd, exited, 15*time.Second)
 	t.Logf("screenshots in %s", shots[0])

@@ -79,6 +79,7 @@ type summaryDoc struct {
 	LastRunStatus string      `json:"last_run_status"`
 	UpdatedAt     *time.Time  `json:"updated_at"`
 	OneShot       *oneShotDoc `json:"one_shot"`
+	HasErrors     bool        `json:"has_errors"`
 }
 
 type definitionsDoc struct {
@@ -89,6 +90,9 @@ type definitionsDoc struct {
 type detailDoc struct {
 	summaryDoc
 	UUID              string          `json:"uuid"`
+	Tenant            string          `json:"tenant"`
+	RetiredAt         *time.Time      `json:"retired_at"`
+	SourceCommit      string          `json:"source_commit"`
 	Description       string          `json:"description"`
 	InngestFunctionID string          `json:"inngest_function_id"`
 	SourcePath        string          `json:"source_path"`
@@ -106,7 +110,7 @@ type detailDoc struct {
 // detailKnown are the detail's fields the definition page lays out
 // itself; any other is listed as it comes.
 var detailKnown = fieldSet("code", "name", "kind", "type", "active", "trigger_type", "source", "revision", "sync_state",
-	"last_run_at", "last_run_status", "updated_at", "one_shot", "uuid", "description", "inngest_function_id", "source_path",
+	"last_run_at", "last_run_status", "updated_at", "one_shot", "has_errors", "uuid", "tenant", "retired_at", "source_commit", "description", "inngest_function_id", "source_path",
 	"source_line", "spec_hash", "spec", "sync_error", "last_error", "is_running", "created_at", "missed_fires", "last_missed_fire_at")
 
 type definitionResponse struct {
@@ -120,6 +124,8 @@ type runDoc struct {
 	InngestRunID   string          `json:"inngest_run_id"`
 	Attempt        int             `json:"attempt"`
 	DefinitionUUID string          `json:"definition_uuid"`
+	Tenant         string          `json:"tenant"`
+	Code           string          `json:"code"`
 	Revision       int64           `json:"revision"`
 	Status         string          `json:"status"`
 	Trigger        string          `json:"trigger"`
@@ -135,7 +141,7 @@ type runDoc struct {
 }
 
 // runKnown are the run fields the pages lay out themselves.
-var runKnown = fieldSet("id", "inngest_run_id", "attempt", "definition_uuid", "revision", "status", "trigger", "scheduled_for",
+var runKnown = fieldSet("id", "inngest_run_id", "attempt", "definition_uuid", "tenant", "code", "revision", "status", "trigger", "scheduled_for",
 	"started_at", "finished_at", "duration_ms", "error", "output", "final", "failed_step", "steps")
 
 type stepDoc struct {
@@ -148,6 +154,13 @@ type stepDoc struct {
 type runsResponse struct {
 	Runs       []json.RawMessage `json:"runs"`
 	NextCursor *string           `json:"next_cursor"`
+}
+
+// runDocument is /v1/runs/{run_id}: the attempts of one Inngest run.
+type runDocument struct {
+	InngestRunID string            `json:"inngest_run_id"`
+	Status       string            `json:"status"`
+	Attempts     []json.RawMessage `json:"attempts"`
 }
 
 type problemDoc struct {

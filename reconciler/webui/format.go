@@ -26,7 +26,7 @@ var tones = map[string]tone{
 	"error": toneBad, "failed": toneBad, "rejected": toneBad, "missed": toneBad, "timed_out": toneBad,
 	"invalid": toneWarn, "pending": toneWarn, "due": toneWarn, "warning": toneWarn, "held": toneWarn,
 	"running": toneInfo, "scheduled": toneInfo,
-	"inactive": toneNeutral, "expired": toneNeutral, "skipped": toneNeutral, "follower": toneNeutral,
+	"inactive": toneNeutral, "retired": toneNeutral, "expired": toneNeutral, "skipped": toneNeutral, "follower": toneNeutral,
 }
 
 // symbols give each tone a shape besides its colour.
@@ -67,6 +67,9 @@ func (u *ui) funcs() template.FuncMap {
 		"tenantURL": func(t string) string { return uiPath("t", t) },
 		"errorsURL": func(t string) string { return uiPath("t", t, "errors") },
 		"defURL":    func(t, code string) string { return uiPath("t", t, "d", code) },
+		"uuidURL":   func(uuid string) string { return uiPath("d", uuid) },
+		"runsURL":   func(t string) string { return uiPath("t", t, "runs") },
+		"short":     short,
 		"filterURL": func(t, k, v string) string { return uiPath("t", t) + "?" + url.Values{k: {v}}.Encode() },
 		"list":      func(s ...string) []string { return s },
 		"attempt": func(n int) string {
@@ -121,4 +124,13 @@ func duration(ms int64) string {
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
 	return d.Round(time.Second).String()
+}
+
+// short is the first 12 characters of a commit hash or uuid, as git
+// shortens one; the page shows the whole in its title.
+func short(s string) string {
+	if len(s) <= 12 {
+		return s
+	}
+	return s[:12]
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // newerAPI answers like a status API with fields this page does not lay
-// out by name yet (provenance, the missed fires' instants, a run's
-// trigger and fire): a fake, since the real API has not got them.
+// out by name (a "git" object, the missed fires' instants, a run's
+// catch_up): a fake, since the real API has not got them.
 func newerAPI() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/tenants/acme/definitions/job", func(w http.ResponseWriter, _ *http.Request) {
@@ -24,7 +24,7 @@ func newerAPI() http.Handler {
 	})
 	mux.HandleFunc("/v1/tenants/acme/definitions/job/runs", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, `{"runs": [{"id": 7, "inngest_run_id": "r7", "attempt": 0, "revision": 3, "status": "succeeded",
-			"trigger": "manual", "scheduled_for": "2026-11-29T12:55:00Z", "started_at": "2026-11-29T12:55:01Z", "final": true,
+			"trigger": "manual", "tenant": "acme", "code": "job", "scheduled_for": "2026-11-29T12:55:00Z", "started_at": "2026-11-29T12:55:01Z", "final": true,
 			"catch_up": true}], "next_cursor": null}`)
 	})
 	return mux

@@ -61,10 +61,9 @@ func compareStrings(a, b string) int {
 }
 
 // definitionFilters are the query parameters of the tenant page that are
-// the status API's own filters of a definition list, passed on as given.
-// kind, active and q are today's; the others are passed on too, for an
-// API that takes them.
-var definitionFilters = []string{"q", "kind", "type", "trigger_type", "active", "sync_state", "has_errors", "cursor"}
+// the status API's own filters of a definition list, passed on as given
+// when not empty (a form sends its empty fields too).
+var definitionFilters = []string{"q", "kind", "type", "trigger_type", "active", "sync_state", "has_errors", "limit", "cursor"}
 
 // tenantPage is the data of a tenant's page.
 type tenantPage struct {
@@ -114,23 +113,7 @@ func (u *ui) tenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Rows = u.rows(r, tok, tenant, defs.Definitions)
-	if defs.NextCursor != nil {
-		next := url.Values{}
-		for k, v := range p.Filter {
-			next.Set(k, v)
-		}
-		next.Set("cursor", *defs.NextCursor)
-		p.Next = uiPath("t", tenant) + "?" + next.Encode()
-	}
-	if p.Filter["cursor"] != "" {
-		first := url.Values{}
-		for k, v := range p.Filter {
-			if k != "cursor" {
-				first.Set(k, v)
-			}
-		}
-		p.First = uiPath("t", tenant) + "?" + first.Encode()
-	}
+	p.Next, p.First = pages(uiPath("t", tenant), p.Filter, defs.NextCursor)
 	u.render(w, r, status, "tenant", p, crumb{"Overview", "/ui/"}, crumb{tenant, ""})
 }
 
@@ -259,11 +242,44 @@ func (u *ui) definition(w http.ResponseWriter, r *http.Request) {
 		u.apiFailure(w, r, err)
 		return
 	}
+	u.showDefinition(w, r, tok, resp, tenant, uiPath("t", tenant, "d", code))
+}
+
+// byUUID is a definition found by its uuid: a live one's page is its
+// code's (a redirect there); a retired one, found by uuid only, is shown
+// here.
+func (u *ui) byUUID(w http.ResponseWriter, r *http.Request) {
+	tok := token(r)
+	var resp definitionResponse
+	if err := u.get(r, tok, apiPath("definitions", r.PathValue("uuid")), nil, &resp); err != nil {
+		u.apiFailure(w, r, err)
+		return
+	}
+	var d detailDoc
+	if err := json.Unmarshal(resp.Definition, &d); err != nil {
+		u.apiFailure(w, r, err)
+		return
+	}
+	if d.Tenant == "" || d.Code == "" {
+		u.apiFailure(w, r, errors.New("a definition without tenant or code"))
+		return
+	}
+	if d.RetiredAt == nil {
+		http.Redirect(w, r, uiPath("t", d.Tenant, "d", d.Code), http.StatusFound)
+		return
+	}
+	u.showDefinition(w, r, tok, resp, d.Tenant, uiPath("d", d.UUID))
+}
+
+// showDefinition renders a definition's page at here, with a page of the
+// runs of its code (of every definition the code has had).
+func (u *ui) showDefinition(w http.ResponseWriter, r *http.Request, tok string, resp definitionResponse, tenant, here string) {
 	p := definitionPage{Tenant: tenant}
 	if err := json.Unmarshal(resp.Definition, &p.D); err != nil {
 		u.apiFailure(w, r, err)
 		return
 	}
+	code := p.D.Code
 	p.Extra = extraFields(resp.Definition, detailKnown)
 	p.Trigger = specTrigger(p.D.Spec)
 	p.Zone = p.Trigger.Timezone
@@ -282,15 +298,23 @@ func (u *ui) definition(w http.ResponseWriter, r *http.Request) {
 		p.Fires = append(p.Fires, fireTime{Local: local, UTC: f.UTC()})
 	}
 	p.Spec = indent(p.D.Spec)
-	p.Function = u.inngestLink("functions/config", "slug", p.D.InngestFunctionID)
+	if p.D.RetiredAt == nil {
+		p.Function = u.inngestLink("functions/config", "slug", p.D.InngestFunctionID)
+	}
 
-	q := url.Values{}
+	// A live definition's runs are its code's; a retired one's code may
+	// be gone or another definition's now: the tenant's runs of the code.
+	runsPath, q := apiPath("tenants", tenant, "definitions", code, "runs"), url.Values{}
+	if p.D.RetiredAt != nil {
+		runsPath = apiPath("tenants", tenant, "runs")
+		q.Set("code", code)
+	}
 	if c := r.URL.Query().Get("runs_cursor"); c != "" {
 		q.Set("cursor", c)
-		p.Newest = uiPath("t", tenant, "d", code) + "#runs"
+		p.Newest = here + "#runs"
 	}
 	var runs runsResponse
-	if err := u.get(r, tok, apiPath("tenants", tenant, "definitions", code, "runs"), q, &runs); err != nil {
+	if err := u.get(r, tok, runsPath, q, &runs); err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
 			u.apiFailure(w, r, err)
@@ -300,7 +324,7 @@ func (u *ui) definition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, raw := range runs.Runs {
-		v, err := u.runView(raw, tenant, code)
+		v, err := u.runView(raw, "")
 		if err != nil {
 			u.apiFailure(w, r, err)
 			return
@@ -308,12 +332,19 @@ func (u *ui) definition(w http.ResponseWriter, r *http.Request) {
 		p.Runs = append(p.Runs, v)
 	}
 	if runs.NextCursor != nil {
-		p.Next = uiPath("t", tenant, "d", code) + "?" + url.Values{"runs_cursor": {*runs.NextCursor}}.Encode() + "#runs"
+		p.Next = here + "?" + url.Values{"runs_cursor": {*runs.NextCursor}}.Encode() + "#runs"
 	}
-	u.render(w, r, http.StatusOK, "definition", p, crumb{"Overview", "/ui/"}, crumb{tenant, uiPath("t", tenant)}, crumb{code, ""})
+	last := crumb{code, ""}
+	if p.D.RetiredAt != nil {
+		last.Label = code + " (retired)"
+	}
+	u.render(w, r, http.StatusOK, "definition", p, crumb{"Overview", "/ui/"}, crumb{tenant, uiPath("t", tenant)}, last)
 }
 
-func (u *ui) runView(raw json.RawMessage, tenant, code string) (runView, error) {
+// runView is an attempt as the pages show it; its link is its run's page
+// at the attempt, or the anchor #attempt-{id} on that page itself
+// (onRunPage).
+func (u *ui) runView(raw json.RawMessage, onRunPage string) (runView, error) {
 	var v runView
 	if err := json.Unmarshal(raw, &v.runDoc); err != nil {
 		return v, err
@@ -323,49 +354,155 @@ func (u *ui) runView(raw json.RawMessage, tenant, code string) (runView, error) 
 		v.Steps = append(v.Steps, stepView{stepDoc: s, Output: indent(s.Output)})
 	}
 	v.Extra = extraFields(raw, runKnown)
-	v.Href = uiPath("t", tenant, "d", code, "runs", strconv.FormatInt(v.ID, 10))
+	anchor := "#attempt-" + strconv.FormatInt(v.ID, 10)
+	switch {
+	case onRunPage != "":
+		v.Href = anchor
+	case v.InngestRunID != "":
+		v.Href = uiPath("runs", v.InngestRunID) + anchor
+	}
 	v.Inngest = u.inngestLink("run", "runID", v.InngestRunID)
 	return v, nil
 }
 
-// runPage is the data of one attempt's page.
+// runPage is the data of one Inngest run's page: all its attempts.
 type runPage struct {
-	Tenant     string
-	Code       string
-	Definition string // the definition's page
-	Run        runView
+	RunID    string
+	Status   string
+	Tenant   string
+	Code     string
+	UUID     string
+	Inngest  string // the run in the Inngest UI
+	Attempts []runView
 }
 
-// run shows one attempt. The runs list of the API pages by record id
-// (its cursor lists the attempts before an id), so the attempt is the
-// one page of one record before id+1, if it is this definition's.
+// run shows the attempts of one Inngest run, as /v1/runs/{run_id}
+// answers them (another tenant's run is its 404).
 func (u *ui) run(w http.ResponseWriter, r *http.Request) {
-	tok, tenant, code := token(r), r.PathValue("tenant"), r.PathValue("code")
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id < 1 || id == 1<<63-1 {
-		u.fail(w, r, http.StatusNotFound, "There is no run attempt with this id.")
-		return
-	}
-	var runs runsResponse
-	q := url.Values{"limit": {"1"}, "cursor": {strconv.FormatInt(id+1, 10)}}
-	if err := u.get(r, tok, apiPath("tenants", tenant, "definitions", code, "runs"), q, &runs); err != nil {
+	tok, id := token(r), r.PathValue("run_id")
+	var doc runDocument
+	if err := u.get(r, tok, apiPath("runs", id), nil, &doc); err != nil {
 		u.apiFailure(w, r, err)
 		return
 	}
-	var v runView
-	if len(runs.Runs) == 1 {
-		if v, err = u.runView(runs.Runs[0], tenant, code); err != nil {
+	p := runPage{RunID: doc.InngestRunID, Status: doc.Status, Inngest: u.inngestLink("run", "runID", doc.InngestRunID)}
+	for _, raw := range doc.Attempts {
+		v, err := u.runView(raw, id)
+		if err != nil {
 			u.apiFailure(w, r, err)
 			return
 		}
+		p.Attempts = append(p.Attempts, v)
+		p.Tenant, p.Code, p.UUID = v.Tenant, v.Code, v.DefinitionUUID
 	}
-	if v.ID != id {
-		u.fail(w, r, http.StatusNotFound, "This definition has no run attempt "+strconv.FormatInt(id, 10)+".")
+	crumbs := []crumb{{"Overview", "/ui/"}}
+	if p.Tenant != "" {
+		crumbs = append(crumbs, crumb{p.Tenant, uiPath("t", p.Tenant)}, crumb{"runs", uiPath("t", p.Tenant, "runs")})
+	}
+	crumbs = append(crumbs, crumb{"run " + id, ""})
+	u.render(w, r, http.StatusOK, "run", p, crumbs...)
+}
+
+// runFilters are the query parameters of a tenant's runs page that are
+// the status API's own filters of a tenant's runs.
+var runFilters = []string{"status", "code", "since", "until", "limit", "cursor"}
+
+// runsPage is the data of a tenant's runs page.
+type runsPage struct {
+	Tenant  string
+	Filter  map[string]string // as the form shows them
+	Runs    []runView
+	Next    string
+	First   string
+	Problem string // the API's message for a filter it refused
+}
+
+// formTimes are the layouts of a time a form may send besides RFC 3339:
+// a datetime-local input's, read as UTC.
+var formTimes = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"}
+
+// apiTime is a since or until as the API takes it: RFC 3339, a form's
+// time read as UTC, or, when it is neither, the value as given, for the
+// API to refuse with its message.
+func apiTime(v string) string {
+	if _, err := time.Parse(time.RFC3339, v); err == nil {
+		return v
+	}
+	for _, l := range formTimes {
+		if t, err := time.Parse(l, v); err == nil {
+			return t.UTC().Format(time.RFC3339)
+		}
+	}
+	return v
+}
+
+func (u *ui) tenantRuns(w http.ResponseWriter, r *http.Request) {
+	tok, tenant := token(r), r.PathValue("tenant")
+	p := runsPage{Tenant: tenant, Filter: map[string]string{}}
+	q := url.Values{}
+	for _, k := range runFilters {
+		v := r.URL.Query().Get(k)
+		if v == "" {
+			continue // a form's empty field is no filter
+		}
+		p.Filter[k] = v
+		if k == "since" || k == "until" {
+			if t, err := time.Parse(time.RFC3339, v); err == nil {
+				// As a datetime-local input shows it, in UTC.
+				p.Filter[k] = t.UTC().Format("2006-01-02T15:04:05")
+			}
+			v = apiTime(v)
+		}
+		q.Set(k, v)
+	}
+	var runs runsResponse
+	status := http.StatusOK
+	err := u.get(r, tok, apiPath("tenants", tenant, "runs"), q, &runs)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
+		status, p.Problem = http.StatusBadRequest, ae.Message
+	case err != nil:
+		u.apiFailure(w, r, err)
 		return
 	}
-	def := uiPath("t", tenant, "d", code)
-	u.render(w, r, http.StatusOK, "run", runPage{Tenant: tenant, Code: code, Definition: def, Run: v},
-		crumb{"Overview", "/ui/"}, crumb{tenant, uiPath("t", tenant)}, crumb{code, def}, crumb{"attempt " + strconv.FormatInt(id, 10), ""})
+	for _, raw := range runs.Runs {
+		v, err := u.runView(raw, "")
+		if err != nil {
+			u.apiFailure(w, r, err)
+			return
+		}
+		p.Runs = append(p.Runs, v)
+	}
+	here := uiPath("t", tenant, "runs")
+	p.Next, p.First = pages(here, p.Filter, runs.NextCursor)
+	u.render(w, r, status, "runs", p, crumb{"Overview", "/ui/"}, crumb{tenant, uiPath("t", tenant)}, crumb{"runs", ""})
+}
+
+// pages are the links to the next page of a list (after cursor, "" on
+// the last) and to its first ("" on it), with the same filters.
+func pages(here string, filter map[string]string, cursor *string) (next, first string) {
+	if cursor != nil {
+		q := url.Values{}
+		for k, v := range filter {
+			q.Set(k, v)
+		}
+		q.Set("cursor", *cursor)
+		next = here + "?" + q.Encode()
+	}
+	if filter["cursor"] != "" {
+		q := url.Values{}
+		for k, v := range filter {
+			if k != "cursor" {
+				q.Set(k, v)
+			}
+		}
+		first = here
+		if len(q) > 0 {
+			first += "?" + q.Encode()
+		}
+	}
+	return next, first
 }
 
 // inngestLink is the Inngest UI's page at rel with ?key=value, "" when

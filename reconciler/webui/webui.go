@@ -101,7 +101,9 @@ func NewHandler(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /ui/t/{tenant}", u.tenant)
 	mux.HandleFunc("GET /ui/t/{tenant}/errors", u.tenantErrors)
 	mux.HandleFunc("GET /ui/t/{tenant}/d/{code}", u.definition)
-	mux.HandleFunc("GET /ui/t/{tenant}/d/{code}/runs/{id}", u.run)
+	mux.HandleFunc("GET /ui/t/{tenant}/runs", u.tenantRuns)
+	mux.HandleFunc("GET /ui/runs/{run_id}", u.run)
+	mux.HandleFunc("GET /ui/d/{uuid}", u.byUUID)
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

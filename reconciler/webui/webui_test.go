@@ -80,6 +80,28 @@ func fixture(t *testing.T, tokens string) *httptest.Server {
 			t.Fatal(err)
 		}
 	}
+	// One Inngest run of two attempts: a failure, then its retry.
+	for i, end := range []reconciler.AttemptEnd{{Status: reconciler.RunFailed, Took: 30 * time.Second, Error: "timeout"},
+		{Status: reconciler.RunSucceeded, Took: time.Second, Output: []byte(`{"retried": true}`), Final: true}} {
+		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: "retry-run", Attempt: i}, time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.FinishRun(ctx, ref, id, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gref, ok, err := st.Current(ctx, "globex", "gsync")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	gid, err := st.StartRun(ctx, gref, reconciler.RunInput{RunID: "globex-run"}, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRun(ctx, gref, gid, reconciler.AttemptEnd{Status: reconciler.RunFailed, Error: "Globex secret failure", Final: true}); err != nil {
+		t.Fatal(err)
+	}
 	wf, ok, err := st.Current(ctx, "acme", "approval")
 	if err != nil || !ok {
 		t.Fatal(ok, err)
@@ -189,19 +211,16 @@ func TestPagesShowTheAppliedState(t *testing.T) {
 	}
 	// The runs page through the run links.
 	_, body := page(t, c, srv.URL+"/ui/t/acme/d/nightly")
-	i := strings.Index(body, `href="/ui/t/acme/d/nightly/runs/`)
+	i := strings.Index(body, `href="/ui/runs/`)
 	if i < 0 {
 		t.Fatalf("no run link on the definition page")
 	}
 	link := body[i+len(`href="`):]
 	link = link[:strings.IndexByte(link, '"')]
-	if code, run := page(t, c, srv.URL+link); code != 200 || !strings.Contains(run, "Run attempt") {
+	if code, run := page(t, c, srv.URL+link); code != 200 || !strings.Contains(run, "first attempt") {
 		t.Errorf("GET %s = %d\n%s", link, code, run)
 	}
-	if code, _ := page(t, c, srv.URL+"/ui/t/acme/d/approval/runs/1"); code != 404 {
-		t.Errorf("another definition's attempt = %d, want 404", code)
-	}
-	for _, p := range []string{"/ui/t/nope", "/ui/t/acme/d/nope", "/ui/nothing", "/ui/t/acme/d/nightly/runs/x"} {
+	for _, p := range []string{"/ui/t/nope", "/ui/t/acme/d/nope", "/ui/nothing", "/ui/t/acme/d/nightly/runs/1", "/ui/runs/nope", "/ui/t/nope/runs"} {
 		if code, _ := page(t, c, srv.URL+p); code != 404 {
 			t.Errorf("GET %s = %d, want 404", p, code)
 		}
@@ -318,7 +337,7 @@ func TestTokensScopeThePages(t *testing.T) {
 	if strings.Contains(body, "1 tenant has problems") {
 		t.Errorf("acme's overview shows the whole tree's reconcile message")
 	}
-	for _, p := range []string{"/ui/t/globex", "/ui/t/globex/errors", "/ui/t/globex/d/gsync", "/ui/t/globex/d/gsync/runs/1"} {
+	for _, p := range []string{"/ui/t/globex", "/ui/t/globex/errors", "/ui/t/globex/d/gsync", "/ui/t/globex/runs"} {
 		if code, body := page(t, c, srv.URL+p); code != 403 || strings.Contains(body, "Globex sync") {
 			t.Errorf("acme's token on %s = %d, want 403 and nothing of globex", p, code)
 		}
