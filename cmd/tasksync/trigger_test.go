@@ -45,8 +45,9 @@ func manualRuns(t *testing.T, dbURL, tenant, code string) []string {
 }
 
 // TestTrigger: tasksync trigger starts one run now of a cron task, an
-// interval task (off its grid) and a workflow through the real dev
-// server, recorded as manual; --wait exits with the run's outcome (0, 1,
+// interval task (off its grid) and a workflow (whose step ids hold '-',
+// read as steps["first-call"]) through the real dev server, recorded as
+// manual; --wait exits with the run's outcome (0, 1,
 // or 3 when it has not ended in time); inactive, retired and unknown
 // definitions are refused before anything is sent; a hand-crafted event
 // for another version, or for a retired definition, runs nothing; and one
@@ -107,11 +108,11 @@ spec:
   trigger: {cron: "0 3 1 1 *"}
   retries: 0
   steps:
-    - id: first
+    - id: first-call
       api_call: {url: "%[1]s/wf-first"}
-    - id: second
-      if: steps.first.status == 200
-      api_call: {url: "%[1]s/wf-second"}
+    - id: second-call
+      if: steps["first-call"].status == 200
+      api_call: {url: "%[1]s/wf-second?customer={{ steps[\"first-call\"].body.path }}"}
 `, api.URL))
 
 	prefix := fmt.Sprintf("t%d", time.Now().UnixNano()%1e6)
@@ -134,7 +135,12 @@ spec:
 			t.Errorf("trigger acme %s --wait: exit %d, want 0\n%s%s", c, code, out, errOut)
 		}
 	}
-	if hitCount("/wf-first") != 1 || hitCount("/wf-second") != 1 || hitCount("/every7") != 1 {
+	// The workflow's steps have hyphenated ids, read as steps["first-call"].
+	out, _, _ = runCmd(t, env, "trigger", "--wait", "acme", "wf")
+	if !strings.Contains(out, `"customer": "/wf-first"`) {
+		t.Errorf("the workflow's second step did not read the first one's output by its hyphenated id:\n%s", out)
+	}
+	if hitCount("/wf-first") != 2 || hitCount("/wf-second") != 2 || hitCount("/every7") != 1 {
 		t.Errorf("calls: %v; want one of each step and one of every7", hits)
 	}
 	for _, c := range []string{"nightly", "every7"} {
@@ -142,7 +148,7 @@ spec:
 			t.Errorf("runs of acme/%s = %v, want one manual:succeeded", c, got)
 		}
 	}
-	if got := manualRuns(t, dbURL, "acme", "wf"); len(got) == 0 || got[len(got)-1] != "manual:succeeded" {
+	if got := manualRuns(t, dbURL, "acme", "wf"); len(got) != 2 || got[1] != "manual:succeeded" {
 		t.Errorf("runs of acme/wf = %v, want a manual:succeeded attempt", got)
 	}
 	if _, body := get(base + "/v1/tenants/acme/definitions/nightly/runs"); !strings.Contains(body, `"trigger": "manual"`) {
