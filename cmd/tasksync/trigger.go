@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ const exitTimeout = 3
 
 // maxTriggerData bounds --data: Inngest refuses larger events.
 const maxTriggerData = 256 << 10
+
+// definitionCode is the pattern of metadata.code (the JSON Schema's).
+var definitionCode = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,49}$`)
 
 // triggerPoll is how often --wait reads the run's state.
 const triggerPoll = 500 * time.Millisecond
@@ -57,6 +61,9 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	tenant, code := args[0], args[1]
 	if msg := definitions.TenantCodeProblem(tenant); msg != "" {
 		return usageError("trigger: tenant %q: %s", tenant, msg)
+	}
+	if !definitionCode.MatchString(code) {
+		return usageError("trigger: %q is not a definition code: codes are lowercase letters, digits, '-' and '_', at most 50", code)
 	}
 	var data map[string]any
 	if o.data != "" {

@@ -179,6 +179,7 @@ spec:
 		{[]string{"--data", "[1]", "acme", "nightly"}, 2, "--data must be one JSON object"},
 		{[]string{"--data", `{"tenant_id": "globex"}`, "acme", "nightly"}, 2, `the data may not set "tenant_id"`},
 		{[]string{"../x", "nightly"}, 2, `tenant "../x"`},
+		{[]string{"acme", "Nightly\x1b[2J"}, 2, `"Nightly\x1b[2J" is not a definition code`},
 	} {
 		out, errOut, code := runCmd(t, env, append([]string{"trigger"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Contains(out, "sent") {
@@ -301,5 +302,26 @@ spec:
 	}
 	if n := hitCount("/nightly"); n != 2 {
 		t.Errorf("nightly was called %d times, want 2 (the invocation without a version runs nothing)", n)
+	}
+}
+
+// TestTriggerHelp: trigger -h lists its exit statuses and the variables
+// it reads; --data is bounded before anything is read or sent.
+func TestTriggerHelp(t *testing.T) {
+	out, _, code := runCmd(t, nil, "trigger", "-h")
+	for _, want := range []string{"Usage: tasksync trigger [flags] TENANT CODE", "Exit status: 0", "3 (with --wait)", "DATABASE_URL", "INNGEST_DEV", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "--timeout", "--wait", "--data"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trigger -h lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("trigger -h: exit %d", code)
+	}
+	big := `{"x": "` + strings.Repeat("a", maxTriggerData) + `"}`
+	if _, errOut, code := runCmd(t, map[string]string{"INNGEST_DEV": "1"}, "trigger", "--data", big, "acme", "nightly"); code != 2 || !strings.Contains(errOut, "--data is") {
+		t.Errorf("trigger with a huge --data: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := runCmd(t, map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}, "trigger", "acme", "nightly"); code != 2 || !strings.Contains(errOut, "Inngest is not configured") {
+		t.Errorf("trigger without Inngest: exit %d, %s", code, errOut)
 	}
 }
