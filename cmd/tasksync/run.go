@@ -223,8 +223,9 @@ tenant and code, so the event starts exactly that function. The run is
 recorded like any other, marked "trigger": "manual" in the status API.
 
 The definition is read from Postgres first: an unknown, retired or
-inactive definition is refused here, and the function refuses the run
-again if the version it names is no longer the applied one.
+inactive definition is refused here, and so is one whose applied version
+is not --hash, when given. The function refuses the run again if the
+version the event names is no longer the applied one.
 
 Without --wait, trigger prints the event's id and exits. With --wait, it
 follows the run (Inngest's REST API, GET /v1/events/<id>/runs) until it

@@ -32,6 +32,7 @@ const triggerPoll = 500 * time.Millisecond
 type triggerOptions struct {
 	dbOptions
 	data    string
+	hash    string
 	wait    bool
 	timeout time.Duration
 }
@@ -40,6 +41,7 @@ func triggerFlags(f *flagSet) {
 	o := &triggerOptions{}
 	o.dbOptions.flags(f)
 	f.string(&o.data, "data", "", "", "a JSON `object` merged into the event's data, which the run reads as event.data (not tenant_id, code or hash)")
+	f.string(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
 	f.bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
 	f.duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
 	f.opts = o
@@ -76,6 +78,9 @@ func runTrigger(ctx context.Context, c *invocation) error {
 			return usageError("trigger: --data must be one JSON object, such as '{\"customer_id\": 42}'")
 		}
 	}
+	if o.hash != "" && (len(o.hash) < 8 || strings.Trim(strings.ToLower(o.hash), "0123456789abcdef") != "") {
+		return usageError("trigger: --hash must be a spec_hash, or at least its first 8 hex characters")
+	}
 	if o.wait && o.timeout <= 0 {
 		return usageError("trigger: --timeout must be positive")
 	}
@@ -111,7 +116,11 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		return fmt.Errorf("%s/%s is inactive (active: false in %s:%d): an inactive definition does not run; set active: true to run it",
 			tenant, code, def.SourcePath, def.SourceLine)
 	}
-	if def.SyncState != reconciler.SyncSynced {
+	if o.hash != "" && !strings.HasPrefix(def.Hash, strings.ToLower(o.hash)) {
+		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: the definition changed; check it, then trigger again with its new spec_hash",
+			tenant, code, def.Hash, def.Revision, o.hash)
+	}
+		if def.SyncState != reconciler.SyncSynced {
 		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
 	}
 	ev, err := inngest.ManualEvent(tenant, code, def.Hash, data)

@@ -130,8 +130,17 @@ spec:
 	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, `"customer": "c-42"`) {
 		t.Errorf("trigger acme nightly --wait: exit %d, want 0\n%s%s", code, out, errOut)
 	}
-	for _, c := range []string{"every7", "wf"} {
-		if out, errOut, code := runCmd(t, env, "trigger", "--wait", "--timeout", "60s", "acme", c); code != 0 {
+	_, body := get(base + "/v1/tenants/acme/definitions/every7")
+	var every7 struct {
+		Definition struct {
+			Hash string `json:"spec_hash"`
+		} `json:"definition"`
+	}
+	if err := json.Unmarshal([]byte(body), &every7); err != nil || len(every7.Definition.Hash) < 12 {
+		t.Fatalf("every7's detail: %v\n%s", err, body)
+	}
+	for _, c := range []string{"every7 --hash " + every7.Definition.Hash[:12], "wf"} {
+		if out, errOut, code := runCmd(t, env, append([]string{"trigger", "--wait", "--timeout", "60s", "acme"}, strings.Fields(c)...)...); code != 0 {
 			t.Errorf("trigger acme %s --wait: exit %d, want 0\n%s%s", c, code, out, errOut)
 		}
 	}
@@ -175,6 +184,8 @@ spec:
 	}{
 		{[]string{"acme", "paused"}, 1, "acme/paused is inactive (active: false in acme/paused.yaml:1)"},
 		{[]string{"acme", "nope"}, 1, "tenant acme has no definition nope"},
+		{[]string{"--hash", "00000000", "acme", "nightly"}, 1, "acme/nightly: the applied version is "},
+		{[]string{"--hash", "xyz", "acme", "nightly"}, 2, "--hash must be a spec_hash"},
 		{[]string{"acme"}, 2, "trigger takes TENANT CODE"},
 		{[]string{"--data", "[1]", "acme", "nightly"}, 2, "--data must be one JSON object"},
 		{[]string{"--data", `{"tenant_id": "globex"}`, "acme", "nightly"}, 2, `the data may not set "tenant_id"`},
@@ -231,7 +242,7 @@ spec:
 			Hash string `json:"spec_hash"`
 		} `json:"definition"`
 	}
-	_, body := get(base + "/v1/tenants/acme/definitions/goner")
+	_, body = get(base + "/v1/tenants/acme/definitions/goner")
 	if err := json.Unmarshal([]byte(body), &goner); err != nil || goner.Definition.Hash == "" {
 		t.Fatalf("goner's detail: %v\n%s", err, body)
 	}
