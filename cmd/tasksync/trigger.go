@@ -120,7 +120,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: the definition changed; check it, then trigger again with its new spec_hash",
 			tenant, code, def.Hash, def.Revision, o.hash)
 	}
-		if def.SyncState != reconciler.SyncSynced {
+	if def.SyncState != reconciler.SyncSynced {
 		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
 	}
 	ev, err := inngest.ManualEvent(tenant, code, def.Hash, data)
