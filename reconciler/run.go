@@ -18,9 +18,9 @@ type RunInput struct {
 
 // ManualRunEvent is the event that starts one run of a definition now
 // (tasksync trigger): every function also listens for it, guarded by its
-// tenant and code. Its data names the tenant (tenant_id), the code, the
-// applied version the caller asked for (hash) and the caller's own data
-// (data).
+// tenant and code. Its data names the tenant (tenant_id), the code and
+// the applied version the caller asked for (hash), beside the caller's
+// own fields, which the run reads as event.data.
 const ManualRunEvent = "tasksync/run"
 
 // InvokedEvent is the event Inngest starts a function with when it is
