@@ -54,6 +54,9 @@ type TenantPlan struct {
 	Changes []Change `json:"changes"`
 	// Problems are the tenant's current validation problems.
 	Problems []Problem `json:"problems,omitempty"`
+	// Warnings are the tenant's current warnings (TenantTree.Warnings):
+	// they hold nothing back, plan shows them.
+	Warnings []Problem `json:"warnings,omitempty"`
 	// ReadError: the tenant's directory could not be read completely, so
 	// nothing of it is applied or retired.
 	ReadError bool `json:"read_error,omitempty"`
@@ -119,7 +122,7 @@ func Diff(tree *TenantTree, applied AppliedTenant, budget RetireBudget) TenantPl
 	if tree.Settings != nil && tree.Settings.MaxRetire != nil {
 		budget = *tree.Settings.MaxRetire
 	}
-	plan := TenantPlan{Tenant: tree.Tenant, Problems: tree.Problems, ReadError: tree.ReadError, Budget: budget}
+	plan := TenantPlan{Tenant: tree.Tenant, Problems: tree.Problems, Warnings: tree.Warnings, ReadError: tree.ReadError, Budget: budget}
 	if tree.ReadError {
 		for _, a := range sortedApplied(applied) {
 			plan.Changes = append(plan.Changes, Change{Action: ChangeUnchanged, Code: a.Code, Kind: a.Kind, Applied: &a,

@@ -32,7 +32,7 @@ func (res *Result) WritePlanText(w io.Writer, now time.Time) {
 				lines = append(lines, changeText(ch, now)...)
 			}
 		}
-		if len(lines) == 0 && len(kept) == 0 && len(p.Problems) == 0 {
+		if len(lines) == 0 && len(kept) == 0 && len(p.Problems) == 0 && len(p.Warnings) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "tenant %s\n", p.Tenant)
@@ -50,6 +50,9 @@ func (res *Result) WritePlanText(w io.Writer, now time.Time) {
 		}
 		for _, pr := range p.Problems {
 			fmt.Fprintf(w, "  ! %s\n", pr)
+		}
+		for _, pr := range p.Warnings {
+			fmt.Fprintf(w, "  ? %s\n", pr)
 		}
 		if c.Held > 0 {
 			applied := 0

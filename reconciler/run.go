@@ -16,6 +16,56 @@ type RunInput struct {
 	Event   map[string]any // the triggering event: name, data, ts, ...
 }
 
+// ManualRunEvent is the event that starts one run of a definition now
+// (tasksync trigger): every function also listens for it, guarded by its
+// tenant and code. Its data names the tenant (tenant_id), the code and
+// the applied version the caller asked for (hash), beside the caller's
+// own fields, which the run reads as event.data.
+const ManualRunEvent = "tasksync/run"
+
+// InvokedEvent is the event Inngest starts a function with when it is
+// invoked directly, as its UI's Invoke button does: a manual run too,
+// whose data must name the version as ManualRunEvent's does.
+const InvokedEvent = "inngest/function.invoked"
+
+// Manual reports whether the run was started by hand: by ManualRunEvent
+// or by a direct invocation (InvokedEvent).
+func (in RunInput) Manual() bool {
+	name, _ := in.Event["name"].(string)
+	return IsManualEvent(name)
+}
+
+// IsManualEvent reports whether an event of this name starts a manual run.
+func IsManualEvent(name string) bool { return name == ManualRunEvent || name == InvokedEvent }
+
+// CheckManual returns an error wrapping ErrStale when in is a manual run
+// whose event names another version than hash, the applied version of
+// its definition (or, while the store cannot be reached, the version this
+// replica serves): a manual run runs the version its caller saw, and an
+// event for a retired, deactivated or changed definition runs nothing.
+func CheckManual(in RunInput, code, hash string) error {
+	if !in.Manual() {
+		return nil
+	}
+	data, _ := in.Event["data"].(map[string]any)
+	asked, _ := data["hash"].(string)
+	switch {
+	case asked == "":
+		return fmt.Errorf("%w: the manual run of %s names no version (data.hash); the applied version is %s", ErrStale, code, hash)
+	case asked != hash:
+		return fmt.Errorf("%w: the manual run of %s is for version %s, but the applied version is %s", ErrStale, code, shortHash(asked), shortHash(hash))
+	}
+	return nil
+}
+
+// shortHash cuts a version hash for a message.
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
 // RunStatus is the state of a run attempt, as root_task_runs records it.
 type RunStatus string
 
@@ -201,6 +251,9 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 	if !ok {
 		return def, ref, ErrStale
 	}
+	if err := CheckManual(in, def.Metadata.Code, ref.Hash); err != nil {
+		return def, ref, err
+	}
 	if ref.Hash != def.Hash {
 		// This replica serves another version than the applied one: a
 		// follower between the leader's apply and its own reload. A
@@ -209,6 +262,10 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 		if def, err = r.current(sctx, tenant, def, ref); err != nil {
 			return def, ref, err
 		}
+	}
+	if in.Manual() {
+		// Run now: a one-shot's time and its own run do not apply.
+		return def, ref, nil
 	}
 	if err := oneShotFor(def, in); err != nil {
 		return def, ref, err
@@ -288,17 +345,22 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 			return nil, err
 		}
 		def, ref, spooled = served, ServedRef(tenant, served), true
-		if err := oneShotFor(def, in); err != nil {
+		if err := CheckManual(in, def.Metadata.Code, def.Hash); err != nil {
 			return nil, err
 		}
-		if err := oneShotInTime(def, in, time.Time{}, time.Now()); err != nil {
-			return nil, err
+		if !in.Manual() {
+			if err := oneShotFor(def, in); err != nil {
+				return nil, err
+			}
+			if err := oneShotInTime(def, in, time.Time{}, time.Now()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ref.Tenant, ref.Code = tenant, def.Metadata.Code
 	start := time.Now()
 	deadline := start.Add(AttemptTimeout(def))
-	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline}
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline, Manual: in.Manual()}
 	var id int64
 	if !spooled && r.Spool.Len() == 0 {
 		sctx, cancel := r.storeCtx(ctx)
@@ -422,7 +484,7 @@ func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef
 	}
 	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: a.Status, StartedAt: time.Now(),
 		Error: a.Error, Workflow: true, Steps: append([]StepOutcome(nil), a.Steps...), FailedStep: a.FailedStep,
-		Final: a.Final, Deadline: a.Deadline}
+		Final: a.Final, Deadline: a.Deadline, Manual: in.Manual()}
 	if a.Status != RunRunning {
 		rec.FinishedAt = rec.StartedAt
 	}
@@ -474,6 +536,8 @@ type WorkflowAttempt struct {
 	// Deadline is when a running attempt must have recorded again (the
 	// leader closes it as abandoned some grace after).
 	Deadline time.Time
+	// Manual marks a run started by hand (RunInput.Manual).
+	Manual bool
 }
 
 // StepOutcome is what became of one workflow step in a run.

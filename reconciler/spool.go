@@ -41,6 +41,8 @@ type SpooledRun struct {
 	Workflow   bool
 	Steps      []StepOutcome
 	FailedStep string
+	// Manual marks a run started by hand (RunInput.Manual).
+	Manual bool
 }
 
 // SpoolStore writes spooled run records (store.Store). WriteSpooledRun is

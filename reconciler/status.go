@@ -171,9 +171,18 @@ type RunRecord struct {
 	Final bool `json:"final"`
 	// FailedStep is the workflow step the attempt failed at.
 	FailedStep string `json:"failed_step,omitempty"`
+	// Trigger is RunTriggerManual for a run started by hand (tasksync
+	// trigger); empty for a run its trigger started.
+	Trigger RunTrigger `json:"trigger,omitempty"`
 	// Steps are a workflow run's step outcomes, each output a JSON value.
 	Steps json.RawMessage `json:"steps,omitempty"`
 }
+
+// RunTrigger says what started a run, where it was not its own trigger.
+type RunTrigger string
+
+// RunTriggerManual marks a run started by hand (ManualRunEvent).
+const RunTriggerManual RunTrigger = "manual"
 
 // DefinitionCount is the number of live definitions of one tenant, kind
 // and state (active or inactive).

@@ -92,6 +92,7 @@ func commands() []command {
 		{name: "run", summary: "the daemon: watch the tree, reconcile it with Postgres and Inngest, serve the apps (--once: one reconcile, then exit)", flags: runFlags, run: runRun},
 		{name: "plan", summary: "show what a reconcile would change, per tenant, without writing", flags: planFlags, run: runPlan, usageExit: exitFailure},
 		{name: "validate", args: "[PATH...]", summary: "check definition files and trees without Postgres or Inngest", flags: validateFlags, run: runValidate},
+		{name: "trigger", args: "TENANT CODE", summary: "start one run of a task or workflow now, through Inngest (--wait: follow it to its end)", flags: triggerFlags, run: runTrigger},
 		{name: "migrate", summary: "apply the database migrations", flags: migrateFlags, run: runMigrate},
 		{name: "schema", summary: "print the JSON Schema of the definition format", run: runSchema},
 		{name: "version", summary: "print the version", run: runVersion},
@@ -214,6 +215,31 @@ func runVersion(_ context.Context, c *invocation) error {
 
 // commandDocs is the longer help of each command.
 var commandDocs = map[string]string{
+	"trigger": `Starts one run of the definition CODE of TENANT now, whatever its trigger
+(cron, interval, at or event), by sending Inngest the event tasksync/run
+with data {"tenant_id": TENANT, "code": CODE, "hash": <its applied
+version>, ...--data}. Every function listens for it, guarded by its
+tenant and code, so the event starts exactly that function. The run is
+recorded like any other, marked "trigger": "manual" in the status API.
+
+The definition is read from Postgres first: an unknown, retired or
+inactive definition is refused here, and so is one whose applied version
+is not --hash, when given. The function refuses the run again if the
+version the event names is no longer the applied one.
+
+Without --wait, trigger prints the event's id and exits. With --wait, it
+follows the run (Inngest's REST API, GET /v1/events/<id>/runs) until it
+ends, prints its outcome and output, and exits with it.
+
+Exit status: 0 sent (with --wait: the run succeeded), 1 refused, failed
+to send, or (with --wait) the run failed, 2 usage error, 3 (with --wait)
+the run had not ended within --timeout (it goes on).
+
+Environment: DATABASE_URL; INNGEST_DEV (the dev server's URL, or 1 for
+http://127.0.0.1:8288), or for a signed server INNGEST_EVENT_KEY,
+INNGEST_SIGNING_KEY (for --wait), INNGEST_BASE_URL and INNGEST_ENV, as
+for the daemon.
+`,
 	"validate": `Each PATH is a definitions tree (its sub-directories are tenants), a
 tenant directory (a directory that holds .yaml/.yml files itself), or a
 single file, checked as part of the tenant named by the directory that

@@ -89,6 +89,13 @@ func (c *celChecker) check(s scope, w want, src string, steps []string, current 
 		c.cache[key] = res
 		c.mu.Unlock()
 	}
+	if s == scopeStep {
+		// steps.notify-manager is a subtraction to CEL: say how to write it.
+		if id := expr.DottedStepRef(src); id != "" && (res.err != "" || slices.Contains(steps, id)) {
+			return fmt.Sprintf("expression %q reads step %q as steps.%s, which CEL takes for a subtraction; write %s, as in: %s",
+				src, id, id, expr.StepRef(id), expr.BracketStepRefs(src))
+		}
+	}
 	if res.err != "" {
 		return res.err
 	}

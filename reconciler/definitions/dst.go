@@ -2,6 +2,8 @@ package definitions
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -9,8 +11,8 @@ import (
 
 // The daylight-saving check of cron triggers: a wall-clock time that a
 // change of the zone's offset skips (the clocks jump forward) or repeats
-// (they go back) is a warning, since that day's run may be skipped or
-// doubled.
+// (they go back) within the next year is a warning, since that day's run
+// is skipped or doubled.
 
 // dstHorizon is how far ahead the zone's offset changes are looked for.
 const dstHorizon = 366 * 24 * time.Hour
@@ -21,15 +23,20 @@ const cronStarBit = 1 << 63
 // everyHour is the hour mask of a schedule that runs in every hour.
 const everyHour = 1<<24 - 1
 
-// dstFinding returns what the first offset change of loc within the
-// horizon after now does to sched, or "" when it skips or repeats none of
-// its times. A schedule that runs every hour is left alone: an hour
-// skipped or repeated is in the nature of it.
+// dstFinding returns what the offset changes of loc within the horizon
+// after now do to sched, with their dates, or "" when they skip or repeat
+// none of its times. Inngest computes a cron's next time with
+// robfig/cron, which steps over a wall-clock time that does not exist (no
+// run that day) and matches both instants of one that happens twice (two
+// runs that day); the message says which, on which day. A schedule that
+// runs every hour is left alone: an hour skipped or repeated is in the
+// nature of it.
 func dstFinding(sched cron.Schedule, loc *time.Location, zone string, now time.Time) string {
 	spec, ok := sched.(*cron.SpecSchedule)
 	if !ok || loc == time.UTC || spec.Hour&everyHour == everyHour {
 		return ""
 	}
+	var found, spans []string
 	for _, c := range offsetChanges(loc, now, now.Add(dstHorizon)) {
 		from, to := c.window()
 		for w := from; w.Before(to); w = w.Add(time.Minute) {
@@ -37,16 +44,24 @@ func dstFinding(sched cron.Schedule, loc *time.Location, zone string, now time.T
 				continue
 			}
 			span := fmt.Sprintf("%s-%s", from.Format("15:04"), to.Format("15:04"))
-			advice := fmt.Sprintf("pick a time outside %s, or a zone without daylight saving time such as UTC", span)
-			if c.after > c.before {
-				return fmt.Sprintf("%s does not exist in %s when daylight saving time starts (the clocks jump from %s to %s): that day's run may be skipped; %s",
-					w.Format("15:04"), zone, from.Format("15:04"), to.Format("15:04"), advice)
+			if !slices.Contains(spans, span) {
+				spans = append(spans, span)
 			}
-			return fmt.Sprintf("%s happens twice in %s when daylight saving time ends (the clocks go back from %s to %s): that day it may run twice; %s",
-				w.Format("15:04"), zone, to.Format("15:04"), from.Format("15:04"), advice)
+			if c.after > c.before {
+				found = append(found, fmt.Sprintf("%s does not exist on %s, when daylight saving time starts (the clocks jump from %s to %s): there is no run that day",
+					w.Format("15:04"), w.Format("Mon 2006-01-02"), from.Format("15:04"), to.Format("15:04")))
+			} else {
+				found = append(found, fmt.Sprintf("%s happens twice on %s, when daylight saving time ends (the clocks go back from %s to %s): it runs twice that day",
+					w.Format("15:04"), w.Format("Mon 2006-01-02"), to.Format("15:04"), from.Format("15:04")))
+			}
+			break
 		}
 	}
-	return ""
+	if len(found) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("in %s, %s; to avoid it, pick a time outside %s, or timezone UTC (a zone without daylight saving time)",
+		zone, strings.Join(found, "; "), strings.Join(spans, " and "))
 }
 
 // offsetChange is one change of a zone's UTC offset (in seconds).

@@ -420,9 +420,10 @@ func TestCronDSTWarnings(t *testing.T) {
 	v := newValidator(t)
 	now := func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
 	cases := []struct{ cron, zone, want string }{
-		{"30 2 * * *", "America/New_York", "spec.trigger.cron: 02:30 does not exist in America/New_York when daylight saving time starts (the clocks jump from 02:00 to 03:00): that day's run may be skipped; pick a time outside 02:00-03:00, or a zone without daylight saving time such as UTC"},
-		{"30 1 * * 0", "America/New_York", "spec.trigger.cron: 01:30 happens twice in America/New_York when daylight saving time ends (the clocks go back from 02:00 to 01:00): that day it may run twice; pick a time outside 01:00-02:00, or a zone without daylight saving time such as UTC"},
-		{"0 2 * * *", "Europe/Berlin", "spec.trigger.cron: 02:00 does not exist in Europe/Berlin when daylight saving time starts (the clocks jump from 02:00 to 03:00): that day's run may be skipped; pick a time outside 02:00-03:00, or a zone without daylight saving time such as UTC"},
+		{"30 2 * * *", "America/New_York", "spec.trigger.cron: in America/New_York, 02:30 does not exist on Sun 2027-03-14, when daylight saving time starts (the clocks jump from 02:00 to 03:00): there is no run that day; to avoid it, pick a time outside 02:00-03:00, or timezone UTC (a zone without daylight saving time)"},
+		{"30 1 * * 0", "America/New_York", "spec.trigger.cron: in America/New_York, 01:30 happens twice on Sun 2027-11-07, when daylight saving time ends (the clocks go back from 02:00 to 01:00): it runs twice that day; to avoid it, pick a time outside 01:00-02:00, or timezone UTC (a zone without daylight saving time)"},
+		{"0 2 * * *", "Europe/Berlin", "spec.trigger.cron: in Europe/Berlin, 02:00 does not exist on Sun 2027-03-28, when daylight saving time starts (the clocks jump from 02:00 to 03:00): there is no run that day; 02:00 happens twice on Sun 2027-10-31, when daylight saving time ends (the clocks go back from 03:00 to 02:00): it runs twice that day; to avoid it, pick a time outside 02:00-03:00, or timezone UTC (a zone without daylight saving time)"},
+		{"30 2 * * *", "Australia/Sydney", "spec.trigger.cron: in Australia/Sydney, 02:30 happens twice on Sun 2027-04-04, when daylight saving time ends (the clocks go back from 03:00 to 02:00): it runs twice that day; 02:30 does not exist on Sun 2027-10-03, when daylight saving time starts (the clocks jump from 02:00 to 03:00): there is no run that day; to avoid it, pick a time outside 02:00-03:00, or timezone UTC (a zone without daylight saving time)"},
 		{"30 2 * * *", "UTC", ""},
 		{"30 2 * * *", "Asia/Shanghai", ""},
 		{"30 4 * * *", "America/New_York", ""},

@@ -409,7 +409,8 @@ func (n *normalizer) eventName(p, name string) {
 		n.fail(p, "event %q is in Inngest's reserved inngest/ namespace; choose another name", name)
 	case strings.HasPrefix(lower, "tasksync/"):
 		// tasksync's own events (tasksync/one-shot.due fires one-shots):
-		// sending one would fire a one-shot out of its time.
+		// sending one would fire a one-shot out of its time, or start a
+		// manual run (tasksync/run).
 		n.fail(p, "event %q is in tasksync's reserved tasksync/ namespace; choose another name", name)
 	}
 }

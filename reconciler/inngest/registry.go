@@ -278,13 +278,15 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		fo.Concurrency = &inngestgo.ConfigConcurrency{Fn: []inngestgo.ConfigFnConcurrency{{Limit: d.Spec.Concurrency}}}
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
+	// Every function also starts from its manual run event (manual.go).
+	trigger := inngestgo.MultipleTriggers{sched.Trigger, manualTrigger(tenant, d.Metadata.Code)}
 	if d.Kind == reconciler.KindWorkflow {
 		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay, send: client.Send,
 			ended: func(e attemptEnd) {
 				r.attemptEnded(tenant, d.Metadata.Code, "workflow", e.in, e.err, e.final, e.started, e.failedStep)
 			}}
-		_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
-			if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
+		_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
+			if sched.Every > 0 && !manual(in) && !sched.OnGrid(eventTime(in)) {
 				return map[string]any{"skipped": "not on the interval's grid"}, nil
 			}
 			// The run tells each attempt's end (wf.ended); an invocation
@@ -294,14 +296,14 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
 				r.opts.Logger.Info("run", "tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
 					"attempt", in.InputCtx.Attempt, "status", runSkipped, "err", err)
-				return map[string]any{"skipped": err.Error()}, nil
+				return skipped(in, err)
 			}
 			return out, sdkError(err, delay)
 		})
 		return err
 	}
-	_, err = inngestgo.CreateFunction(client, fo, sched.Trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
-		if sched.Every > 0 && !sched.OnGrid(eventTime(in)) {
+	_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
+		if sched.Every > 0 && !manual(in) && !sched.OnGrid(eventTime(in)) {
 			return map[string]any{"skipped": "not on the interval's grid"}, nil
 		}
 		start := time.Now()
@@ -312,12 +314,26 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), runSkipped).Inc()
 			r.opts.Logger.Info("run", "tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
 				"attempt", in.InputCtx.Attempt, "status", runSkipped, "duration", time.Since(start).Round(time.Millisecond), "err", err)
-			return map[string]any{"skipped": err.Error()}, nil
+			return skipped(in, err)
 		}
 		r.attemptEnded(tenant, d.Metadata.Code, kindLabel(d.Kind), ri, err, err == nil || lastAttempt(err, ri.Attempt, retries), start, "")
 		return out, sdkError(err, delay)
 	})
 	return err
+}
+
+// manual reports whether in is a manual run (reconciler.IsManualEvent):
+// an interval's grid does not apply to it.
+func manual(in inngestgo.Input[any]) bool { return reconciler.IsManualEvent(in.Event.Name) }
+
+// skipped is how a run that must not execute (err) ends: a scheduled or
+// event run completes, skipped, as nothing went wrong; a manual run
+// fails, without retries, with the reason, for whoever asked for it.
+func skipped(in inngestgo.Input[any], err error) (any, error) {
+	if manual(in) {
+		return nil, inngestgo.NoRetryError(fmt.Errorf("manual run refused: %w", err))
+	}
+	return map[string]any{"skipped": err.Error()}, nil
 }
 
 // retryAt is when a retry after delay may start. Inngest schedules a retry

@@ -128,6 +128,11 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 		if got != w {
 			t.Errorf("%s trigger = %s, want %s", code, got, w)
 		}
+		// Every function also starts from its own manual run event.
+		wantManual := inngesttest.Trigger{Event: reconciler.ManualRunEvent, Expression: "event.data.tenant_id == 'acme' && event.data.code == '" + code + "'"}
+		if len(f.Config.Triggers) != 2 || f.Config.Triggers[1] != wantManual {
+			t.Errorf("%s triggers = %+v, want its own, then %+v", code, f.Config.Triggers, wantManual)
+		}
 	}
 	if g := dev.Functions(t, reg.AppID("globex"))[reg.FunctionID("globex", "on-signup")]; !strings.Contains(g.Config.Triggers[0].Expression, "'globex'") {
 		t.Errorf("globex trigger = %+v, want its own tenant guard", g.Config.Triggers)

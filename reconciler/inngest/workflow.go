@@ -96,6 +96,9 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 			}
 			return nil, reconciler.ErrStale
 		}
+		if err := reconciler.CheckManual(ri, w.def.Metadata.Code, cur.Hash); err != nil {
+			return nil, err
+		}
 		ref = cur
 	}
 	steps := map[string]any{}

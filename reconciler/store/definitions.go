@@ -80,3 +80,18 @@ func (s *Store) Tenants(ctx context.Context) ([]string, error) {
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// Retired reports whether tenant's code has been applied and retired, and
+// has no live definition now.
+func (s *Store) Retired(ctx context.Context, tenant, code string) (bool, error) {
+	var retired bool
+	err := s.pool.QueryRow(ctx, `
+		select exists (select 1 from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+			where t.code = $1 and d.code = $2 and d.deleted_at is not null)
+		and not exists (select 1 from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
+			where t.code = $1 and d.code = $2 and d.deleted_at is null)`, tenant, code).Scan(&retired)
+	if err != nil {
+		return false, fmt.Errorf("retired definition: %w", redact(err))
+	}
+	return retired, nil
+}

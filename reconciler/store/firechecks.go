@@ -15,7 +15,7 @@ func (s *Store) FireChecks(ctx context.Context) ([]reconciler.FireCheck, error) 
 	rows, err := s.pool.Query(ctx, `
 		select d.id, t.code, d.spec -> 'spec' -> 'trigger', greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at),
 			coalesce((select array_agg(r.started_at order by r.started_at) from root_task_runs r
-				where r.task_id = d.id and r.attempt = 0 and r.started_at >= greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at) - interval '1 hour'), '{}')
+				where r.task_id = d.id and r.attempt = 0 and not r.manual and r.started_at >= greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at) - interval '1 hour'), '{}')
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
 		where d.deleted_at is null and d.is_active and d.trigger_type in ('cron', 'interval')`)
 	if err != nil {

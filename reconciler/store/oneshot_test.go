@@ -86,3 +86,51 @@ func TestMigrateMarksFiredOneShots(t *testing.T) {
 		t.Errorf("after the migration: %+v, %v; want fired by 01BEFORE", d.OneShot, err)
 	}
 }
+
+// TestManualRunRecords: a manual run's attempts are marked (the status
+// API's "trigger": "manual"); a one-shot's manual run neither marks it
+// fired nor counts as its run (RanBefore), and a scheduled run's record
+// carries no mark. Retired tells a retired code from an unknown one.
+func TestManualRunRecords(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, oneShotTree(time.Now().Add(time.Hour)), "")
+	ref, _, err := s.Current(ctxT(t), "acme", "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manual := reconciler.RunInput{RunID: "01MANUAL", Event: map[string]any{"name": reconciler.ManualRunEvent}}
+	if _, err := s.StartRun(ctxT(t), ref, manual, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := s.RanBefore(ctxT(t), ref, "01OWN"); err != nil || ran {
+		t.Errorf("RanBefore after a manual run = %v, %v; want false", ran, err)
+	}
+	if d, err := s.Definition(ctxT(t), "acme", "once"); err != nil || d.OneShot == nil || d.OneShot.State != reconciler.OneShotScheduled {
+		t.Errorf("the one-shot after a manual run: %+v, %v; want scheduled, not fired", d.OneShot, err)
+	}
+	if _, err := s.StartRun(ctxT(t), ref, reconciler.RunInput{RunID: "01OWN"}, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.Runs(ctxT(t), "acme", "once", 10, 0)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("Runs = %v, %v", runs, err)
+	}
+	if runs[0].Trigger != "" || runs[1].Trigger != reconciler.RunTriggerManual {
+		t.Errorf("triggers = %q, %q; want the own run unmarked, the manual one %q", runs[0].Trigger, runs[1].Trigger, reconciler.RunTriggerManual)
+	}
+	if d, err := s.Definition(ctxT(t), "acme", "once"); err != nil || d.OneShot == nil || d.OneShot.RunID != "01OWN" {
+		t.Errorf("the one-shot after its own run: %+v, %v; want fired by 01OWN", d.OneShot, err)
+	}
+	for _, tc := range []struct {
+		code string
+		want bool
+	}{{"once", false}, {"never", false}} {
+		if got, err := s.Retired(ctxT(t), "acme", tc.code); err != nil || got != tc.want {
+			t.Errorf("Retired(%s) = %v, %v; want %v", tc.code, got, err, tc.want)
+		}
+	}
+	reconcile(t, s, fstest.MapFS{"acme/other.yaml": file(deftest.Task{Code: "other"}.String())}, "all")
+	if got, err := s.Retired(ctxT(t), "acme", "once"); err != nil || !got {
+		t.Errorf("Retired(once) after its file went = %v, %v; want true", got, err)
+	}
+}

@@ -54,11 +54,11 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 			return err
 		}
 		err := tx.QueryRow(ctx, `
-			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, deadline_at)
-			select tenant_id, id, $2, $3, $4, 'running', $5 from root_scheduled_tasks where id = $1
+			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, deadline_at, manual)
+			select tenant_id, id, $2, $3, $4, 'running', $5, $6 from root_scheduled_tasks where id = $1
 			on conflict (task_id, inngest_run_id, attempt) do update set status = 'running', started_at = now(), finished_at = null,
 				duration_ms = null, error = null, output = null, final = false, deadline_at = excluded.deadline_at
-			returning id`, ref.ID, ref.Revision, in.RunID, in.Attempt, deadline).Scan(&id)
+			returning id`, ref.ID, ref.Revision, in.RunID, in.Attempt, deadline, in.Manual()).Scan(&id)
 		if err != nil {
 			return err
 		}
@@ -112,10 +112,11 @@ func jsonValue(v json.RawMessage) any {
 // clean removes NUL bytes, which PostgreSQL text cannot hold.
 func clean(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 
-// RanBefore reports whether ref's version has a run under another run id.
+// RanBefore reports whether ref's version has a run under another run id;
+// manual runs do not count.
 func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID string) (bool, error) {
 	var ran bool
-	err := s.pool.QueryRow(ctx, `select exists (select 1 from root_task_runs where task_id = $1 and revision = $2 and inngest_run_id <> $3)`,
+	err := s.pool.QueryRow(ctx, `select exists (select 1 from root_task_runs where task_id = $1 and revision = $2 and inngest_run_id <> $3 and not manual)`,
 		ref.ID, ref.Revision, runID).Scan(&ran)
 	if err != nil {
 		return false, fmt.Errorf("earlier runs: %w", runErr(err))
@@ -137,6 +138,7 @@ func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef
 		if err := lockTask(ctx, tx, ref.ID); err != nil {
 			return err
 		}
+		a.Manual = a.Manual || in.Manual()
 		started, err = recordWorkflowAttempt(ctx, tx, ref.ID, ref.Revision, in.RunID, in.Attempt, a, stepsJSON, time.Now())
 		return err
 	})
@@ -253,11 +255,11 @@ func recordWorkflowAttempt(ctx context.Context, tx pgx.Tx, taskID, revision int6
 	}
 	_, err = tx.Exec(ctx, `
 		insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, steps, error, failed_step,
-			final, deadline_at, finished_at, duration_ms)
+			final, deadline_at, finished_at, duration_ms, manual)
 		select tenant_id, id, case when $2 > 0 then $2 else revision end, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), $10, $11, $12,
-			case when $12::timestamptz is not null then 0 end
+			case when $12::timestamptz is not null then 0 end, $13
 		from root_scheduled_tasks where id = $1`,
-		taskID, revision, runID, next, string(a.Status), at, steps, clean(a.Error), a.FailedStep, a.Final, deadline, finishedAt)
+		taskID, revision, runID, next, string(a.Status), at, steps, clean(a.Error), a.FailedStep, a.Final, deadline, finishedAt, a.Manual)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -340,16 +342,17 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 			if err != nil {
 				return err
 			}
-			a := reconciler.WorkflowAttempt{Status: rec.Status, Error: rec.Error, FailedStep: rec.FailedStep, Final: rec.Final, Deadline: rec.Deadline}
+			a := reconciler.WorkflowAttempt{Status: rec.Status, Error: rec.Error, FailedStep: rec.FailedStep, Final: rec.Final, Deadline: rec.Deadline,
+				Manual: rec.Manual}
 			_, err = recordWorkflowAttempt(ctx, tx, taskID, revision, rec.RunID, rec.Attempt, a, steps, rec.StartedAt)
 			return err
 		}
 		_, err = tx.Exec(ctx, `
 			insert into root_task_runs as r (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, finished_at, duration_ms,
-				error, output, final, deadline_at)
+				error, output, final, deadline_at, manual)
 			select tenant_id, id, case when $2 > 0 then $2 else revision end, $3, $4, $5, $6, $7,
 				case when $7::timestamptz is not null then (extract(epoch from $7::timestamptz - $6::timestamptz) * 1000)::bigint end,
-				nullif($8, ''), $9, $10, $11
+				nullif($8, ''), $9, $10, $11, $12
 			from root_scheduled_tasks where id = $1
 			on conflict (task_id, inngest_run_id, attempt) do update set status = excluded.status,
 				started_at = case when excluded.finished_at is null then excluded.started_at else r.started_at end,
@@ -359,7 +362,7 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 				error = excluded.error, output = coalesce(excluded.output, r.output), final = excluded.final,
 				deadline_at = coalesce(excluded.deadline_at, r.deadline_at)`,
 			taskID, revision, rec.RunID, rec.Attempt, string(rec.Status), rec.StartedAt, finished, clean(rec.Error), jsonValue(rec.Output),
-			rec.Final, deadline)
+			rec.Final, deadline, rec.Manual)
 		if err != nil {
 			return err
 		}

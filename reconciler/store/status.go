@@ -180,7 +180,7 @@ func (s *Store) definition(ctx context.Context, where string, args ...any) (reco
 
 // lastRunColumns are the columns of the run row lr that nullRun scans.
 const lastRunColumns = `lr.inngest_run_id, lr.attempt, lr.revision, lr.status, lr.started_at, lr.finished_at, lr.duration_ms,
-	coalesce(lr.error, ''), lr.output, lr.steps, coalesce(lr.final, false), coalesce(lr.failed_step, '')`
+	coalesce(lr.error, ''), lr.output, lr.steps, coalesce(lr.final, false), coalesce(lr.failed_step, ''), coalesce(lr.manual, false)`
 
 // nullRun scans a run row that may be absent (a left join).
 type nullRun struct {
@@ -189,11 +189,11 @@ type nullRun struct {
 	revision, duration                 *int64
 	started, finished                  *time.Time
 	output, steps                      []byte
-	final                              bool
+	final, manual                      bool
 }
 
 func (n *nullRun) dest() []any {
-	return []any{&n.runID, &n.attempt, &n.revision, &n.status, &n.started, &n.finished, &n.duration, &n.errText, &n.output, &n.steps, &n.final, &n.failedStep}
+	return []any{&n.runID, &n.attempt, &n.revision, &n.status, &n.started, &n.finished, &n.duration, &n.errText, &n.output, &n.steps, &n.final, &n.failedStep, &n.manual}
 }
 
 func (n *nullRun) record(id int64) reconciler.RunRecord {
@@ -201,6 +201,9 @@ func (n *nullRun) record(id int64) reconciler.RunRecord {
 	deref(&r.InngestRunID, n.runID)
 	deref(&r.Error, n.errText)
 	deref(&r.FailedStep, n.failedStep)
+	if n.manual {
+		r.Trigger = reconciler.RunTriggerManual
+	}
 	if n.status != nil {
 		r.Status = reconciler.RunStatus(*n.status)
 	}

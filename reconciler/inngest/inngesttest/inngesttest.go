@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/loopback"
 )
 
@@ -204,10 +205,14 @@ type Trigger struct {
 }
 
 // Crons are the cron expressions of f's triggers, in order ("" for an
-// event trigger).
+// event trigger), leaving out the manual run's trigger every function
+// carries (reconciler.ManualRunEvent).
 func (f Function) Crons() []string {
 	var crons []string
 	for _, tr := range f.Config.Triggers {
+		if tr.Event == reconciler.ManualRunEvent {
+			continue
+		}
 		crons = append(crons, tr.Cron)
 	}
 	return crons

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/riveredge/tasksync/reconciler"
+	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/store"
+)
+
+// exitTimeout is trigger --wait's status when the run had not ended
+// within --timeout.
+const exitTimeout = 3
+
+// maxTriggerData bounds --data: Inngest refuses larger events.
+const maxTriggerData = 256 << 10
+
+// definitionCode is the pattern of metadata.code (the JSON Schema's).
+var definitionCode = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,49}$`)
+
+// triggerPoll is how often --wait reads the run's state.
+const triggerPoll = 500 * time.Millisecond
+
+type triggerOptions struct {
+	dbOptions
+	data    string
+	hash    string
+	wait    bool
+	timeout time.Duration
+}
+
+func triggerFlags(f *flagSet) {
+	o := &triggerOptions{}
+	o.dbOptions.flags(f)
+	f.string(&o.data, "data", "", "", "a JSON `object` merged into the event's data, which the run reads as event.data (not tenant_id, code or hash)")
+	f.string(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
+	f.bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
+	f.duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
+	f.opts = o
+}
+
+func runTrigger(ctx context.Context, c *invocation) error {
+	o := c.flags.opts.(*triggerOptions)
+	args := c.args
+	if len(args) > 2 {
+		// Flags may follow TENANT CODE too.
+		if err := c.flags.set.Parse(args[2:]); err != nil {
+			return usageError("trigger: %v (see 'tasksync trigger -h')", err)
+		}
+		args = append(args[:2:2], c.flags.set.Args()...)
+	}
+	if len(args) != 2 {
+		return usageError("trigger takes TENANT CODE (see 'tasksync trigger -h')")
+	}
+	tenant, code := args[0], args[1]
+	if msg := definitions.TenantCodeProblem(tenant); msg != "" {
+		return usageError("trigger: tenant %q: %s", tenant, msg)
+	}
+	if !definitionCode.MatchString(code) {
+		return usageError("trigger: %q is not a definition code: codes are lowercase letters, digits, '-' and '_', at most 50", code)
+	}
+	var data map[string]any
+	if o.data != "" {
+		if len(o.data) > maxTriggerData {
+			return usageError("trigger: --data is %d bytes; at most %d", len(o.data), maxTriggerData)
+		}
+		dec := json.NewDecoder(strings.NewReader(o.data))
+		dec.UseNumber()
+		if err := dec.Decode(&data); err != nil || data == nil || dec.More() {
+			return usageError("trigger: --data must be one JSON object, such as '{\"customer_id\": 42}'")
+		}
+	}
+	if o.hash != "" && (len(o.hash) < 8 || strings.Trim(strings.ToLower(o.hash), "0123456789abcdef") != "") {
+		return usageError("trigger: --hash must be a spec_hash, or at least its first 8 hex characters")
+	}
+	if o.wait && o.timeout <= 0 {
+		return usageError("trigger: --timeout must be positive")
+	}
+	conn, ok := inngestConnection(c.getenv)
+	if !ok {
+		return usageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
+	}
+
+	// Check before sending (the function checks again when it runs).
+	st, err := o.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.CheckSchema(ctx); err != nil {
+		return err
+	}
+	def, err := st.Definition(ctx, tenant, code)
+	if errors.Is(err, reconciler.ErrNotFound) {
+		retired, rerr := st.Retired(ctx, tenant, code)
+		switch {
+		case rerr != nil:
+			return rerr
+		case retired:
+			return fmt.Errorf("%s/%s is retired: a retired definition does not run (add it back to the tree to run it again)", tenant, code)
+		}
+		return fmt.Errorf("tenant %s has no definition %s (tasksync plan, or the status API's /v1/tenants/%s/definitions, lists them)", tenant, code, tenant)
+	}
+	if err != nil {
+		return err
+	}
+	if !def.Active {
+		return fmt.Errorf("%s/%s is inactive (active: false in %s:%d): an inactive definition does not run; set active: true to run it",
+			tenant, code, def.SourcePath, def.SourceLine)
+	}
+	if o.hash != "" && !strings.HasPrefix(def.Hash, strings.ToLower(o.hash)) {
+		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: the definition changed; check it, then trigger again with its new spec_hash",
+			tenant, code, def.Hash, def.Revision, o.hash)
+	}
+	if def.SyncState != reconciler.SyncSynced {
+		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
+	}
+	ev, err := inngest.ManualEvent(tenant, code, def.Hash, data)
+	if err != nil {
+		return usageError("trigger: --data: %v", err)
+	}
+	sender, err := inngest.NewSender(conn)
+	if err != nil {
+		return err
+	}
+	id, err := sender.Send(ctx, ev)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "trigger: sent %s for %s/%s (%s, revision %d): event %s\n", reconciler.ManualRunEvent, tenant, code, def.Kind, def.Revision, id)
+	if !o.wait {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	run, err := sender.FollowRun(wctx, id, triggerPoll)
+	switch {
+	case err != nil && ctx.Err() == nil && wctx.Err() != nil:
+		if run.RunID == "" {
+			return &exitError{code: exitTimeout, err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
+		}
+		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still %s after %s; it goes on", run.RunID, strings.ToLower(run.Status), o.timeout)}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(c.stdout, "trigger: run %s %s\n", run.RunID, strings.ToLower(run.Status))
+	if len(run.Output) > 0 && string(run.Output) != "null" {
+		var out bytes.Buffer
+		if json.Indent(&out, run.Output, "", "  ") == nil {
+			fmt.Fprintf(c.stdout, "%s\n", out.String())
+		}
+	}
+	if !run.Succeeded() {
+		return &exitError{code: exitFailure}
+	}
+	return nil
+}
+
+// inngestConnection reads the connection settings of the SDK's
+// environment variables, as the daemon does; ok is false when neither a
+// dev server nor a signed server is configured.
+func inngestConnection(getenv func(string) string) (opts inngest.Options, ok bool) {
+	dev := getenv("INNGEST_DEV")
+	if dev == "1" || dev == "true" {
+		dev = "http://127.0.0.1:8288"
+	}
+	opts = inngest.Options{DevURL: dev, BaseURL: getenv("INNGEST_BASE_URL"), SigningKey: getenv("INNGEST_SIGNING_KEY"),
+		EventKey: getenv("INNGEST_EVENT_KEY"), Env: getenv("INNGEST_ENV")}
+	return opts, dev != "" || opts.EventKey != ""
+}
