@@ -46,6 +46,9 @@ type ControllerOptions struct {
 	// Resync is how often the whole tree is reconciled and every app
 	// verified; the missed fires are counted then too.
 	Resync time.Duration
+	// MissedFireGrace is how long after a fire its run may start before
+	// the fire counts as missed; default 5 minutes.
+	MissedFireGrace time.Duration
 	// Poll is how often a follower checks which tenants' applied state
 	// changed (one query); default DefaultFollowerPoll, at most Resync.
 	Poll time.Duration
@@ -93,6 +96,9 @@ func NewController(opts ControllerOptions) *Controller {
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = DefaultFollowerPoll
+	}
+	if opts.MissedFireGrace <= 0 {
+		opts.MissedFireGrace = missedFireGrace
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
@@ -371,28 +377,52 @@ func (c *Controller) graceful(ctx context.Context) (context.Context, context.Can
 	return gctx, func(cause error) { stop(); cancel(cause) }
 }
 
-// checkMissedFires counts, for every scheduled definition, the fires since
-// the last check that started no run within their grace period, on the
-// definition and in tasksync_missed_fires_total.
+// checkMissedFires counts, for every scheduled definition, the fires
+// since the last check that no run was for and whose grace has passed, on
+// the definition and in tasksync_missed_fires_total, and sends the
+// catch-up runs its policy asks for. A window is recorded (and counted)
+// once: the record is conditional on the window's start, so a former
+// leader's check of the same window counts nothing. A definition whose
+// catch-ups cannot be sent (Inngest unreachable) is not recorded: the
+// next resync checks its window again.
 func (c *Controller) checkMissedFires(ctx context.Context) {
 	checks, err := c.opts.State.FireChecks(ctx)
 	if err != nil {
 		c.log.Warn("missed fires", "err", err)
 		return
 	}
-	to := time.Now().Add(-missedFireGrace)
+	now := time.Now()
+	to := now.Add(-c.opts.MissedFireGrace)
 	for _, fc := range checks {
+		if ctx.Err() != nil {
+			return
+		}
 		if !fc.From.Before(to) {
 			continue
 		}
-		missed := MissedFires(fc.Trigger, fc.From, to, fc.Runs, missedFireGrace)
-		if err := c.opts.State.RecordFireCheck(ctx, fc.ID, to, missed); err != nil {
+		missed := MissedFires(fc.Trigger, fc.From, to, fc.Fired)
+		if catchUps := fc.Trigger.CatchUps(missed, now); len(catchUps) > 0 && c.opts.Apps != nil {
+			fires := make([]Fire, len(catchUps))
+			for i, at := range catchUps {
+				fires[i] = Fire{Code: fc.Code, Hash: fc.Hash, At: at, CatchUp: true}
+			}
+			if _, err := c.opts.Apps.SendFires(ctx, fc.Tenant, fires); err != nil {
+				c.log.Warn("missed fires: cannot send the catch-up runs; the next resync tries again", "tenant", fc.Tenant,
+					"code", fc.Code, "missed", len(missed), "err", err)
+				continue
+			}
+			c.log.Info("catch-up runs sent", "tenant", fc.Tenant, "code", fc.Code, "policy", fc.Trigger.CatchUp, "fires", len(fires),
+				"first", fires[0].At, "last", fires[len(fires)-1].At)
+		}
+		counted, err := c.opts.State.RecordFireCheck(ctx, fc, to, missed)
+		if err != nil {
 			c.log.Warn("missed fires", "err", err)
 			return
 		}
-		if len(missed) > 0 {
+		if counted && len(missed) > 0 {
 			c.metrics.missedFires.WithLabelValues(fc.Tenant).Add(float64(len(missed)))
-			c.log.Warn("missed fires", "tenant", fc.Tenant, "definition_id", fc.ID, "missed", len(missed), "last", missed[len(missed)-1])
+			c.log.Warn("missed fires", "tenant", fc.Tenant, "code", fc.Code, "definition_id", fc.ID, "missed", len(missed),
+				"first", missed[0], "last", missed[len(missed)-1])
 		}
 	}
 }

@@ -14,6 +14,12 @@ type RunInput struct {
 	RunID   string         // the engine's run id
 	Attempt int            // 0 for the first attempt
 	Event   map[string]any // the triggering event: name, data, ts, ...
+	// ScheduledFor is the fire of the definition's schedule the run is
+	// for (ScheduledFire); zero for a run of an event or started by hand.
+	ScheduledFor time.Time
+	// CatchUp marks a run tasksync started for a fire that had been
+	// missed (the definition's catch-up policy).
+	CatchUp bool
 }
 
 // RunStatus is the state of a run attempt, as root_task_runs records it.
@@ -216,6 +222,18 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 	if err := oneShotInTime(def, in, ref.AppliedAt, time.Now()); err != nil {
 		return def, ref, err
 	}
+	if err := CheckFire(def.Spec.Trigger, def.Hash, in, time.Now()); err != nil {
+		return def, ref, err
+	}
+	if fr, ok := r.Records.(FireRecorder); ok && !in.ScheduledFor.IsZero() && in.Attempt == 0 {
+		ran, err := fr.RanFor(sctx, ref, in.ScheduledFor, in.RunID)
+		if err != nil {
+			return def, ref, fmt.Errorf("look up earlier runs: %w", err)
+		}
+		if ran {
+			return def, ref, fmt.Errorf("%w: a run for the fire at %s is recorded already", ErrAlreadyRan, in.ScheduledFor.UTC().Format(time.RFC3339))
+		}
+	}
 	if def.Spec.Trigger.Type() == TriggerDate {
 		ran, err := r.Records.RanBefore(sctx, ref, in.RunID)
 		if err != nil {
@@ -226,6 +244,51 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 		}
 	}
 	return def, ref, nil
+}
+
+// FireRecorder is the RunRecorder's look-up of runs by their fire
+// (store.Store): the runner starts one run per fire.
+type FireRecorder interface {
+	// RanFor reports whether the definition has a run for the fire at
+	// under another run id.
+	RanFor(ctx context.Context, ref AppliedRef, at time.Time, runID string) (bool, error)
+}
+
+// CheckFire returns an error wrapping ErrStale when the run's event is a
+// fire event (FireEventName) that the version of trigger t with hash may
+// not run: sent for another version, for an instant that is none of its
+// fires, for a fire not yet due (less OneShotSkew), a fire that was not
+// caught up and is more than the missed-fire grace late (it was counted
+// missed; the catch-up policy decides what runs for it), or a catch-up
+// under the skip policy or older than the catch-up window. A zero now
+// checks only the version and the instant (a workflow's later
+// invocations). Other events pass.
+func CheckFire(t Trigger, hash string, in RunInput, now time.Time) error {
+	if name, _ := in.Event["name"].(string); name != FireEventName {
+		return nil
+	}
+	data, _ := in.Event["data"].(map[string]any)
+	if h, _ := data["hash"].(string); h != hash {
+		return fmt.Errorf("%w: the fire event names another version", ErrStale)
+	}
+	at, catchUp, ok := ScheduledFire(t, in.Event)
+	if !ok {
+		return fmt.Errorf("%w: the fire event names no fire of this schedule", ErrStale)
+	}
+	if now.IsZero() {
+		return nil
+	}
+	switch {
+	case at.After(now.Add(OneShotSkew)):
+		return fmt.Errorf("%w: the fire at %s is not due yet", ErrStale, at.UTC().Format(time.RFC3339))
+	case catchUp && (t.CatchUp == "" || t.CatchUp == CatchUpSkip):
+		return fmt.Errorf("%w: catch-up runs are off (catchup: skip)", ErrStale)
+	case catchUp && now.Sub(at) > t.Window()+missedFireGrace:
+		return fmt.Errorf("%w: the fire at %s is older than the catch-up window", ErrStale, at.UTC().Format(time.RFC3339))
+	case !catchUp && in.Attempt == 0 && now.Sub(at) > missedFireGrace:
+		return fmt.Errorf("%w: the fire at %s is more than %s late; it counts as missed", ErrStale, at.UTC().Format(time.RFC3339), missedFireGrace)
+	}
+	return nil
 }
 
 // oneShotFor returns ErrStale when def is a one-shot and the run's event
@@ -294,11 +357,15 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 		if err := oneShotInTime(def, in, time.Time{}, time.Now()); err != nil {
 			return nil, err
 		}
+		if err := CheckFire(def.Spec.Trigger, def.Hash, in, time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	ref.Tenant, ref.Code = tenant, def.Metadata.Code
 	start := time.Now()
 	deadline := start.Add(AttemptTimeout(def))
-	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline}
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline,
+		ScheduledFor: in.ScheduledFor, CatchUp: in.CatchUp}
 	var id int64
 	if !spooled && r.Spool.Len() == 0 {
 		sctx, cancel := r.storeCtx(ctx)
@@ -422,7 +489,7 @@ func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef
 	}
 	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: a.Status, StartedAt: time.Now(),
 		Error: a.Error, Workflow: true, Steps: append([]StepOutcome(nil), a.Steps...), FailedStep: a.FailedStep,
-		Final: a.Final, Deadline: a.Deadline}
+		Final: a.Final, Deadline: a.Deadline, ScheduledFor: in.ScheduledFor, CatchUp: in.CatchUp}
 	if a.Status != RunRunning {
 		rec.FinishedAt = rec.StartedAt
 	}

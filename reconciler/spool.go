@@ -41,6 +41,9 @@ type SpooledRun struct {
 	Workflow   bool
 	Steps      []StepOutcome
 	FailedStep string
+	// ScheduledFor and CatchUp are the run's fire (RunInput).
+	ScheduledFor time.Time
+	CatchUp      bool
 }
 
 // SpoolStore writes spooled run records (store.Store). WriteSpooledRun is

@@ -55,6 +55,9 @@ type wireTrigger struct {
 	At       string
 	Event    string
 	If       string
+	CatchUp  string
+	// CatchUpWindow is the catchup_window field.
+	CatchUpWindow string
 }
 
 type wireAPICall struct {
@@ -239,6 +242,7 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 	if w.If != "" && w.Event == "" {
 		n.fail(p+"/if", "applies only to event triggers; remove it or use trigger.event")
 	}
+	n.catchUp(p, w, t)
 	switch {
 	case w.Cron != "":
 		n.cron(p, w, t)
@@ -270,6 +274,38 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 				n.fail(p+"/if", "%s", msg)
 			}
 		}
+	}
+}
+
+// catchUp checks and sets the catch-up policy of a cron or interval
+// trigger. skip, the default, is stored as unset: writing it changes no
+// hash.
+func (n *normalizer) catchUp(p string, w wireTrigger, t *reconciler.Trigger) {
+	if w.CatchUp == "" && w.CatchUpWindow == "" {
+		return
+	}
+	if w.Cron == "" && w.Interval == "" {
+		key := "catchup"
+		if w.CatchUp == "" {
+			key = "catchup_window"
+		}
+		n.fail(p+"/"+key, "applies only to cron and interval triggers (a missed fire is a scheduled one); remove it")
+		return
+	}
+	switch c := reconciler.CatchUp(w.CatchUp); c {
+	case "", reconciler.CatchUpSkip:
+		if w.CatchUpWindow != "" {
+			n.fail(p+"/catchup_window", "applies only with catchup: latest or all; remove it or set trigger.catchup")
+		}
+		return
+	case reconciler.CatchUpLatest, reconciler.CatchUpAll:
+		t.CatchUp = c
+	default:
+		n.fail(p+"/catchup", "unknown catch-up policy %s; use skip (the default), latest or all", excerpt(w.CatchUp))
+		return
+	}
+	if w.CatchUpWindow != "" {
+		t.CatchUpWindow = n.duration(p+"/catchup_window", w.CatchUpWindow, reconciler.Duration(time.Minute), reconciler.MaxCatchUpWindow)
 	}
 }
 
