@@ -84,6 +84,9 @@ type Controller struct {
 	syncs *syncQueue
 	// views is Inngest's view of every app, read once per pass.
 	views serverViews
+	// heldSince is, per tenant, since when the leader has seen Inngest
+	// hold its app without a break (checkMissedFires, its one goroutine).
+	heldSince map[string]time.Time
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -104,6 +107,7 @@ func NewController(opts ControllerOptions) *Controller {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
 	c := &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer), syncs: newSyncQueue(),
+		heldSince:    map[string]time.Time{},
 		rescanLeader: make(chan struct{}, 1), reloadFollower: make(chan struct{}, 1)}
 	c.metrics.syncQueue(opts.Registerer, c.syncs)
 	return c
@@ -298,6 +302,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 		c.ready.Store(true)
 		c.log.Info("ready", "role", "leader")
 	}
+	clear(c.heldSince) // what a former term saw of Inngest is no evidence now
 	tick := time.NewTicker(c.opts.Resync)
 	defer tick.Stop()
 	for {
@@ -393,6 +398,23 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 	}
 	now := time.Now()
 	to := now.Add(-c.opts.MissedFireGrace)
+	// Whether Inngest holds each tenant's app, asked once per check for
+	// the tenants with a catch-up policy: since when it has held it
+	// without a break is what tells that an outage is over.
+	held := map[string]bool{}
+	isHeld := func(tenant string) bool {
+		h, ok := held[tenant]
+		if !ok {
+			h = c.appHeld(ctx, tenant)
+			held[tenant] = h
+			if !h {
+				delete(c.heldSince, tenant)
+			} else if _, ok := c.heldSince[tenant]; !ok {
+				c.heldSince[tenant] = now
+			}
+		}
+		return h
+	}
 	for _, fc := range checks {
 		if ctx.Err() != nil {
 			return
@@ -400,8 +422,22 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 		if !fc.From.Before(to) {
 			continue
 		}
+		if c.opts.Apps != nil && (fc.Trigger.CatchUp == CatchUpLatest || fc.Trigger.CatchUp == CatchUpAll) {
+			isHeld(fc.Tenant)
+		}
 		missed := MissedFires(fc.Trigger, fc.From, to, fc.Fired)
 		if catchUps := fc.Trigger.CatchUps(missed, now); len(catchUps) > 0 && c.opts.Apps != nil {
+			// The catch-ups wait until the outage is over and all of it is
+			// known: Inngest holds the app again (events sent before would
+			// start nothing), and has held it since before `to` (every fire
+			// the outage took is past its grace, so latest picks the last
+			// of them, once). Until then the window is not recorded and
+			// the next resync looks again.
+			if !isHeld(fc.Tenant) || c.heldSince[fc.Tenant].After(to) {
+				c.log.Info("missed fires: the catch-up runs wait for the outage to end", "tenant", fc.Tenant, "code", fc.Code,
+					"missed", len(missed))
+				continue
+			}
 			fires := make([]Fire, len(catchUps))
 			for i, at := range catchUps {
 				fires[i] = Fire{Code: fc.Code, Hash: fc.Hash, At: at, CatchUp: true}
@@ -425,6 +461,16 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 				"first", missed[0], "last", missed[len(missed)-1])
 		}
 	}
+}
+
+// appHeld reports whether Inngest holds the tenant's app as it is served:
+// Inngest's view of every app (read once per pass), else the app's own.
+func (c *Controller) appHeld(ctx context.Context, tenant string) bool {
+	if c.heldAsRegistered(ctx, tenant) {
+		return true
+	}
+	d, err := c.opts.Apps.Verify(ctx, tenant)
+	return err == nil && d.None()
 }
 
 // refreshGauges sets the state gauges from the store: definitions,

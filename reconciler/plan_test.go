@@ -1,6 +1,7 @@
 package reconciler_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -303,6 +304,46 @@ func TestPlanTextOneShot(t *testing.T) {
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("plan text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestCheckFireRefusesForgedFireEvents: a fire event (tasksync/fire.due)
+// can be posted by anyone holding the event key. The run refuses one for
+// another version, an instant off the schedule, a fire not yet due, a fire
+// more than the grace late that was not caught up, a catch-up of a
+// definition whose policy is skip, and one older than the window.
+func TestCheckFireRefusesForgedFireEvents(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
+	tr := reconciler.Trigger{Interval: reconciler.Duration(7 * time.Minute)}
+	fire := reconciler.NextFires(tr, now.Add(-7*time.Minute), 1)[0] // the last fire at or before now
+	ev := func(hash string, at time.Time, catchUp bool) reconciler.RunInput {
+		return reconciler.RunInput{Event: map[string]any{"name": reconciler.FireEventName,
+			"data": map[string]any{"hash": hash, "scheduled_for": at.UTC().Format(time.RFC3339Nano), "catchup": catchUp}}}
+	}
+	latest := tr
+	latest.CatchUp = reconciler.CatchUpLatest
+	cases := []struct {
+		name string
+		t    reconciler.Trigger
+		in   reconciler.RunInput
+		now  time.Time
+		ok   bool
+	}{
+		{"its fire, on time", tr, ev("h1", fire, false), fire.Add(time.Second), true},
+		{"another version", tr, ev("h0", fire, false), fire.Add(time.Second), false},
+		{"off the schedule", tr, ev("h1", fire.Add(time.Minute), false), fire.Add(2 * time.Minute), false},
+		{"not due yet", tr, ev("h1", fire.Add(14*time.Minute), false), fire, false},
+		{"late, not a catch-up", tr, ev("h1", fire, false), fire.Add(6 * time.Minute), false},
+		{"catch-up under skip", tr, ev("h1", fire, true), fire.Add(6 * time.Minute), false},
+		{"catch-up under latest", latest, ev("h1", fire, true), fire.Add(6 * time.Minute), true},
+		{"catch-up beyond the window", latest, ev("h1", fire, true), fire.Add(2 * time.Hour), false},
+		{"another event", tr, reconciler.RunInput{Event: map[string]any{"name": "acme/x"}}, now, true},
+	}
+	for _, tc := range cases {
+		err := reconciler.CheckFire(tc.t, "h1", tc.in, tc.now)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, reconciler.ErrStale)) {
+			t.Errorf("%s: %v, want ok %v", tc.name, err, tc.ok)
 		}
 	}
 }

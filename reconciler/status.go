@@ -106,8 +106,8 @@ type DefinitionDetail struct {
 	LastError         string          `json:"last_error,omitempty"`
 	IsRunning         bool            `json:"is_running"`
 	CreatedAt         time.Time       `json:"created_at"`
-	// MissedFires counts scheduled fires that started no run within their
-	// grace period.
+	// MissedFires counts the fires of the schedule that no run was for
+	// (checked once the missed-fire grace has passed).
 	MissedFires      int64      `json:"missed_fires"`
 	LastMissedFireAt *time.Time `json:"last_missed_fire_at"`
 	// LastMissedFires are the most recent missed fires (at most 10),

@@ -118,6 +118,8 @@ type normalizer struct {
 	doc        document
 	errs       []fieldError
 	warns      []fieldError // findings that keep nothing from being applied
+	// intervalUnit is the unit and least value of intervals (Options.IntervalUnit).
+	intervalUnit reconciler.Duration
 }
 
 // line returns the file line of the node at pointer, for messages that
@@ -247,9 +249,17 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 	case w.Cron != "":
 		n.cron(p, w, t)
 	case w.Interval != "":
-		t.Interval = n.duration(p+"/interval", w.Interval, reconciler.MinInterval, 0)
-		if t.Interval >= reconciler.MinInterval && t.Interval%reconciler.Duration(time.Minute) != 0 {
-			n.fail(p+"/interval", "must be whole minutes, got %s (%s)", shorten(w.Interval), t.Interval)
+		unit := n.intervalUnit
+		if unit <= 0 {
+			unit = reconciler.MinInterval
+		}
+		t.Interval = n.duration(p+"/interval", w.Interval, unit, 0)
+		if t.Interval >= unit && t.Interval%unit != 0 {
+			if unit == reconciler.Duration(time.Minute) {
+				n.fail(p+"/interval", "must be whole minutes, got %s (%s)", shorten(w.Interval), t.Interval)
+			} else {
+				n.fail(p+"/interval", "must be a whole number of %s, got %s (%s)", unit, shorten(w.Interval), t.Interval)
+			}
 		}
 	case w.At != "":
 		at, err := time.Parse(time.RFC3339, w.At)

@@ -179,6 +179,13 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
+// Down stops the server, keeping its ports for Up: an engine outage.
+func (s *Server) Down() { s.kill() }
+
+// Up starts a server stopped by Down again on the same ports. A dev
+// server comes back empty, as after Restart.
+func (s *Server) Up() error { return s.start() }
+
 // Log returns what the server has printed.
 func (s *Server) Log() string {
 	s.mu.Lock()
