@@ -93,8 +93,9 @@ type Apps interface {
 	// SendOneShots sends the events of the app's due `at` definitions.
 	SendOneShots(ctx context.Context, tenant string, now time.Time) (sent int, err error)
 	// SeedFires sends the events of the next instant of the app's
-	// intervals driven by fire events.
-	SeedFires(ctx context.Context, tenant string, now time.Time) (sent int, err error)
+	// intervals driven by fire events, those at most horizon ahead (any
+	// for 0).
+	SeedFires(ctx context.Context, tenant string, now time.Time, horizon time.Duration) (sent int, err error)
 	// SendFires sends the events of the given fires (catch-ups).
 	SendFires(ctx context.Context, tenant string, fires []Fire) (sent int, err error)
 	// AppID names the tenant's app.

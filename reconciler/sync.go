@@ -203,9 +203,11 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 
 // seedFires sends the next instant of each of the tenant's intervals
 // driven by fire events (Apps.SeedFires): at every sync and resync, so a
-// chain Inngest lost is re-seeded within one resync.
+// chain Inngest lost is re-seeded within one resync. An instant more than
+// two resyncs ahead waits for a later resync (each run sends the next
+// instant anyway); run --once, which has no resync, sends every one.
 func (c *Controller) seedFires(ctx context.Context, tenant string) error {
-	_, err := c.opts.Apps.SeedFires(ctx, tenant, time.Now())
+	_, err := c.opts.Apps.SeedFires(ctx, tenant, time.Now(), 2*c.opts.Resync)
 	return err
 }
 

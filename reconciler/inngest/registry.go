@@ -499,11 +499,13 @@ func FireEventID(appID string, d reconciler.Definition, at time.Time, catchUp bo
 const maxEventsPerSend = 100
 
 // SeedFires sends, for each active interval of a tenant driven by fire
-// events, the event of its next instant after now. Sent at every sync and
+// events, the event of its next instant after now, when that instant is
+// at most horizon ahead (any distance for 0). Sent at every sync and
 // resync, it re-seeds a chain that was lost (an Inngest that lost its
 // state, a run that never started) within one resync; the event's id
-// makes the sends of the same instant start one run.
-func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time) (sent int, err error) {
+// makes the sends of the same instant start one run, and the horizon
+// keeps a long interval from sending its instant at every resync.
+func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time, horizon time.Duration) (sent int, err error) {
 	r.mu.RLock()
 	a := r.apps[tenant]
 	r.mu.RUnlock()
@@ -512,7 +514,7 @@ func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time) 
 	}
 	var evs []any
 	for _, d := range a.fired {
-		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 {
+		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 && (horizon <= 0 || next[0].Sub(now) <= horizon) {
 			evs = append(evs, fireEvent(a.id, tenant, d, next[0], false))
 		}
 	}

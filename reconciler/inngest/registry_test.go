@@ -108,7 +108,7 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 		"nightly":   "cron:TZ=Asia/Shanghai 0 2 * * *",
 		"daily":     "cron:TZ=UTC 0 0 * * *",
 		"every5":    "cron:TZ=UTC */5 * * * *",
-		"every7":    "cron:TZ=UTC */1 * * * *",
+		"every7":    "event:tasksync/fire.due:event.data.tenant_id == 'acme' && event.data.code == 'every7'",
 		"on-signup": `event:user/signed-up:(event.data.tenant_id == 'acme') && (event.data.plan != "free")`,
 	}
 	if len(fns) != len(want) {
@@ -127,6 +127,13 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 		}
 		if got != w {
 			t.Errorf("%s trigger = %s, want %s", code, got, w)
+		}
+		// A scheduled function takes its catch-up runs' event too.
+		if strings.HasPrefix(w, "cron:") {
+			fire := "event.data.tenant_id == 'acme' && event.data.code == '" + code + "'"
+			if len(f.Config.Triggers) != 2 || f.Config.Triggers[1].Event != reconciler.FireEventName || f.Config.Triggers[1].Expression != fire {
+				t.Errorf("%s triggers = %+v, want the cron and %s if %s", code, f.Config.Triggers, reconciler.FireEventName, fire)
+			}
 		}
 	}
 	if g := dev.Functions(t, reg.AppID("globex"))[reg.FunctionID("globex", "on-signup")]; !strings.Contains(g.Config.Triggers[0].Expression, "'globex'") {

@@ -210,12 +210,15 @@ type Trigger struct {
 	Cron       string `json:"cron"`
 }
 
-// Crons are the cron expressions of f's triggers, in order ("" for an
-// event trigger).
+// Crons are the cron expressions of f's cron triggers, in order (its
+// event triggers, such as the catch-up event every scheduled function
+// takes, are left out).
 func (f Function) Crons() []string {
 	var crons []string
 	for _, tr := range f.Config.Triggers {
-		crons = append(crons, tr.Cron)
+		if tr.Cron != "" {
+			crons = append(crons, tr.Cron)
+		}
 	}
 	return crons
 }
