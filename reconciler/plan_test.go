@@ -312,7 +312,9 @@ func TestPlanTextOneShot(t *testing.T) {
 // can be posted by anyone holding the event key. The run refuses one for
 // another version, an instant off the schedule, a fire not yet due, a fire
 // more than the grace late that was not caught up, a catch-up of a
-// definition whose policy is skip, and one older than the window.
+// definition whose policy is skip, and one older than the window. A
+// cron's first attempt more than the grace late is refused too (it was
+// counted missed); its retries are not.
 func TestCheckFireRefusesForgedFireEvents(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
 	tr := reconciler.Trigger{Interval: reconciler.Duration(7 * time.Minute)}
@@ -323,6 +325,10 @@ func TestCheckFireRefusesForgedFireEvents(t *testing.T) {
 	}
 	latest := tr
 	latest.CatchUp = reconciler.CatchUpLatest
+	cron := reconciler.Trigger{Cron: "* * * * *", Timezone: "UTC"}
+	cronEv := reconciler.RunInput{Event: map[string]any{"name": reconciler.CronEventName, "data": map[string]any{"scheduledAt": fire.Format(time.RFC3339)}}}
+	cronRetry := cronEv
+	cronRetry.Attempt = 1
 	cases := []struct {
 		name string
 		t    reconciler.Trigger
@@ -339,6 +345,9 @@ func TestCheckFireRefusesForgedFireEvents(t *testing.T) {
 		{"catch-up under latest", latest, ev("h1", fire, true), fire.Add(6 * time.Minute), true},
 		{"catch-up beyond the window", latest, ev("h1", fire, true), fire.Add(2 * time.Hour), false},
 		{"another event", tr, reconciler.RunInput{Event: map[string]any{"name": "acme/x"}}, now, true},
+		{"a cron's run on time", cron, cronEv, fire.Add(10 * time.Second), true},
+		{"a cron's run late", cron, cronEv, fire.Add(6 * time.Minute), false},
+		{"a cron's retry late", cron, cronRetry, fire.Add(6 * time.Minute), true},
 	}
 	for _, tc := range cases {
 		err := reconciler.CheckFire(tc.t, "h1", tc.in, tc.now)

@@ -254,28 +254,33 @@ type FireRecorder interface {
 	RanFor(ctx context.Context, ref AppliedRef, at time.Time, runID string) (bool, error)
 }
 
-// CheckFire returns an error wrapping ErrStale when the run's event is a
-// fire event (FireEventName) that the version of trigger t with hash may
-// not run: sent for another version, for an instant that is none of its
-// fires, for a fire not yet due (less OneShotSkew), a fire that was not
-// caught up and is more than the missed-fire grace late (it was counted
-// missed; the catch-up policy decides what runs for it), or a catch-up
-// under the skip policy or older than the catch-up window. A zero now
+// CheckFire returns an error wrapping ErrStale when a scheduled run of
+// the version of trigger t with hash may not execute at now. A fire event
+// (FireEventName), which anyone holding the event key could post, must
+// name this version and one of its fires, not yet to come (beyond
+// OneShotSkew); a catch-up needs a latest or all policy and a fire within
+// the window. Any scheduled run's first attempt (a cron's too) must start
+// within the missed-fire grace (and the cron's jitter) of its fire: a
+// later one was counted missed, and the catch-up policy decides what runs
+// for it (a Kubernetes CronJob's startingDeadlineSeconds). A zero now
 // checks only the version and the instant (a workflow's later
 // invocations). Other events pass.
 func CheckFire(t Trigger, hash string, in RunInput, now time.Time) error {
-	if name, _ := in.Event["name"].(string); name != FireEventName {
+	name, _ := in.Event["name"].(string)
+	if name != FireEventName && name != CronEventName {
 		return nil
 	}
-	data, _ := in.Event["data"].(map[string]any)
-	if h, _ := data["hash"].(string); h != hash {
-		return fmt.Errorf("%w: the fire event names another version", ErrStale)
-	}
 	at, catchUp, ok := ScheduledFire(t, in.Event)
-	if !ok {
-		return fmt.Errorf("%w: the fire event names no fire of this schedule", ErrStale)
+	if name == FireEventName {
+		data, _ := in.Event["data"].(map[string]any)
+		if h, _ := data["hash"].(string); h != hash {
+			return fmt.Errorf("%w: the fire event names another version", ErrStale)
+		}
+		if !ok {
+			return fmt.Errorf("%w: the fire event names no fire of this schedule", ErrStale)
+		}
 	}
-	if now.IsZero() {
+	if !ok || now.IsZero() {
 		return nil
 	}
 	switch {
@@ -285,7 +290,7 @@ func CheckFire(t Trigger, hash string, in RunInput, now time.Time) error {
 		return fmt.Errorf("%w: catch-up runs are off (catchup: skip)", ErrStale)
 	case catchUp && now.Sub(at) > t.Window()+missedFireGrace:
 		return fmt.Errorf("%w: the fire at %s is older than the catch-up window", ErrStale, at.UTC().Format(time.RFC3339))
-	case !catchUp && in.Attempt == 0 && now.Sub(at) > missedFireGrace:
+	case !catchUp && in.Attempt == 0 && now.Sub(at) > missedFireGrace+time.Duration(t.Jitter):
 		return fmt.Errorf("%w: the fire at %s is more than %s late; it counts as missed", ErrStale, at.UTC().Format(time.RFC3339), missedFireGrace)
 	}
 	return nil

@@ -456,8 +456,11 @@ func (r *Registry) seedNext(ctx context.Context, client inngestgo.Client, tenant
 	if data, _ := in.Event["data"].(map[string]any); data["hash"] != d.Hash {
 		return
 	}
-	after := in.ScheduledFor
-	if now := time.Now(); now.After(after) {
+	after, now := in.ScheduledFor, time.Now()
+	if after.After(now.Add(reconciler.OneShotSkew)) {
+		return // not due: a forged event, which the run refuses too
+	}
+	if now.After(after) {
 		after = now
 	}
 	next := reconciler.NextFires(d.Spec.Trigger, after, 1)
