@@ -241,6 +241,7 @@ func seconds(ts []time.Time) string {
 // re-seeded after the engine lost it, and each fire starts one Inngest
 // run.
 func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
+	t.Parallel() // mostly waiting, on a dev server of its own
 	every := func(code, catchUp string) string {
 		trig := "{interval: 20s}"
 		if catchUp != "" {
@@ -430,6 +431,7 @@ func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 // new leader seeds the same instant again), and the chain re-seeded
 // within one resync after the dev server lost its state.
 func TestIntervalOneRunPerFire(t *testing.T) {
+	t.Parallel() // a dev server of its own
 	r := newFiresRig(t, func(url string) map[string]string {
 		return map[string]string{"acme/tasks.yaml": deftest.Task{Code: "every-5s", Trigger: "{interval: 5s}", Config: fmt.Sprintf("{url: %q}", url+"/every")}.String()}
 	})
