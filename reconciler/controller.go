@@ -46,6 +46,9 @@ type ControllerOptions struct {
 	// Resync is how often the whole tree is reconciled and every app
 	// verified; the missed fires are counted then too.
 	Resync time.Duration
+	// MissedFireGrace is how long after a fire its run may start before
+	// the fire counts as missed; default 5 minutes.
+	MissedFireGrace time.Duration
 	// Poll is how often a follower checks which tenants' applied state
 	// changed (one query); default DefaultFollowerPoll, at most Resync.
 	Poll time.Duration
@@ -81,6 +84,9 @@ type Controller struct {
 	syncs *syncQueue
 	// views is Inngest's view of every app, read once per pass.
 	views serverViews
+	// heldSince is, per tenant, since when the leader has seen Inngest
+	// hold its app without a break (checkMissedFires, its one goroutine).
+	heldSince map[string]time.Time
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -94,10 +100,14 @@ func NewController(opts ControllerOptions) *Controller {
 	if opts.Poll <= 0 {
 		opts.Poll = DefaultFollowerPoll
 	}
+	if opts.MissedFireGrace <= 0 {
+		opts.MissedFireGrace = missedFireGrace
+	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
 	c := &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer), syncs: newSyncQueue(),
+		heldSince:    map[string]time.Time{},
 		rescanLeader: make(chan struct{}, 1), reloadFollower: make(chan struct{}, 1)}
 	c.metrics.syncQueue(opts.Registerer, c.syncs)
 	return c
@@ -295,6 +305,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 		c.ready.Store(true)
 		c.log.Info("ready", "role", "leader")
 	}
+	clear(c.heldSince) // what a former term saw of Inngest is no evidence now
 	tick := time.NewTicker(c.opts.Resync)
 	defer tick.Stop()
 	for {
@@ -374,30 +385,95 @@ func (c *Controller) graceful(ctx context.Context) (context.Context, context.Can
 	return gctx, func(cause error) { stop(); cancel(cause) }
 }
 
-// checkMissedFires counts, for every scheduled definition, the fires since
-// the last check that started no run within their grace period, on the
-// definition and in tasksync_missed_fires_total.
+// checkMissedFires counts, for every scheduled definition, the fires
+// since the last check that no run was for and whose grace has passed, on
+// the definition and in tasksync_missed_fires_total, and sends the
+// catch-up runs its policy asks for. A window is recorded (and counted)
+// once: the record is conditional on the window's start, so a former
+// leader's check of the same window counts nothing. A definition whose
+// catch-ups cannot be sent (Inngest unreachable) is not recorded: the
+// next resync checks its window again.
 func (c *Controller) checkMissedFires(ctx context.Context) {
 	checks, err := c.opts.State.FireChecks(ctx)
 	if err != nil {
 		c.log.Warn("missed fires", "err", err)
 		return
 	}
-	to := time.Now().Add(-missedFireGrace)
+	now := time.Now()
+	to := now.Add(-c.opts.MissedFireGrace)
+	// Whether Inngest holds each tenant's app, asked once per check for
+	// the tenants with a catch-up policy: since when it has held it
+	// without a break is what tells that an outage is over.
+	held := map[string]bool{}
+	isHeld := func(tenant string) bool {
+		h, ok := held[tenant]
+		if !ok {
+			h = c.appHeld(ctx, tenant)
+			held[tenant] = h
+			if !h {
+				delete(c.heldSince, tenant)
+			} else if _, ok := c.heldSince[tenant]; !ok {
+				c.heldSince[tenant] = now
+			}
+		}
+		return h
+	}
 	for _, fc := range checks {
+		if ctx.Err() != nil {
+			return
+		}
 		if !fc.From.Before(to) {
 			continue
 		}
-		missed := MissedFires(fc.Trigger, fc.From, to, fc.Runs, missedFireGrace)
-		if err := c.opts.State.RecordFireCheck(ctx, fc.ID, to, missed); err != nil {
+		if c.opts.Apps != nil && (fc.Trigger.CatchUp == CatchUpLatest || fc.Trigger.CatchUp == CatchUpAll) {
+			isHeld(fc.Tenant)
+		}
+		missed := MissedFires(fc.Trigger, fc.From, to, fc.Fired)
+		if catchUps := fc.Trigger.CatchUps(missed, now); len(catchUps) > 0 && c.opts.Apps != nil {
+			// The catch-ups wait until the outage is over and all of it is
+			// known: Inngest holds the app again (events sent before would
+			// start nothing), and has held it since before `to` (every fire
+			// the outage took is past its grace, so latest picks the last
+			// of them, once). Until then the window is not recorded and
+			// the next resync looks again.
+			if !isHeld(fc.Tenant) || c.heldSince[fc.Tenant].After(to) {
+				c.log.Info("missed fires: the catch-up runs wait for the outage to end", "tenant", fc.Tenant, "code", fc.Code,
+					"missed", len(missed))
+				continue
+			}
+			fires := make([]Fire, len(catchUps))
+			for i, at := range catchUps {
+				fires[i] = Fire{Code: fc.Code, Hash: fc.Hash, At: at, CatchUp: true}
+			}
+			if _, err := c.opts.Apps.SendFires(ctx, fc.Tenant, fires); err != nil {
+				c.log.Warn("missed fires: cannot send the catch-up runs; the next resync tries again", "tenant", fc.Tenant,
+					"code", fc.Code, "missed", len(missed), "err", err)
+				continue
+			}
+			c.log.Info("catch-up runs sent", "tenant", fc.Tenant, "code", fc.Code, "policy", fc.Trigger.CatchUp, "fires", len(fires),
+				"first", fires[0].At, "last", fires[len(fires)-1].At)
+		}
+		counted, err := c.opts.State.RecordFireCheck(ctx, fc, to, missed)
+		if err != nil {
 			c.log.Warn("missed fires", "err", err)
 			return
 		}
-		if len(missed) > 0 {
+		if counted && len(missed) > 0 {
 			c.metrics.missedFires.WithLabelValues(fc.Tenant).Add(float64(len(missed)))
-			c.log.Warn("missed fires", "tenant", fc.Tenant, "definition_id", fc.ID, "missed", len(missed), "last", missed[len(missed)-1])
+			c.log.Warn("missed fires", "tenant", fc.Tenant, "code", fc.Code, "definition_id", fc.ID, "missed", len(missed),
+				"first", missed[0], "last", missed[len(missed)-1])
 		}
 	}
+}
+
+// appHeld reports whether Inngest holds the tenant's app as it is served:
+// Inngest's view of every app (read once per pass), else the app's own.
+func (c *Controller) appHeld(ctx context.Context, tenant string) bool {
+	if c.heldAsRegistered(ctx, tenant) {
+		return true
+	}
+	d, err := c.opts.Apps.Verify(ctx, tenant)
+	return err == nil && d.None()
 }
 
 // refreshGauges sets the state gauges from the store: definitions,

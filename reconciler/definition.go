@@ -131,6 +131,71 @@ type Trigger struct {
 	At       *time.Time `json:"at,omitempty"`
 	Event    string     `json:"event,omitempty"`
 	If       string     `json:"if,omitempty"`
+	// CatchUp is what becomes of the fires of a cron or interval trigger
+	// that started no run: "" (skip) or CatchUpSkip, CatchUpLatest or
+	// CatchUpAll; CatchUpWindow bounds how old a fire may be to be caught
+	// up (DefaultCatchUpWindow when unset).
+	CatchUp       CatchUp  `json:"catchup,omitempty"`
+	CatchUpWindow Duration `json:"catchup_window,omitempty"`
+}
+
+// CatchUp is a catch-up policy: what tasksync does about a scheduled fire
+// that started no run (docs/format.md, "Catch-up").
+type CatchUp string
+
+// The catch-up policies.
+const (
+	// CatchUpSkip counts and shows the missed fire and runs nothing for
+	// it (the default).
+	CatchUpSkip CatchUp = "skip"
+	// CatchUpLatest runs once, for the most recent missed fire within the
+	// window.
+	CatchUpLatest CatchUp = "latest"
+	// CatchUpAll runs each missed fire within the window, oldest first,
+	// at most MaxCatchUpRuns of them (the most recent).
+	CatchUpAll CatchUp = "all"
+)
+
+// Catch-up bounds.
+const (
+	DefaultCatchUpWindow = Duration(time.Hour)
+	MaxCatchUpWindow     = Duration(7 * 24 * time.Hour)
+	// MaxCatchUpRuns bounds the catch-up runs of one definition per
+	// outage (CatchUpAll).
+	MaxCatchUpRuns = 20
+)
+
+// Window is how old a missed fire may be to be caught up.
+func (t Trigger) Window() time.Duration {
+	if t.CatchUpWindow > 0 {
+		return time.Duration(t.CatchUpWindow)
+	}
+	return time.Duration(DefaultCatchUpWindow)
+}
+
+// CatchUps returns the missed fires to run again under t's policy at now,
+// oldest first: none for skip, the most recent within the window for
+// latest, each within the window (at most MaxCatchUpRuns, the most
+// recent) for all. missed is oldest first.
+func (t Trigger) CatchUps(missed []time.Time, now time.Time) []time.Time {
+	var in []time.Time
+	for _, f := range missed {
+		if !f.Before(now.Add(-t.Window())) {
+			in = append(in, f)
+		}
+	}
+	switch t.CatchUp {
+	case CatchUpLatest:
+		if len(in) > 0 {
+			return in[len(in)-1:]
+		}
+	case CatchUpAll:
+		if len(in) > MaxCatchUpRuns {
+			in = in[len(in)-MaxCatchUpRuns:]
+		}
+		return in
+	}
+	return nil
 }
 
 // Type reports which kind of trigger t is, in the original design's names.

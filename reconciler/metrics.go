@@ -67,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tasksync_retire_held", Help: "Retirements the prune budget holds, by tenant.",
 		}, []string{"tenant"}),
 		missedFires: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "tasksync_missed_fires_total", Help: "Scheduled fires that started no run within their grace period, by tenant.",
+			Name: "tasksync_missed_fires_total", Help: "Scheduled fires (cron or interval instants) that no run was for, each counted once, by tenant.",
 		}, []string{"tenant"}),
 		abandoned: f.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_run_attempts_abandoned_total", Help: "Run attempts the leader closed as failed because the replica running them stopped.",

@@ -1,6 +1,7 @@
 package reconciler_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -167,15 +168,118 @@ func TestMissedFires(t *testing.T) {
 	from := time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC)
 	to := time.Date(2026, 1, 1, 4, 30, 0, 0, time.UTC)
 	at := func(h, m int) time.Time { return time.Date(2026, 1, 1, h, m, 0, 0, time.UTC) }
-	// Fires at 1:00, 2:00, 3:00, 4:00; runs at 1:00:05 and 3:01 (late but
-	// within grace); 2:00 has none, 4:00 ran after its grace.
-	runs := []time.Time{at(1, 0).Add(5 * time.Second), at(3, 1), at(4, 9)}
-	missed := reconciler.MissedFires(tr, from, to, runs, 5*time.Minute)
+	// Fires at 1:00, 2:00, 3:00, 4:00; runs were for 1:00 and 3:00 (a
+	// run's fire is what it names, however late it started).
+	missed := reconciler.MissedFires(tr, from, to, []time.Time{at(3, 0), at(1, 0)})
 	if fmt.Sprint(missed) != fmt.Sprint([]time.Time{at(2, 0), at(4, 0)}) {
 		t.Errorf("missed = %v, want 2:00 and 4:00", missed)
 	}
-	if m := reconciler.MissedFires(reconciler.Trigger{Event: "x/y"}, from, to, nil, time.Minute); m != nil {
+	if m := reconciler.MissedFires(reconciler.Trigger{Event: "x/y"}, from, to, nil); m != nil {
 		t.Errorf("an event trigger has no schedule to miss: %v", m)
+	}
+}
+
+// TestMissedFiresAfterAnOutage is the case of an engine down from 12:52:30
+// to 12:55:50: a per-minute cron ran for 12:52, then for 12:56 to 13:05.
+// Exactly 12:53, 12:54 and 12:55 are missed: a run for a later fire
+// covers no earlier one.
+func TestMissedFiresAfterAnOutage(t *testing.T) {
+	tr := reconciler.Trigger{Cron: "* * * * *", Timezone: "UTC"}
+	at := func(h, m int) time.Time { return time.Date(2026, 3, 1, h, m, 0, 0, time.UTC) }
+	fired := []time.Time{at(12, 52)}
+	for m := 56; m <= 65; m++ {
+		fired = append(fired, at(12, m))
+	}
+	missed := reconciler.MissedFires(tr, at(12, 51), at(13, 5), fired)
+	want := []time.Time{at(12, 53), at(12, 54), at(12, 55)}
+	if fmt.Sprint(missed) != fmt.Sprint(want) {
+		t.Errorf("missed = %v, want %v", missed, want)
+	}
+	// An interval the same: 7m from the epoch's grid.
+	iv := reconciler.Trigger{Interval: reconciler.Duration(7 * time.Minute)}
+	fires := reconciler.FiresBetween(iv, at(12, 0), at(14, 0), 100)
+	var ran []time.Time
+	for i, f := range fires {
+		if i != 3 && i != 4 {
+			ran = append(ran, f)
+		}
+	}
+	if m := reconciler.MissedFires(iv, at(12, 0), at(14, 0), ran); fmt.Sprint(m) != fmt.Sprint(fires[3:5]) {
+		t.Errorf("interval: missed = %v, want %v", m, fires[3:5])
+	}
+}
+
+// TestMissedFiresWithJitter: with a jitter the engine may name the
+// jittered time of a run rather than its fire; a run named up to the
+// jitter after its fire covers it, and never the next fire.
+func TestMissedFiresWithJitter(t *testing.T) {
+	tr := reconciler.Trigger{Cron: "*/5 * * * *", Timezone: "UTC", Jitter: reconciler.Duration(2 * time.Minute)}
+	at := func(m, s int) time.Time { return time.Date(2026, 3, 1, 10, m, s, 0, time.UTC) }
+	// Fires at 10:05, 10:10, 10:15, 10:20. Runs named 10:05 (the fire
+	// itself), 10:11:40 (jittered, within 2m) and 10:22:30 (beyond its
+	// jitter: no fire's).
+	fired := []time.Time{at(5, 0), at(11, 40), at(22, 30)}
+	missed := reconciler.MissedFires(tr, at(1, 0), at(21, 0), fired)
+	if want := []time.Time{at(15, 0), at(20, 0)}; fmt.Sprint(missed) != fmt.Sprint(want) {
+		t.Errorf("missed = %v, want %v", missed, want)
+	}
+	if f, ok := reconciler.FireAt(tr, at(11, 40)); !ok || !f.Equal(at(10, 0)) {
+		t.Errorf("FireAt(10:11:40) = %v, %v; want 10:10", f, ok)
+	}
+	if _, ok := reconciler.FireAt(tr, at(12, 30)); ok {
+		t.Error("FireAt(10:12:30): beyond the jitter, no fire")
+	}
+}
+
+// TestScheduledFire: the fire a run is for comes from the cron event's
+// scheduledAt (or timestamp) or the fire event's scheduled_for, which must
+// be one of the schedule's fires.
+func TestScheduledFire(t *testing.T) {
+	tr := reconciler.Trigger{Cron: "* * * * *", Timezone: "UTC"}
+	f := time.Date(2026, 3, 1, 10, 7, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		event   map[string]any
+		want    time.Time
+		catchUp bool
+	}{
+		{"cron scheduledAt", map[string]any{"name": reconciler.CronEventName, "data": map[string]any{"scheduledAt": "2026-03-01T10:07:00Z"}}, f, false},
+		{"cron ts", map[string]any{"name": reconciler.CronEventName, "ts": float64(f.Add(300 * time.Millisecond).UnixMilli())}, f, false},
+		{"fire event", map[string]any{"name": reconciler.FireEventName, "data": map[string]any{"scheduled_for": "2026-03-01T10:07:00Z", "catchup": true}}, f, true},
+		{"fire event off the schedule", map[string]any{"name": reconciler.FireEventName, "data": map[string]any{"scheduled_for": "2026-03-01T10:07:30Z"}}, time.Time{}, false},
+		{"another event", map[string]any{"name": "acme/thing", "ts": float64(f.UnixMilli())}, time.Time{}, false},
+	}
+	for _, tc := range cases {
+		at, c, ok := reconciler.ScheduledFire(tr, tc.event)
+		if ok != !tc.want.IsZero() || !at.Equal(tc.want) || c != tc.catchUp {
+			t.Errorf("%s: %v, %v, %v; want %v, %v", tc.name, at, c, ok, tc.want, tc.catchUp)
+		}
+	}
+}
+
+// TestCatchUps: skip runs nothing, latest the most recent missed fire in
+// the window, all each in the window up to MaxCatchUpRuns.
+func TestCatchUps(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var missed []time.Time
+	for i := 90; i >= 1; i-- {
+		missed = append(missed, now.Add(-time.Duration(i)*time.Minute))
+	}
+	tr := reconciler.Trigger{Cron: "* * * * *", Timezone: "UTC"}
+	if got := tr.CatchUps(missed, now); got != nil {
+		t.Errorf("skip: %v", got)
+	}
+	tr.CatchUp = reconciler.CatchUpLatest
+	if got := tr.CatchUps(missed, now); len(got) != 1 || !got[0].Equal(missed[89]) {
+		t.Errorf("latest: %v", got)
+	}
+	tr.CatchUp, tr.CatchUpWindow = reconciler.CatchUpAll, reconciler.Duration(10*time.Minute)
+	if got := tr.CatchUps(missed, now); len(got) != 10 || !got[0].Equal(missed[80]) {
+		t.Errorf("all within 10m: %v", got)
+	}
+	tr.CatchUpWindow = 0 // an hour: 60 fires, bounded by the count
+	if got := tr.CatchUps(missed, now); len(got) != reconciler.MaxCatchUpRuns || !got[len(got)-1].Equal(missed[89]) {
+		t.Errorf("all within 1h: %d, want the last %d", len(got), reconciler.MaxCatchUpRuns)
 	}
 }
 
@@ -200,6 +304,55 @@ func TestPlanTextOneShot(t *testing.T) {
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("plan text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestCheckFireRefusesForgedFireEvents: a fire event (tasksync/fire.due)
+// can be posted by anyone holding the event key. The run refuses one for
+// another version, an instant off the schedule, a fire not yet due, a fire
+// more than the grace late that was not caught up, a catch-up of a
+// definition whose policy is skip, and one older than the window. A
+// cron's first attempt more than the grace late is refused too (it was
+// counted missed); its retries are not.
+func TestCheckFireRefusesForgedFireEvents(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
+	tr := reconciler.Trigger{Interval: reconciler.Duration(7 * time.Minute)}
+	fire := reconciler.NextFires(tr, now.Add(-7*time.Minute), 1)[0] // the last fire at or before now
+	ev := func(hash string, at time.Time, catchUp bool) reconciler.RunInput {
+		return reconciler.RunInput{Event: map[string]any{"name": reconciler.FireEventName,
+			"data": map[string]any{"hash": hash, "scheduled_for": at.UTC().Format(time.RFC3339Nano), "catchup": catchUp}}}
+	}
+	latest := tr
+	latest.CatchUp = reconciler.CatchUpLatest
+	cron := reconciler.Trigger{Cron: "* * * * *", Timezone: "UTC"}
+	cronEv := reconciler.RunInput{Event: map[string]any{"name": reconciler.CronEventName, "data": map[string]any{"scheduledAt": fire.Format(time.RFC3339)}}}
+	cronRetry := cronEv
+	cronRetry.Attempt = 1
+	cases := []struct {
+		name string
+		t    reconciler.Trigger
+		in   reconciler.RunInput
+		now  time.Time
+		ok   bool
+	}{
+		{"its fire, on time", tr, ev("h1", fire, false), fire.Add(time.Second), true},
+		{"another version", tr, ev("h0", fire, false), fire.Add(time.Second), false},
+		{"off the schedule", tr, ev("h1", fire.Add(time.Minute), false), fire.Add(2 * time.Minute), false},
+		{"not due yet", tr, ev("h1", fire.Add(14*time.Minute), false), fire, false},
+		{"late, not a catch-up", tr, ev("h1", fire, false), fire.Add(6 * time.Minute), false},
+		{"catch-up under skip", tr, ev("h1", fire, true), fire.Add(6 * time.Minute), false},
+		{"catch-up under latest", latest, ev("h1", fire, true), fire.Add(6 * time.Minute), true},
+		{"catch-up beyond the window", latest, ev("h1", fire, true), fire.Add(2 * time.Hour), false},
+		{"another event", tr, reconciler.RunInput{Event: map[string]any{"name": "acme/x"}}, now, true},
+		{"a cron's run on time", cron, cronEv, fire.Add(10 * time.Second), true},
+		{"a cron's run late", cron, cronEv, fire.Add(6 * time.Minute), false},
+		{"a cron's retry late", cron, cronRetry, fire.Add(6 * time.Minute), true},
+	}
+	for _, tc := range cases {
+		err := reconciler.CheckFire(tc.t, "h1", tc.in, tc.now)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, reconciler.ErrStale)) {
+			t.Errorf("%s: %v, want ok %v", tc.name, err, tc.ok)
 		}
 	}
 }

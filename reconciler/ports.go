@@ -40,8 +40,11 @@ type AppliedState interface {
 	// FireChecks returns the scheduled definitions whose fires are due for
 	// a check, with the runs they started.
 	FireChecks(ctx context.Context) ([]FireCheck, error)
-	// RecordFireCheck records a definition's fires checked up to `to`.
-	RecordFireCheck(ctx context.Context, id int64, to time.Time, missed []time.Time) error
+	// RecordFireCheck records that a definition's fires were checked from
+	// c.From up to `to`, the missed ones counted; counted is false when
+	// another check recorded that window first (a former leader), and
+	// then nothing is recorded.
+	RecordFireCheck(ctx context.Context, c FireCheck, to time.Time, missed []time.Time) (counted bool, err error)
 	// DefinitionCounts counts live definitions by tenant, kind and state.
 	DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 	// TenantStatuses summarizes every tenant.
@@ -89,6 +92,12 @@ type Apps interface {
 	Verify(ctx context.Context, tenant string) (Drift, error)
 	// SendOneShots sends the events of the app's due `at` definitions.
 	SendOneShots(ctx context.Context, tenant string, now time.Time) (sent int, err error)
+	// SeedFires sends the events of the next instant of the app's
+	// intervals driven by fire events, those at most horizon ahead (any
+	// for 0).
+	SeedFires(ctx context.Context, tenant string, now time.Time, horizon time.Duration) (sent int, err error)
+	// SendFires sends the events of the given fires (catch-ups).
+	SendFires(ctx context.Context, tenant string, fires []Fire) (sent int, err error)
 	// AppID names the tenant's app.
 	AppID(tenant string) string
 	// Functions lists the function ids the app serves.

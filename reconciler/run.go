@@ -14,6 +14,12 @@ type RunInput struct {
 	RunID   string         // the engine's run id
 	Attempt int            // 0 for the first attempt
 	Event   map[string]any // the triggering event: name, data, ts, ...
+	// ScheduledFor is the fire of the definition's schedule the run is
+	// for (ScheduledFire); zero for a run of an event or started by hand.
+	ScheduledFor time.Time
+	// CatchUp marks a run tasksync started for a fire that had been
+	// missed (the definition's catch-up policy).
+	CatchUp bool
 }
 
 // ManualRunEvent is the event that starts one run of a definition now
@@ -273,6 +279,18 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 	if err := oneShotInTime(def, in, ref.AppliedAt, time.Now()); err != nil {
 		return def, ref, err
 	}
+	if err := CheckFire(def.Spec.Trigger, def.Hash, in, time.Now()); err != nil {
+		return def, ref, err
+	}
+	if fr, ok := r.Records.(FireRecorder); ok && !in.ScheduledFor.IsZero() && in.Attempt == 0 {
+		ran, err := fr.RanFor(sctx, ref, in.ScheduledFor, in.RunID)
+		if err != nil {
+			return def, ref, fmt.Errorf("look up earlier runs: %w", err)
+		}
+		if ran {
+			return def, ref, fmt.Errorf("%w: a run for the fire at %s is recorded already", ErrAlreadyRan, in.ScheduledFor.UTC().Format(time.RFC3339))
+		}
+	}
 	if def.Spec.Trigger.Type() == TriggerDate {
 		ran, err := r.Records.RanBefore(sctx, ref, in.RunID)
 		if err != nil {
@@ -283,6 +301,56 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 		}
 	}
 	return def, ref, nil
+}
+
+// FireRecorder is the RunRecorder's look-up of runs by their fire
+// (store.Store): the runner starts one run per fire.
+type FireRecorder interface {
+	// RanFor reports whether the definition has a run for the fire at
+	// under another run id.
+	RanFor(ctx context.Context, ref AppliedRef, at time.Time, runID string) (bool, error)
+}
+
+// CheckFire returns an error wrapping ErrStale when a scheduled run of
+// the version of trigger t with hash may not execute at now. A fire event
+// (FireEventName), which anyone holding the event key could post, must
+// name this version and one of its fires, not yet to come (beyond
+// OneShotSkew); a catch-up needs a latest or all policy and a fire within
+// the window. Any scheduled run's first attempt (a cron's too) must start
+// within the missed-fire grace (and the cron's jitter) of its fire: a
+// later one was counted missed, and the catch-up policy decides what runs
+// for it (a Kubernetes CronJob's startingDeadlineSeconds). A zero now
+// checks only the version and the instant (a workflow's later
+// invocations). Other events pass.
+func CheckFire(t Trigger, hash string, in RunInput, now time.Time) error {
+	name, _ := in.Event["name"].(string)
+	if name != FireEventName && name != CronEventName {
+		return nil
+	}
+	at, catchUp, ok := ScheduledFire(t, in.Event)
+	if name == FireEventName {
+		data, _ := in.Event["data"].(map[string]any)
+		if h, _ := data["hash"].(string); h != hash {
+			return fmt.Errorf("%w: the fire event names another version", ErrStale)
+		}
+		if !ok {
+			return fmt.Errorf("%w: the fire event names no fire of this schedule", ErrStale)
+		}
+	}
+	if !ok || now.IsZero() {
+		return nil
+	}
+	switch {
+	case at.After(now.Add(OneShotSkew)):
+		return fmt.Errorf("%w: the fire at %s is not due yet", ErrStale, at.UTC().Format(time.RFC3339))
+	case catchUp && (t.CatchUp == "" || t.CatchUp == CatchUpSkip):
+		return fmt.Errorf("%w: catch-up runs are off (catchup: skip)", ErrStale)
+	case catchUp && now.Sub(at) > t.Window()+missedFireGrace:
+		return fmt.Errorf("%w: the fire at %s is older than the catch-up window", ErrStale, at.UTC().Format(time.RFC3339))
+	case !catchUp && in.Attempt == 0 && now.Sub(at) > missedFireGrace+time.Duration(t.Jitter):
+		return fmt.Errorf("%w: the fire at %s is more than %s late; it counts as missed", ErrStale, at.UTC().Format(time.RFC3339), missedFireGrace)
+	}
+	return nil
 }
 
 // oneShotFor returns ErrStale when def is a one-shot and the run's event
@@ -356,11 +424,15 @@ func (r *TaskRunner) Run(ctx context.Context, tenant string, def Definition, in 
 				return nil, err
 			}
 		}
+		if err := CheckFire(def.Spec.Trigger, def.Hash, in, time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	ref.Tenant, ref.Code = tenant, def.Metadata.Code
 	start := time.Now()
 	deadline := start.Add(AttemptTimeout(def))
-	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline, Manual: in.Manual()}
+	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: RunRunning, StartedAt: start, Deadline: deadline,
+		ScheduledFor: in.ScheduledFor, CatchUp: in.CatchUp, Manual: in.Manual()}
 	var id int64
 	if !spooled && r.Spool.Len() == 0 {
 		sctx, cancel := r.storeCtx(ctx)
@@ -484,7 +556,7 @@ func (s *spoolingRecorder) RecordWorkflowRun(ctx context.Context, ref AppliedRef
 	}
 	rec := SpooledRun{Ref: ref, RunID: in.RunID, Attempt: in.Attempt, Status: a.Status, StartedAt: time.Now(),
 		Error: a.Error, Workflow: true, Steps: append([]StepOutcome(nil), a.Steps...), FailedStep: a.FailedStep,
-		Final: a.Final, Deadline: a.Deadline, Manual: in.Manual()}
+		Final: a.Final, Deadline: a.Deadline, ScheduledFor: in.ScheduledFor, CatchUp: in.CatchUp, Manual: in.Manual()}
 	if a.Status != RunRunning {
 		rec.FinishedAt = rec.StartedAt
 	}

@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -64,24 +66,57 @@ func NextFires(t Trigger, after time.Time, n int) []time.Time {
 type FireCheck struct {
 	ID      int64
 	Tenant  string
+	Code    string
+	Hash    string // the applied version's
 	Trigger Trigger
-	From    time.Time   // the end of the last check, or when the version was applied
-	Runs    []time.Time // start times of its runs since From
+	From    time.Time // the end of the last check, or when the version was applied
+	// Fired are the fires its runs were for (root_task_runs.scheduled_for)
+	// from an hour before From on, in order.
+	Fired []time.Time
 }
 
-// MissedFires returns the fires of t in (from, to] that no run started
-// within grace of: runs lists the start times of the definition's runs
-// from `from` on. A fire is matched by the first run that starts at or
-// after it and before the fire plus grace (plus the trigger's jitter); a
-// run matches one fire only.
-func MissedFires(t Trigger, from, to time.Time, runs []time.Time, grace time.Duration) []time.Time {
+// fireTolerance is how far from its fire the instant a run names may lie
+// and still be that fire's: the clocks' rounding. A cron's jitter widens
+// it after the fire.
+const fireTolerance = time.Second
+
+// MissedFires returns the fires of t in (from, to] that no run was for:
+// fired lists the fires the definition's runs were for (their
+// scheduled_for, in any order). A fire f is covered by a run for an
+// instant in [f−1s, f+1s+jitter]; a run for a later fire never covers an
+// earlier one, however late either started. At most MaxFireCheck fires
+// are looked at, the oldest.
+func MissedFires(t Trigger, from, to time.Time, fired []time.Time) []time.Time {
+	fires := FiresBetween(t, from, to, MaxFireCheck)
+	if len(fires) == 0 {
+		return nil
+	}
+	ran := slices.Clone(fired)
+	slices.SortFunc(ran, time.Time.Compare)
+	after := fireTolerance + time.Duration(t.Jitter)
+	var missed []time.Time
+	for _, f := range fires {
+		i, _ := slices.BinarySearchFunc(ran, f.Add(-fireTolerance), time.Time.Compare)
+		if i < len(ran) && !ran[i].After(f.Add(after)) {
+			continue
+		}
+		missed = append(missed, f)
+	}
+	return missed
+}
+
+// MaxFireCheck bounds the fires one check looks at: a minute-cron over a
+// week.
+const MaxFireCheck = 10_080
+
+// FiresBetween returns t's fires in (from, to], at most n, oldest first.
+// Event and `at` triggers have none here.
+func FiresBetween(t Trigger, from, to time.Time, n int) []time.Time {
 	if t.Type() != TriggerCron && t.Type() != TriggerInterval {
 		return nil
 	}
-	window := grace + time.Duration(t.Jitter)
 	var fires []time.Time
-	const maxFires = 10_000 // a window of a minute-cron over a week
-	for next := from; len(fires) < maxFires; {
+	for next := from; len(fires) < n; {
 		f := NextFires(t, next, 1)
 		if len(f) == 0 || f[0].After(to) {
 			break
@@ -89,19 +124,93 @@ func MissedFires(t Trigger, from, to time.Time, runs []time.Time, grace time.Dur
 		fires = append(fires, f[0])
 		next = f[0]
 	}
-	used := make([]bool, len(runs))
-	var missed []time.Time
-	for _, f := range fires {
-		hit := false
-		for i, r := range runs {
-			if !used[i] && !r.Before(f.Add(-time.Second)) && r.Before(f.Add(window)) {
-				used[i], hit = true, true
-				break
+	return fires
+}
+
+// FireAt returns the fire of t that the instant at stands for: at itself
+// when it is one of t's fires, or the fire at most the cron's jitter
+// before it (an engine that names only when a jittered run was due); ok
+// is false when at is no fire of t.
+func FireAt(t Trigger, at time.Time) (time.Time, bool) {
+	if at.IsZero() {
+		return time.Time{}, false
+	}
+	back := fireTolerance + time.Duration(t.Jitter)
+	f := NextFires(t, at.Add(-back-time.Nanosecond), 1)
+	if len(f) == 0 || f[0].After(at.Add(fireTolerance)) {
+		return time.Time{}, false
+	}
+	return f[0], true
+}
+
+// CronEventName is the event Inngest starts a cron function's run with;
+// its data carries the fire (scheduledAt, before any jitter).
+const CronEventName = "inngest/scheduled.timer"
+
+// FireEventName is the event tasksync sends to run one fire of a
+// definition: the next instant of an interval that no cron states, or a
+// missed fire caught up. Its data names the tenant, the code, the
+// version's hash, the fire (scheduled_for, RFC 3339) and whether it is a
+// catch-up.
+const FireEventName = "tasksync/fire.due"
+
+// ScheduledFire returns the fire of t that a run's triggering event is
+// for: a cron event's scheduledAt (or, without it, its timestamp, which
+// may lie up to the jitter after the fire), or a fire event's
+// scheduled_for, which must be one of t's fires. ok is false for other
+// events, and for an instant that is no fire of t.
+func ScheduledFire(t Trigger, event map[string]any) (at time.Time, catchUp, ok bool) {
+	name, _ := event["name"].(string)
+	data, _ := event["data"].(map[string]any)
+	switch name {
+	case CronEventName:
+		if t.Type() != TriggerCron && t.Type() != TriggerInterval {
+			return time.Time{}, false, false
+		}
+		if s, _ := data["scheduledAt"].(string); s != "" {
+			if p, err := time.Parse(time.RFC3339, s); err == nil {
+				at, ok = FireAt(t, p)
+				return at, false, ok
 			}
 		}
-		if !hit {
-			missed = append(missed, f)
+		if ms, ok := eventMillis(event["ts"]); ok {
+			at, ok = FireAt(t, time.UnixMilli(ms))
+			return at, false, ok
 		}
+	case FireEventName:
+		s, _ := data["scheduled_for"].(string)
+		p, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return time.Time{}, false, false
+		}
+		f, ok := FireAt(t, p)
+		if !ok || !f.Equal(p) {
+			return time.Time{}, false, false
+		}
+		c, _ := data["catchup"].(bool)
+		return f, c, true
 	}
-	return missed
+	return time.Time{}, false, false
+}
+
+func eventMillis(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), n > 0
+	case int64:
+		return n, n > 0
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil && i > 0
+	}
+	return 0, false
+}
+
+// Fire is one fire of a definition's version to run: a catch-up of a
+// missed fire, sent as a fire event (FireEventName).
+type Fire struct {
+	Code    string
+	Hash    string // the version it is for
+	At      time.Time
+	CatchUp bool
 }

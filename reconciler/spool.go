@@ -43,6 +43,9 @@ type SpooledRun struct {
 	FailedStep string
 	// Manual marks a run started by hand (RunInput.Manual).
 	Manual bool
+	// ScheduledFor and CatchUp are the run's fire (RunInput).
+	ScheduledFor time.Time
+	CatchUp      bool
 }
 
 // SpoolStore writes spooled run records (store.Store). WriteSpooledRun is

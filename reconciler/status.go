@@ -134,10 +134,13 @@ type DefinitionDetail struct {
 	LastError         string          `json:"last_error,omitempty"`
 	IsRunning         bool            `json:"is_running"`
 	CreatedAt         time.Time       `json:"created_at"`
-	// MissedFires counts scheduled fires that started no run within their
-	// grace period.
+	// MissedFires counts the fires of the schedule that no run was for
+	// (checked once the missed-fire grace has passed).
 	MissedFires      int64      `json:"missed_fires"`
 	LastMissedFireAt *time.Time `json:"last_missed_fire_at"`
+	// LastMissedFires are the most recent missed fires (at most 10),
+	// oldest first.
+	LastMissedFires []time.Time `json:"last_missed_fires"`
 	// LastRun is the newest attempt of this definition, read in the same
 	// statement as LastRunAt, LastRunStatus, LastError and IsRunning,
 	// which it agrees with; nil before its first run.
@@ -158,8 +161,13 @@ type RunRecord struct {
 	Tenant string `json:"tenant,omitempty"`
 	Code   string `json:"code,omitempty"`
 	// Revision is the definition's revision the attempt ran.
-	Revision   int64      `json:"revision"`
-	Status     RunStatus  `json:"status"`
+	Revision int64     `json:"revision"`
+	Status   RunStatus `json:"status"`
+	// ScheduledFor is the fire of the schedule the run was for; nil for
+	// a run of an event or one started by hand.
+	ScheduledFor *time.Time `json:"scheduled_for"`
+	// CatchUp marks a run started to catch up its missed fire.
+	CatchUp    bool       `json:"catch_up,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 	DurationMS *int64     `json:"duration_ms"`

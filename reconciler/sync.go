@@ -135,14 +135,14 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 		// every app, read once per pass, answers for most; where it
 		// does not, the app's own view decides.
 		if c.heldAsRegistered(ctx, tenant) {
-			return false, st.SetDefinitionsSynced(ctx, tenant, versions)
+			return false, errors.Join(st.SetDefinitionsSynced(ctx, tenant, versions), c.seedFires(ctx, tenant))
 		}
 		drift, err := apps.Verify(ctx, tenant)
 		if err != nil {
 			return false, err
 		}
 		if drift.None() {
-			return false, st.SetDefinitionsSynced(ctx, tenant, versions)
+			return false, errors.Join(st.SetDefinitionsSynced(ctx, tenant, versions), c.seedFires(ctx, tenant))
 		}
 	}
 	// Whatever happens to this registration, the next sync must not take
@@ -173,6 +173,9 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 			if _, err := apps.SendOneShots(ctx, tenant, time.Now()); err != nil {
 				return true, err
 			}
+			if err := c.seedFires(ctx, tenant); err != nil {
+				return true, err
+			}
 			return true, fmt.Errorf("%w: kept out of the app: %v", errRejected, slices.Sorted(maps.Keys(rejected)))
 		}
 		drift, err := apps.Verify(ctx, tenant)
@@ -186,6 +189,9 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 			if _, err := apps.SendOneShots(ctx, tenant, time.Now()); err != nil {
 				return true, err
 			}
+			if err := c.seedFires(ctx, tenant); err != nil {
+				return true, err
+			}
 			return true, st.SetRegisteredHash(ctx, tenant, hash)
 		}
 		if attempt == 1 {
@@ -193,6 +199,16 @@ func (c *Controller) syncTenant(ctx context.Context, tenant string) (registered 
 		}
 	}
 	return true, nil
+}
+
+// seedFires sends the next instant of each of the tenant's intervals
+// driven by fire events (Apps.SeedFires): at every sync and resync, so a
+// chain Inngest lost is re-seeded within one resync. An instant more than
+// two resyncs ahead waits for a later resync (each run sends the next
+// instant anyway); run --once, which has no resync, sends every one.
+func (c *Controller) seedFires(ctx context.Context, tenant string) error {
+	_, err := c.opts.Apps.SeedFires(ctx, tenant, time.Now(), 2*c.opts.Resync)
+	return err
 }
 
 // serverViews is Inngest's view of every app (app id → function ids) as

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
@@ -181,4 +182,26 @@ func newValidator(t testing.TB) *definitions.Validator {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestCatchUpDefault: catchup skip, spelled out, is the default and
+// changes no hash; latest and all are kept with their window.
+func TestCatchUpDefault(t *testing.T) {
+	v := newValidator(t)
+	doc := func(trigger string) string {
+		return "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: x}\nspec: {trigger: " + trigger + ", type: api_call, config: {url: 'https://a.example.com'}}\n"
+	}
+	plain := loadOne(t, v, yamlFS(doc("{cron: '0 * * * *'}")))
+	skip := loadOne(t, v, yamlFS(doc("{cron: '0 * * * *', catchup: skip}")))
+	if plain.Hash != skip.Hash || skip.Spec.Trigger.CatchUp != "" {
+		t.Errorf("catchup: skip changed the hash or was kept: %q", skip.Spec.Trigger.CatchUp)
+	}
+	all := loadOne(t, v, yamlFS(doc("{interval: 7m, catchup: all, catchup_window: 90m}")))
+	if all.Spec.Trigger.CatchUp != reconciler.CatchUpAll || all.Spec.Trigger.Window() != 90*time.Minute {
+		t.Errorf("catchup all: %+v", all.Spec.Trigger)
+	}
+	latest := loadOne(t, v, yamlFS(doc("{cron: '0 * * * *', catchup: latest}")))
+	if latest.Hash == plain.Hash || latest.Spec.Trigger.Window() != time.Hour {
+		t.Errorf("catchup latest: same hash as skip, or window %v, want 1h", latest.Spec.Trigger.Window())
+	}
 }

@@ -74,6 +74,11 @@ type Options struct {
 	// carries (reconciler.Definition.Commit). NewDirLoader sets it for
 	// the tree's directory.
 	Provenance *Provenance
+	// IntervalUnit is the unit and least value of interval triggers;
+	// default (and for every tree a user writes) a minute. Tests of the
+	// schedule against a real engine set a second, so that an interval's
+	// fires come seconds apart; no command sets it.
+	IntervalUnit time.Duration
 }
 
 // Loader reads one tree.
@@ -448,7 +453,8 @@ func (t *tenantLoad) parse(f fileRef) {
 		// The semantic checks run on schema-invalid documents too, so that
 		// one run reports every problem; what they find at or under a
 		// field the schema already rejected is left out.
-		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible), secrets: t.recordedSecrets()}
+		n := &normalizer{v: t.l.v, tenant: t.res.Tenant, now: t.now, doc: doc, readScript: t.scriptReader(f.visible), secrets: t.recordedSecrets(),
+			intervalUnit: reconciler.Duration(t.l.opts.IntervalUnit)}
 		def, fes := n.normalize(doc.value)
 		for _, fe := range fes {
 			if len(schemaErrs) > 0 && (fe.pointer == "" || coveredBy(fe.pointer, schemaErrs)) {

@@ -55,6 +55,9 @@ type wireTrigger struct {
 	At       string
 	Event    string
 	If       string
+	CatchUp  string
+	// CatchUpWindow is the catchup_window field.
+	CatchUpWindow string
 }
 
 type wireAPICall struct {
@@ -115,6 +118,8 @@ type normalizer struct {
 	doc        document
 	errs       []fieldError
 	warns      []fieldError // findings that keep nothing from being applied
+	// intervalUnit is the unit and least value of intervals (Options.IntervalUnit).
+	intervalUnit reconciler.Duration
 }
 
 // line returns the file line of the node at pointer, for messages that
@@ -239,13 +244,22 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 	if w.If != "" && w.Event == "" {
 		n.fail(p+"/if", "applies only to event triggers; remove it or use trigger.event")
 	}
+	n.catchUp(p, w, t)
 	switch {
 	case w.Cron != "":
 		n.cron(p, w, t)
 	case w.Interval != "":
-		t.Interval = n.duration(p+"/interval", w.Interval, reconciler.MinInterval, 0)
-		if t.Interval >= reconciler.MinInterval && t.Interval%reconciler.Duration(time.Minute) != 0 {
-			n.fail(p+"/interval", "must be whole minutes, got %s (%s)", shorten(w.Interval), t.Interval)
+		unit := n.intervalUnit
+		if unit <= 0 {
+			unit = reconciler.MinInterval
+		}
+		t.Interval = n.duration(p+"/interval", w.Interval, unit, 0)
+		if t.Interval >= unit && t.Interval%unit != 0 {
+			if unit == reconciler.Duration(time.Minute) {
+				n.fail(p+"/interval", "must be whole minutes, got %s (%s)", shorten(w.Interval), t.Interval)
+			} else {
+				n.fail(p+"/interval", "must be a whole number of %s, got %s (%s)", unit, shorten(w.Interval), t.Interval)
+			}
 		}
 	case w.At != "":
 		at, err := time.Parse(time.RFC3339, w.At)
@@ -270,6 +284,38 @@ func (n *normalizer) trigger(p string, w wireTrigger, t *reconciler.Trigger) {
 				n.fail(p+"/if", "%s", msg)
 			}
 		}
+	}
+}
+
+// catchUp checks and sets the catch-up policy of a cron or interval
+// trigger. skip, the default, is stored as unset: writing it changes no
+// hash.
+func (n *normalizer) catchUp(p string, w wireTrigger, t *reconciler.Trigger) {
+	if w.CatchUp == "" && w.CatchUpWindow == "" {
+		return
+	}
+	if w.Cron == "" && w.Interval == "" {
+		key := "catchup"
+		if w.CatchUp == "" {
+			key = "catchup_window"
+		}
+		n.fail(p+"/"+key, "applies only to cron and interval triggers (a missed fire is a scheduled one); remove it")
+		return
+	}
+	switch c := reconciler.CatchUp(w.CatchUp); c {
+	case "", reconciler.CatchUpSkip:
+		if w.CatchUpWindow != "" {
+			n.fail(p+"/catchup_window", "applies only with catchup: latest or all; remove it or set trigger.catchup")
+		}
+		return
+	case reconciler.CatchUpLatest, reconciler.CatchUpAll:
+		t.CatchUp = c
+	default:
+		n.fail(p+"/catchup", "unknown catch-up policy %s; use skip (the default), latest or all", excerpt(w.CatchUp))
+		return
+	}
+	if w.CatchUpWindow != "" {
+		t.CatchUpWindow = n.duration(p+"/catchup_window", w.CatchUpWindow, reconciler.Duration(time.Minute), reconciler.MaxCatchUpWindow)
 	}
 }
 

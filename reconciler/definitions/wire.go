@@ -79,6 +79,7 @@ func decodeDoc(v any) wireDoc {
 	w.Spec.Trigger = wireTrigger{
 		Cron: str(tr["cron"]), Timezone: str(tr["timezone"]), Jitter: str(tr["jitter"]),
 		Interval: str(tr["interval"]), At: str(tr["at"]), Event: str(tr["event"]), If: str(tr["if"]),
+		CatchUp: str(tr["catchup"]), CatchUpWindow: str(tr["catchup_window"]),
 	}
 	w.Spec.Type = taskTypeOf(str(sp["type"]))
 	w.Spec.Config = obj(sp["config"])

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +91,7 @@ type app struct {
 	handler   http.Handler
 	functions []string                // fully qualified function ids, sorted
 	oneShots  []reconciler.Definition // active definitions with an `at` trigger
+	fired     []reconciler.Definition // active intervals started by fire events (Schedule.Every)
 }
 
 // New returns an empty registry.
@@ -229,7 +231,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 		return fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
 	}
 	var ids []string
-	var oneShots []reconciler.Definition
+	var oneShots, fired []reconciler.Definition
 	for _, d := range defs {
 		if !d.Spec.Active {
 			continue
@@ -242,6 +244,11 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 		if d.Spec.Trigger.Type() == reconciler.TriggerDate {
 			oneShots = append(oneShots, d)
 		}
+		if t := d.Spec.Trigger; t.Type() == reconciler.TriggerInterval {
+			if _, ok := CronOf(time.Duration(t.Interval)); !ok {
+				fired = append(fired, d)
+			}
+		}
 	}
 	slices.Sort(ids)
 	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
@@ -251,7 +258,7 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	unauthed := false
 	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath, EnableUnauthedSync: &unauthed})
 	r.mu.Lock()
-	r.apps[tenant] = &app{defs: defs, run: run, tenant: tenant, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots}
+	r.apps[tenant] = &app{defs: defs, run: run, tenant: tenant, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots, fired: fired}
 	r.mu.Unlock()
 	return nil
 }
@@ -279,16 +286,13 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	}
 	delay := time.Duration(d.Spec.RetryDelay)
 	// Every function also starts from its manual run event (manual.go).
-	trigger := inngestgo.MultipleTriggers{sched.Trigger, manualTrigger(tenant, d.Metadata.Code)}
+	trigger := append(sched.Triggers(), manualTrigger(tenant, d.Metadata.Code))
 	if d.Kind == reconciler.KindWorkflow {
 		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay, send: client.Send,
 			ended: func(e attemptEnd) {
 				r.attemptEnded(tenant, d.Metadata.Code, "workflow", e.in, e.err, e.final, e.started, e.failedStep)
 			}}
 		_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
-			if sched.Every > 0 && !manual(in) && !sched.OnGrid(eventTime(in)) {
-				return map[string]any{"skipped": "not on the interval's grid"}, nil
-			}
 			// The run tells each attempt's end (wf.ended); an invocation
 			// that only advanced to a new step returns nothing.
 			out, err := wf.run(ctx, in)
@@ -303,11 +307,11 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		return err
 	}
 	_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
-		if sched.Every > 0 && !manual(in) && !sched.OnGrid(eventTime(in)) {
-			return map[string]any{"skipped": "not on the interval's grid"}, nil
-		}
 		start := time.Now()
-		ri := runInput(in)
+		ri := runInput(in, d.Spec.Trigger)
+		if sched.Every > 0 {
+			r.seedNext(ctx, client, tenant, d, ri)
+		}
 		out, err := run.Run(ctx, tenant, d, ri)
 		if errors.Is(err, reconciler.ErrStale) || errors.Is(err, reconciler.ErrAlreadyRan) {
 			// Not a failure: this run must not execute.
@@ -355,21 +359,17 @@ func kindLabel(k reconciler.Kind) string {
 	return "task"
 }
 
-// runInput converts the SDK's input to the domain's.
-func runInput(in inngestgo.Input[any]) reconciler.RunInput {
+// runInput converts the SDK's input to the domain's, with the fire of
+// trigger t the run is for, when its event names one.
+func runInput(in inngestgo.Input[any], t reconciler.Trigger) reconciler.RunInput {
 	ri := reconciler.RunInput{RunID: in.InputCtx.RunID, Attempt: in.InputCtx.Attempt}
 	if b, err := json.Marshal(in.Event); err == nil && json.Unmarshal(b, &ri.Event) != nil {
 		ri.Event = nil // an event is always a JSON object
 	}
-	return ri
-}
-
-// eventTime is the time an event was scheduled for (cron events carry it).
-func eventTime(in inngestgo.Input[any]) time.Time {
-	if in.Event.Timestamp > 0 {
-		return time.UnixMilli(in.Event.Timestamp)
+	if at, catchUp, ok := reconciler.ScheduledFire(t, ri.Event); ok {
+		ri.ScheduledFor, ri.CatchUp = at, catchUp
 	}
-	return time.Now()
+	return ri
 }
 
 func cmpOr(a, b string) string {
@@ -458,6 +458,120 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 			return sent, fmt.Errorf("tenant %q: send the one-shot event of %s: %w", tenant, d.Metadata.Code, err)
 		}
 		sent++
+	}
+	return sent, nil
+}
+
+// seedNext sends, when a run of an interval driven by fire events starts,
+// the event of the interval's next instant: the chain goes on whatever
+// the run does. A lost send is made good by the leader's next resync
+// (SeedFires); the event's id makes a second send start nothing.
+func (r *Registry) seedNext(ctx context.Context, client inngestgo.Client, tenant string, d reconciler.Definition, in reconciler.RunInput) {
+	if name, _ := in.Event["name"].(string); name != reconciler.FireEventName || in.ScheduledFor.IsZero() {
+		return
+	}
+	if data, _ := in.Event["data"].(map[string]any); data["hash"] != d.Hash {
+		return
+	}
+	after, now := in.ScheduledFor, time.Now()
+	if after.After(now.Add(reconciler.OneShotSkew)) {
+		return // not due: a forged event, which the run refuses too
+	}
+	if now.After(after) {
+		after = now
+	}
+	next := reconciler.NextFires(d.Spec.Trigger, after, 1)
+	if len(next) == 0 {
+		return
+	}
+	if _, err := client.Send(ctx, fireEvent(r.AppID(tenant), tenant, d, next[0], false)); err != nil {
+		r.opts.Logger.Warn("send the next fire; the leader's next resync sends it", "tenant", tenant, "code", d.Metadata.Code,
+			"scheduled_for", next[0], "err", err)
+	}
+}
+
+// fireEvent is the fire event of d's fire at: due at that time, its id
+// naming the definition's version and the instant (a catch-up's another),
+// so that sending it again starts nothing.
+func fireEvent(appID, tenant string, d reconciler.Definition, at time.Time, catchUp bool) inngestgo.Event {
+	id := FireEventID(appID, d, at, catchUp)
+	ev := inngestgo.Event{ID: &id, Name: reconciler.FireEventName,
+		Data: map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash,
+			"scheduled_for": at.UTC().Format(time.RFC3339Nano), "catchup": catchUp}}
+	if !catchUp {
+		ev.Timestamp = at.UnixMilli()
+	}
+	return ev
+}
+
+// FireEventID is the idempotency key of a fire event: the definition's
+// function id and version (OneShotEventID), the instant in Unix
+// milliseconds, and "-catchup" for a catch-up.
+func FireEventID(appID string, d reconciler.Definition, at time.Time, catchUp bool) string {
+	id := OneShotEventID(appID, d) + "-" + strconv.FormatInt(at.UnixMilli(), 10)
+	if catchUp {
+		id += "-catchup"
+	}
+	return id
+}
+
+// maxEventsPerSend bounds one request of events to Inngest.
+const maxEventsPerSend = 100
+
+// SeedFires sends, for each active interval of a tenant driven by fire
+// events, the event of its next instant after now, when that instant is
+// at most horizon ahead (any distance for 0). Sent at every sync and
+// resync, it re-seeds a chain that was lost (an Inngest that lost its
+// state, a run that never started) within one resync; the event's id
+// makes the sends of the same instant start one run, and the horizon
+// keeps a long interval from sending its instant at every resync.
+func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time, horizon time.Duration) (sent int, err error) {
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	if a == nil {
+		return 0, ErrNoApp
+	}
+	var evs []any
+	for _, d := range a.fired {
+		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 && (horizon <= 0 || next[0].Sub(now) <= horizon) {
+			evs = append(evs, fireEvent(a.id, tenant, d, next[0], false))
+		}
+	}
+	return r.sendEvents(ctx, tenant, a, evs)
+}
+
+// SendFires sends the catch-up events of a tenant's missed fires: each
+// names the version (hash) it was found missing under, and a definition
+// the app no longer serves in that version sends nothing.
+func (r *Registry) SendFires(ctx context.Context, tenant string, fires []reconciler.Fire) (sent int, err error) {
+	r.mu.RLock()
+	a := r.apps[tenant]
+	r.mu.RUnlock()
+	if a == nil {
+		return 0, ErrNoApp
+	}
+	var evs []any
+	for _, f := range fires {
+		i := slices.IndexFunc(a.defs, func(d reconciler.Definition) bool {
+			return d.Spec.Active && d.Metadata.Code == f.Code && d.Hash == f.Hash
+		})
+		if i < 0 {
+			continue
+		}
+		evs = append(evs, fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp))
+	}
+	return r.sendEvents(ctx, tenant, a, evs)
+}
+
+func (r *Registry) sendEvents(ctx context.Context, tenant string, a *app, evs []any) (sent int, err error) {
+	for len(evs) > 0 {
+		n := min(len(evs), maxEventsPerSend)
+		if _, err := a.client.SendMany(ctx, evs[:n]); err != nil {
+			return sent, fmt.Errorf("tenant %q: send fire events: %w", tenant, err)
+		}
+		sent += n
+		evs = evs[n:]
 	}
 	return sent, nil
 }

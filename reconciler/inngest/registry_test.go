@@ -108,7 +108,7 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 		"nightly":   "cron:TZ=Asia/Shanghai 0 2 * * *",
 		"daily":     "cron:TZ=UTC 0 0 * * *",
 		"every5":    "cron:TZ=UTC */5 * * * *",
-		"every7":    "cron:TZ=UTC */1 * * * *",
+		"every7":    "event:tasksync/fire.due:event.data.tenant_id == 'acme' && event.data.code == 'every7'",
 		"on-signup": `event:user/signed-up:(event.data.tenant_id == 'acme') && (event.data.plan != "free")`,
 	}
 	if len(fns) != len(want) {
@@ -128,9 +128,18 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 		if got != w {
 			t.Errorf("%s trigger = %s, want %s", code, got, w)
 		}
-		// Every function also starts from its own manual run event.
-		wantManual := inngesttest.Trigger{Event: reconciler.ManualRunEvent, Expression: "event.data.tenant_id == 'acme' && event.data.code == '" + code + "'"}
-		if len(f.Config.Triggers) != 2 || f.Config.Triggers[1] != wantManual {
+		// A scheduled function takes its catch-up runs' event too, and
+		// every function its own manual run event, last.
+		guard := "event.data.tenant_id == 'acme' && event.data.code == '" + code + "'"
+		wantManual := inngesttest.Trigger{Event: reconciler.ManualRunEvent, Expression: guard}
+		wantLen := 2
+		if strings.HasPrefix(w, "cron:") {
+			wantLen = 3
+			if len(f.Config.Triggers) != 3 || f.Config.Triggers[1].Event != reconciler.FireEventName || f.Config.Triggers[1].Expression != guard {
+				t.Errorf("%s triggers = %+v, want the cron and %s if %s", code, f.Config.Triggers, reconciler.FireEventName, guard)
+			}
+		}
+		if len(f.Config.Triggers) != wantLen || f.Config.Triggers[wantLen-1] != wantManual {
 			t.Errorf("%s triggers = %+v, want its own, then %+v", code, f.Config.Triggers, wantManual)
 		}
 	}
@@ -162,43 +171,38 @@ func TestAppsTriggersSyncVerify(t *testing.T) {
 	syncAndVerify(t, reg, "acme")
 }
 
+// TestIntervalGrid: an interval a cron states exactly stays that cron;
+// any other is started by fire events, one per instant: one Inngest run
+// per fire.
 func TestIntervalGrid(t *testing.T) {
 	cases := []struct {
 		every time.Duration
-		cron  string
+		cron  string // "" for fire events
 	}{
 		{5 * time.Minute, "TZ=UTC */5 * * * *"},
 		{2 * time.Hour, "TZ=UTC 0 */2 * * *"},
-		{7 * time.Minute, "TZ=UTC */1 * * * *"},
-		{90 * time.Minute, "TZ=UTC */30 * * * *"},
-		{25 * time.Hour, "TZ=UTC 0 * * * *"},
+		{7 * time.Minute, ""},
+		{59 * time.Minute, ""},
+		{61 * time.Minute, ""},
+		{90 * time.Minute, ""},
+		{25 * time.Hour, ""},
 	}
 	for _, tc := range cases {
 		s, err := inngest.ScheduleOf("acme", "x", reconciler.Trigger{Interval: reconciler.Duration(tc.every)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Trigger.CronTrigger == nil || s.Trigger.CronTrigger.Cron != tc.cron {
-			t.Errorf("%v: trigger %+v, want cron %s", tc.every, s.Trigger, tc.cron)
-		}
-		// Over two days of cron fires, exactly the interval's instants run.
-		fires := reconciler.NextFires(reconciler.Trigger{Interval: reconciler.Duration(tc.every)}, time.Date(2026, 12, 31, 22, 0, 0, 0, time.UTC), 1000)
-		step := s.Step
-		if step == 0 {
-			step = tc.every
-		}
-		// The cron's own instants from the first fire on (they include it).
-		var ran []time.Time
-		for at := fires[0]; at.Before(fires[0].Add(48 * time.Hour)); at = at.Add(step) {
-			if s.OnGrid(at) {
-				ran = append(ran, at)
+		if tc.cron != "" {
+			if s.Trigger.CronTrigger == nil || s.Trigger.CronTrigger.Cron != tc.cron || s.Every != 0 {
+				t.Errorf("%v: trigger %+v, want cron %s", tc.every, s.Trigger, tc.cron)
 			}
-		}
-		for i, r := range ran {
-			if !r.Equal(fires[i]) {
-				t.Errorf("%v: run %d at %v, want %v", tc.every, i, r, fires[i])
-				break
+			if len(s.Triggers()) != 2 {
+				t.Errorf("%v: %d triggers, want the cron and the catch-up event", tc.every, len(s.Triggers()))
 			}
+			continue
+		}
+		if s.Trigger.EventTrigger == nil || s.Trigger.EventTrigger.Event != reconciler.FireEventName || s.Every != tc.every || len(s.Triggers()) != 1 {
+			t.Errorf("%v: trigger %+v, every %v; want the fire event alone", tc.every, s.Triggers(), s.Every)
 		}
 	}
 }

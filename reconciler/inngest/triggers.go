@@ -23,10 +23,24 @@ func celString(s string) string {
 // Schedule is how a definition's trigger is expressed to Inngest.
 type Schedule struct {
 	Trigger inngestgo.Trigger
-	// Every, for an interval that no cron expression states exactly: the
-	// cron fires every Step and a run proceeds only at the interval's own
-	// instants (reconciler.IntervalEpoch + k·Every).
-	Every, Step time.Duration
+	// Fire is the trigger of tasksync's fire events for this definition
+	// (reconciler.FireEventName): its catch-up runs, and every run of an
+	// interval that no cron states (Every). nil for event and `at`
+	// triggers.
+	Fire *inngestgo.Trigger
+	// Every is set for an interval that no cron expression states
+	// exactly: Trigger is then the fire event's, and tasksync sends one
+	// event per instant (reconciler.IntervalEpoch + k·Every).
+	Every time.Duration
+}
+
+// Triggers is what the function is registered with: Trigger, and Fire
+// when it is another.
+func (s Schedule) Triggers() inngestgo.MultipleTriggers {
+	if s.Fire == nil || s.Every > 0 {
+		return inngestgo.MultipleTriggers{s.Trigger}
+	}
+	return inngestgo.MultipleTriggers{s.Trigger, *s.Fire}
 }
 
 // ScheduleOf maps a definition's trigger to an Inngest trigger; see schedule.
@@ -34,39 +48,51 @@ func ScheduleOf(tenant, code string, t reconciler.Trigger) (Schedule, error) {
 	return schedule(tenant, code, t)
 }
 
+// CronOf is the cron expression that states interval d exactly (it
+// divides an hour, or is a whole number of hours dividing a day), and
+// false when none does.
+func CronOf(d time.Duration) (string, bool) {
+	if d <= 0 || d%time.Minute != 0 {
+		return "", false
+	}
+	minutes := int(d / time.Minute)
+	switch {
+	case 60%minutes == 0:
+		return fmt.Sprintf("*/%d * * * *", minutes), true
+	case minutes%60 == 0 && 24%(minutes/60) == 0:
+		return fmt.Sprintf("0 */%d * * *", minutes/60), true
+	}
+	return "", false
+}
+
 // schedule maps a definition's trigger to an Inngest trigger.
 //
-// An interval is exact: when a cron expression states it exactly (it
-// divides an hour, or is a whole number of hours dividing a day) that
-// expression is used; otherwise the cron fires every gcd(interval, 1h)
-// and the run proceeds only when the scheduled time is on the interval's
-// grid, aligned to the Unix epoch. 7m thus fires every minute and runs at
-// every seventh; 90m fires every 30 minutes and runs at every third.
+// An interval is exact, one Inngest run per fire: when a cron expression
+// states it exactly (CronOf) that expression is used; otherwise (7m, 59m,
+// 90m, 25h) the function is started by fire events, one per instant of
+// the interval's grid (aligned to the Unix epoch), sent ahead with the
+// instant as their timestamp by the leader (Registry.SeedFires) and by
+// each run for the next instant.
 func schedule(tenant, code string, t reconciler.Trigger) (Schedule, error) {
+	fireExpr := fmt.Sprintf("%s && event.data.code == %s", TenantGuard(tenant), celString(code))
+	fire := inngestgo.EventTrigger(reconciler.FireEventName, &fireExpr)
 	switch t.Type() {
 	case reconciler.TriggerCron:
 		// Inngest's registration refuses descriptors: send their 5 fields.
 		expr := "TZ=" + t.Timezone + " " + expandDescriptor(t.Cron)
 		if t.Jitter > 0 {
-			return Schedule{Trigger: inngestgo.CronTriggerWithJitter(expr, time.Duration(t.Jitter))}, nil
+			return Schedule{Trigger: inngestgo.CronTriggerWithJitter(expr, time.Duration(t.Jitter)), Fire: &fire}, nil
 		}
-		return Schedule{Trigger: inngestgo.CronTrigger(expr)}, nil
+		return Schedule{Trigger: inngestgo.CronTrigger(expr), Fire: &fire}, nil
 	case reconciler.TriggerInterval:
-		minutes := int(time.Duration(t.Interval) / time.Minute)
-		switch {
-		case minutes <= 0:
-			return Schedule{}, fmt.Errorf("interval %s is below a minute", t.Interval)
-		case 60%minutes == 0:
-			return Schedule{Trigger: inngestgo.CronTrigger(fmt.Sprintf("TZ=UTC */%d * * * *", minutes))}, nil
-		case minutes%60 == 0 && 24%(minutes/60) == 0:
-			return Schedule{Trigger: inngestgo.CronTrigger(fmt.Sprintf("TZ=UTC 0 */%d * * *", minutes/60))}, nil
+		d := time.Duration(t.Interval)
+		if d <= 0 {
+			return Schedule{}, fmt.Errorf("interval %s is not positive", t.Interval)
 		}
-		step := gcd(minutes, 60)
-		cron := fmt.Sprintf("TZ=UTC */%d * * * *", step)
-		if step == 60 {
-			cron = "TZ=UTC 0 * * * *"
+		if cron, ok := CronOf(d); ok {
+			return Schedule{Trigger: inngestgo.CronTrigger("TZ=UTC " + cron), Fire: &fire}, nil
 		}
-		return Schedule{Trigger: inngestgo.CronTrigger(cron), Every: time.Duration(t.Interval), Step: time.Duration(step) * time.Minute}, nil
+		return Schedule{Trigger: fire, Fire: &fire, Every: d}, nil
 	case reconciler.TriggerEvent:
 		expr := TenantGuard(tenant)
 		if t.If != "" {
@@ -85,16 +111,6 @@ func schedule(tenant, code string, t reconciler.Trigger) (Schedule, error) {
 // OneShotEvent is the event that starts `at` triggers.
 const OneShotEvent = "tasksync/one-shot.due"
 
-// OnGrid reports whether a cron fire at scheduled belongs to the
-// interval's grid.
-func (s Schedule) OnGrid(scheduled time.Time) bool {
-	if s.Every == 0 {
-		return true
-	}
-	since := scheduled.Sub(reconciler.IntervalEpoch).Round(time.Minute)
-	return since%s.Every == 0
-}
-
 // expandDescriptor rewrites @daily-style descriptors as the 5-field
 // expressions they stand for.
 func expandDescriptor(cron string) string {
@@ -111,11 +127,4 @@ func expandDescriptor(cron string) string {
 		return "0 * * * *"
 	}
 	return cron
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }

@@ -57,7 +57,7 @@ func (w *workflow) stepError(err error) error {
 // to a new step, which Inngest calls again.
 func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 	began := time.Now()
-	ri := runInput(in)
+	ri := runInput(in, w.def.Spec.Trigger)
 	ended := func(err error, failedStep string, final bool, started time.Time) {
 		if started.IsZero() {
 			started = began
@@ -100,6 +100,9 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 			return nil, err
 		}
 		ref = cur
+		if err := reconciler.CheckFire(w.def.Spec.Trigger, cur.Hash, ri, time.Time{}); err != nil {
+			return nil, err
+		}
 	}
 	steps := map[string]any{}
 	var outcomes []reconciler.StepOutcome

@@ -64,7 +64,11 @@ func fixture(t *testing.T, tokensFile string) *httptest.Server {
 		t.Fatal(ok, err)
 	}
 	for i := range 3 {
-		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i)}, time.Now().Add(time.Minute))
+		in := reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i)}
+		if i == 2 { // a catch-up of a missed fire
+			in.ScheduledFor, in.CatchUp = time.Date(2025, 12, 31, 18, 0, 0, 0, time.UTC), true
+		}
+		id, err := st.StartRun(ctx, ref, in, time.Now().Add(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,6 +154,9 @@ func TestEndpoints(t *testing.T) {
 		fires[0] != "2026-01-02T02:00:00+08:00" || lastRun["error"] != "failure 2" {
 		t.Errorf("definition = %d %v", code, body)
 	}
+	if missed, ok := def["last_missed_fires"].([]any); !ok || len(missed) != 0 {
+		t.Errorf("last_missed_fires = %v, want an empty list", def["last_missed_fires"])
+	}
 	spec, _ := json.Marshal(def["spec"])
 	if strings.Contains(string(spec), "literal-key-123") || !strings.Contains(string(spec), "${secret:T}") {
 		t.Errorf("spec not redacted as it should be: %s", spec)
@@ -160,6 +167,10 @@ func TestEndpoints(t *testing.T) {
 	first, _ := runs[0].(map[string]any)
 	if code != 200 || len(runs) != 2 || first["inngest_run_id"] != "run-2" || body["next_cursor"] == nil {
 		t.Errorf("runs = %d %v", code, body)
+	}
+	if second, _ := runs[1].(map[string]any); first["scheduled_for"] != "2025-12-31T18:00:00Z" || first["catch_up"] != true ||
+		second["scheduled_for"] != nil || second["catch_up"] != nil {
+		t.Errorf("runs' fires: %v and %v; want the first a catch-up of 18:00, the second for no fire", first, second)
 	}
 	code, body = call(t, srv, "GET", "/v1/tenants/acme/definitions/nightly/runs?cursor="+body["next_cursor"].(string), "")
 	if runs, _ := body["runs"].([]any); code != 200 || len(runs) != 1 {

@@ -9,13 +9,17 @@ import (
 	"github.com/riveredge/tasksync/reconciler"
 )
 
+// maxLastMissedFires is how many of its last missed fires a definition
+// keeps for the status API.
+const maxLastMissedFires = 10
+
 // FireChecks returns every live, active cron or interval definition with
-// the runs it started since it was last checked.
+// the fires its runs were for since an hour before it was last checked.
 func (s *Store) FireChecks(ctx context.Context) ([]reconciler.FireCheck, error) {
 	rows, err := s.pool.Query(ctx, `
-		select d.id, t.code, d.spec -> 'spec' -> 'trigger', greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at),
-			coalesce((select array_agg(r.started_at order by r.started_at) from root_task_runs r
-				where r.task_id = d.id and r.attempt = 0 and not r.manual and r.started_at >= greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at) - interval '1 hour'), '{}')
+		select d.id, t.code, d.code, d.spec_hash, d.spec -> 'spec' -> 'trigger', greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at),
+			coalesce((select array_agg(distinct r.scheduled_for) from root_task_runs r
+				where r.task_id = d.id and r.scheduled_for >= greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at) - interval '1 hour'), '{}')
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
 		where d.deleted_at is null and d.is_active and d.trigger_type in ('cron', 'interval')`)
 	if err != nil {
@@ -26,7 +30,7 @@ func (s *Store) FireChecks(ctx context.Context) ([]reconciler.FireCheck, error) 
 	for rows.Next() {
 		var c reconciler.FireCheck
 		var trig []byte
-		if err := rows.Scan(&c.ID, &c.Tenant, &trig, &c.From, &c.Runs); err != nil {
+		if err := rows.Scan(&c.ID, &c.Tenant, &c.Code, &c.Hash, &trig, &c.From, &c.Fired); err != nil {
 			return nil, fmt.Errorf("fire checks: %w", err)
 		}
 		if err := json.Unmarshal(trig, &c.Trigger); err != nil {
@@ -37,19 +41,30 @@ func (s *Store) FireChecks(ctx context.Context) ([]reconciler.FireCheck, error) 
 	return out, rows.Err()
 }
 
-// RecordFireCheck records that a definition's fires were checked up to
-// `to`, with the missed ones counted.
-func (s *Store) RecordFireCheck(ctx context.Context, id int64, to time.Time, missed []time.Time) error {
+// RecordFireCheck records that a definition's fires were checked from
+// c.From up to `to`, with the missed ones counted and the last of them
+// kept. The update applies only while the definition's window still
+// starts at c.From: a check of the same window recorded first (by a
+// former leader) or a new version applied since makes it change nothing,
+// and counted is false.
+func (s *Store) RecordFireCheck(ctx context.Context, c reconciler.FireCheck, to time.Time, missed []time.Time) (counted bool, err error) {
 	var last *time.Time
 	if len(missed) > 0 {
 		last = &missed[len(missed)-1]
 	}
-	_, err := s.pool.Exec(ctx, `
-		update root_scheduled_tasks set fires_checked_at = $2, missed_fires = missed_fires + $3,
-			last_missed_fire_at = coalesce($4, last_missed_fire_at)
-		where id = $1`, id, to, len(missed), last)
-	if err != nil {
-		return fmt.Errorf("record fire check: %w", redact(err))
+	if missed == nil {
+		missed = []time.Time{}
 	}
-	return nil
+	tag, err := s.pool.Exec(ctx, `
+		update root_scheduled_tasks set fires_checked_at = $2, missed_fires = missed_fires + $3,
+			last_missed_fire_at = coalesce($4, last_missed_fire_at),
+			last_missed_fires = case when $3 = 0 then last_missed_fires else
+				(select coalesce(array_agg(f order by f), '{}') from
+					(select distinct f from unnest(last_missed_fires || $5::timestamptz[]) f order by f desc limit $6) k) end
+		where id = $1 and greatest(coalesce(fires_checked_at, updated_at), updated_at) = $7`,
+		c.ID, to, len(missed), last, missed, maxLastMissedFires, c.From)
+	if err != nil {
+		return false, fmt.Errorf("record fire check: %w", redact(err))
+	}
+	return tag.RowsAffected() == 1, nil
 }

@@ -62,6 +62,9 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 		if err != nil {
 			return err
 		}
+		if err := markFire(ctx, tx, ref.ID, in.RunID, in.ScheduledFor, in.CatchUp); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `
 			update root_task_runs set final = false,
 				status = case when status = 'running' then 'failed' else status end,
@@ -112,6 +115,29 @@ func jsonValue(v json.RawMessage) any {
 // clean removes NUL bytes, which PostgreSQL text cannot hold.
 func clean(s string) string { return strings.ReplaceAll(s, "\x00", "") }
 
+// markFire records on a run's attempts the fire the run is for; a run for
+// no fire (at zero) records nothing.
+func markFire(ctx context.Context, tx pgx.Tx, taskID int64, runID string, at time.Time, catchUp bool) error {
+	if at.IsZero() {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `update root_task_runs set scheduled_for = $3, catch_up = $4
+		where task_id = $1 and inngest_run_id = $2 and scheduled_for is null`, taskID, runID, at, catchUp)
+	return err
+}
+
+// RanFor reports whether ref's definition has a run for the fire at under
+// another run id (reconciler.FireRecorder).
+func (s *Store) RanFor(ctx context.Context, ref reconciler.AppliedRef, at time.Time, runID string) (bool, error) {
+	var ran bool
+	err := s.pool.QueryRow(ctx, `select exists (select 1 from root_task_runs where task_id = $1 and scheduled_for = $2 and inngest_run_id <> $3)`,
+		ref.ID, at, runID).Scan(&ran)
+	if err != nil {
+		return false, fmt.Errorf("earlier runs: %w", runErr(err))
+	}
+	return ran, nil
+}
+
 // RanBefore reports whether ref's version has a run under another run id;
 // manual runs do not count.
 func (s *Store) RanBefore(ctx context.Context, ref reconciler.AppliedRef, runID string) (bool, error) {
@@ -140,7 +166,10 @@ func (s *Store) RecordWorkflowRun(ctx context.Context, ref reconciler.AppliedRef
 		}
 		a.Manual = a.Manual || in.Manual()
 		started, err = recordWorkflowAttempt(ctx, tx, ref.ID, ref.Revision, in.RunID, in.Attempt, a, stepsJSON, time.Now())
-		return err
+		if err != nil {
+			return err
+		}
+		return markFire(ctx, tx, ref.ID, in.RunID, in.ScheduledFor, in.CatchUp)
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("record workflow run: %w", runErr(err))
@@ -344,8 +373,10 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 			}
 			a := reconciler.WorkflowAttempt{Status: rec.Status, Error: rec.Error, FailedStep: rec.FailedStep, Final: rec.Final, Deadline: rec.Deadline,
 				Manual: rec.Manual}
-			_, err = recordWorkflowAttempt(ctx, tx, taskID, revision, rec.RunID, rec.Attempt, a, steps, rec.StartedAt)
-			return err
+			if _, err = recordWorkflowAttempt(ctx, tx, taskID, revision, rec.RunID, rec.Attempt, a, steps, rec.StartedAt); err != nil {
+				return err
+			}
+			return markFire(ctx, tx, taskID, rec.RunID, rec.ScheduledFor, rec.CatchUp)
 		}
 		_, err = tx.Exec(ctx, `
 			insert into root_task_runs as r (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, finished_at, duration_ms,
@@ -364,6 +395,9 @@ func (s *Store) WriteSpooledRun(ctx context.Context, rec reconciler.SpooledRun) 
 			taskID, revision, rec.RunID, rec.Attempt, string(rec.Status), rec.StartedAt, finished, clean(rec.Error), jsonValue(rec.Output),
 			rec.Final, deadline, rec.Manual)
 		if err != nil {
+			return err
+		}
+		if err := markFire(ctx, tx, taskID, rec.RunID, rec.ScheduledFor, rec.CatchUp); err != nil {
 			return err
 		}
 		if rec.Status == reconciler.RunRunning {

@@ -154,7 +154,7 @@ func (s *Store) definition(ctx context.Context, where string, args ...any) (reco
 		select `+summaryColumns+`, t.code, d.uuid::text, d.deleted_at, coalesce(d.source_commit, ''), d.description,
 			coalesce(d.inngest_function_id, ''), d.source_path, d.source_line,
 			d.spec_hash, d.spec, coalesce(d.sync_error, ''), coalesce(d.last_error, ''), d.is_running, d.created_at,
-			d.missed_fires, d.last_missed_fire_at, lr.id, `+lastRunColumns+`
+			d.missed_fires, d.last_missed_fire_at, d.last_missed_fires, lr.id, `+lastRunColumns+`
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
 		left join lateral (select * from root_task_runs r where r.task_id = d.id order by r.id desc limit 1) lr on true
 		where `+where, args...)
@@ -163,7 +163,7 @@ func (s *Store) definition(ctx context.Context, where string, args ...any) (reco
 	var lastID *int64
 	var last nullRun
 	sum, err := scanSummary(row, append([]any{&d.Tenant, &d.UUID, &d.RetiredAt, &d.SourceCommit, &d.Description, &d.InngestFunctionID, &d.SourcePath, &d.SourceLine,
-		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt, &d.MissedFires, &d.LastMissedFireAt, &lastID}, last.dest()...)...)
+		&d.Hash, &spec, &d.SyncError, &d.LastError, &d.IsRunning, &d.CreatedAt, &d.MissedFires, &d.LastMissedFireAt, &d.LastMissedFires, &lastID}, last.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}
@@ -180,7 +180,8 @@ func (s *Store) definition(ctx context.Context, where string, args ...any) (reco
 
 // lastRunColumns are the columns of the run row lr that nullRun scans.
 const lastRunColumns = `lr.inngest_run_id, lr.attempt, lr.revision, lr.status, lr.started_at, lr.finished_at, lr.duration_ms,
-	coalesce(lr.error, ''), lr.output, lr.steps, coalesce(lr.final, false), coalesce(lr.failed_step, ''), coalesce(lr.manual, false)`
+	coalesce(lr.error, ''), lr.output, lr.steps, coalesce(lr.final, false), coalesce(lr.failed_step, ''), coalesce(lr.manual, false),
+	lr.scheduled_for, coalesce(lr.catch_up, false)`
 
 // nullRun scans a run row that may be absent (a left join).
 type nullRun struct {
@@ -189,15 +190,17 @@ type nullRun struct {
 	revision, duration                 *int64
 	started, finished                  *time.Time
 	output, steps                      []byte
-	final, manual                      bool
+	final, manual, catchUp             bool
+	scheduledFor                       *time.Time
 }
 
 func (n *nullRun) dest() []any {
-	return []any{&n.runID, &n.attempt, &n.revision, &n.status, &n.started, &n.finished, &n.duration, &n.errText, &n.output, &n.steps, &n.final, &n.failedStep, &n.manual}
+	return []any{&n.runID, &n.attempt, &n.revision, &n.status, &n.started, &n.finished, &n.duration, &n.errText, &n.output, &n.steps, &n.final, &n.failedStep,
+		&n.manual, &n.scheduledFor, &n.catchUp}
 }
 
 func (n *nullRun) record(id int64) reconciler.RunRecord {
-	r := reconciler.RunRecord{ID: id, FinishedAt: n.finished, DurationMS: n.duration, Final: n.final}
+	r := reconciler.RunRecord{ID: id, FinishedAt: n.finished, DurationMS: n.duration, Final: n.final, ScheduledFor: n.scheduledFor, CatchUp: n.catchUp}
 	deref(&r.InngestRunID, n.runID)
 	deref(&r.Error, n.errText)
 	deref(&r.FailedStep, n.failedStep)

@@ -492,8 +492,9 @@ func TestLeader(t *testing.T) {
 	}
 }
 
-// TestMissedFireAccounting: fires since the last check without a run are
-// counted on the definition, and each window is checked once.
+// TestMissedFireAccounting: fires since the last check that no run was
+// for are counted on the definition, each window once (a second check of
+// it, as by a former leader, counts nothing), and the last ones are kept.
 func TestMissedFireAccounting(t *testing.T) {
 	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("minutely", "* * * * *"))}, "")
@@ -503,43 +504,58 @@ func TestMissedFireAccounting(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	base := time.Now().Truncate(time.Minute).Add(-30 * time.Minute)
-	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set updated_at = $1`, base); err != nil {
+	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set updated_at = $1, fires_checked_at = null`, base); err != nil {
 		t.Fatal(err)
 	}
 	ref, _, err := s.Current(ctxT(t), "acme", "minutely")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Runs for the first 10 of the 20 fires the check will cover.
+	// Runs for the first 10 of the 20 fires the check will cover, each
+	// started late; then one for minute 16 started long after.
 	for i := 1; i <= 10; i++ {
-		if _, err := conn.Exec(ctxT(t), `insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at)
-			select tenant_id, id, revision, $2, 0, 'succeeded', $3 from root_scheduled_tasks where id = $1`,
-			ref.ID, fmt.Sprintf("r%d", i), base.Add(time.Duration(i)*time.Minute+2*time.Second)); err != nil {
+		in := reconciler.RunInput{RunID: fmt.Sprintf("r%d", i), ScheduledFor: base.Add(time.Duration(i) * time.Minute)}
+		if _, err := s.StartRun(ctxT(t), ref, in, time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := s.StartRun(ctxT(t), ref, reconciler.RunInput{RunID: "late", ScheduledFor: base.Add(16 * time.Minute), CatchUp: true}, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := s.RanFor(ctxT(t), ref, base.Add(16*time.Minute), "other"); err != nil || !ran {
+		t.Errorf("RanFor(16) = %v, %v; want true", ran, err)
 	}
 	to := base.Add(20 * time.Minute)
-	check := func() int {
-		checks, err := s.FireChecks(ctxT(t))
-		if err != nil || len(checks) != 1 {
-			t.Fatalf("FireChecks = %v, %v", checks, err)
-		}
-		c := checks[0]
-		missed := reconciler.MissedFires(c.Trigger, c.From, to, c.Runs, time.Minute)
-		if err := s.RecordFireCheck(ctxT(t), c.ID, to, missed); err != nil {
-			t.Fatal(err)
-		}
-		return len(missed)
+	checks, err := s.FireChecks(ctxT(t))
+	if err != nil || len(checks) != 1 {
+		t.Fatalf("FireChecks = %v, %v", checks, err)
 	}
-	if n := check(); n != 10 {
-		t.Errorf("missed = %d, want the 10 fires without a run", n)
+	c := checks[0]
+	missed := reconciler.MissedFires(c.Trigger, c.From, to, c.Fired)
+	if len(missed) != 9 {
+		t.Errorf("missed = %v, want the 9 fires without a run", missed)
 	}
-	if n := check(); n != 0 {
-		t.Errorf("a second check of the same window missed %d more", n)
+	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed); err != nil || !counted {
+		t.Fatalf("RecordFireCheck = %v, %v", counted, err)
+	}
+	// A former leader's check of the same window records nothing.
+	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed); err != nil || counted {
+		t.Errorf("a second record of the same window: counted %v, %v", counted, err)
+	}
+	checks, err = s.FireChecks(ctxT(t))
+	if err != nil || len(checks) != 1 || !checks[0].From.Equal(to) {
+		t.Fatalf("FireChecks after the record = %v, %v", checks, err)
 	}
 	d, err := s.Definition(ctxT(t), "acme", "minutely")
-	if err != nil || d.MissedFires != 10 || d.LastMissedFireAt == nil || !d.LastMissedFireAt.Equal(to) {
-		t.Errorf("definition: missed %d, last %v, err %v; want 10 and %v", d.MissedFires, d.LastMissedFireAt, err, to)
+	if err != nil || d.MissedFires != 9 || d.LastMissedFireAt == nil || !d.LastMissedFireAt.Equal(to) {
+		t.Errorf("definition: missed %d, last %v, err %v; want 9 and %v", d.MissedFires, d.LastMissedFireAt, err, to)
+	}
+	if len(d.LastMissedFires) != 9 || !d.LastMissedFires[0].Equal(base.Add(11*time.Minute)) {
+		t.Errorf("last missed fires = %v", d.LastMissedFires)
+	}
+	runs, err := s.Runs(ctxT(t), "acme", "minutely", 1, 0)
+	if err != nil || len(runs) != 1 || runs[0].ScheduledFor == nil || !runs[0].ScheduledFor.Equal(base.Add(16*time.Minute)) || !runs[0].CatchUp {
+		t.Errorf("newest run = %+v, %v; want the catch-up for minute 16", runs, err)
 	}
 }
 

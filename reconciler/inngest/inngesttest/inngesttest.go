@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/loopback"
 )
 
@@ -180,6 +179,13 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
+// Down stops the server, keeping its ports for Up: an engine outage.
+func (s *Server) Down() { s.kill() }
+
+// Up starts a server stopped by Down again on the same ports. A dev
+// server comes back empty, as after Restart.
+func (s *Server) Up() error { return s.start() }
+
 // Log returns what the server has printed.
 func (s *Server) Log() string {
 	s.mu.Lock()
@@ -204,16 +210,15 @@ type Trigger struct {
 	Cron       string `json:"cron"`
 }
 
-// Crons are the cron expressions of f's triggers, in order ("" for an
-// event trigger), leaving out the manual run's trigger every function
-// carries (reconciler.ManualRunEvent).
+// Crons are the cron expressions of f's cron triggers, in order (its
+// event triggers, such as the catch-up event every scheduled function
+// takes, are left out).
 func (f Function) Crons() []string {
 	var crons []string
 	for _, tr := range f.Config.Triggers {
-		if tr.Event == reconciler.ManualRunEvent {
-			continue
+		if tr.Cron != "" {
+			crons = append(crons, tr.Cron)
 		}
-		crons = append(crons, tr.Cron)
 	}
 	return crons
 }
