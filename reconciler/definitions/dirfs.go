@@ -57,10 +57,25 @@ func linkCount(info fs.FileInfo) uint64 {
 	return 1
 }
 
-// NewDirLoader is a new Validator's Loader of the tree on disk at dir,
-// with symlinks in dir resolved and opts.AbsRoot set to the result.
+// NewDirLoader is a new Validator's Loader of the tree on disk at dir.
+//
+// dir may be, or lie under, a symlink that is swapped atomically to a new
+// directory: git-sync's ROOT/current -> .worktrees/<hash>, a Kubernetes
+// volume's ..data. Its path is resolved again at every read (one
+// filepath.EvalSymlinks: the tenants' listing and each tenant's load
+// read the directory the link names then, with Options.AbsRoot its real
+// path), so a swap is followed; a read during which the link moved is
+// read again (see Loader.Tenants, Loader.LoadTenant), and a link that
+// leads nowhere is a read error, which retires nothing. The paths the
+// loader reports (Definition.Source, problems) are relative to dir and
+// do not change with a swap. opts.Provenance, unless set, follows the
+// link too. dir must resolve when the loader is made.
 func NewDirLoader(dir string, opts Options) (*Loader, error) {
-	abs, err := RealPath(dir)
+	given, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.EvalSymlinks(given)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +85,37 @@ func NewDirLoader(dir string, opts Options) (*Loader, error) {
 	}
 	opts.AbsRoot = filepath.ToSlash(abs)
 	if opts.Provenance == nil {
-		opts.Provenance = NewProvenance(abs)
+		opts.Provenance = NewProvenance(given)
 	}
-	return v.NewLoader(DirFS(abs), opts), nil
+	l := v.NewLoader(DirFS(abs), opts)
+	l.dir = given
+	return l, nil
+}
+
+// current is the tree to read now: for a tree on disk, where its path
+// resolves at this moment.
+func (l *Loader) current() (treeRoot, error) {
+	if l.dir == "" {
+		return l.root, nil
+	}
+	abs, err := filepath.EvalSymlinks(l.dir)
+	if err != nil {
+		return treeRoot{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.root.abs != filepath.ToSlash(abs) {
+		l.root = treeRoot{fsys: DirFS(abs), abs: filepath.ToSlash(abs)}
+	}
+	return l.root, nil
+}
+
+// moved reports whether the tree's path no longer resolves to root, the
+// tree a read just read: what was read may be a tree being replaced.
+func (l *Loader) moved(root treeRoot) bool {
+	if l.dir == "" {
+		return false
+	}
+	abs, err := filepath.EvalSymlinks(l.dir)
+	return err != nil || filepath.ToSlash(abs) != root.abs
 }
