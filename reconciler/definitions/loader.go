@@ -85,9 +85,10 @@ type Loader struct {
 	// dir is the tree's absolute path on disk as given, its links
 	// unresolved, when the loader re-resolves it at every read
 	// (NewDirLoader); "" for a tree whose fs.FS is fixed.
-	dir  string
-	mu   sync.Mutex
-	root treeRoot // the tree as last resolved
+	dir      string
+	mu       sync.Mutex
+	root     treeRoot // the tree as last resolved
+	resolved bool     // dir resolved to root at the last check
 
 	parsed, reused atomic.Int64
 }
@@ -97,6 +98,7 @@ type Loader struct {
 type treeRoot struct {
 	fsys fs.FS
 	abs  string
+	id   dirID // for a tree on disk, the directory at abs when it was resolved
 }
 
 // NewLoader returns a Loader for the tree fsys.
