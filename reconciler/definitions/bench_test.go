@@ -95,15 +95,28 @@ func BenchmarkResyncNoChange(b *testing.B) {
 	generated := time.Now()
 	// A result is kept once its file is over a second old.
 	waittest.For(b, "the tree to settle", 5*time.Second, func() bool { return time.Since(generated) > 1100*time.Millisecond })
+	// The daemon's loader, of the tree through a link as git-sync's
+	// current: its path is resolved again at every read.
+	link := filepath.Join(b.TempDir(), "current")
+	if err := os.Symlink(dir, link); err != nil {
+		b.Fatal(err)
+	}
 	for _, mode := range []struct {
-		name  string
-		reuse time.Duration
-	}{{"parse", 0}, {"reuse", time.Hour}} {
+		name   string
+		reuse  time.Duration
+		daemon bool
+	}{{"parse", 0, false}, {"reuse", time.Hour, false}, {"reuse-through-link", time.Hour, true}} {
 		b.Run(mode.name, func(b *testing.B) {
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 			l := v.NewLoader(definitions.DirFS(dir), definitions.Options{AbsRoot: filepath.ToSlash(dir), Reuse: mode.reuse})
+			if mode.daemon {
+				var err error
+				if l, err = definitions.NewDirLoader(link, definitions.Options{Reuse: mode.reuse}); err != nil {
+					b.Fatal(err)
+				}
+			}
 			load := func() int {
 				defs := 0
 				if _, err := l.LoadAll(context.Background(), func(r *reconciler.TenantTree) { defs += len(r.Definitions) }); err != nil {

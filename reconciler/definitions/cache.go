@@ -189,7 +189,7 @@ func (t *tenantLoad) reusable(f fileRef) *cachedFile {
 	if e == nil || e.stamp.real != f.real || !t.now.Before(e.until) {
 		return nil
 	}
-	if st, ok := stampOf(t.l.fsys, f.real); !ok || st != e.stamp {
+	if st, ok := stampOf(t.fsys, f.real); !ok || st != e.stamp {
 		return nil
 	}
 	for _, d := range e.scripts {
@@ -212,7 +212,7 @@ func (t *tenantLoad) scriptStamp(rel string) (stamp, bool) {
 	if err != nil {
 		return stamp{real: rel, err: err.Error()}, true
 	}
-	return stampOf(t.l.fsys, real)
+	return stampOf(t.fsys, real)
 }
 
 // answerOf is a grant's answer as stored: "" for granted.

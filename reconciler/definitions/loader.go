@@ -84,11 +84,26 @@ type Options struct {
 // Loader reads one tree.
 type Loader struct {
 	v     *Validator
-	fsys  fs.FS
 	opts  Options
 	cache *fileCache // nil: no reuse
 
+	// dir is the tree's absolute path on disk as given, its links
+	// unresolved, when the loader re-resolves it at every read
+	// (NewDirLoader); "" for a tree whose fs.FS is fixed.
+	dir      string
+	mu       sync.Mutex
+	root     treeRoot // the tree as last resolved
+	resolved bool     // dir resolved to root at the last check
+
 	parsed, reused atomic.Int64
+}
+
+// treeRoot is the tree one read works on: its file system and its real
+// absolute path (Options.AbsRoot).
+type treeRoot struct {
+	fsys fs.FS
+	abs  string
+	id   dirID // for a tree on disk, the directory at abs when it was resolved
 }
 
 // NewLoader returns a Loader for the tree fsys.
@@ -99,7 +114,7 @@ func (v *Validator) NewLoader(fsys fs.FS, opts Options) *Loader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	l := &Loader{v: v, fsys: fsys, opts: opts}
+	l := &Loader{v: v, opts: opts, root: treeRoot{fsys: fsys, abs: opts.AbsRoot}}
 	if opts.Reuse > 0 {
 		l.cache = &fileCache{reuse: opts.Reuse}
 	}
@@ -108,10 +123,35 @@ func (v *Validator) NewLoader(fsys fs.FS, opts Options) *Loader {
 
 // Tenants lists the tree's tenant directories and reports what at its top
 // level is not one. It fails only when the root itself cannot be read.
+//
+// A tree on disk reached through a symlink that is swapped (git-sync's
+// current, see NewDirLoader) is listed where the link points now; a
+// listing during which the link moved is read again, so that a tree
+// being deleted after the swap is never listed half-gone.
 func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
-	entries, err := fs.ReadDir(l.fsys, ".")
+	for attempt := 1; ; attempt++ {
+		root, err := l.current()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read definitions tree: %w", err)
+		}
+		tenants, problems, err := l.tenantsAt(root)
+		switch {
+		case !l.moved(root):
+			if err != nil {
+				return nil, nil, fmt.Errorf("read definitions tree: %w", err)
+			}
+			return tenants, problems, nil
+		case attempt == maxReadAttempts:
+			return nil, nil, fmt.Errorf("read definitions tree: %w", errTreeMoved)
+		}
+	}
+}
+
+// tenantsAt is Tenants of the tree at root.
+func (l *Loader) tenantsAt(root treeRoot) ([]string, []reconciler.Problem, error) {
+	entries, err := fs.ReadDir(root.fsys, ".")
 	if err != nil {
-		return nil, nil, fmt.Errorf("read definitions tree: %w", err)
+		return nil, nil, err
 	}
 	var tenants []string
 	var problems []reconciler.Problem
@@ -122,10 +162,10 @@ func (l *Loader) Tenants() ([]string, []reconciler.Problem, error) {
 		}
 		isDir := e.IsDir()
 		if e.Type()&fs.ModeSymlink != 0 {
-			target, err := resolve(l.fsys, l.opts.AbsRoot, name)
+			target, err := resolve(root.fsys, root.abs, name)
 			var info fs.FileInfo
 			if err == nil {
-				info, err = fs.Stat(l.fsys, target)
+				info, err = fs.Stat(root.fsys, target)
 			}
 			if err != nil {
 				if TenantPattern.MatchString(name) {
@@ -210,12 +250,50 @@ func (l *Loader) LoadFiles(tenant string, files []string) *reconciler.TenantTree
 
 // load loads a tenant; it stops between files once ctx is done, leaving
 // the tenant marked unreadable (so that nothing is retired for it).
-// Problems are escaped here, where they leave the loader (see
-// reconciler.Problem.Escaped).
+//
+// A tree on disk is loaded where its path resolves now. When the path
+// resolves elsewhere after the load (a checkout swapped its link during
+// it, and may be deleting the tree that was read), the tenant is loaded
+// again, a few times at most; then, or when the path does not resolve
+// at all (a dangling link), the tenant is marked unreadable, which
+// retires nothing, and the next pass reads it again.
 func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconciler.TenantTree {
+	for attempt := 1; ; attempt++ {
+		root, err := l.current()
+		if err != nil {
+			return unreadable(tenant, l.opts.PathPrefix, "the definitions tree's path does not resolve ("+ioReason(err)+"); it is read again at the next pass")
+		}
+		res := l.loadAt(ctx, root, tenant, only)
+		if !l.moved(root) {
+			return res
+		}
+		if attempt == maxReadAttempts {
+			return unreadable(tenant, l.opts.PathPrefix, errTreeMoved.Error()+"; it is read again at the next pass")
+		}
+	}
+}
+
+// maxReadAttempts bounds how many times one read starts again because
+// the tree's link moved during it.
+const maxReadAttempts = 3
+
+// errTreeMoved is a read during which the tree's path came to resolve to
+// another directory every time it was tried.
+var errTreeMoved = errors.New("the definitions tree was replaced while it was read (its path now leads to another directory)")
+
+// unreadable is the result of a tenant that could not be read at all.
+func unreadable(tenant, prefix, msg string) *reconciler.TenantTree {
+	return &reconciler.TenantTree{Tenant: tenant, ReadError: true, Problems: []reconciler.Problem{
+		reconciler.Problem{Path: prefix + tenant, Tenant: tenant, Message: "cannot read tenant directory: " + msg}.Escaped(),
+	}}
+}
+
+// loadAt is load of the tree at root. Problems are escaped here, where
+// they leave the loader (see reconciler.Problem.Escaped).
+func (l *Loader) loadAt(ctx context.Context, root treeRoot, tenant string, only []string) *reconciler.TenantTree {
 	res := &reconciler.TenantTree{Tenant: tenant}
 	var crossed []string
-	tenantReal, err := resolver{fsys: l.fsys, absRoot: l.opts.AbsRoot, crossed: &crossed}.resolve(tenant)
+	tenantReal, err := resolver{fsys: root.fsys, absRoot: root.abs, crossed: &crossed}.resolve(tenant)
 	if err == nil && tenantReal != tenant {
 		// A tenant directory may be a link into a hidden volume directory
 		// (..data), never into another tenant's directory.
@@ -233,7 +311,7 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 	for _, c := range crossed {
 		home.links[c] = true
 	}
-	w := &walker{res: resolver{fsys: l.fsys, absRoot: l.opts.AbsRoot, home: home}, seen: map[string]bool{}}
+	w := &walker{res: resolver{fsys: root.fsys, absRoot: root.abs, home: home}, seen: map[string]bool{}}
 	if only == nil {
 		w.walk(tenant, tenantReal, 0)
 	} else {
@@ -257,7 +335,7 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 	}
 	slices.SortFunc(w.files, func(a, b fileRef) int { return strings.Compare(a.visible, b.visible) })
 
-	tl := &tenantLoad{l: l, res: res, tenantVisible: tenant, tenantReal: tenantReal, resolver: w.res, now: l.opts.Now()}
+	tl := &tenantLoad{l: l, fsys: root.fsys, res: res, tenantVisible: tenant, tenantReal: tenantReal, resolver: w.res, now: l.opts.Now()}
 	if l.cache != nil && only == nil {
 		tl.prev, tl.keep = l.cache.forTenant(tenant), make(map[string]*cachedFile, len(w.files))
 		defer func() { l.cache.store(tenant, tl.keep) }()
@@ -320,6 +398,7 @@ func (l *Loader) load(ctx context.Context, tenant string, only []string) *reconc
 // tenantLoad is the state of loading one tenant.
 type tenantLoad struct {
 	l             *Loader
+	fsys          fs.FS // the tree as this load resolved it
 	res           *reconciler.TenantTree
 	tenantVisible string
 	tenantReal    string
@@ -395,8 +474,8 @@ func (t *tenantLoad) file(f fileRef) {
 	// The stamp is taken before the file is read: a change after it
 	// shows at the next load.
 	start := time.Now()
-	st, cacheable := stampOf(t.l.fsys, f.real)
-	one := &tenantLoad{l: t.l, res: &reconciler.TenantTree{Tenant: t.res.Tenant}, tenantVisible: t.tenantVisible,
+	st, cacheable := stampOf(t.fsys, f.real)
+	one := &tenantLoad{l: t.l, fsys: t.fsys, res: &reconciler.TenantTree{Tenant: t.res.Tenant}, tenantVisible: t.tenantVisible,
 		tenantReal: t.tenantReal, resolver: t.resolver, now: t.now, recording: true}
 	one.parse(f)
 	out := one.outcome(f.visible)
@@ -410,7 +489,7 @@ func (t *tenantLoad) file(f fileRef) {
 func (t *tenantLoad) parse(f fileRef) {
 	fr := reconciler.TreeFile{Path: f.visible}
 	defer func() { t.res.Files = append(t.res.Files, fr) }()
-	data, err := readLimited(t.l.fsys, f.real)
+	data, err := readLimited(t.fsys, f.real)
 	if err != nil {
 		var tooBig *tooLargeError
 		var linked *hardLinkError
@@ -531,7 +610,7 @@ func (t *tenantLoad) scriptReader(defFile string) scriptReader {
 			}
 			return nil, fmt.Errorf("cannot read script %q (relative to the tenant directory %s%s/): %s", rel, t.l.opts.PathPrefix, t.tenantVisible, ioReason(err))
 		}
-		data, err := readLimited(t.l.fsys, real)
+		data, err := readLimited(t.fsys, real)
 		if err != nil {
 			return nil, fmt.Errorf("script %q: %w", rel, err)
 		}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -31,10 +33,22 @@ type Options struct {
 	Logger   *slog.Logger
 	// Ready, if set, is called once the tree is being watched.
 	Ready func()
+	// Recheck is how often the tree's path is resolved again, in case
+	// the event of a link's swap was lost; default 10s.
+	Recheck time.Duration
 }
 
 // Watcher watches one tree, recursively: directories created later are
 // watched too.
+//
+// The tree's path may be, or lie under, a symlink that is swapped to a new
+// directory (git-sync's ROOT/current -> .worktrees/<hash>, renamed over by
+// a new link at each sync): the watcher watches the directory the path
+// resolves to, and the directories holding the links on the way, where
+// the swap is an event. When the path resolves elsewhere (a swap, or a
+// link that leads nowhere for a moment), it watches the new directory
+// and sends a change of the whole tree. It checks the path again every
+// Options.Recheck too, in case an event was lost.
 type Watcher struct {
 	root string
 	opts Options
@@ -48,8 +62,14 @@ func New(root string, opts Options) *Watcher {
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = 2 * time.Second
 	}
+	if opts.Recheck <= 0 {
+		opts.Recheck = 10 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
 	}
 	return &Watcher{root: filepath.Clean(root), opts: opts}
 }
@@ -62,10 +82,13 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 		return err
 	}
 	defer fw.Close()
-	w.addTree(fw, w.root)
+	t := &tracker{w: w, fw: fw, watched: map[string]bool{}, links: map[string]bool{}}
+	t.relink()
 	if w.opts.Ready != nil {
 		w.opts.Ready()
 	}
+	recheck := time.NewTicker(w.opts.Recheck)
+	defer recheck.Stop()
 
 	var pending Change
 	tenants := map[string]bool{}
@@ -99,6 +122,14 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 		wait := min(w.opts.Quiet, first.Add(w.opts.MaxDelay).Sub(now))
 		timer.Reset(max(wait, 0))
 	}
+	// relinked checks where the tree's path leads; a move is a change of
+	// the whole tree.
+	relinked := func() {
+		if t.relink() {
+			pending.Full = true
+			note()
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -107,8 +138,21 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 			if !ok {
 				return errors.New("watcher closed")
 			}
-			rel, err := filepath.Rel(w.root, ev.Name)
-			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			inLinkDir := t.links[filepath.Dir(ev.Name)] || t.links[ev.Name]
+			if inLinkDir || ev.Name == t.real {
+				// A link on the way to the tree changed, or the tree
+				// itself went: look where the path leads now.
+				relinked()
+			}
+			rel, err := filepath.Rel(t.real, ev.Name)
+			switch {
+			case t.real == "" || err != nil || strings.HasPrefix(rel, ".."):
+				if !inLinkDir {
+					pending.Full = true // cannot tell
+					note()
+				}
+				continue
+			case rel == ".":
 				pending.Full = true
 				note()
 				continue
@@ -123,7 +167,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 			}
 			if ev.Has(fsnotify.Create) {
 				if info, err := os.Stat(ev.Name); err == nil && info.IsDir() {
-					w.addTree(fw, ev.Name)
+					t.addTree(ev.Name)
 				}
 			}
 			note()
@@ -132,29 +176,139 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
 				return errors.New("watcher closed")
 			}
 			w.opts.Logger.Warn("watch: events lost, rescanning the whole tree", "err", err)
+			t.relink()
 			pending.Full = true
 			note()
+		case <-recheck.C:
+			relinked()
 		case <-timer.C:
 			flush()
 		}
 	}
 }
 
+// tracker keeps the watches of one Run: the tree where its path resolves,
+// and the directories of the links on the way.
+type tracker struct {
+	w  *Watcher
+	fw *fsnotify.Watcher
+	// real is the directory the path resolved to last; "" when it led
+	// nowhere.
+	real string
+	// links are the directories that hold a link on the way.
+	links map[string]bool
+	// watched are the directories watched, for the tree and the links.
+	watched map[string]bool
+}
+
+// relink resolves the tree's path again and, when it leads elsewhere than
+// it did, moves the watches there; it reports whether it did.
+func (t *tracker) relink() bool {
+	real, links, err := resolveLinks(t.w.root)
+	if err != nil {
+		real = ""
+	}
+	if real == t.real && maps.Equal(links, t.links) {
+		return false
+	}
+	moved := real != t.real
+	if err != nil && moved {
+		t.w.opts.Logger.Warn("watch: the tree's path leads nowhere; watching its links until it does", "dir", t.w.root, "err", err)
+	} else if moved && t.real != "" {
+		t.w.opts.Logger.Info("watch: the tree's path leads to another directory (a checkout or a volume swapped its link)", "dir", t.w.root, "now", real)
+	}
+	for d := range t.watched {
+		_ = t.fw.Remove(d) // a directory deleted is no longer watched anyway
+	}
+	clear(t.watched)
+	t.real, t.links = real, links
+	for d := range links {
+		t.add(d)
+	}
+	if real != "" {
+		t.addTree(real)
+	}
+	return moved
+}
+
+func (t *tracker) add(dir string) {
+	if t.watched[dir] {
+		return
+	}
+	if err := t.fw.Add(dir); err != nil {
+		t.w.opts.Logger.Warn("watch: cannot watch a directory", "dir", dir, "err", err)
+		return
+	}
+	t.watched[dir] = true
+}
+
 // addTree watches dir and every directory below it, hidden volume
 // directories included (their swap is an event in their parent).
-func (w *Watcher) addTree(fw *fsnotify.Watcher, dir string) {
+func (t *tracker) addTree(dir string) {
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // unreadable parts are the reconciler's to report
 		}
 		if d.IsDir() {
-			if err := fw.Add(p); err != nil {
-				w.opts.Logger.Warn("watch: cannot watch a directory", "dir", p, "err", err)
-			}
+			t.add(p)
 		}
 		return nil
 	})
 	if err != nil {
-		w.opts.Logger.Warn("watch: cannot walk the tree", "dir", dir, "err", err)
+		t.w.opts.Logger.Warn("watch: cannot walk the tree", "dir", dir, "err", err)
 	}
+}
+
+// maxLinkHops bounds the links followed to resolve the tree's path, as
+// Linux's MAXSYMLINKS.
+const maxLinkHops = 40
+
+// resolveLinks resolves the absolute path p as filepath.EvalSymlinks does
+// and returns, besides, the directories that hold a link on the way, and
+// when p leads nowhere, the last directory reached (where the missing
+// entry would appear), so that they can be watched.
+func resolveLinks(p string) (string, map[string]bool, error) {
+	dirs := map[string]bool{}
+	rest := strings.Split(p, string(filepath.Separator))
+	cur := string(filepath.Separator)
+	hops := 0
+	for len(rest) > 0 {
+		part := rest[0]
+		rest = rest[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, part)
+		info, err := os.Lstat(next)
+		if err != nil {
+			if len(dirs) > 0 {
+				dirs[cur] = true
+			}
+			return "", dirs, err
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			if len(rest) > 0 && !info.IsDir() {
+				return "", dirs, &fs.PathError{Op: "resolve", Path: next, Err: syscall.ENOTDIR}
+			}
+			cur = next
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", dirs, &fs.PathError{Op: "resolve", Path: p, Err: syscall.ELOOP}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", dirs, err
+		}
+		dirs[cur] = true
+		if filepath.IsAbs(target) {
+			cur = string(filepath.Separator)
+		}
+		rest = append(strings.Split(target, string(filepath.Separator)), rest...)
+	}
+	return cur, dirs, nil
 }
