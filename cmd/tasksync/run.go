@@ -95,6 +95,7 @@ func commands() []command {
 		{name: "migrate", summary: "apply the database migrations", flags: migrateFlags, run: runMigrate},
 		{name: "schema", summary: "print the JSON Schema of the definition format", run: runSchema},
 		{name: "version", summary: "print the version", run: runVersion},
+		{name: "completion", args: "bash|zsh|fish", summary: "print the shell completion script of tasksync", run: runCompletion},
 		{name: "help", args: "[COMMAND]", summary: "show help for tasksync or a command", run: nil},
 	}
 }
@@ -149,7 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case err != nil:
 			err = usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
 		default:
-			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr, hangups: hangups})
+			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: fs.guardEnv(getenv), stdout: stdout, stderr: stderr, hangups: hangups})
 		}
 		var ee *exitError
 		if c.usageExit != 0 && errors.As(err, &ee) && ee.code == exitUsage && ee.err != nil {
@@ -183,8 +184,12 @@ func runHelp(args []string, stdout io.Writer) error {
 		printUsage(stdout)
 		return nil
 	}
+	name := args[0]
+	if name == "-h" || name == "-help" || name == "--help" {
+		name = "help"
+	}
 	for _, c := range commands() {
-		if c.name == args[0] {
+		if c.name == name {
 			fs := newFlagSet(c, stdout)
 			if c.flags != nil {
 				c.flags(fs)
@@ -225,7 +230,8 @@ line, followed by a summary; a warning as "path:line:col: warning: message"
 passed, a cron time that a daylight-saving change skips or repeats) fail
 nothing unless --strict is given.
 
-Exit status: 0 all valid (warnings allowed), 1 problems found (or, with
---strict, warnings), 2 usage or I/O error.
+With --format github, each problem is a GitHub Actions annotation
+("::error file=PATH,line=N,col=N::message", a warning as "::warning"),
+shown on the pull request's lines, then the summary.
 `,
 }
