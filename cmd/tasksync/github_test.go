@@ -104,9 +104,9 @@ func TestValidateFormatGitHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"a,b:c%0A.yaml":      "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: a}\nspec:\n  trigger: {cron: \"0 25 * * *\"}\n  type: api_call\n  config: {url: \"https://example.com/\"}\n",
-		"line\nbreak.yaml":   "apiVersion: tasksync/v1\nkind: Nope\n",
-		"past.yaml":          "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: p}\nspec:\n  trigger: {at: \"2001-01-01T00:00:00Z\"}\n  type: api_call\n  config: {url: \"https://example.com/\"}\n",
+		"a,b:c%0A.yaml":       "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: a}\nspec:\n  trigger: {cron: \"0 25 * * *\"}\n  type: api_call\n  config: {url: \"https://example.com/\"}\n",
+		"line\nbreak.yaml":    "apiVersion: tasksync/v1\nkind: Nope\n",
+		"past.yaml":           "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: p}\nspec:\n  trigger: {at: \"2001-01-01T00:00:00Z\"}\n  type: api_call\n  config: {url: \"https://example.com/\"}\n",
 		"::error x=y::z.yaml": "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: q}\nspec: {}\n",
 	}
 	for name, body := range files {
