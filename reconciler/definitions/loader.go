@@ -421,7 +421,7 @@ func (t *tenantLoad) parse(f fileRef) {
 			report(fieldError{msg: "a definition document must be a mapping with apiVersion, kind, metadata and spec"})
 			continue
 		}
-		schemaErrs := t.l.v.schema.validate(doc.value)
+		schemaErrs, also := t.l.v.schema.validate(doc.value)
 		for _, fe := range schemaErrs {
 			report(fe)
 		}
@@ -435,6 +435,16 @@ func (t *tenantLoad) parse(f fileRef) {
 				continue
 			}
 			report(fe)
+		}
+		if len(fes) == 0 && len(also) > 0 {
+			// The schema refuses what tasksync's own checks let pass:
+			// its word stands.
+			for _, fe := range also {
+				if !coveredBy(fe.pointer, schemaErrs) {
+					report(fe)
+				}
+			}
+			schemaErrs = append(schemaErrs, also...)
 		}
 		for _, fe := range n.warns {
 			if !coveredBy(fe.pointer, schemaErrs) && !coveredBy(fe.pointer, fes) {

@@ -448,3 +448,18 @@ func TestCronDSTWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaOnlyRulesStand: where the published schema refuses what
+// tasksync's own checks let pass (here a cron expression whose fields a
+// no-break space separates: the schema's pattern takes ASCII white space
+// only), the document is refused with the schema's message, as an editor
+// using the schema refuses it.
+func TestSchemaOnlyRulesStand(t *testing.T) {
+	v := newValidator(t)
+	doc := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: r}\nspec: {trigger: {cron: \"0\u00a02 * * *\"}, type: api_call, config: {url: 'https://a.example.com'}}\n"
+	r := v.NewLoader(fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}, definitions.Options{}).LoadTenant("acme")
+	wantProblems(t, r.Problems, "spec.trigger.cron:")
+	if len(r.Definitions) != 0 {
+		t.Errorf("definitions = %v, want none", codes(r))
+	}
+}
