@@ -14,10 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/schema"
 )
 
@@ -469,6 +471,85 @@ func TestDefinitionFilesNameTheSchema(t *testing.T) {
 		}
 		if !strings.Contains(string(b), schema.ID) {
 			t.Errorf("%s does not name the schema's $id %s", doc, schema.ID)
+		}
+	}
+}
+
+// TestSchemaAgreesAtTheEdges: documents near the lines the schema draws
+// on its own (cron shapes, URLs, paths, event names) get the same verdict
+// from ajv with the schema alone as from tasksync: the schema never
+// refuses what tasksync accepts, and refuses these bad ones too.
+func TestSchemaAgreesAtTheEdges(t *testing.T) {
+	task := func(trigger, config string) string {
+		return "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: x}\nspec:\n  trigger: " + trigger + "\n  type: api_call\n  config: " + config + "\n"
+	}
+	py := func(file string) string {
+		return "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: x}\nspec:\n  trigger: {interval: 5m}\n  type: python_script\n  config: {file: " + file + "}\n"
+	}
+	url := func(u string) string { return task(`{interval: 5m}`, `{url: "`+u+`"}`) }
+	cron := func(c string) string { return task(`{cron: "`+c+`"}`, `{url: "https://example.com/"}`) }
+	cases := []struct {
+		name, doc string
+		valid     bool
+	}{
+		{"cron names and ranges", cron("0 2 * JAN-MAR MON-FRI"), true},
+		{"cron descriptor", cron("@daily"), true},
+		{"cron padded", cron("  0 2 * * *  "), true},
+		{"cron tabs", cron(`0\t2 * * *`), true},
+		{"cron TZ= field", cron("TZ=UTC 2 * * *"), false},
+		{"cron CRON_TZ prefix", cron("CRON_TZ=UTC 0 2 * * *"), false},
+		{"cron @every", cron("@every 5m"), false},
+		{"cron four fields", cron("0 2 * *"), false},
+		{"url port", url("https://example.com:8443/x"), true},
+		{"url port with zeros", url("https://example.com:0443/x"), true},
+		{"url empty port", url("https://example.com:/x"), true},
+		{"url ipv6", url("https://[2001:db8::1]:8443/x"), true},
+		{"url upper scheme", url("HTTPS://example.com/x"), true},
+		{"url templated host and port", url("https://{{ event.data.host }}:8080/x"), true},
+		{"url query with @", url("https://example.com/x?user=a@b"), true},
+		{"url credentials", url("https://a:b@example.com/x"), false},
+		{"url templated credentials", url("https://{{ event.data.user }}@example.com/x"), false},
+		{"url port 65536", url("https://example.com:65536/x"), false},
+		{"url port 0", url("https://example.com:0/x"), false},
+		{"url no host", url("https:///x"), false},
+		{"url ftp", url("ftp://example.com/x"), false},
+		{"event name", task(`{event: "orders/shipped"}`, `{url: "https://example.com/"}`), true},
+		{"event name like a namespace", task(`{event: "inngestion/done"}`, `{url: "https://example.com/"}`), true},
+		{"event reserved", task(`{event: "Inngest/x"}`, `{url: "https://example.com/"}`), false},
+		{"two triggers", task(`{cron: "0 2 * * *", at: "2030-01-01T00:00:00Z"}`, `{url: "https://example.com/"}`), false},
+		{"no trigger", task(`{timezone: UTC}`, `{url: "https://example.com/"}`), false},
+		{"jitter with interval", task(`{interval: 5m, jitter: 1m}`, `{url: "https://example.com/"}`), false},
+		{"script path up", py("../x.py"), false},
+		{"script path absolute", py("/x.py"), false},
+		{"script path backslash", py(`'a\b.py'`), false},
+	}
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]document{}
+	for _, c := range cases {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(c.doc), &n); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		j, err := toJSON(&n, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(j)
+		docs[c.name] = document{file: c.name, json: b}
+	}
+	rejected := ajvValidate(t, docs)
+	for _, c := range cases {
+		files := fstest.MapFS{"acme/x.yaml": {Data: []byte(c.doc)}, "acme/x.py": {Data: []byte("print(1)\n")}}
+		r := v.NewLoader(files, definitions.Options{Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}).LoadTenant("acme")
+		goValid := len(r.Problems) == 0
+		if goValid != c.valid {
+			t.Errorf("%s: tasksync valid=%v, want %v: %v", c.name, goValid, c.valid, r.Problems)
+		}
+		if rejected[c.name] == c.valid {
+			t.Errorf("%s: ajv with the schema valid=%v, want %v", c.name, !rejected[c.name], c.valid)
 		}
 	}
 }
