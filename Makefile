@@ -24,8 +24,22 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: lint bin/inngest ## lint, then every test with the race detector (builds the Inngest dev server once)
+test: lint bin/inngest ajv ## lint, then every test with the race detector (builds the Inngest dev server once)
 	$(GO) test -race -count=1 ./...
+	@echo "== the deployment examples (examples/deploy/check, a module of its own)"
+	cd examples/deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# ajv-cli, the JSON Schema validator that checks the published schema
+# independently of tasksync's own (schema/ajv_test.go), from the npm
+# registry into the ignored cache.
+AJV := $(CACHE)/ajv/node_modules/.bin/ajv
+
+.PHONY: ajv
+ajv: $(AJV) ## install ajv-cli and ajv-formats into .cache/ajv (npm)
+
+$(AJV):
+	@mkdir -p $(CACHE)/ajv
+	npm install --no-audit --no-fund --prefix $(CACHE)/ajv ajv-cli@5 ajv-formats@3
 
 $(BENCH_TREE):
 	$(GO) run ./cmd/gentree -tenants $(BENCH_TENANTS) $@.tmp && mv $@.tmp $@

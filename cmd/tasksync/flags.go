@@ -167,6 +167,7 @@ func (f *flagSet) usage(w io.Writer) {
 	if doc := commandDocs[f.cmd.name]; doc != "" {
 		fmt.Fprintf(w, "\n%s", doc)
 	}
+	defer writeEnvAndExits(w, f.cmd.name)
 	n := 0
 	f.set.VisitAll(func(*flag.Flag) { n++ })
 	if n == 0 {

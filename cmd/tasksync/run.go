@@ -96,6 +96,7 @@ func commands() []command {
 		{name: "migrate", summary: "apply the database migrations", flags: migrateFlags, run: runMigrate},
 		{name: "schema", summary: "print the JSON Schema of the definition format", run: runSchema},
 		{name: "version", summary: "print the version", run: runVersion},
+		{name: "completion", args: "bash|zsh|fish", summary: "print the shell completion script of tasksync", run: runCompletion},
 		{name: "help", args: "[COMMAND]", summary: "show help for tasksync or a command", run: nil},
 	}
 }
@@ -150,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case err != nil:
 			err = usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
 		default:
-			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: getenv, stdout: stdout, stderr: stderr, hangups: hangups})
+			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: fs.guardEnv(getenv), stdout: stdout, stderr: stderr, hangups: hangups})
 		}
 		var ee *exitError
 		if c.usageExit != 0 && errors.As(err, &ee) && ee.code == exitUsage && ee.err != nil {
@@ -184,8 +185,12 @@ func runHelp(args []string, stdout io.Writer) error {
 		printUsage(stdout)
 		return nil
 	}
+	name := args[0]
+	if name == "-h" || name == "-help" || name == "--help" {
+		name = "help"
+	}
 	for _, c := range commands() {
-		if c.name == args[0] {
+		if c.name == name {
 			fs := newFlagSet(c, stdout)
 			if c.flags != nil {
 				c.flags(fs)
@@ -230,15 +235,6 @@ version the event names is no longer the applied one.
 Without --wait, trigger prints the event's id and exits. With --wait, it
 follows the run (Inngest's REST API, GET /v1/events/<id>/runs) until it
 ends, prints its outcome and output, and exits with it.
-
-Exit status: 0 sent (with --wait: the run succeeded), 1 refused, failed
-to send, or (with --wait) the run failed, 2 usage error, 3 (with --wait)
-the run had not ended within --timeout (it goes on).
-
-Environment: DATABASE_URL; INNGEST_DEV (the dev server's URL, or 1 for
-http://127.0.0.1:8288), or for a signed server INNGEST_EVENT_KEY,
-INNGEST_SIGNING_KEY (for --wait), INNGEST_BASE_URL and INNGEST_ENV, as
-for the daemon.
 `,
 	"validate": `Each PATH is a definitions tree (its sub-directories are tenants), a
 tenant directory (a directory that holds .yaml/.yml files itself), or a
@@ -251,7 +247,8 @@ line, followed by a summary; a warning as "path:line:col: warning: message"
 passed, a cron time that a daylight-saving change skips or repeats) fail
 nothing unless --strict is given.
 
-Exit status: 0 all valid (warnings allowed), 1 problems found (or, with
---strict, warnings), 2 usage or I/O error.
+With --format github, each problem is a GitHub Actions annotation
+("::error file=PATH,line=N,col=N::message", a warning as "::warning"),
+shown on the pull request's lines, then the summary.
 `,
 }

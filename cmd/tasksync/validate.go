@@ -11,11 +11,15 @@ import (
 	"github.com/riveredge/tasksync/reconciler/executor"
 )
 
-// The output formats of validate (and later plan).
+// The output formats of validate and plan.
 const (
-	formatText = "text"
-	formatJSON = "json"
+	formatText   = "text"
+	formatJSON   = "json"
+	formatGitHub = "github"
 )
+
+// validateFormats are the formats validate writes.
+var validateFormats = []string{formatText, formatJSON, formatGitHub}
 
 type validateOptions struct {
 	format     string
@@ -26,7 +30,7 @@ type validateOptions struct {
 
 func validateFlags(f *flagSet) {
 	o := &validateOptions{}
-	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
+	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text, json, or github (GitHub Actions annotations)")
 	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
 	secretsDirFlag(f, &o.secretsDir)
 	f.bool(&o.strict, "strict", "TASKSYNC_STRICT", "fail (exit 1) on warnings too, such as a one-shot whose time has passed")
@@ -42,8 +46,8 @@ const (
 
 func runValidate(ctx context.Context, c *invocation) error {
 	o := c.flags.opts.(*validateOptions)
-	if o.format != formatText && o.format != formatJSON {
-		return usageError("validate: --format must be text or json, got %q", o.format)
+	if !slices.Contains(validateFormats, o.format) {
+		return usageError("validate: --format must be text, json or github, got %q", o.format)
 	}
 	paths := c.args
 	if len(paths) == 0 {
@@ -83,11 +87,17 @@ func runValidate(ctx context.Context, c *invocation) error {
 	errs := slices.DeleteFunc(slices.Clone(problems), reconciler.Problem.IsWarning)
 	warnings := len(problems) - len(errs)
 
-	if o.format == formatJSON {
+	switch o.format {
+	case formatJSON:
 		if err := reconciler.WriteProblemsJSON(c.stdout, problems); err != nil {
 			return err
 		}
-	} else {
+	case formatGitHub:
+		for _, p := range problems {
+			fmt.Fprintln(c.stdout, githubAnnotation(p))
+		}
+		fmt.Fprintln(c.stdout, stats.Summary(len(errs), warnings, o.strict))
+	default:
 		for _, p := range problems {
 			fmt.Fprintln(c.stdout, p.String())
 		}

@@ -208,7 +208,7 @@ func (t *tenantLoad) reusable(f fileRef) *cachedFile {
 // scriptStamp stamps the script file rel (relative to the tenant
 // directory) as scriptReader would resolve it.
 func (t *tenantLoad) scriptStamp(rel string) (stamp, bool) {
-	real, err := t.resolver.resolve(t.tenantVisible + "/" + rel)
+	real, err := t.resolver.resolve(t.scriptPath(rel))
 	if err != nil {
 		return stamp{real: rel, err: err.Error()}, true
 	}

@@ -525,7 +525,7 @@ func (t *tenantLoad) parse(f fileRef) {
 			report(fieldError{msg: "a definition document must be a mapping with apiVersion, kind, metadata and spec"})
 			continue
 		}
-		schemaErrs := t.l.v.schema.validate(doc.value)
+		schemaErrs, also := t.l.v.schema.validate(doc.value)
 		for _, fe := range schemaErrs {
 			report(fe)
 		}
@@ -540,6 +540,16 @@ func (t *tenantLoad) parse(f fileRef) {
 				continue
 			}
 			report(fe)
+		}
+		if len(fes) == 0 && len(also) > 0 {
+			// The schema refuses what tasksync's own checks let pass:
+			// its word stands.
+			for _, fe := range also {
+				if !coveredBy(fe.pointer, schemaErrs) {
+					report(fe)
+				}
+			}
+			schemaErrs = append(schemaErrs, also...)
 		}
 		for _, fe := range n.warns {
 			if !coveredBy(fe.pointer, schemaErrs) && !coveredBy(fe.pointer, fes) {
@@ -590,6 +600,15 @@ func symlinkProblem(err error) string {
 	return ioReason(err)
 }
 
+// scriptPath is the path in the tree of a python_script file, rel to the
+// tenant directory: resolved from the directory's real place, so that a
+// tenant directory that is a volume's link (acme -> ..data/acme) reads
+// its own files, and not through the link, which the tenant's
+// confinement does not cross.
+func (t *tenantLoad) scriptPath(rel string) string {
+	return t.tenantReal + "/" + rel
+}
+
 // scriptReader reads python_script files relative to the tenant directory,
 // refusing paths that resolve outside it.
 func (t *tenantLoad) scriptReader(defFile string) scriptReader {
@@ -599,8 +618,7 @@ func (t *tenantLoad) scriptReader(defFile string) scriptReader {
 			t.scripts = append(t.scripts, scriptDep{rel: rel, stamp: st})
 			t.unsettled = t.unsettled || !ok || !st.settled(time.Now())
 		}
-		visible := t.tenantVisible + "/" + rel
-		real, err := t.resolver.resolve(visible)
+		real, err := t.resolver.resolve(t.scriptPath(rel))
 		if _, foreign := err.(*foreignError); foreign || err == nil && !within(real, t.tenantReal) && !within(real, t.tenantVisible) {
 			return nil, fmt.Errorf("%q resolves outside the tenant directory %s%s/; scripts must live inside it", rel, t.l.opts.PathPrefix, t.tenantVisible)
 		}

@@ -449,3 +449,49 @@ func TestCronDSTWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaOnlyRulesStand: where the published schema refuses what
+// tasksync's own checks let pass (here a cron expression whose fields a
+// no-break space separates: the schema's pattern takes ASCII white space
+// only), the document is refused with the schema's message, as an editor
+// using the schema refuses it.
+func TestSchemaOnlyRulesStand(t *testing.T) {
+	v := newValidator(t)
+	doc := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: r}\nspec: {trigger: {cron: \"0\u00a02 * * *\"}, type: api_call, config: {url: 'https://a.example.com'}}\n"
+	r := v.NewLoader(fstest.MapFS{"acme/a.yaml": {Data: []byte(doc)}}, definitions.Options{}).LoadTenant("acme")
+	wantProblems(t, r.Problems, "spec.trigger.cron:")
+	if len(r.Definitions) != 0 {
+		t.Errorf("definitions = %v, want none", codes(r))
+	}
+}
+
+// TestKubernetesWholeTreeScripts: in a tree published as a Kubernetes
+// volume publishes one (acme -> ..data/acme, ..data -> ..2026_…), as
+// the git-sync example's hook does, a python_script file inside the
+// tenant's directory is read; one in another tenant's is still refused.
+func TestKubernetesWholeTreeScripts(t *testing.T) {
+	v := newValidator(t)
+	def := func(code, file string) string {
+		return "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: " + code + "}\nspec:\n  trigger: {interval: 5m}\n  type: python_script\n  config: {file: " + file + "}\n"
+	}
+	tree := fstest.MapFS{
+		"..2026_01_01/acme/a.yaml":          {Data: []byte(def("a", "scripts/job.py"))},
+		"..2026_01_01/acme/d.yaml":          {Data: []byte(def("d", "../globex/steal.py"))},
+		"..2026_01_01/acme/scripts/job.py":  {Data: []byte("print('ok')\n")},
+		"..2026_01_01/acme/scripts/link.py": symlink("../../globex/steal.py"),
+		"..2026_01_01/acme/c.yaml":          {Data: []byte(def("c", "scripts/link.py"))},
+		"..2026_01_01/globex/steal.py":      {Data: []byte("print('globex')\n")},
+		"..2026_01_01/globex/b.yaml":        {Data: []byte(def("g", "steal.py"))},
+		"..data":                            symlink("..2026_01_01"),
+		"acme":                              symlink("..data/acme"),
+		"globex":                            symlink("..data/globex"),
+	}
+	r := v.NewLoader(tree, definitions.Options{}).LoadTenant("acme")
+	if got := codes(r); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("acme: definitions %v, want [a]; problems:\n%s", got, messages(r.Problems))
+	}
+	wantProblems(t, r.Problems, "acme/d.yaml", "acme/c.yaml")
+	if g := v.NewLoader(tree, definitions.Options{}).LoadTenant("globex"); len(g.Problems) > 0 || len(g.Definitions) != 1 {
+		t.Errorf("globex: %v, problems:\n%s", codes(g), messages(g.Problems))
+	}
+}

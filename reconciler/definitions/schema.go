@@ -180,9 +180,18 @@ type fieldError struct {
 	msg     string
 }
 
+// alsoCheckedMark is in the $comment of the parts of the schema that
+// tasksync's own checks make too, with messages that say more (exactly
+// one trigger, exactly one action, reserved event names, ...): the schema
+// holds them so that an editor using it alone rejects what it can, and
+// the loader reports the check's message instead of the schema's.
+const alsoCheckedMark = "tasksync checks this too"
+
 // validate checks v against the schema and returns one fieldError per
-// failing leaf, phrased for a person.
-func (s *schemaValidator) validate(v any) []fieldError {
+// failing leaf, phrased for a person; also holds those of the parts that
+// tasksync's own checks make too (alsoCheckedMark), for the loader to
+// report only if those checks let the document pass.
+func (s *schemaValidator) validate(v any) (errs, also []fieldError) {
 	cs := s.compiledSchema
 	if m, ok := v.(map[string]any); ok {
 		spec, _ := m["spec"].(map[string]any)
@@ -197,25 +206,38 @@ func (s *schemaValidator) validate(v any) []fieldError {
 	return cs.validate(v)
 }
 
-func (s compiledSchema) validate(v any) []fieldError {
+func (s compiledSchema) validate(v any) (errs, also []fieldError) {
 	err := s.compiled.Validate(v)
 	if err == nil {
-		return nil
+		return nil, nil
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		return []fieldError{{msg: "schema validation failed: " + err.Error()}}
+		return []fieldError{{msg: "schema validation failed: " + err.Error()}}, nil
 	}
-	var out []fieldError
-	s.collect(ve, v, &out)
-	// Drop exact repeats, which if/then branches can produce.
+	s.collect(ve, v, &errs, &also)
+	return compactErrors(errs), compactErrors(also)
+}
+
+// compactErrors drops exact repeats, which if/then branches can produce.
+func compactErrors(out []fieldError) []fieldError {
 	slices.SortStableFunc(out, func(a, b fieldError) int { return strings.Compare(a.pointer, b.pointer) })
 	return slices.CompactFunc(out, func(a, b fieldError) bool { return a == b })
 }
 
-func (s compiledSchema) collect(ve *jsonschema.ValidationError, doc any, out *[]fieldError) {
+func (s compiledSchema) collect(ve *jsonschema.ValidationError, doc any, out, also *[]fieldError) {
 	ve.InstanceLocation = normPointer(ve.InstanceLocation)
 	kw := lastToken(ve.KeywordLocation)
+	if node := s.alsoChecked(ve.AbsoluteKeywordLocation); node != nil {
+		// Reported only where tasksync's checks find nothing (a corner
+		// such as white space outside ASCII): the part's description
+		// says what is wanted.
+		if desc, _ := node["description"].(string); desc != "" {
+			*also = append(*also, fieldError{pointer: ve.InstanceLocation, msg: fmt.Sprintf("%s: %s, got %s", field(ve.InstanceLocation), desc, describe(valueAt(doc, ve.InstanceLocation)))})
+			return
+		}
+		out = also
+	}
 	if kw == "oneOf" || kw == "anyOf" {
 		// The branches' own errors only confuse: say what the field takes.
 		node := s.schemaAt(ve.AbsoluteKeywordLocation, true)
@@ -228,7 +250,7 @@ func (s compiledSchema) collect(ve *jsonschema.ValidationError, doc any, out *[]
 	}
 	if len(ve.Causes) > 0 {
 		for _, c := range ve.Causes {
-			s.collect(c, doc, out)
+			s.collect(c, doc, out, also)
 		}
 		return
 	}
@@ -329,6 +351,21 @@ func (s compiledSchema) leaf(ve *jsonschema.ValidationError, doc any) []fieldErr
 		return one("%s is not a valid %v", describe(val), sch["format"])
 	}
 	return one("%s", ve.Message)
+}
+
+// alsoChecked returns the part of the schema marked with alsoCheckedMark
+// that holds the keyword at absLoc, or nil.
+func (s compiledSchema) alsoChecked(absLoc string) map[string]any {
+	_, ptr, _ := strings.Cut(absLoc, "#")
+	for ptr != "" {
+		ptr = ptr[:max(0, strings.LastIndexByte(ptr, '/'))]
+		if m, ok := valueAt(s.raw, ptr).(map[string]any); ok {
+			if c, _ := m["$comment"].(string); strings.Contains(c, alsoCheckedMark) {
+				return m
+			}
+		}
+	}
+	return nil
 }
 
 // schemaAt resolves an absolute keyword location to the raw schema object

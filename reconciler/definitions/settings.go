@@ -28,7 +28,10 @@ func (t *tenantLoad) settingsDoc(path string, doc document, report func(fieldErr
 	site := settingsSite{path: path, line: line, col: col}
 	defer func() { t.settings = append(t.settings, site) }()
 	bad := false
-	for _, fe := range t.l.v.schema.validate(doc.value) {
+	// A settings document has no part that the loader checks again
+	// (alsoCheckedMark): every error of the schema is reported.
+	errs, also := t.l.v.schema.validate(doc.value)
+	for _, fe := range append(errs, also...) {
 		report(fe)
 		bad = true
 	}
