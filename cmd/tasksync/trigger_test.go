@@ -320,7 +320,7 @@ spec:
 // it reads; --data is bounded before anything is read or sent.
 func TestTriggerHelp(t *testing.T) {
 	out, _, code := runCmd(t, nil, "trigger", "-h")
-	for _, want := range []string{"Usage: tasksync trigger [flags] TENANT CODE", "Exit status: 0", "3 (with --wait)", "DATABASE_URL", "INNGEST_DEV", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "--timeout", "--wait", "--data"} {
+	for _, want := range []string{"Usage: tasksync trigger [flags] TENANT CODE", "Exit status:\n  0 sent", "3 (with --wait)", "DATABASE_URL", "INNGEST_DEV", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "--timeout", "--wait", "--data"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("trigger -h lacks %q:\n%s", want, out)
 		}
