@@ -49,6 +49,17 @@ spec:
 	waittest.For(t, "the step after a past sleep_until", 30*time.Second, func() bool { return rec.count("/after") == 1 })
 	sendEvent(t, "sleeper/start", map[string]any{"tenant_id": "acme", "until": "1500-01-01T00:00:00Z"})
 	waittest.For(t, "a later run of the same function", 30*time.Second, func() bool { return rec.count("/after") == 2 })
+	// Both runs' rows are final before the next run is counted: an
+	// attempt's row may be written after its last call.
+	waittest.For(t, "both runs recorded as ended", 30*time.Second, func() bool {
+		final := 0
+		for _, r := range attemptRows(t, conn, "sleeper") {
+			if r.Final {
+				final++
+			}
+		}
+		return final == 2
+	})
 
 	for _, until := range []string{"9999-12-31T23:59:59Z", time.Now().Add(400 * 24 * time.Hour).UTC().Format(time.RFC3339)} {
 		before := len(attemptRows(t, conn, "sleeper"))
