@@ -523,12 +523,22 @@ type loginPage struct {
 }
 
 func (u *ui) loginForm(w http.ResponseWriter, r *http.Request) {
+	if u.open {
+		http.Redirect(w, r, Path, http.StatusSeeOther)
+		return
+	}
 	u.render(w, r, http.StatusOK, "login", loginPage{})
 }
 
 // login keeps the token of the form in the page's cookie, once the
-// status API accepts it. It changes nothing on the server.
+// status API accepts it. It changes nothing on the server. When the API
+// takes no token there is nothing to sign in with: it sets nothing and
+// sends the browser to the overview.
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
+	if u.open {
+		http.Redirect(w, r, Path, http.StatusSeeOther)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		u.fail(w, r, http.StatusBadRequest, "The form could not be read.")
