@@ -34,6 +34,9 @@ func checkParams(w http.ResponseWriter, r *http.Request, allowed []string) bool 
 		case len(q[name]) > 1:
 			badParam(w, name, "given more than once")
 			return false
+		case !plainText(q[name][0]):
+			badParam(w, name, "must be UTF-8 text without NUL characters")
+			return false
 		}
 	}
 	return true

@@ -289,11 +289,14 @@ func (a *api) definitions(w http.ResponseWriter, r *http.Request, _ scope) {
 	}
 	if c, given := q["cursor"]; given {
 		b, err := base64.RawURLEncoding.DecodeString(c[0])
-		if err != nil || len(b) == 0 {
+		if err != nil || !codePattern.Match(b) {
 			badParam(w, "cursor", "invalid cursor; pass the next_cursor of the previous page")
 			return
 		}
 		f.After = string(b)
+	}
+	if !a.found(w, r, "tenant") {
+		return
 	}
 	defs, err := a.opts.Reader.ListDefinitions(r.Context(), r.PathValue("tenant"), f)
 	if err != nil {
@@ -315,6 +318,9 @@ func nonNil[T any](s []T) []T {
 }
 
 func (a *api) definition(w http.ResponseWriter, r *http.Request, _ scope) {
+	if !a.found(w, r, "definition") {
+		return
+	}
 	d, err := a.opts.Reader.Definition(r.Context(), r.PathValue("tenant"), r.PathValue("code"))
 	if err != nil {
 		a.fail(w, err, "definition")
@@ -382,6 +388,9 @@ func (a *api) runs(w http.ResponseWriter, r *http.Request, _ scope) {
 	if !limitParam(w, q, &limit) || !runCursorParam(w, q, &before) {
 		return
 	}
+	if !a.found(w, r, "definition") {
+		return
+	}
 	runs, err := a.opts.Reader.Runs(r.Context(), r.PathValue("tenant"), r.PathValue("code"), limit, before)
 	if err != nil {
 		a.fail(w, err, "definition")
@@ -420,6 +429,9 @@ func (a *api) tenantRuns(w http.ResponseWriter, r *http.Request, _ scope) {
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		badParam(w, "until", "must be later than since")
+		return
+	}
+	if !a.found(w, r, "tenant") {
 		return
 	}
 	runs, err := a.opts.Reader.TenantRuns(r.Context(), r.PathValue("tenant"), f)
@@ -462,6 +474,9 @@ func (a *api) run(w http.ResponseWriter, r *http.Request, sc scope) {
 }
 
 func (a *api) errors(w http.ResponseWriter, r *http.Request, _ scope) {
+	if !a.found(w, r, "tenant") {
+		return
+	}
 	ps, err := a.opts.Reader.Problems(r.Context(), r.PathValue("tenant"))
 	if err != nil {
 		a.fail(w, err, "tenant")

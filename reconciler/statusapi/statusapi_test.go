@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -35,6 +36,13 @@ func task(code, trigger string, spec ...string) string {
 // fixture applies a tree of 12 acme definitions, 1 globex, a broken file
 // and three runs, and returns a server over the API.
 func fixture(t *testing.T, tokensFile string) *httptest.Server {
+	t.Helper()
+	return fixtureLogged(t, tokensFile, nil)
+}
+
+// fixtureLogged is fixture with the API's log going to logger (none when
+// nil).
+func fixtureLogged(t *testing.T, tokensFile string, logger *slog.Logger) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	st, _ := pg.NewStore(t, store.Options{})
@@ -76,7 +84,7 @@ func fixture(t *testing.T, tokensFile string) *httptest.Server {
 			t.Fatal(err)
 		}
 	}
-	h := statusapi.NewHandler(statusapi.Options{Reader: st, TokensFile: tokensFile, Leader: func() bool { return true },
+	h := statusapi.NewHandler(statusapi.Options{Reader: st, TokensFile: tokensFile, Leader: func() bool { return true }, Logger: logger,
 		Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -105,13 +105,14 @@ type detailDoc struct {
 	CreatedAt         *time.Time      `json:"created_at"`
 	MissedFires       int64           `json:"missed_fires"`
 	LastMissedFireAt  *time.Time      `json:"last_missed_fire_at"`
+	LastMissedFires   []time.Time     `json:"last_missed_fires"`
 }
 
 // detailKnown are the detail's fields the definition page lays out
 // itself; any other is listed as it comes.
 var detailKnown = fieldSet("code", "name", "kind", "type", "active", "trigger_type", "source", "revision", "sync_state",
 	"last_run_at", "last_run_status", "updated_at", "one_shot", "has_errors", "uuid", "tenant", "retired_at", "source_commit", "description", "inngest_function_id", "source_path",
-	"source_line", "spec_hash", "spec", "sync_error", "last_error", "is_running", "created_at", "missed_fires", "last_missed_fire_at")
+	"source_line", "spec_hash", "spec", "sync_error", "last_error", "is_running", "created_at", "missed_fires", "last_missed_fire_at", "last_missed_fires")
 
 type definitionResponse struct {
 	Definition    json.RawMessage `json:"definition"`
@@ -130,6 +131,7 @@ type runDoc struct {
 	Status         string          `json:"status"`
 	Trigger        string          `json:"trigger"`
 	ScheduledFor   *time.Time      `json:"scheduled_for"`
+	CatchUp        bool            `json:"catch_up"`
 	StartedAt      *time.Time      `json:"started_at"`
 	FinishedAt     *time.Time      `json:"finished_at"`
 	DurationMS     *int64          `json:"duration_ms"`
@@ -141,7 +143,7 @@ type runDoc struct {
 }
 
 // runKnown are the run fields the pages lay out themselves.
-var runKnown = fieldSet("id", "inngest_run_id", "attempt", "definition_uuid", "tenant", "code", "revision", "status", "trigger", "scheduled_for",
+var runKnown = fieldSet("id", "inngest_run_id", "attempt", "definition_uuid", "tenant", "code", "revision", "status", "trigger", "scheduled_for", "catch_up",
 	"started_at", "finished_at", "duration_ms", "error", "output", "final", "failed_step", "steps")
 
 type stepDoc struct {
@@ -182,6 +184,33 @@ type triggerDoc struct {
 	At       *time.Time `json:"at"`
 	Event    string     `json:"event"`
 	If       string     `json:"if"`
+	// CatchUp and CatchUpWindow are a cron or interval trigger's
+	// catch-up policy; "" when unset (skip; defaultCatchUpWindow).
+	CatchUp       string `json:"catchup"`
+	CatchUpWindow string `json:"catchup_window"`
+}
+
+// defaultCatchUpWindow is the catch-up window of a trigger that sets
+// none (docs/format.md, "Catch-up").
+const defaultCatchUpWindow = "1h"
+
+// catchUp says, for a cron or interval trigger, what becomes of its
+// missed fires; "" for any other.
+func (t triggerDoc) catchUp() string {
+	if t.Cron == "" && t.Interval == "" {
+		return ""
+	}
+	window := t.CatchUpWindow
+	if window == "" {
+		window = defaultCatchUpWindow
+	}
+	switch t.CatchUp {
+	case "":
+		return "catch-up skip (the default)"
+	case "skip":
+		return "catch-up skip"
+	}
+	return "catch-up " + t.CatchUp + ", window " + window
 }
 
 func fieldSet(names ...string) map[string]bool {

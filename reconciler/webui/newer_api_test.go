@@ -12,7 +12,7 @@ import (
 
 // newerAPI answers like a status API with fields this page does not lay
 // out by name (a "git" object, the missed fires' instants, a run's
-// catch_up): a fake, since the real API has not got them.
+// retry_of): a fake, since the real API has not got them.
 func newerAPI() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/tenants/acme/definitions/job", func(w http.ResponseWriter, _ *http.Request) {
@@ -25,7 +25,7 @@ func newerAPI() http.Handler {
 	mux.HandleFunc("/v1/tenants/acme/definitions/job/runs", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, `{"runs": [{"id": 7, "inngest_run_id": "r7", "attempt": 0, "revision": 3, "status": "succeeded",
 			"trigger": "manual", "tenant": "acme", "code": "job", "scheduled_for": "2026-11-29T12:55:00Z", "started_at": "2026-11-29T12:55:01Z", "final": true,
-			"catch_up": true}], "next_cursor": null}`)
+			"catch_up": true, "retry_of": "r6"}], "next_cursor": null}`)
 	})
 	return mux
 }
@@ -42,7 +42,7 @@ func TestFieldsOfANewerAPI(t *testing.T) {
 		t.Fatalf("GET = %d\n%s", code, body)
 	}
 	for _, want := range []string{"python_script", "<dt>git</dt>", "&lt;b&gt;0123abc&lt;/b&gt;", "<dt>missed_fire_times</dt>", "2026-11-29T12:53:00Z",
-		"trigger: manual", "for the fire of", "<dt>catch_up</dt>"} {
+		"trigger: manual", "for the fire of", "catch-up of a missed fire", "<dt>retry_of</dt>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the definition page lacks %q", want)
 		}

@@ -200,6 +200,8 @@ type definitionPage struct {
 	D        detailDoc
 	Trigger  triggerDoc
 	Zone     string
+	UTCOnly  bool // the zone is UTC: the next fires are shown once
+	CatchUp  string
 	Fires    []fireTime
 	Spec     string
 	Extra    []field
@@ -290,6 +292,8 @@ func (u *ui) showDefinition(w http.ResponseWriter, r *http.Request, tok string, 
 	if err != nil {
 		loc = nil
 	}
+	p.UTCOnly = loc == nil || isUTC(loc)
+	p.CatchUp = p.Trigger.catchUp()
 	for _, f := range resp.NextFireTimes {
 		local := f
 		if loc != nil {
@@ -523,12 +527,22 @@ type loginPage struct {
 }
 
 func (u *ui) loginForm(w http.ResponseWriter, r *http.Request) {
+	if u.open {
+		http.Redirect(w, r, Path, http.StatusSeeOther)
+		return
+	}
 	u.render(w, r, http.StatusOK, "login", loginPage{})
 }
 
 // login keeps the token of the form in the page's cookie, once the
-// status API accepts it. It changes nothing on the server.
+// status API accepts it. It changes nothing on the server. When the API
+// takes no token there is nothing to sign in with: it sets nothing and
+// sends the browser to the overview.
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
+	if u.open {
+		http.Redirect(w, r, Path, http.StatusSeeOther)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		u.fail(w, r, http.StatusBadRequest, "The form could not be read.")
@@ -566,6 +580,17 @@ func (u *ui) logout(w http.ResponseWriter, r *http.Request) {
 // the cookie stricter (Secure), never looser.
 func overTLS(r *http.Request) bool {
 	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+// isUTC reports whether loc is UTC all year, under that name.
+func isUTC(loc *time.Location) bool {
+	for _, month := range []time.Month{time.January, time.July} {
+		name, offset := time.Date(2026, month, 1, 0, 0, 0, 0, loc).Zone()
+		if name != "UTC" || offset != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // specTrigger is the trigger of a definition's spec.

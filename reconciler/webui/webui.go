@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -55,7 +56,10 @@ type Options struct {
 }
 
 type ui struct {
-	opts    Options
+	opts Options
+	// open is whether the status API takes no token: the page then has
+	// no sign-in.
+	open    bool
 	inngest *url.URL
 	pages   map[string]*template.Template
 	static  http.Handler
@@ -81,6 +85,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 		}
 		u.inngest = base
 	}
+	u.open = apiIsOpen(opts.API)
 	pages, err := parsePages(u.funcs())
 	if err != nil {
 		return nil, err
@@ -119,6 +124,23 @@ func NewHandler(opts Options) (http.Handler, error) {
 		u.fail(w, r, http.StatusForbidden, "This form may only be sent from this page.")
 	}))
 	return secure(cop.Handler(mux)), nil
+}
+
+// openProbe is a request the status API answers without reading any
+// state: a run id it refuses (400) once the token check has passed, which
+// it makes first (401 without a token when it has tokens; 503 when their
+// file cannot be read).
+const openProbe = "/v1/runs/%20"
+
+// apiIsOpen reports whether the status API answers without a token.
+func apiIsOpen(api http.Handler) bool {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, openProbe, nil)
+	if err != nil {
+		return false
+	}
+	rec := &recorder{header: http.Header{}}
+	api.ServeHTTP(rec, req)
+	return rec.status != http.StatusUnauthorized && rec.status != http.StatusServiceUnavailable
 }
 
 // secure sets the headers every response of the page carries.
@@ -275,6 +297,8 @@ func (u *ui) fail(w http.ResponseWriter, r *http.Request, status int, msg string
 
 // frame is what every page's layout shows besides the page's own data.
 type frame struct {
+	// Open is whether the status API takes no token (no sign-in).
+	Open     bool
 	SignedIn bool
 	Now      time.Time
 	Crumbs   []crumb
@@ -294,7 +318,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name str
 		return
 	}
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", frame{SignedIn: token(r) != "", Now: u.opts.Now(), Crumbs: crumbs, Page: data}); err != nil {
+	if err := t.ExecuteTemplate(&buf, "layout", frame{Open: u.open, SignedIn: !u.open && token(r) != "", Now: u.opts.Now(), Crumbs: crumbs, Page: data}); err != nil {
 		u.opts.Logger.Error("web UI: render", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
