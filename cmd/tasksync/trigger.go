@@ -230,11 +230,7 @@ func followRun(ctx context.Context, sender *inngest.Sender, st *store.Store, ten
 // steps with their outcomes and outputs, a task's output, the error, and
 // where to read the run.
 func writeOutcome(w io.Writer, runID string, r reconciler.RunRecord) {
-	line := fmt.Sprintf("trigger: run %s %s (attempt %d", runID, r.Status, r.Attempt)
-	if r.DurationMS != nil {
-		line += fmt.Sprintf(", %s", time.Duration(*r.DurationMS)*time.Millisecond)
-	}
-	fmt.Fprintln(w, line+")")
+	fmt.Fprintf(w, "trigger: run %s %s (attempt %d)\n", runID, r.Status, r.Attempt)
 	var steps []reconciler.StepOutcome
 	if len(r.Steps) > 0 && json.Unmarshal(r.Steps, &steps) == nil {
 		for _, s := range steps {
