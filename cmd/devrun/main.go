@@ -346,6 +346,8 @@ func banner(o options, inngestURL, base, dbURL, sampleAddr, secrets, kept string
 	fmt.Fprintf(&b, "Send an event, then see the run it started:\n")
 	fmt.Fprintf(&b, "  curl -sS -X POST %s/e/dev -d '%s'\n", inngestURL, sampleEvent)
 	fmt.Fprintf(&b, "  curl -sS %s/v1/tenants/globex/definitions/welcome-new-customer/runs\n\n", base)
+	fmt.Fprintf(&b, "Run a task now, whatever its schedule, and wait for its outcome (from the checkout):\n")
+	fmt.Fprintf(&b, "  DATABASE_URL='%s' INNGEST_DEV=%s %s trigger acme weekly-revenue-report --wait\n\n", dbURL, inngestURL, o.tasksyncBin)
 	b.WriteString(guide)
 	fmt.Fprintf(&b, "Ctrl-C stops everything; data and logs stay in %s.\n\n", kept)
 	return b.String()

@@ -146,7 +146,7 @@ func TestPortTaken(t *testing.T) {
 // TestMakeRun runs the launcher as make run does, on free ports, with
 // the real Postgres, dev server and tasksync: the banner lists what it
 // promises, its curl (run as printed) starts a run of the sample tree
-// that succeeds, and the approval walk-through of docs/workflows.md (run
+// that succeeds, so does its trigger line, and the approval walk-through of docs/workflows.md (run
 // as written, on this test's ports) ends with the workflow and the
 // messages it sent succeeded.
 func TestMakeRun(t *testing.T) {
@@ -243,6 +243,20 @@ func TestMakeRun(t *testing.T) {
 	waitRun(t, curls[1], "succeeded")
 	if got := readFile(t, filepath.Join(data, "sample-api.log")); !strings.Contains(got, "POST /globex/onboarding") || !strings.Contains(got, `"customer_id":"C-1001"`) {
 		t.Errorf("the sample API did not get the onboarding call with the customer:\n%s", got)
+	}
+
+	// The banner's trigger line, run as printed: the task runs now and
+	// --wait prints that it succeeded.
+	var trigger string
+	for _, line := range strings.Split(banner, "\n") {
+		if line = strings.TrimSpace(line); strings.Contains(line, " trigger acme weekly-revenue-report --wait") {
+			trigger = line
+		}
+	}
+	if want := fmt.Sprintf("DATABASE_URL='postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable' INNGEST_DEV=http://127.0.0.1:%d %s trigger", ports[0], ports[1], tasksyncBin); !strings.HasPrefix(trigger, want) {
+		t.Errorf("the banner's trigger line = %q, want it to start %q", trigger, want)
+	} else if stdout, stderr := shell(t, trigger); !strings.Contains(stdout, "trigger: run ") || !strings.Contains(stdout, " succeeded") {
+		t.Errorf("%s: stdout %q, stderr %q; want the run succeeded", trigger, stdout, stderr)
 	}
 
 	// The approval walk-through, as docs/workflows.md writes it.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -143,6 +144,11 @@ func (f *flagSet) bool(p *bool, name, env string, usage string) {
 // from its environment variable.
 func (f *flagSet) parse(args []string, getenv func(string) string) error {
 	if err := f.set.Parse(args); err != nil {
+		if m := badFlagValue.FindStringSubmatch(err.Error()); m != nil {
+			if fl := f.set.Lookup(m[2]); fl != nil {
+				return fmt.Errorf("--%s %s: %s", fl.Name, m[1], valueProblem(fl))
+			}
+		}
 		return err
 	}
 	given := map[string]bool{}
@@ -155,11 +161,33 @@ func (f *flagSet) parse(args []string, getenv func(string) string) error {
 		}
 		if v := getenv(env); v != "" {
 			if e := fl.Value.Set(v); e != nil {
-				err = fmt.Errorf("invalid value %q for $%s: %v", v, env, e)
+				err = fmt.Errorf("%s=%q: %s", env, v, valueProblem(fl))
 			}
 		}
 	})
 	return err
+}
+
+// badFlagValue is the flag package's error for a value its type cannot
+// read: the value (quoted) and the flag's name.
+var badFlagValue = regexp.MustCompile(`^invalid value (".*") for flag -(\S+): (?:parse error|value out of range)$`)
+
+// valueProblem says what is wrong with a value fl's type could not read,
+// and what to write instead.
+func valueProblem(fl *flag.Flag) string {
+	g, _ := fl.Value.(flag.Getter)
+	if g == nil {
+		return "not a valid value"
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "not a boolean; write true or false (or 1 or 0)"
+	case time.Duration:
+		return "not a duration; write e.g. 30s or 10m"
+	case int:
+		return "not a whole number; write e.g. 4"
+	}
+	return "not a valid value"
 }
 
 func (f *flagSet) usage(w io.Writer) {

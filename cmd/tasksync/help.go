@@ -43,7 +43,7 @@ var commandEnv = map[string][]envDoc{
 	"trigger": {
 		{"INNGEST_DEV", "the Inngest dev server's URL (1 means http://127.0.0.1:8288); trigger needs it, or INNGEST_EVENT_KEY for a signed server"},
 		{"INNGEST_EVENT_KEY", "the event key trigger sends tasksync/run with"},
-		{"INNGEST_SIGNING_KEY", "the signing key --wait reads the run's state with, from Inngest's REST API"},
+		{"INNGEST_SIGNING_KEY", "the signing key --wait reads the run's id with, from Inngest's REST API"},
 		{"INNGEST_BASE_URL", "the self-hosted Inngest server's URL (default Inngest Cloud)"},
 		{"INNGEST_ENV", "the Inngest environment (branch) the apps belong to"},
 	},

@@ -233,8 +233,12 @@ is not --hash, when given. The function refuses the run again if the
 version the event names is no longer the applied one.
 
 Without --wait, trigger prints the event's id and exits. With --wait, it
-follows the run (Inngest's REST API, GET /v1/events/<id>/runs) until it
-ends, prints its outcome and output, and exits with it.
+learns the run's id from Inngest (its REST API, GET /v1/events/<id>/runs)
+and follows the run in tasksync's run records in Postgres until its final
+attempt ends; it prints the outcome (a workflow's steps, each with its
+outcome and output; a task's output; the error) and where to read the
+run (the status API's /v1/runs/<run id>, the web page /ui/runs/<run id>),
+and exits with it.
 `,
 	"validate": `Each PATH is a definitions tree (its sub-directories are tenants), a
 tenant directory (a directory that holds .yaml/.yml files itself), or a

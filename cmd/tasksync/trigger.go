@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +110,13 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		case retired:
 			return fmt.Errorf("%s/%s is retired: a retired definition does not run (add it back to the tree to run it again)", tenant, code)
 		}
+		tenants, terr := st.Tenants(ctx)
+		if terr != nil {
+			return terr
+		}
+		if !slices.Contains(tenants, tenant) {
+			return fmt.Errorf("there is no tenant %s: no definition of it has been applied (is its directory in the tree the daemon reads?)", tenant)
+		}
 		return fmt.Errorf("tenant %s has no definition %s (tasksync plan, or the status API's /v1/tenants/%s/definitions, lists them)", tenant, code, tenant)
 	}
 	if err != nil {
@@ -117,7 +127,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 			tenant, code, def.SourcePath, def.SourceLine)
 	}
 	if o.hash != "" && !strings.HasPrefix(def.Hash, strings.ToLower(o.hash)) {
-		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: the definition changed; check it, then trigger again with its new spec_hash",
+		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: check the hash you gave (the status API's spec_hash), or, if it was edited since you read its hash, review the edit, then trigger again with the new spec_hash",
 			tenant, code, def.Hash, def.Revision, o.hash)
 	}
 	if def.SyncState != reconciler.SyncSynced {
@@ -141,27 +151,123 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	run, err := sender.FollowRun(wctx, id, triggerPoll)
+	run, err := followRun(wctx, sender, st, tenant, code, id)
 	switch {
 	case err != nil && ctx.Err() == nil && wctx.Err() != nil:
-		if run.RunID == "" {
+		if run.runID == "" {
 			return &exitError{code: exitTimeout, err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
 		}
-		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still %s after %s; it goes on", run.RunID, strings.ToLower(run.Status), o.timeout)}
+		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.runID, o.timeout, runPointers(run.runID))}
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(c.stdout, "trigger: run %s %s\n", run.RunID, strings.ToLower(run.Status))
-	if len(run.Output) > 0 && string(run.Output) != "null" {
-		var out bytes.Buffer
-		if json.Indent(&out, run.Output, "", "  ") == nil {
-			fmt.Fprintf(c.stdout, "%s\n", out.String())
-		}
+	if run.refused != nil {
+		fmt.Fprintf(c.stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", run.runID, strings.ToLower(run.refused.Status))
+		writeIndented(c.stdout, "", run.refused.Output)
+		return &exitError{code: exitFailure}
 	}
-	if !run.Succeeded() {
+	writeOutcome(c.stdout, run.runID, *run.final)
+	if run.final.Status != reconciler.RunSucceeded {
 		return &exitError{code: exitFailure}
 	}
 	return nil
+}
+
+// followedRun is what trigger --wait learned of the run its event
+// started.
+type followedRun struct {
+	runID string
+	// final is the run's final attempt, from tasksync's run records: the
+	// outcome.
+	final *reconciler.RunRecord
+	// refused is Inngest's view of a run that ended, failed, with no run
+	// record: refused before it ran (see inngest.EventRun).
+	refused *inngest.EventRun
+}
+
+// followRun polls, every triggerPoll until ctx ends, Inngest for the run
+// event id started (its event runs give the run id, nothing more: they
+// say Completed of a run that waits) and tasksync's run records for that
+// run's final attempt, and returns when there is one; on ctx's end, it
+// returns what it saw with ctx's error.
+func followRun(ctx context.Context, sender *inngest.Sender, st *store.Store, tenant, code, id string) (followedRun, error) {
+	var out followedRun
+	t := time.NewTicker(triggerPoll)
+	defer t.Stop()
+	for {
+		runs, err := sender.EventRuns(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return out, err
+		}
+		if len(runs) > 0 && runs[0].RunID != "" {
+			ev := runs[0]
+			out.runID = ev.RunID
+			recs, err := st.Run(ctx, out.runID, tenant)
+			switch {
+			case err != nil && !errors.Is(err, reconciler.ErrNotFound) && ctx.Err() == nil:
+				return out, err
+			case err == nil:
+				for i := range recs {
+					if r := recs[i]; r.Code == code && r.Final && r.Status != reconciler.RunRunning {
+						out.final = &r
+						return out, nil
+					}
+				}
+			case ev.Ended() && !ev.Succeeded():
+				out.refused = &ev
+				return out, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// writeOutcome prints a run's final attempt: its status, a workflow's
+// steps with their outcomes and outputs, a task's output, the error, and
+// where to read the run.
+func writeOutcome(w io.Writer, runID string, r reconciler.RunRecord) {
+	fmt.Fprintf(w, "trigger: run %s %s (attempt %d)\n", runID, r.Status, r.Attempt)
+	var steps []reconciler.StepOutcome
+	if len(r.Steps) > 0 && json.Unmarshal(r.Steps, &steps) == nil {
+		for _, s := range steps {
+			fmt.Fprintf(w, "  step %s: %s\n", reconciler.EscapeText(s.ID), reconciler.EscapeText(s.Status))
+			if s.Error != "" {
+				fmt.Fprintf(w, "    error: %s\n", reconciler.EscapeText(s.Error))
+			}
+			writeIndented(w, "    ", s.Output)
+		}
+	}
+	writeIndented(w, "", r.Output)
+	if r.Error != "" {
+		at := ""
+		if r.FailedStep != "" {
+			at = " at step " + reconciler.EscapeText(r.FailedStep)
+		}
+		fmt.Fprintf(w, "trigger: failed%s: %s\n", at, reconciler.EscapeText(r.Error))
+	}
+	fmt.Fprintf(w, "trigger: see %s\n", runPointers(runID))
+}
+
+// runPointers names where a run's record is read: the status API and the
+// web page of the daemon.
+func runPointers(runID string) string {
+	return fmt.Sprintf("the status API's /v1/runs/%[1]s, or the web page /ui/runs/%[1]s", url.PathEscape(runID))
+}
+
+// writeIndented prints a JSON value indented, each line after prefix; nothing
+// for none or null.
+func writeIndented(w io.Writer, prefix string, v json.RawMessage) {
+	if len(v) == 0 || string(v) == "null" {
+		return
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, v, prefix, "  ") == nil {
+		fmt.Fprintf(w, "%s%s\n", prefix, out.String())
+	}
 }
 
 // inngestConnection reads the connection settings of the SDK's

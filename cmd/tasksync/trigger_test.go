@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inngest/inngestgo"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
@@ -115,19 +116,35 @@ spec:
       api_call: {url: "%[1]s/wf-second?customer={{ steps[\"first-call\"].body.path }}"}
 `, api.URL))
 
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "approve.yaml"), fmt.Sprintf(`apiVersion: tasksync/v1
+kind: Workflow
+metadata: {code: approve}
+spec:
+  trigger: {cron: "0 3 1 1 *"}
+  retries: 0
+  steps:
+    - id: ask
+      api_call: {url: "%[1]s/approve-ask"}
+    - id: decision
+      wait_for_event: {event: test/decided, match: data.po_id, timeout: 40s}
+    - id: record
+      if: steps.decision != null
+      api_call: {url: "%[1]s/approve-record?approved={{ steps.decision.data.approved }}"}
+`, api.URL))
+
 	prefix := fmt.Sprintf("t%d", time.Now().UnixNano()%1e6)
 	dbURL := pg.NewDatabase(t)
 	base, _, _, _ := startDaemon(t, bin, []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "2s")
 	waittest.For(t, "the apps in Inngest", 30*time.Second, func() bool {
-		return len(appCrons(t, prefix+"-acme")) == 6 && len(appCrons(t, prefix+"-globex")) == 1
+		return len(appCrons(t, prefix+"-acme")) == 7 && len(appCrons(t, prefix+"-globex")) == 1
 	})
 	env := map[string]string{"DATABASE_URL": dbURL, "INNGEST_DEV": dev.URL}
 
 	// Run now: a cron task, with the caller's data, flags after the
 	// arguments; then an interval task off its grid, and a workflow.
 	out, errOut, code := runCmd(t, env, "trigger", "acme", "nightly", "--data", `{"customer_id": "c-42"}`, "--wait", "--timeout", "60s")
-	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, `"customer": "c-42"`) {
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, `"customer": "c-42"`) {
 		t.Errorf("trigger acme nightly --wait: exit %d, want 0\n%s%s", code, out, errOut)
 	}
 	_, body := get(base + "/v1/tenants/acme/definitions/every7")
@@ -176,6 +193,48 @@ spec:
 		t.Errorf("trigger acme slow --wait --timeout 2s: exit %d, want %d\n%s%s", code, exitTimeout, out, errOut)
 	}
 
+	// A workflow waiting for an event has not ended: --wait says so and
+	// exits 3 (Inngest's event runs say Completed, with no ended_at, as
+	// soon as the run waits). Once the awaited event comes, it ends, and
+	// --wait prints the steps' outcomes and where to read the run.
+	out, errOut, code = runCmd(t, env, "trigger", "--wait", "--timeout", "3s", "acme", "approve", "--data", `{"po_id": "PO-1"}`)
+	if code != exitTimeout || !strings.Contains(errOut, "after 3s") || strings.Contains(out, "completed") || strings.Contains(out, "succeeded") {
+		t.Errorf("trigger acme approve --wait --timeout 3s: exit %d, want %d (still waiting)\n%s%s", code, exitTimeout, out, errOut)
+	}
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errOut, code := runCmd(t, env, "trigger", "--wait", "--timeout", "60s", "acme", "approve", "--data", `{"po_id": "PO-2"}`)
+		done <- result{out, errOut, code}
+	}()
+	var res result
+	// The event resumes the run only once it waits: send it until it ends.
+	decided, err := inngest.NewSender(inngest.Options{DevURL: dev.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waittest.For(t, "trigger approve --wait to end after the decision", 60*time.Second, func() bool {
+		select {
+		case res = <-done:
+			return true
+		default:
+		}
+		if _, err := decided.Send(context.Background(), inngestgo.Event{Name: "test/decided", Data: map[string]any{"tenant_id": "acme", "po_id": "PO-2", "approved": true}}); err != nil {
+			t.Error(err)
+		}
+		return false
+	})
+	if res.code != 0 || !strings.Contains(res.out, "succeeded") || !strings.Contains(res.out, "decision: completed") ||
+		!strings.Contains(res.out, "record: completed") || !strings.Contains(res.out, "/v1/runs/") || !strings.Contains(res.out, "/ui/runs/") {
+		t.Errorf("trigger acme approve --wait after the decision: exit %d, want 0 and the steps\n%s%s", res.code, res.out, res.errOut)
+	}
+	if n := hitCount("/approve-record"); n != 1 {
+		t.Errorf("approve's record step ran %d times, want 1", n)
+	}
+
 	// Refused before sending: inactive, unknown, and usage mistakes.
 	for _, tc := range []struct {
 		args []string
@@ -184,7 +243,8 @@ spec:
 	}{
 		{[]string{"acme", "paused"}, 1, "acme/paused is inactive (active: false in acme/paused.yaml:1)"},
 		{[]string{"acme", "nope"}, 1, "tenant acme has no definition nope"},
-		{[]string{"--hash", "00000000", "acme", "nightly"}, 1, "acme/nightly: the applied version is "},
+		{[]string{"nobody", "nope"}, 1, "there is no tenant nobody"},
+		{[]string{"--hash", "deadbeef00", "acme", "nightly"}, 1, "acme/nightly: the applied version is "},
 		{[]string{"--hash", "xyz", "acme", "nightly"}, 2, "--hash must be a spec_hash"},
 		{[]string{"acme"}, 2, "trigger takes TENANT CODE"},
 		{[]string{"--data", "[1]", "acme", "nightly"}, 2, "--data must be one JSON object"},
@@ -193,7 +253,8 @@ spec:
 		{[]string{"acme", "Nightly\x1b[2J"}, 2, `"Nightly\x1b[2J" is not a definition code`},
 	} {
 		out, errOut, code := runCmd(t, env, append([]string{"trigger"}, tc.args...)...)
-		if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Contains(out, "sent") {
+		if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Contains(out, "sent") ||
+			strings.Contains(errOut, "globex") || strings.Contains(errOut, "the definition changed") {
 			t.Errorf("trigger %v: exit %d, want %d and %q\n%s%s", tc.args, code, tc.code, tc.want, out, errOut)
 		}
 	}

@@ -109,14 +109,24 @@ func (s *Sender) Send(ctx context.Context, ev inngestgo.Event) (string, error) {
 }
 
 // EventRun is a run an event started, as Inngest's REST API shows it.
+// That answer is not to be trusted on its own: it says Completed of a run
+// that waits at a wait_for_event step, with no ended_at. tasksync's run
+// records (root_task_runs) are the outcome; `tasksync trigger --wait`
+// reads them, and this only for the run id and a run that failed without
+// running (refused).
 type EventRun struct {
-	RunID  string          `json:"run_id"`
-	Status string          `json:"status"` // Running, Completed, Failed, Cancelled, ...
-	Output json.RawMessage `json:"output,omitempty"`
+	RunID   string          `json:"run_id"`
+	Status  string          `json:"status"` // Running, Completed, Failed, Cancelled, ...
+	EndedAt *string         `json:"ended_at"`
+	Output  json.RawMessage `json:"output,omitempty"`
 }
 
-// Ended reports whether the run has ended.
+// Ended reports whether the run has ended: its status says so and it has
+// an end time.
 func (r EventRun) Ended() bool {
+	if r.EndedAt == nil || *r.EndedAt == "" {
+		return false
+	}
 	switch r.Status {
 	case "Completed", "Failed", "Cancelled", "Overflowed", "Skipped":
 		return true
