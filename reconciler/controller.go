@@ -81,6 +81,8 @@ type Controller struct {
 	syncs *syncQueue
 	// views is Inngest's view of every app, read once per pass.
 	views serverViews
+	// synced are the apps synced in this leadership term.
+	synced syncedApps
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -276,6 +278,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 	// The apps sync in the background, edited tenants first, while the
 	// term lasts.
 	c.syncs.clear()
+	c.synced.clear() // a new term checks every app in full once
 	var syncers sync.WaitGroup
 	defer syncers.Wait()
 	defer cancel()
@@ -314,6 +317,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 		case <-c.rescanLeader:
 			c.log.Info("rescan requested: re-reading the whole tree, reconciling it and syncing every app")
 			c.opts.Tree.Forget()
+			c.synced.clear()
 			c.reconcile(lctx, lost, r, nil)
 		}
 	}
@@ -383,6 +387,13 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 	to := time.Now().Add(-missedFireGrace)
 	for _, fc := range checks {
 		if !fc.From.Before(to) {
+			continue
+		}
+		// No fire due in the window: nothing to count, and nothing to
+		// record (the next check covers the same window again, and finds
+		// it as empty), so that an idle resync writes one row per fire,
+		// not one per definition.
+		if next := NextFires(fc.Trigger, fc.From, 1); len(next) == 0 || next[0].After(to) {
 			continue
 		}
 		missed := MissedFires(fc.Trigger, fc.From, to, fc.Runs, missedFireGrace)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -141,5 +143,64 @@ func TestResyncSkipsUnchangedTenants(t *testing.T) {
 	}
 	if defs, err := st.Definitions(ctx, "globex"); err != nil || len(defs) != 1 {
 		t.Fatalf("globex not restored: %v %v", defs, err)
+	}
+}
+
+// countingApps counts, per tenant, the rebuilds of its app (SetTenant).
+type countingApps struct {
+	reconciler.Apps
+	mu   sync.Mutex
+	sets map[string]int
+}
+
+func (a *countingApps) SetTenant(tenant string, defs []reconciler.Definition) error {
+	a.mu.Lock()
+	a.sets[tenant]++
+	a.mu.Unlock()
+	return a.Apps.SetTenant(tenant, defs)
+}
+
+func (a *countingApps) count(tenant string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sets[tenant]
+}
+
+// TestResyncRebuildsOnlyChangedApps: once every app is synced, the
+// periodic resync of an unchanged tree skips every tenant and rebuilds no
+// app (it checks them against one read of Inngest's view of every app);
+// a change no watcher reported is still found by the next resync, and
+// only its tenant's app is rebuilt and registered.
+func TestResyncRebuildsOnlyChangedApps(t *testing.T) {
+	apps := &countingApps{sets: map[string]int{}}
+	r := newRig(t, map[string]string{
+		"acme/tasks.yaml":   controllerTask("skipa", "0 2 * * *"),
+		"globex/tasks.yaml": controllerTask("skipg", "0 3 * * *"),
+	}, rigOptions{inngest: true, reuse: time.Hour, resync: 300 * time.Millisecond, apps: func(a reconciler.Apps) reconciler.Apps {
+		apps.Apps = a
+		return apps
+	}})
+	r.run(t)
+	skips := func() int { return strings.Count(r.log.String(), "msg=reconcile ") - strings.Count(r.log.String(), "skipped=0 ") }
+	waittest.For(t, "two resyncs that skipped every tenant", 30*time.Second, func() bool {
+		return strings.Count(r.log.String(), "skipped=2 ") >= 2
+	})
+	acme, globex := apps.count("acme"), apps.count("globex")
+	n := skips()
+	waittest.For(t, "three more resyncs", 30*time.Second, func() bool { return skips() >= n+3 })
+	if a, g := apps.count("acme"), apps.count("globex"); a != acme || g != globex {
+		t.Errorf("resyncs of an unchanged tree rebuilt the apps: acme %d → %d, globex %d → %d", acme, a, globex, g)
+	}
+
+	// A silent edit: no tree change is sent.
+	r.write(t, "acme/tasks.yaml", controllerTask("skipa", "30 4 * * *"))
+	waittest.For(t, "the silent edit live in Inngest", 30*time.Second, func() bool {
+		return strings.Join(devServer(t).Functions(t, "ctl-acme")["ctl-acme-_skipa"].Crons(), ",") == "TZ=UTC 30 4 * * *"
+	})
+	if a := apps.count("acme"); a == acme {
+		t.Error("the edited tenant's app was not rebuilt")
+	}
+	if g := apps.count("globex"); g != globex {
+		t.Errorf("the unchanged tenant's app was rebuilt: %d → %d", globex, g)
 	}
 }
