@@ -181,7 +181,9 @@ func TestResyncRebuildsOnlyChangedApps(t *testing.T) {
 		return apps
 	}})
 	r.run(t)
-	skips := func() int { return strings.Count(r.log.String(), "msg=reconcile ") - strings.Count(r.log.String(), "skipped=0 ") }
+	skips := func() int {
+		return strings.Count(r.log.String(), "msg=reconcile ") - strings.Count(r.log.String(), "skipped=0 ")
+	}
 	waittest.For(t, "two resyncs that skipped every tenant", 30*time.Second, func() bool {
 		return strings.Count(r.log.String(), "skipped=2 ") >= 2
 	})
