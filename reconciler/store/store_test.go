@@ -677,3 +677,29 @@ func TestRegisteredHash(t *testing.T) {
 		t.Errorf("RegisteredHash after forgetting = %q, %v; want \"\"", h, err)
 	}
 }
+
+// TestLoadTenants: LoadTenants loads the named tenants only, as LoadAll
+// loads them, and leaves out those the store does not know.
+func TestLoadTenants(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, baseTree(), "")
+	all, err := s.LoadAll(ctxT(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	some, err := s.LoadTenants(ctxT(t), []string{"acme", "nobody"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(some) != 1 || len(some["acme"].Definitions) != 3 || !some["acme"].Known {
+		t.Fatalf("LoadTenants(acme, nobody) = %+v, want acme with its 3 definitions", some)
+	}
+	for code, a := range all["acme"].Definitions {
+		if some["acme"].Definitions[code].Hash != a.Hash {
+			t.Errorf("%s: LoadTenants and LoadAll disagree", code)
+		}
+	}
+	if none, err := s.LoadTenants(ctxT(t), nil, false); err != nil || len(none) != 0 {
+		t.Errorf("LoadTenants(none) = %v, %v; want nothing", none, err)
+	}
+}
