@@ -83,6 +83,11 @@ type Controller struct {
 	views serverViews
 	// synced are the apps synced in this leadership term.
 	synced syncedApps
+	// gaugesSet: refreshGauges has set the state gauges once; fullSyncs
+	// counts the syncs that went past the quick check (stillSynced), so
+	// that a backlog of quick checks leaves the gauges as they are.
+	gaugesSet atomic.Bool
+	fullSyncs atomic.Int64
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -338,7 +343,11 @@ func (c *Controller) reconcile(parent, lost context.Context, r *Reconciler, tena
 	if p.Applied == nil {
 		return
 	}
-	c.refreshGauges(ctx)
+	// The gauges show the stored state: a pass that wrote nothing (an
+	// idle resync) leaves them as they are.
+	if p.Applied.Written > 0 || !c.gaugesSet.Load() {
+		c.refreshGauges(ctx)
+	}
 	if c.opts.Apps == nil {
 		return
 	}
@@ -442,4 +451,5 @@ func (c *Controller) refreshGauges(ctx context.Context) {
 	for state, n := range apps {
 		c.metrics.apps.WithLabelValues(string(state)).Set(float64(n))
 	}
+	c.gaugesSet.Store(true)
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,6 +75,7 @@ func (c *Controller) syncOne(ctx context.Context, tenant string, check bool) (re
 		c.log.Debug("sync: Inngest holds the app as registered", "tenant", tenant, "app", c.opts.Apps.AppID(tenant))
 		return false, nil
 	}
+	c.fullSyncs.Add(1)
 	// The version before the definitions the sync reads: should an apply
 	// come in between, the app is synced again at the next check.
 	_, versions := c.passViews(ctx)
@@ -317,6 +319,8 @@ func (c *Controller) runSyncs(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	q := c.syncs
+	var refreshedAt atomic.Int64 // c.fullSyncs when the gauges were last refreshed here
+	refreshedAt.Store(-1)
 	for range c.syncConcurrency() {
 		wg.Go(func() {
 			for {
@@ -335,7 +339,10 @@ func (c *Controller) runSyncs(ctx context.Context) {
 						c.log.Info("sync backlog done", "tenants", b.done, "registered", b.registered, "failed", b.failed,
 							"duration", time.Since(b.since).Round(time.Millisecond))
 					}
-					c.refreshGauges(ctx)
+					// A backlog of quick checks changed no sync state.
+					if n := c.fullSyncs.Load(); refreshedAt.Swap(n) != n {
+						c.refreshGauges(ctx)
+					}
 				}
 			}
 		})
