@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // errRejected is a tenant synced without the functions Inngest refused.
@@ -373,14 +375,18 @@ func (c *Controller) loadApps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Several at a time: at start, a replica is ready only once every
+	// app is loaded, one query each.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(4, c.opts.Workers))
 	for _, t := range tenants {
-		defs, err := c.opts.State.Definitions(ctx, t)
-		if err != nil {
-			return err
-		}
-		if err := c.opts.Apps.SetTenant(t, defs); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			defs, err := c.opts.State.Definitions(gctx, t)
+			if err != nil {
+				return err
+			}
+			return c.opts.Apps.SetTenant(t, defs)
+		})
 	}
-	return nil
+	return g.Wait()
 }
