@@ -388,21 +388,33 @@ func (c *Controller) graceful(ctx context.Context) (context.Context, context.Can
 // the last check that started no run within their grace period, on the
 // definition and in tasksync_missed_fires_total.
 func (c *Controller) checkMissedFires(ctx context.Context) {
-	checks, err := c.opts.State.FireChecks(ctx)
+	to := time.Now().Add(-missedFireGrace)
+	checks, err := c.opts.State.FireChecks(ctx, to)
 	if err != nil {
 		c.log.Warn("missed fires", "err", err)
 		return
 	}
-	to := time.Now().Add(-missedFireGrace)
+	// The definitions with no fire due in their window: nothing to
+	// count, and no check to record (the next check covers the same
+	// window again, and finds it as empty). When their next fire is due
+	// is recorded instead, and the checks leave them out until then: an
+	// idle resync reads the definitions with a fire due, not every one.
+	due := map[int64]time.Time{}
+	defer func() {
+		if err := c.opts.State.SetFiresDue(ctx, due); err != nil {
+			c.log.Warn("missed fires", "err", err)
+		}
+	}()
 	for _, fc := range checks {
 		if !fc.From.Before(to) {
 			continue
 		}
-		// No fire due in the window: nothing to count, and nothing to
-		// record (the next check covers the same window again, and finds
-		// it as empty), so that an idle resync writes one row per fire,
-		// not one per definition.
 		if next := NextFires(fc.Trigger, fc.From, 1); len(next) == 0 || next[0].After(to) {
+			at := to.Add(24 * time.Hour) // none ahead: look again in a day
+			if len(next) > 0 {
+				at = next[0]
+			}
+			due[fc.ID] = at
 			continue
 		}
 		missed := MissedFires(fc.Trigger, fc.From, to, fc.Runs, missedFireGrace)

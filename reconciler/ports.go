@@ -38,10 +38,14 @@ type AppliedState interface {
 	// "" forgets it.
 	SetRegisteredHash(ctx context.Context, tenant, hash string) error
 	// FireChecks returns the scheduled definitions whose fires are due for
-	// a check, with the runs they started.
-	FireChecks(ctx context.Context) ([]FireCheck, error)
+	// a check up to `to` (their next fire is due by then, or not known),
+	// with the runs they started.
+	FireChecks(ctx context.Context, to time.Time) ([]FireCheck, error)
 	// RecordFireCheck records a definition's fires checked up to `to`.
 	RecordFireCheck(ctx context.Context, id int64, to time.Time, missed []time.Time) error
+	// SetFiresDue records, by definition id, when each definition's next
+	// fire is due: FireChecks leaves it out until then.
+	SetFiresDue(ctx context.Context, due map[int64]time.Time) error
 	// DefinitionCounts counts live definitions by tenant, kind and state.
 	DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 	// TenantStatuses summarizes every tenant.

@@ -520,7 +520,7 @@ func TestMissedFireAccounting(t *testing.T) {
 	}
 	to := base.Add(20 * time.Minute)
 	check := func() int {
-		checks, err := s.FireChecks(ctxT(t))
+		checks, err := s.FireChecks(ctxT(t), to)
 		if err != nil || len(checks) != 1 {
 			t.Fatalf("FireChecks = %v, %v", checks, err)
 		}
@@ -701,5 +701,51 @@ func TestLoadTenants(t *testing.T) {
 	}
 	if none, err := s.LoadTenants(ctxT(t), nil, false); err != nil || len(none) != 0 {
 		t.Errorf("LoadTenants(none) = %v, %v; want nothing", none, err)
+	}
+}
+
+// TestFiresDue: a definition whose next fire is recorded as due later is
+// left out of the fire checks until then; an update of the definition
+// forgets the time, and so does a recorded check.
+func TestFiresDue(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("daily", "0 2 * * *"))}, "")
+	now := time.Now()
+	checks := func(to time.Time) int {
+		t.Helper()
+		cs, err := s.FireChecks(ctxT(t), to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	}
+	if n := checks(now); n != 1 {
+		t.Fatalf("fire checks before any due time = %d, want 1", n)
+	}
+	ref, _, err := s.Current(ctxT(t), "acme", "daily")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFiresDue(ctxT(t), map[int64]time.Time{ref.ID: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks(now); n != 0 {
+		t.Errorf("fire checks up to now, next fire due in an hour = %d, want 0", n)
+	}
+	if n := checks(now.Add(2 * time.Hour)); n != 1 {
+		t.Errorf("fire checks up to when the fire is due = %d, want 1", n)
+	}
+	if err := s.RecordFireCheck(ctxT(t), ref.ID, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks(now); n != 1 {
+		t.Errorf("fire checks after a recorded check = %d, want 1 (due time forgotten)", n)
+	}
+	if err := s.SetFiresDue(ctxT(t), map[int64]time.Time{ref.ID: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("daily", "* * * * *"))}, "")
+	if n := checks(now); n != 1 {
+		t.Errorf("fire checks after the schedule changed = %d, want 1 (due time forgotten)", n)
 	}
 }
