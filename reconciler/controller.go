@@ -87,6 +87,13 @@ type Controller struct {
 	// heldSince is, per tenant, since when the leader has seen Inngest
 	// hold its app without a break (checkMissedFires, its one goroutine).
 	heldSince map[string]time.Time
+	// synced are the apps synced in this leadership term.
+	synced syncedApps
+	// gaugesSet: refreshGauges has set the state gauges once; fullSyncs
+	// counts the syncs that went past the quick check (stillSynced), so
+	// that a backlog of quick checks leaves the gauges as they are.
+	gaugesSet atomic.Bool
+	fullSyncs atomic.Int64
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -289,6 +296,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 	// The apps sync in the background, edited tenants first, while the
 	// term lasts.
 	c.syncs.clear()
+	c.synced.clear() // a new term checks every app in full once
 	var syncers sync.WaitGroup
 	defer syncers.Wait()
 	defer cancel()
@@ -328,6 +336,7 @@ func (c *Controller) whileLeading(ctx context.Context, lease Lease) error {
 		case <-c.rescanLeader:
 			c.log.Info("rescan requested: re-reading the whole tree, reconciling it and syncing every app")
 			c.opts.Tree.Forget()
+			c.synced.clear()
 			c.reconcile(lctx, lost, r, nil)
 		}
 	}
@@ -348,7 +357,11 @@ func (c *Controller) reconcile(parent, lost context.Context, r *Reconciler, tena
 	if p.Applied == nil {
 		return
 	}
-	c.refreshGauges(ctx)
+	// The gauges show the stored state: a pass that wrote nothing (an
+	// idle resync) leaves them as they are.
+	if p.Applied.Written > 0 || !c.gaugesSet.Load() {
+		c.refreshGauges(ctx)
+	}
 	if c.opts.Apps == nil {
 		return
 	}
@@ -394,13 +407,13 @@ func (c *Controller) graceful(ctx context.Context) (context.Context, context.Can
 // catch-ups cannot be sent (Inngest unreachable) is not recorded: the
 // next resync checks its window again.
 func (c *Controller) checkMissedFires(ctx context.Context) {
-	checks, err := c.opts.State.FireChecks(ctx)
+	now := time.Now()
+	to := now.Add(-c.opts.MissedFireGrace)
+	checks, err := c.opts.State.FireChecks(ctx, to)
 	if err != nil {
 		c.log.Warn("missed fires", "err", err)
 		return
 	}
-	now := time.Now()
-	to := now.Add(-c.opts.MissedFireGrace)
 	// Whether Inngest holds each tenant's app, asked once per check for
 	// the tenants with a catch-up policy: since when it has held it
 	// without a break is what tells that an outage is over.
@@ -418,11 +431,30 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 		}
 		return h
 	}
+	// The definitions with no fire due in their window: nothing to
+	// count, and no check to record (the next check covers the same
+	// window again, and finds it as empty). When their next fire is due
+	// is recorded instead, and the checks leave them out until then: an
+	// idle resync reads the definitions with a fire due, not every one.
+	due := map[int64]time.Time{}
+	defer func() {
+		if err := c.opts.State.SetFiresDue(ctx, due); err != nil {
+			c.log.Warn("missed fires", "err", err)
+		}
+	}()
 	for _, fc := range checks {
 		if ctx.Err() != nil {
 			return
 		}
 		if !fc.From.Before(to) {
+			continue
+		}
+		if next := NextFires(fc.Trigger, fc.From, 1); len(next) == 0 || next[0].After(to) {
+			at := to.Add(24 * time.Hour) // none ahead: look again in a day
+			if len(next) > 0 {
+				at = next[0]
+			}
+			due[fc.ID] = at
 			continue
 		}
 		if c.opts.Apps != nil && (fc.Trigger.CatchUp == CatchUpLatest || fc.Trigger.CatchUp == CatchUpAll) {
@@ -513,4 +545,5 @@ func (c *Controller) refreshGauges(ctx context.Context) {
 	for state, n := range apps {
 		c.metrics.apps.WithLabelValues(string(state)).Set(float64(n))
 	}
+	c.gaugesSet.Store(true)
 }

@@ -84,9 +84,9 @@ func (c *Controller) record(ctx context.Context, start time.Time, p *Pass) {
 	default:
 		p.Result = ReconcileSuccess
 	}
-	started, finished, counts, plans := start, time.Now(), Counts{}, 0
+	started, finished, counts, plans, skipped := start, time.Now(), Counts{}, 0, 0
 	if res != nil {
-		started, finished, counts, plans = res.StartedAt, res.FinishedAt, res.Counts, len(res.Plans)
+		started, finished, counts, plans, skipped = res.StartedAt, res.FinishedAt, res.Counts, len(res.Plans), res.Skipped
 	}
 
 	// The row first: whoever sees the metric move finds the row stored.
@@ -125,7 +125,7 @@ func (c *Controller) record(ctx context.Context, start time.Time, p *Pass) {
 	}
 
 	attrs := []any{"result", p.Result, "tenants", plans, "created", counts.Created, "updated", counts.Updated,
-		"retired", counts.Retired, "unchanged", counts.Unchanged, "held", counts.Held, "errors", counts.Errors,
+		"retired", counts.Retired, "unchanged", counts.Unchanged, "held", counts.Held, "errors", counts.Errors, "skipped", skipped,
 		"duration", time.Since(start).Round(time.Millisecond)}
 	if p.Err != nil {
 		c.log.Error("reconcile", append(attrs, "message", msg, "err", p.Err)...)

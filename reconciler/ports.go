@@ -38,13 +38,17 @@ type AppliedState interface {
 	// "" forgets it.
 	SetRegisteredHash(ctx context.Context, tenant, hash string) error
 	// FireChecks returns the scheduled definitions whose fires are due for
-	// a check, with the runs they started.
-	FireChecks(ctx context.Context) ([]FireCheck, error)
+	// a check up to `to` (their next fire is due by then, or not known),
+	// with the fires their runs were for.
+	FireChecks(ctx context.Context, to time.Time) ([]FireCheck, error)
 	// RecordFireCheck records that a definition's fires were checked from
 	// c.From up to `to`, the missed ones counted; counted is false when
 	// another check recorded that window first (a former leader), and
 	// then nothing is recorded.
 	RecordFireCheck(ctx context.Context, c FireCheck, to time.Time, missed []time.Time) (counted bool, err error)
+	// SetFiresDue records, by definition id, when each definition's next
+	// fire is due: FireChecks leaves it out until then.
+	SetFiresDue(ctx context.Context, due map[int64]time.Time) error
 	// DefinitionCounts counts live definitions by tenant, kind and state.
 	DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 	// TenantStatuses summarizes every tenant.

@@ -43,6 +43,11 @@ type Reconciler struct {
 	Budget RetireBudget
 	// Workers bounds how many tenants are read and applied at once.
 	Workers int
+
+	// clean is what this reconciler knows of the tenants whose last
+	// apply wrote nothing (unchanged.go).
+	mu    sync.Mutex
+	clean map[string]cleanTenant
 }
 
 // Result is the outcome of one reconcile (or plan).
@@ -63,6 +68,10 @@ type Result struct {
 	// Commit is the git commit the tree was at, when the caller knows it
 	// (plan shows it); "" otherwise.
 	Commit string
+	// Skipped counts the tenants a full apply found unchanged by their
+	// stamps and applied versions, and neither read nor diffed; their
+	// plans are those of their last diff.
+	Skipped int
 }
 
 // Problems returns every problem of the result, sorted.
@@ -104,13 +113,34 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 		return nil, err
 	}
 	res.TopProblems = top
-	applied, err := r.Store.LoadAll(ctx, withSpec)
-	if err != nil {
-		return nil, err
+	// With a store that reads the applied versions and loads single
+	// tenants, and a tree that stamps them, an apply skips every tenant
+	// it found unchanged before (see unchanged.go) and loads the applied
+	// state of the others only.
+	ts, byTenant := r.Store.(TenantStore)
+	stamper, stamps := r.Tree.(TenantStamper)
+	skipping := byTenant && stamps && apply
+	var known []string
+	var versions map[string]int64
+	var applied map[string]AppliedTenant
+	if byTenant && apply {
+		if versions, err = ts.AppliedVersions(ctx); err != nil {
+			return nil, err
+		}
+		known = slices.Collect(maps.Keys(versions))
+	} else {
+		if applied, err = r.Store.LoadAll(ctx, withSpec); err != nil {
+			return nil, err
+		}
+		known = slices.Collect(maps.Keys(applied))
+	}
+	inTree := make(map[string]bool, len(tenants))
+	for _, t := range tenants {
+		inTree[t] = true
 	}
 	names := slices.Clone(tenants)
-	for t := range applied {
-		if !slices.Contains(names, t) {
+	for _, t := range known {
+		if !inTree[t] {
 			names = append(names, t)
 		}
 	}
@@ -118,47 +148,71 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(only, n) })
 	}
 	slices.Sort(names)
-	inTree := map[string]bool{}
-	for _, t := range tenants {
-		inTree[t] = true
-	}
 
 	plans := make([]TenantPlan, len(names))
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, r.Workers))
-	for i, name := range names {
-		g.Go(func() error {
-			if gctx.Err() != nil {
-				return gctx.Err()
+	todo := make([]int, 0, len(names)) // the tenants to read and diff, by index
+	if skipping && only == nil {
+		kept := make([]bool, len(names))
+		if err := r.each(ctx, len(names), func(i int) {
+			kept[i] = r.unchanged(names[i], inTree[names[i]], stamper, versions, &plans[i])
+		}); err != nil {
+			return nil, err
+		}
+		for i := range names {
+			if kept[i] {
+				res.Skipped++
+			} else {
+				todo = append(todo, i)
 			}
-			tree := &TenantTree{Tenant: name} // a vanished directory: nothing desired
-			if inTree[name] {
-				tree = r.Tree.LoadTenant(name)
-			}
-			cur := applied[name]
-			if cur.Definitions == nil {
-				cur = AppliedTenant{Tenant: name, Definitions: map[string]Applied{}}
-			}
-			plan := Diff(tree, cur, r.Budget)
-			plans[i] = plan
-			if !apply {
-				return nil
-			}
-			written, err := r.Store.Apply(gctx, plan, cur)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				res.Failed[name] = err
-			case written:
-				res.Written++
-				res.WrittenTenants = append(res.WrittenTenants, name)
-			}
-			return nil
-		})
+		}
+	} else {
+		for i := range names {
+			todo = append(todo, i)
+		}
 	}
-	if err := g.Wait(); err != nil {
+	if byTenant && apply {
+		load := make([]string, len(todo))
+		for j, i := range todo {
+			load[j] = names[i]
+		}
+		if applied, err = ts.LoadTenants(ctx, load, withSpec); err != nil {
+			return nil, err
+		}
+	}
+
+	var mu sync.Mutex
+	err = r.each(ctx, len(todo), func(j int) {
+		i := todo[j]
+		name := names[i]
+		tree := &TenantTree{Tenant: name, Stamp: absentStamp} // a vanished directory: nothing desired
+		if inTree[name] {
+			tree = r.Tree.LoadTenant(name)
+		}
+		cur := applied[name]
+		if cur.Definitions == nil {
+			cur = AppliedTenant{Tenant: name, Definitions: map[string]Applied{}}
+		}
+		plan := Diff(tree, cur, r.Budget)
+		plans[i] = plan
+		if !apply {
+			return
+		}
+		written, err := r.Store.Apply(ctx, plan, cur)
+		if skipping {
+			v, ok := versions[name]
+			r.remember(name, tree.Stamp, v, ok, plan, err == nil && !written)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			res.Failed[name] = err
+		case written:
+			res.Written++
+			res.WrittenTenants = append(res.WrittenTenants, name)
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	res.Plans = plans
@@ -171,6 +225,23 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 	res.Counts.Errors += len(top)
 	res.FinishedAt = time.Now()
 	return res, nil
+}
+
+// each calls fn(0) … fn(n-1), Workers at a time, until ctx ends; it
+// returns ctx's error when it ended first.
+func (r *Reconciler) each(ctx context.Context, n int, fn func(i int)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.Workers))
+	for i := range n {
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			fn(i)
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // Err summarizes the tenants whose apply failed, or returns nil.

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -25,16 +26,8 @@ func NextFires(t Trigger, after time.Time, n int) []time.Time {
 	var out []time.Time
 	switch t.Type() {
 	case TriggerCron:
-		loc := time.UTC
-		if t.Timezone != "" {
-			l, err := time.LoadLocation(t.Timezone)
-			if err != nil {
-				return nil
-			}
-			loc = l
-		}
-		sched, err := CronParser.Parse(t.Cron)
-		if err != nil {
+		loc, sched, ok := parsedCron(t.Timezone, t.Cron)
+		if !ok {
 			return nil
 		}
 		next := after.In(loc)
@@ -213,4 +206,55 @@ type Fire struct {
 	Hash    string // the version it is for
 	At      time.Time
 	CatchUp bool
+}
+
+// parsed keeps the zones and cron schedules NextFires parsed, by their
+// text: the missed-fire check asks for the next fire of every scheduled
+// definition at every resync, and time.LoadLocation reads the zone file
+// each time. It holds at most maxParsed of each, and starts afresh when
+// full.
+var parsed struct {
+	sync.Mutex
+	zones map[string]*time.Location
+	crons map[string]cron.Schedule
+}
+
+const maxParsed = 4096
+
+// parsedCron returns a cron trigger's zone (UTC when zone is empty) and
+// schedule; false when either does not parse.
+func parsedCron(zone, expr string) (*time.Location, cron.Schedule, bool) {
+	parsed.Lock()
+	loc, haveZone := parsed.zones[zone]
+	sched, haveCron := parsed.crons[expr]
+	parsed.Unlock()
+	if !haveZone {
+		loc = time.UTC
+		if zone != "" {
+			l, err := time.LoadLocation(zone)
+			if err != nil {
+				return nil, nil, false
+			}
+			loc = l
+		}
+	}
+	if !haveCron {
+		s, err := CronParser.Parse(expr)
+		if err != nil {
+			return nil, nil, false
+		}
+		sched = s
+	}
+	if !haveZone || !haveCron {
+		parsed.Lock()
+		if parsed.zones == nil || len(parsed.zones) >= maxParsed {
+			parsed.zones = map[string]*time.Location{}
+		}
+		if parsed.crons == nil || len(parsed.crons) >= maxParsed {
+			parsed.crons = map[string]cron.Schedule{}
+		}
+		parsed.zones[zone], parsed.crons[expr] = loc, sched
+		parsed.Unlock()
+	}
+	return loc, sched, true
 }

@@ -7,7 +7,10 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // errRejected is a tenant synced without the functions Inngest refused.
@@ -52,7 +55,7 @@ func (c *Controller) syncTenants(ctx context.Context, only []string) map[string]
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if _, err := c.syncOne(ctx, tenant); err != nil {
+			if _, err := c.syncOne(ctx, tenant, false); err != nil {
 				mu.Lock()
 				failed[tenant] = err
 				mu.Unlock()
@@ -66,7 +69,20 @@ func (c *Controller) syncTenants(ctx context.Context, only []string) map[string]
 // syncOne syncs one tenant's app, retrying a failure with backoff, and
 // records its sync state. It reports whether the app was registered
 // (not merely checked) and why it could not be synced.
-func (c *Controller) syncOne(ctx context.Context, tenant string) (registered bool, err error) {
+//
+// A check (a pass over every app, not an edit) of an app that is still
+// synced (stillSynced) stops there, and writes nothing.
+func (c *Controller) syncOne(ctx context.Context, tenant string, check bool) (registered bool, err error) {
+	if check && c.stillSynced(ctx, tenant) {
+		c.log.Debug("sync: Inngest holds the app as registered", "tenant", tenant, "app", c.opts.Apps.AppID(tenant))
+		return false, nil
+	}
+	c.fullSyncs.Add(1)
+	// The version before the definitions the sync reads: should an apply
+	// come in between, the app is synced again at the next check.
+	_, versions := c.passViews(ctx)
+	version, known := versions[tenant]
+	defer func() { c.synced.set(tenant, version, known && err == nil) }()
 	for attempt := range syncAttempts {
 		if attempt > 0 {
 			select {
@@ -211,13 +227,89 @@ func (c *Controller) seedFires(ctx context.Context, tenant string) error {
 	return err
 }
 
-// serverViews is Inngest's view of every app (app id → function ids) as
-// read for one pass; nil when it could not be read.
+// serverViews is Inngest's view of every app (app id → function ids) and
+// the tenants' applied versions, as read for one pass; apps is nil when
+// Inngest's view could not be read, versions when the store could not.
 type serverViews struct {
-	mu      sync.Mutex
-	fetched bool
-	gen     uint64
-	apps    map[string][]string
+	mu       sync.Mutex
+	fetched  bool
+	gen      uint64
+	apps     map[string][]string
+	versions map[string]int64
+}
+
+// passViews returns the views read for the pass under way, reading them
+// at its first call: the applied versions first, then Inngest's view.
+func (c *Controller) passViews(ctx context.Context) (apps map[string][]string, versions map[string]int64) {
+	gen := c.syncs.generation()
+	v := &c.views
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.fetched || v.gen != gen {
+		versions, err := c.opts.State.AppliedVersions(ctx)
+		if err != nil {
+			c.log.Warn("cannot read the applied versions; syncing each app in full", "err", err)
+		}
+		apps, err := c.opts.Apps.Views(ctx)
+		if err != nil && !errors.Is(err, ErrNoBulkView) {
+			c.log.Warn("cannot read Inngest's view of every app; reading each app's", "err", err)
+		}
+		v.fetched, v.gen, v.apps, v.versions = true, gen, apps, versions
+	}
+	return v.apps, v.versions
+}
+
+// syncedApps is what the leader knows of the apps it synced in this
+// term: the applied version each app was built from (as read before its
+// definitions), so that a pass's check of an app nothing changed for
+// needs no read of the store, no rebuild of the app and no write.
+type syncedApps struct {
+	mu       sync.Mutex
+	versions map[string]int64
+}
+
+func (s *syncedApps) get(tenant string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.versions[tenant]
+	return v, ok
+}
+
+// set records the version a tenant's synced app was built from; ok false
+// forgets it (the next check syncs the tenant in full).
+func (s *syncedApps) set(tenant string, version int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		delete(s.versions, tenant)
+		return
+	}
+	if s.versions == nil {
+		s.versions = map[string]int64{}
+	}
+	s.versions[tenant] = version
+}
+
+func (s *syncedApps) clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.versions = nil
+}
+
+// stillSynced reports whether a pass's check of a tenant's app can stop
+// at once: the app was synced in this term from the applied version the
+// pass read, and Inngest's view of every app shows it with exactly the
+// functions it serves. A server that lost its state fails the second
+// test, an applied change the first.
+func (c *Controller) stillSynced(ctx context.Context, tenant string) bool {
+	synced, ok := c.synced.get(tenant)
+	if !ok {
+		return false
+	}
+	if _, versions := c.passViews(ctx); versions == nil || versions[tenant] != synced {
+		return false
+	}
+	return c.heldAsRegistered(ctx, tenant)
 }
 
 // heldAsRegistered reports whether Inngest's view of every app, read once
@@ -225,18 +317,8 @@ type serverViews struct {
 // functions it serves. false means "read the app's own view": the view
 // may predate a registration made since.
 func (c *Controller) heldAsRegistered(ctx context.Context, tenant string) bool {
-	gen := c.syncs.generation()
-	v := &c.views
-	v.mu.Lock()
-	if !v.fetched || v.gen != gen {
-		apps, err := c.opts.Apps.Views(ctx)
-		if err != nil && !errors.Is(err, ErrNoBulkView) {
-			c.log.Warn("cannot read Inngest's view of every app; reading each app's", "err", err)
-		}
-		v.fetched, v.gen, v.apps = true, gen, apps
-	}
-	have, ok := v.apps[c.opts.Apps.AppID(tenant)]
-	v.mu.Unlock()
+	apps, _ := c.passViews(ctx)
+	have, ok := apps[c.opts.Apps.AppID(tenant)]
 	if !ok {
 		return false
 	}
@@ -255,10 +337,12 @@ func (c *Controller) runSyncs(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	q := c.syncs
+	var refreshedAt atomic.Int64 // c.fullSyncs when the gauges were last refreshed here
+	refreshedAt.Store(-1)
 	for range c.syncConcurrency() {
 		wg.Go(func() {
 			for {
-				tenant, ok := q.pop()
+				tenant, urgent, ok := q.pop()
 				if !ok {
 					select {
 					case <-ctx.Done():
@@ -267,13 +351,16 @@ func (c *Controller) runSyncs(ctx context.Context) {
 						continue
 					}
 				}
-				registered, err := c.syncOne(ctx, tenant)
+				registered, err := c.syncOne(ctx, tenant, !urgent)
 				if b, empty := q.done(tenant, registered, err != nil); empty {
 					if b.done > 1 {
 						c.log.Info("sync backlog done", "tenants", b.done, "registered", b.registered, "failed", b.failed,
 							"duration", time.Since(b.since).Round(time.Millisecond))
 					}
-					c.refreshGauges(ctx)
+					// A backlog of quick checks changed no sync state.
+					if n := c.fullSyncs.Load(); refreshedAt.Swap(n) != n {
+						c.refreshGauges(ctx)
+					}
 				}
 			}
 		})
@@ -304,14 +391,18 @@ func (c *Controller) loadApps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Several at a time: at start, a replica is ready only once every
+	// app is loaded, one query each.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(4, c.opts.Workers))
 	for _, t := range tenants {
-		defs, err := c.opts.State.Definitions(ctx, t)
-		if err != nil {
-			return err
-		}
-		if err := c.opts.Apps.SetTenant(t, defs); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			defs, err := c.opts.State.Definitions(gctx, t)
+			if err != nil {
+				return err
+			}
+			return c.opts.Apps.SetTenant(t, defs)
+		})
 	}
-	return nil
+	return g.Wait()
 }

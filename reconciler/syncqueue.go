@@ -85,9 +85,9 @@ func (q *syncQueue) signal() {
 	}
 }
 
-// pop takes the next tenant to sync, urgent ones first; false when none
-// waits.
-func (q *syncQueue) pop() (string, bool) {
+// pop takes the next tenant to sync, urgent ones first, and says whether
+// it was urgent; ok is false when none waits.
+func (q *syncQueue) pop() (tenant string, urgent, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, list := range []*[]string{&q.urgent, &q.rest} {
@@ -103,10 +103,10 @@ func (q *syncQueue) pop() (string, bool) {
 			if len(q.queued) > 0 {
 				q.signal() // another worker may take the next
 			}
-			return t, true
+			return t, urgent, true
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 // done ends a tenant's sync; registered says it was registered, failed

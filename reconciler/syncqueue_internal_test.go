@@ -9,7 +9,7 @@ import (
 func drain(q *syncQueue) []string {
 	var got []string
 	for range 100 {
-		t, ok := q.pop()
+		t, _, ok := q.pop()
 		if !ok {
 			break
 		}
@@ -24,12 +24,16 @@ func drain(q *syncQueue) []string {
 func TestSyncQueueUrgentFirst(t *testing.T) {
 	q := newSyncQueue()
 	q.push(nil, []string{"a", "b", "c", "d"})
-	if got, _ := q.pop(); got != "a" {
-		t.Fatalf("first pop = %q, want a", got)
+	if got, urgent, _ := q.pop(); got != "a" || urgent {
+		t.Fatalf("first pop = %q (urgent %v), want a, not urgent", got, urgent)
 	}
 	q.push([]string{"d"}, nil)
 	q.push(nil, []string{"b"}) // already waiting: keeps its place
-	if got, want := drain(q), []string{"d", "b", "c"}; !slices.Equal(got, want) {
+	if got, urgent, _ := q.pop(); got != "d" || !urgent {
+		t.Fatalf("pop after d was pushed as urgent = %q (urgent %v), want d, urgent", got, urgent)
+	}
+	q.done("d", false, false)
+	if got, want := drain(q), []string{"b", "c"}; !slices.Equal(got, want) {
 		t.Errorf("order = %v, want %v", got, want)
 	}
 	if n := q.pending(); n != 1 {
@@ -42,19 +46,19 @@ func TestSyncQueueUrgentFirst(t *testing.T) {
 func TestSyncQueueAgainAfterBusy(t *testing.T) {
 	q := newSyncQueue()
 	q.push(nil, []string{"a", "b"})
-	a, _ := q.pop()
+	a, _, _ := q.pop()
 	q.push([]string{"a"}, nil)
-	if got, _ := q.pop(); got != "b" {
+	if got, _, _ := q.pop(); got != "b" {
 		t.Fatalf("pop while a is busy = %q, want b", got)
 	}
-	if _, ok := q.pop(); ok {
+	if _, _, ok := q.pop(); ok {
 		t.Fatal("a second pop handed out a tenant whose sync runs")
 	}
 	q.done(a, true, false)
 	if _, empty := q.done("b", false, true); empty {
 		t.Error("done reported the queue empty while a waits again")
 	}
-	if got, ok := q.pop(); !ok || got != "a" {
+	if got, urgent, ok := q.pop(); !ok || got != "a" || !urgent {
 		t.Fatalf("pop after a's sync ended = %q %v, want a again", got, ok)
 	}
 	if _, empty := q.done("a", false, false); !empty {

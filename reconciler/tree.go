@@ -23,6 +23,11 @@ type TenantTree struct {
 	// was read is incomplete, so nothing of the tenant may be applied or
 	// retired.
 	ReadError bool
+	// Stamp names what the tree was read from (its files' stamps, the
+	// scripts they read, the grants they asked), when the source can
+	// tell: a later TenantStamp equal to it means a load would read this
+	// same tree again. Empty when the source cannot tell.
+	Stamp string
 }
 
 // TreeFile is the outcome for one definition file.

@@ -1,5 +1,6 @@
 // Command gentree writes the deterministic definitions tree the benchmarks
-// use: gentree -tenants 10000 DIR.
+// use: gentree -tenants 10000 DIR; with -rare, the tree whose schedules
+// fire rarely that the daemon benchmark registers (deftest.GenerateRare).
 package main
 
 import (
@@ -12,12 +13,17 @@ import (
 
 func main() {
 	tenants := flag.Int("tenants", 10000, "number of tenants; each gets 10 definitions")
+	rare := flag.Bool("rare", false, "daily and weekly schedules instead of hourly and minutes-long ones")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: gentree [-tenants N] DIR")
+		fmt.Fprintln(os.Stderr, "usage: gentree [-tenants N] [-rare] DIR")
 		os.Exit(2)
 	}
-	if err := deftest.Generate(flag.Arg(0), *tenants); err != nil {
+	generate := deftest.Generate
+	if *rare {
+		generate = deftest.GenerateRare
+	}
+	if err := generate(flag.Arg(0), *tenants); err != nil {
 		fmt.Fprintln(os.Stderr, "gentree:", err)
 		os.Exit(1)
 	}

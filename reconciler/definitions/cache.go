@@ -1,9 +1,15 @@
 package definitions
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"hash/fnv"
 	"io/fs"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +55,7 @@ type fileCache struct {
 // cachedFile is one file's result and what it was made from. It is not
 // changed once stored.
 type cachedFile struct {
+	id      uint64 // unique among the entries of this process (entryIDs)
 	stamp   stamp
 	scripts []scriptDep
 	grants  []grantAnswer
@@ -177,7 +184,8 @@ func (l *Loader) Forget() {
 }
 
 // FileStats counts the definition files this loader parsed and those
-// whose parsed result it reused since it was made.
+// whose parsed result it reused since it was made (or found reusable, by
+// TenantStamp).
 func (l *Loader) FileStats() (parsed, reused int64) {
 	return l.parsed.Load(), l.reused.Load()
 }
@@ -283,4 +291,87 @@ func (t *tenantLoad) add(path string, o *fileOutcome) {
 	t.codes = append(t.codes, o.codes...)
 	t.settings = append(t.settings, o.settings...)
 	t.defs = append(t.defs, o.defs...)
+}
+
+// entryIDs numbers the cached entries: an entry is never changed once
+// stored, so its number stands for everything it was made from.
+var entryIDs atomic.Uint64
+
+// TenantStamp returns the stamp (reconciler.TenantTree.Stamp) a load of
+// the tenant would have now, without loading it: it walks the tenant
+// directory and checks every file's stored result as a load would (its
+// stamp, its scripts', its grants' answers, its lifetime), and parses
+// nothing. It returns "" when some file has no reusable result: a load
+// must read the tenant.
+//
+// The daemon's resync compares it with the stamp of the tree it last
+// applied, and skips a tenant whose stamp (and applied version) did not
+// move: a change no watcher reported changes a file's stamp (a write
+// moves its ctime, which no user can set back), so the next resync reads
+// it all the same.
+func (l *Loader) TenantStamp(tenant string) string {
+	if l.cache == nil {
+		return ""
+	}
+	prev := l.cache.forTenant(tenant)
+	if len(prev) == 0 {
+		return ""
+	}
+	root, err := l.current()
+	if err != nil {
+		return ""
+	}
+	tenantReal, w, err := l.tenantWalker(root, tenant)
+	if err != nil {
+		return ""
+	}
+	w.walk(tenant, tenantReal, 0)
+	if w.readErr || len(w.files) != len(prev) {
+		return ""
+	}
+	slices.SortFunc(w.files, func(a, b fileRef) int { return strings.Compare(a.visible, b.visible) })
+	tl := &tenantLoad{l: l, fsys: root.fsys, tenantVisible: tenant, tenantReal: tenantReal, resolver: w.res, now: l.opts.Now(), prev: prev}
+	for _, f := range w.files {
+		if tl.reusable(f) == nil {
+			return ""
+		}
+	}
+	if l.moved(root) {
+		return "" // the tree's link moved during the walk: read it
+	}
+	stamp := tenantStamp(tenantReal, w, prev)
+	if stamp != "" {
+		l.reused.Add(int64(len(w.files))) // as good as loaded from what is kept
+	}
+	return stamp
+}
+
+// tenantStamp hashes what a tenant's load is made of: where its directory
+// leads, the problems of its walk, and each file found with the stored
+// result it was (or would be) loaded from. "" when a file has none.
+func tenantStamp(tenantReal string, w *walker, entries map[string]*cachedFile) string {
+	h := sha256.New()
+	var num [8]byte
+	str := func(s string) {
+		binary.LittleEndian.PutUint64(num[:], uint64(len(s)))
+		h.Write(num[:])
+		h.Write([]byte(s))
+	}
+	str(tenantReal)
+	for _, p := range w.problems {
+		str(p.path)
+		str(p.msg)
+	}
+	str("") // the end of the problems
+	for _, f := range w.files {
+		e := entries[f.visible]
+		if e == nil {
+			return ""
+		}
+		str(f.visible)
+		str(f.real)
+		binary.LittleEndian.PutUint64(num[:], e.id)
+		h.Write(num[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

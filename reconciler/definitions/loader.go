@@ -292,26 +292,12 @@ func unreadable(tenant, prefix, msg string) *reconciler.TenantTree {
 // they leave the loader (see reconciler.Problem.Escaped).
 func (l *Loader) loadAt(ctx context.Context, root treeRoot, tenant string, only []string) *reconciler.TenantTree {
 	res := &reconciler.TenantTree{Tenant: tenant}
-	var crossed []string
-	tenantReal, err := resolver{fsys: root.fsys, absRoot: root.abs, crossed: &crossed}.resolve(tenant)
-	if err == nil && tenantReal != tenant {
-		// A tenant directory may be a link into a hidden volume directory
-		// (..data), never into another tenant's directory.
-		first, _, _ := strings.Cut(tenantReal, "/")
-		if !strings.HasPrefix(first, ".") {
-			err = fmt.Errorf("it is a symlink to %s, another tenant's directory or a place outside the hidden volume directories; refused", tenantReal)
-		}
-	}
+	tenantReal, w, err := l.tenantWalker(root, tenant)
 	if err != nil {
 		res.ReadError = true
 		res.Problems = append(res.Problems, reconciler.Problem{Path: l.opts.PathPrefix + tenant, Tenant: tenant, Message: "cannot read tenant directory: " + symlinkProblem(err)})
 		return res
 	}
-	home := &tenantHome{dirs: []string{tenant, tenantReal}, links: map[string]bool{}}
-	for _, c := range crossed {
-		home.links[c] = true
-	}
-	w := &walker{res: resolver{fsys: root.fsys, absRoot: root.abs, home: home}, seen: map[string]bool{}}
 	if only == nil {
 		w.walk(tenant, tenantReal, 0)
 	} else {
@@ -392,7 +378,33 @@ func (l *Loader) loadAt(ctx context.Context, root treeRoot, tenant string, only 
 	}
 	reconciler.SortProblems(res.Problems)
 	reconciler.SortProblems(res.Warnings)
+	if tl.keep != nil && !res.ReadError {
+		res.Stamp = tenantStamp(tenantReal, w, tl.keep)
+	}
 	return res
+}
+
+// tenantWalker resolves a tenant directory and returns where it leads and
+// a walker confined to it.
+func (l *Loader) tenantWalker(root treeRoot, tenant string) (string, *walker, error) {
+	var crossed []string
+	tenantReal, err := resolver{fsys: root.fsys, absRoot: root.abs, crossed: &crossed}.resolve(tenant)
+	if err == nil && tenantReal != tenant {
+		// A tenant directory may be a link into a hidden volume directory
+		// (..data), never into another tenant's directory.
+		first, _, _ := strings.Cut(tenantReal, "/")
+		if !strings.HasPrefix(first, ".") {
+			err = fmt.Errorf("it is a symlink to %s, another tenant's directory or a place outside the hidden volume directories; refused", tenantReal)
+		}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	home := &tenantHome{dirs: []string{tenant, tenantReal}, links: map[string]bool{}}
+	for _, c := range crossed {
+		home.links[c] = true
+	}
+	return tenantReal, &walker{res: resolver{fsys: root.fsys, absRoot: root.abs, home: home}, seen: map[string]bool{}}, nil
 }
 
 // tenantLoad is the state of loading one tenant.
@@ -480,7 +492,7 @@ func (t *tenantLoad) file(f fileRef) {
 	one.parse(f)
 	out := one.outcome(f.visible)
 	if cacheable && st.settled(start) && !one.unsettled && !out.readError {
-		t.keep[f.visible] = &cachedFile{stamp: st, scripts: one.scripts, grants: one.grants, until: one.until(f.visible), out: out}
+		t.keep[f.visible] = &cachedFile{id: entryIDs.Add(1), stamp: st, scripts: one.scripts, grants: one.grants, until: one.until(f.visible), out: out}
 	}
 	t.add(f.visible, out)
 }

@@ -13,13 +13,22 @@ import (
 // by tenant code. withSpec also loads each definition's canonical
 // document, which only field-level plans need.
 func (s *Store) LoadAll(ctx context.Context, withSpec bool) (map[string]reconciler.AppliedTenant, error) {
-	return s.load(ctx, "", withSpec)
+	return s.load(ctx, true, nil, withSpec)
+}
+
+// LoadTenants returns the applied state of the named tenants the store
+// knows, by tenant code: a resync loads only the tenants it must diff.
+func (s *Store) LoadTenants(ctx context.Context, tenants []string, withSpec bool) (map[string]reconciler.AppliedTenant, error) {
+	if len(tenants) == 0 {
+		return map[string]reconciler.AppliedTenant{}, nil
+	}
+	return s.load(ctx, false, tenants, withSpec)
 }
 
 // LoadTenant returns one tenant's applied state; a tenant the store does
 // not know has no definitions.
 func (s *Store) LoadTenant(ctx context.Context, tenant string, withSpec bool) (reconciler.AppliedTenant, error) {
-	all, err := s.load(ctx, tenant, withSpec)
+	all, err := s.load(ctx, false, []string{tenant}, withSpec)
 	if err != nil {
 		return reconciler.AppliedTenant{}, err
 	}
@@ -29,7 +38,7 @@ func (s *Store) LoadTenant(ctx context.Context, tenant string, withSpec bool) (r
 	return reconciler.AppliedTenant{Tenant: tenant, Definitions: map[string]reconciler.Applied{}}, nil
 }
 
-func (s *Store) load(ctx context.Context, only string, withSpec bool) (map[string]reconciler.AppliedTenant, error) {
+func (s *Store) load(ctx context.Context, all bool, only []string, withSpec bool) (map[string]reconciler.AppliedTenant, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, fmt.Errorf("load applied state: %w", redact(err))
@@ -37,7 +46,7 @@ func (s *Store) load(ctx context.Context, only string, withSpec bool) (map[strin
 	defer tx.Rollback(ctx)
 
 	byID := map[int32]*reconciler.AppliedTenant{}
-	rows, err := tx.Query(ctx, `select id, code, retire_held from root_tenants where $1 = '' or code = $1`, only)
+	rows, err := tx.Query(ctx, `select id, code, retire_held from root_tenants where $1 or code = any($2)`, all, only)
 	if err != nil {
 		return nil, fmt.Errorf("load tenants: %w", err)
 	}
@@ -61,7 +70,7 @@ func (s *Store) load(ctx context.Context, only string, withSpec bool) (map[strin
 		select d.tenant_id, d.id, d.uuid::text, d.code, d.kind, d.spec_hash, d.is_active, d.source_path,
 		       d.source_line, d.revision, d.trigger_type, `+spec+`, d.updated_at, coalesce(d.source_commit, '')
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where d.deleted_at is null and ($1 = '' or t.code = $1)`, only)
+		where d.deleted_at is null and ($1 or t.code = any($2))`, all, only)
 	if err != nil {
 		return nil, fmt.Errorf("load definitions: %w", err)
 	}
@@ -85,8 +94,8 @@ func (s *Store) load(ctx context.Context, only string, withSpec bool) (map[strin
 	rows, err = tx.Query(ctx, `
 		select e.tenant_id, e.path, e.line, e.col, e.code, e.message
 		from root_definition_errors e join root_tenants t on t.id = e.tenant_id
-		where $1 = '' or t.code = $1
-		order by e.id`, only)
+		where $1 or t.code = any($2)
+		order by e.id`, all, only)
 	if err != nil {
 		return nil, fmt.Errorf("load problems: %w", err)
 	}

@@ -86,7 +86,7 @@ func (s *Store) Apply(ctx context.Context, plan reconciler.TenantPlan, current r
 					trigger_config = $6, task_config = $7, is_active = $8, kind = $9, spec_hash = $10, spec = $11,
 					script_files = $12, source_path = $13, source_line = $14, source_commit = nullif($15, ''), revision = revision + 1,
 					sync_state = 'pending', sync_error = null, updated_at = now(),
-					revision_applied_at = now(), fired_at = null, fired_run_id = null
+					revision_applied_at = now(), fired_at = null, fired_run_id = null, fires_due_at = null
 				where id = $1`,
 				ch.Applied.ID, r.name, r.description, r.typ, r.triggerType, r.triggerConfig, r.taskConfig,
 				r.active, r.kind, r.hash, r.spec, r.scriptFiles, r.sourcePath, r.sourceLine, ch.Desired.Commit)

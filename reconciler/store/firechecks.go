@@ -13,15 +13,17 @@ import (
 // keeps for the status API.
 const maxLastMissedFires = 10
 
-// FireChecks returns every live, active cron or interval definition with
-// the fires its runs were for since an hour before it was last checked.
-func (s *Store) FireChecks(ctx context.Context) ([]reconciler.FireCheck, error) {
+// FireChecks returns every live, active cron or interval definition whose
+// next fire is due by `to` or not known (see SetFiresDue), with the fires
+// its runs were for since an hour before it was last checked.
+func (s *Store) FireChecks(ctx context.Context, to time.Time) ([]reconciler.FireCheck, error) {
 	rows, err := s.pool.Query(ctx, `
 		select d.id, t.code, d.code, d.spec_hash, d.spec -> 'spec' -> 'trigger', greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at),
 			coalesce((select array_agg(distinct r.scheduled_for) from root_task_runs r
 				where r.task_id = d.id and r.scheduled_for >= greatest(coalesce(d.fires_checked_at, d.updated_at), d.updated_at) - interval '1 hour'), '{}')
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id
-		where d.deleted_at is null and d.is_active and d.trigger_type in ('cron', 'interval')`)
+		where d.deleted_at is null and d.is_active and d.trigger_type in ('cron', 'interval')
+			and (d.fires_due_at is null or d.fires_due_at <= $1)`, to)
 	if err != nil {
 		return nil, fmt.Errorf("fire checks: %w", redact(err))
 	}
@@ -57,7 +59,7 @@ func (s *Store) RecordFireCheck(ctx context.Context, c reconciler.FireCheck, to 
 	}
 	tag, err := s.pool.Exec(ctx, `
 		update root_scheduled_tasks set fires_checked_at = $2, missed_fires = missed_fires + $3,
-			last_missed_fire_at = coalesce($4, last_missed_fire_at),
+			last_missed_fire_at = coalesce($4, last_missed_fire_at), fires_due_at = null,
 			last_missed_fires = case when $3 = 0 then last_missed_fires else
 				(select coalesce(array_agg(f order by f), '{}') from
 					(select distinct f from unnest(last_missed_fires || $5::timestamptz[]) f order by f desc limit $6) k) end
@@ -67,4 +69,26 @@ func (s *Store) RecordFireCheck(ctx context.Context, c reconciler.FireCheck, to 
 		return false, fmt.Errorf("record fire check: %w", redact(err))
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// SetFiresDue records when each definition's next fire is due, in one
+// statement: FireChecks leaves a definition out until then. An update of
+// the definition (Apply) and a recorded check set it back to unknown.
+func (s *Store) SetFiresDue(ctx context.Context, due map[int64]time.Time) error {
+	if len(due) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(due))
+	ats := make([]time.Time, 0, len(due))
+	for id, at := range due {
+		ids, ats = append(ids, id), append(ats, at)
+	}
+	_, err := s.pool.Exec(ctx, `
+		update root_scheduled_tasks d set fires_due_at = u.at
+		from unnest($1::bigint[], $2::timestamptz[]) as u(id, at)
+		where d.id = u.id`, ids, ats)
+	if err != nil {
+		return fmt.Errorf("record fires due: %w", redact(err))
+	}
+	return nil
 }

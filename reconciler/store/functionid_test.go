@@ -81,8 +81,8 @@ func TestMigrateRewritesFunctionIDs(t *testing.T) {
 	if ids["a/b-c"] != "tasksync-a-_b-c" || ids["a-b/c"] != "tasksync-a-b-_c" {
 		t.Errorf("ids after the migration = %v", ids)
 	}
-	// An unchanged tree applies nothing and the ids stay (under the
-	// whole schema, as the daemon runs).
+	// An unchanged tree applies nothing and the ids stay (at the latest
+	// schema, which the reconciler reads the applied versions of).
 	if _, err := p.Up(ctxT(t)); err != nil {
 		t.Fatalf("migrate up: %v", err)
 	}

@@ -526,7 +526,7 @@ func TestMissedFireAccounting(t *testing.T) {
 		t.Errorf("RanFor(16) = %v, %v; want true", ran, err)
 	}
 	to := base.Add(20 * time.Minute)
-	checks, err := s.FireChecks(ctxT(t))
+	checks, err := s.FireChecks(ctxT(t), to)
 	if err != nil || len(checks) != 1 {
 		t.Fatalf("FireChecks = %v, %v", checks, err)
 	}
@@ -542,7 +542,7 @@ func TestMissedFireAccounting(t *testing.T) {
 	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed); err != nil || counted {
 		t.Errorf("a second record of the same window: counted %v, %v", counted, err)
 	}
-	checks, err = s.FireChecks(ctxT(t))
+	checks, err = s.FireChecks(ctxT(t), to)
 	if err != nil || len(checks) != 1 || !checks[0].From.Equal(to) {
 		t.Fatalf("FireChecks after the record = %v, %v", checks, err)
 	}
@@ -691,5 +691,81 @@ func TestRegisteredHash(t *testing.T) {
 	}
 	if h, err := s.RegisteredHash(ctxT(t), "acme"); err != nil || h != "" {
 		t.Errorf("RegisteredHash after forgetting = %q, %v; want \"\"", h, err)
+	}
+}
+
+// TestLoadTenants: LoadTenants loads the named tenants only, as LoadAll
+// loads them, and leaves out those the store does not know.
+func TestLoadTenants(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, baseTree(), "")
+	all, err := s.LoadAll(ctxT(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	some, err := s.LoadTenants(ctxT(t), []string{"acme", "nobody"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(some) != 1 || len(some["acme"].Definitions) != 3 || !some["acme"].Known {
+		t.Fatalf("LoadTenants(acme, nobody) = %+v, want acme with its 3 definitions", some)
+	}
+	for code, a := range all["acme"].Definitions {
+		if some["acme"].Definitions[code].Hash != a.Hash {
+			t.Errorf("%s: LoadTenants and LoadAll disagree", code)
+		}
+	}
+	if none, err := s.LoadTenants(ctxT(t), nil, false); err != nil || len(none) != 0 {
+		t.Errorf("LoadTenants(none) = %v, %v; want nothing", none, err)
+	}
+}
+
+// TestFiresDue: a definition whose next fire is recorded as due later is
+// left out of the fire checks until then; an update of the definition
+// forgets the time, and so does a recorded check.
+func TestFiresDue(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("daily", "0 2 * * *"))}, "")
+	now := time.Now()
+	checks := func(to time.Time) int {
+		t.Helper()
+		cs, err := s.FireChecks(ctxT(t), to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	}
+	if n := checks(now); n != 1 {
+		t.Fatalf("fire checks before any due time = %d, want 1", n)
+	}
+	ref, _, err := s.Current(ctxT(t), "acme", "daily")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFiresDue(ctxT(t), map[int64]time.Time{ref.ID: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks(now); n != 0 {
+		t.Errorf("fire checks up to now, next fire due in an hour = %d, want 0", n)
+	}
+	if n := checks(now.Add(2 * time.Hour)); n != 1 {
+		t.Errorf("fire checks up to when the fire is due = %d, want 1", n)
+	}
+	cs, err := s.FireChecks(ctxT(t), now.Add(2*time.Hour))
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("FireChecks = %v, %v", cs, err)
+	}
+	if _, err := s.RecordFireCheck(ctxT(t), cs[0], now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks(now); n != 1 {
+		t.Errorf("fire checks after a recorded check = %d, want 1 (due time forgotten)", n)
+	}
+	if err := s.SetFiresDue(ctxT(t), map[int64]time.Time{ref.ID: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("daily", "* * * * *"))}, "")
+	if n := checks(now); n != 1 {
+		t.Errorf("fire checks after the schedule changed = %d, want 1 (due time forgotten)", n)
 	}
 }

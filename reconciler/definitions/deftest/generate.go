@@ -17,6 +17,23 @@ const PerTenant = 10
 // tenant. The shapes mix every trigger kind, both task types and two
 // workflows, with values that vary by tenant as real trees do.
 func Generate(dir string, tenants int) error {
+	return generate(dir, tenants, &templates)
+}
+
+// GenerateRare writes the tree Generate writes, with schedules that fire
+// rarely: daily and weekly crons spread over the day and the week by
+// tenant, and a 24 h interval (due at 00:00 UTC), instead of hourly
+// crons and intervals of 5 to 59 minutes. A daemon benchmark registers
+// it with a dev server that runs every fire on the same machine: with
+// Generate's tree, 1,000 tenants start about 1,000 runs at each hour and
+// many at every minute, and the benchmark measures the server's run
+// execution, not the registration. With this one, 1,000 tenants fire
+// about 1.5 times a minute, and all at once only at 00:00 UTC.
+func GenerateRare(dir string, tenants int) error {
+	return generate(dir, tenants, &rareTemplates)
+}
+
+func generate(dir string, tenants int, templates *[PerTenant]string) error {
 	for t := range tenants {
 		tenant := fmt.Sprintf("tenant-%05d", t)
 		tdir := filepath.Join(dir, tenant)
@@ -35,6 +52,7 @@ func Generate(dir string, tenants int) error {
 				"$HOUR", fmt.Sprint(t%24),
 				"$N", fmt.Sprint(t%50*100),
 				"$IVL", fmt.Sprint(5+t%55),
+				"$DOW", fmt.Sprint(t%7),
 			).Replace(tmpl)
 			name := filepath.Join(tdir, fmt.Sprintf("def-%02d.yaml", i))
 			if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
@@ -44,6 +62,22 @@ func Generate(dir string, tenants int) error {
 	}
 	return nil
 }
+
+// rareTemplates are templates with every frequent schedule made daily or
+// weekly (GenerateRare); the codes stay the same.
+var rareTemplates = func() [PerTenant]string {
+	rare := strings.NewReplacer(
+		`trigger: {interval: $IVLm}`, `trigger: {interval: 24h}`,
+		`trigger: {cron: "@hourly"}`, `trigger: {cron: "$MIN $HOUR * * $DOW"}`,
+		`cron: "$MIN * * * *"`, `cron: "$MIN $HOUR * * *"`,
+		`cron: "0 6 * * 1"`, `cron: "$MIN 6 * * 1"`,
+	)
+	var out [PerTenant]string
+	for i, t := range templates {
+		out[i] = rare.Replace(t)
+	}
+	return out
+}()
 
 var templates = [PerTenant]string{
 	`# Nightly export for $TENANT
