@@ -36,9 +36,9 @@ func (c *Controller) noticeChanges(res *Result) (clean bool) {
 	if n.problems == nil {
 		n.problems, n.held = map[string]string{}, map[string]string{}
 	}
-	c.noticeProblems("", res.TopProblems)
+	c.noticeProblems("", res.TopProblems, nil)
 	for _, p := range res.Plans {
-		c.noticeProblems(p.Tenant, p.Problems)
+		c.noticeProblems(p.Tenant, p.Problems, keptVersions(p))
 		if res.Failed[p.Tenant] != nil {
 			continue // nothing of it was applied; the error is logged
 		}
@@ -61,15 +61,41 @@ func (c *Controller) noticeChanges(res *Result) (clean bool) {
 	return true
 }
 
-// noticeProblems logs a tenant's problems at WARN, one line each, when
-// they differ from those last logged; the caller holds c.notices.mu.
-func (c *Controller) noticeProblems(tenant string, ps []Problem) {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = p.String() // escaped: one printable line
+// keptVersions reports whether a problem of plan p is in a file of which
+// an applied version stays applied (last known good): a file that a kept
+// definition was applied from, or one that now defines a kept code.
+// Every problem is, when the tenant's directory could not be read.
+func keptVersions(p TenantPlan) func(Problem) bool {
+	files, codes := map[string]bool{}, map[string]bool{}
+	for _, ch := range p.Changes {
+		if ch.Kept != "" && ch.Applied != nil {
+			files[EscapeText(ch.Applied.Source.Path)] = true
+			codes[ch.Code] = true
+		}
 	}
-	slices.Sort(lines)
-	if !changed(c.notices.problems, tenant, strings.Join(lines, "\n")) {
+	return func(pr Problem) bool {
+		return p.ReadError && len(files) > 0 || files[pr.Path] || pr.Code != "" && codes[pr.Code]
+	}
+}
+
+// noticeProblems logs a tenant's problems at WARN, one line each, when
+// they differ from those last logged, saying that the file keeps its last
+// applied version only when kept (nil: never) says one is; the caller
+// holds c.notices.mu.
+func (c *Controller) noticeProblems(tenant string, ps []Problem, kept func(Problem) bool) {
+	type line struct {
+		text string
+		kept bool
+	}
+	lines := make([]line, len(ps))
+	texts := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = line{p.String(), kept != nil && kept(p)} // escaped: one printable line
+		texts[i] = lines[i].text
+	}
+	slices.SortFunc(lines, func(a, b line) int { return strings.Compare(a.text, b.text) })
+	slices.Sort(texts)
+	if !changed(c.notices.problems, tenant, strings.Join(texts, "\n")) {
 		return
 	}
 	if len(lines) == 0 {
@@ -77,10 +103,14 @@ func (c *Controller) noticeProblems(tenant string, ps []Problem) {
 		return
 	}
 	for _, l := range lines {
+		msg := "problem: the file is not applied until it is fixed"
+		if l.kept {
+			msg = "problem: the file keeps its last applied version"
+		}
 		if tenant == "" {
-			c.log.Warn("problem: the file keeps its last applied version", "problem", l)
+			c.log.Warn(msg, "problem", l.text)
 		} else {
-			c.log.Warn("problem: the file keeps its last applied version", "tenant", tenant, "problem", l)
+			c.log.Warn(msg, "tenant", tenant, "problem", l.text)
 		}
 	}
 }

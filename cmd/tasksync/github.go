@@ -13,10 +13,16 @@ import (
 // The path and message are escaped as the runner's toolkit escapes them,
 // so that no file name or message can end the command early or start
 // another one.
-func githubAnnotation(p reconciler.Problem) string {
+//
+// Under strict (validate --strict) a warning fails the job as an error
+// does, so it is annotated as an error whose message starts "warning: ".
+func githubAnnotation(p reconciler.Problem, strict bool) string {
 	p = p.Escaped()
 	level := "error"
-	if p.IsWarning() {
+	switch {
+	case p.IsWarning() && strict:
+		p.Message = "warning: " + p.Message
+	case p.IsWarning():
 		level = "warning"
 	}
 	props := []string{"file=" + githubProperty(p.Path)}

@@ -54,7 +54,7 @@ func TestGitHubAnnotationEscaping(t *testing.T) {
 		{Path: "tasks.d/x:y=z.yaml", Message: "no line: a,b::c"},
 	}
 	for _, p := range cases {
-		line := githubAnnotation(p)
+		line := githubAnnotation(p, false)
 		if strings.ContainsAny(line, "\r\n") {
 			t.Errorf("annotation spans lines: %q", line)
 		}
@@ -88,7 +88,7 @@ func TestGitHubAnnotationEscaping(t *testing.T) {
 		}
 	}
 	// The exact form, as GitHub documents it.
-	got := githubAnnotation(reconciler.Problem{Path: "t/acme/a,b:c%.yaml", Line: 7, Column: 3, Tenant: "acme", Code: "x", Message: "100% sure\nnext"})
+	got := githubAnnotation(reconciler.Problem{Path: "t/acme/a,b:c%.yaml", Line: 7, Column: 3, Tenant: "acme", Code: "x", Message: "100% sure\nnext"}, false)
 	want := "::error file=t/acme/a%2Cb%3Ac%25.yaml,line=7,col=3,title=tasksync%3A acme/x::100%25 sure\\nnext"
 	if got != want {
 		t.Errorf("githubAnnotation =\n%s\nwant\n%s", got, want)
@@ -157,5 +157,44 @@ func TestValidateFormatGitHub(t *testing.T) {
 	}
 	if last := lines[len(lines)-1]; strings.HasPrefix(last, "::") || last != textLines[len(textLines)-1] {
 		t.Errorf("last line %q, want the summary %q", last, textLines[len(textLines)-1])
+	}
+}
+
+// TestValidateFormatGitHubStrict: under --strict a warning fails the job,
+// so its annotation is an error (still saying it is a warning), not a
+// warning that the job's failure would contradict.
+func TestValidateFormatGitHubStrict(t *testing.T) {
+	tree := t.TempDir()
+	dir := filepath.Join(tree, "acme")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	past := "apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: p}\nspec:\n  trigger: {at: \"2001-01-01T00:00:00Z\"}\n  type: api_call\n  config: {url: \"https://example.com/\"}\n"
+	if err := os.WriteFile(filepath.Join(dir, "past.yaml"), []byte(past), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(tree)
+	for _, strict := range []bool{false, true} {
+		args := []string{"validate", "--format", "github", "--dir", ".", "."}
+		wantCode, wantLevel := 0, "warning"
+		if strict {
+			args = append([]string{"validate", "--strict"}, args[1:]...)
+			wantCode, wantLevel = exitFailure, "error"
+		}
+		out, errOut, code := runCmd(t, nil, args...)
+		if code != wantCode {
+			t.Errorf("strict %v: exit %d, want %d: %s%s", strict, code, wantCode, out, errOut)
+		}
+		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("strict %v: %d lines, want an annotation and the summary:\n%s", strict, len(lines), out)
+		}
+		name, _, data, ok := parseGitHubCommand(lines[0])
+		if !ok || name != wantLevel {
+			t.Errorf("strict %v: %q, want a ::%s annotation", strict, lines[0], wantLevel)
+		}
+		if strict && !strings.HasPrefix(data, "warning: ") {
+			t.Errorf("strict: %q does not say it is a warning", data)
+		}
 	}
 }

@@ -22,7 +22,7 @@ var inngestEnv = []envDoc{
 	{"INNGEST_SIGNING_KEY", "the signing key of a self-hosted or cloud Inngest server; signs and checks every call between it and the apps"},
 	{"INNGEST_SIGNING_KEY_FALLBACK", "the previous signing key, accepted while keys rotate"},
 	{"INNGEST_BASE_URL", "the self-hosted Inngest server's URL (default Inngest Cloud)"},
-	{"INNGEST_EVENT_KEY", "the event key the daemon sends one-shot (at) events with"},
+	{"INNGEST_EVENT_KEY", "the event key the daemon sends its events with: one-shot (at) events, the tasksync/fire.due events of intervals no cron states, and catch-up fires"},
 	{"INNGEST_ENV", "the Inngest environment (branch) the apps belong to"},
 }
 

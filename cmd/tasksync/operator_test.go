@@ -37,7 +37,7 @@ func runBinary(t *testing.T, bin string, env []string, args ...string) (string, 
 
 // TestRunOnceRefusedWhileDaemonLeads: run --once while a daemon holds the
 // leader lock fails at once (not after a minute on the lock), saying why
-// and what to do.
+// and what to do; with no retirement held, it suggests no budget to raise.
 func TestRunOnceRefusedWhileDaemonLeads(t *testing.T) {
 	bin := buildBinary(t)
 	dir := copyTree(t)
@@ -50,8 +50,8 @@ func TestRunOnceRefusedWhileDaemonLeads(t *testing.T) {
 	})
 	out, code, took := runBinary(t, bin, env, "run", "--once")
 	t.Logf("run --once refused in %v", took)
-	if code != 1 || !strings.Contains(out, "another replica") || !strings.Contains(out, "maxRetire") {
-		t.Errorf("run --once while a daemon leads: exit %d, want 1 saying another replica leads and what to do:\n%s", code, out)
+	if code != 1 || !strings.Contains(out, "another replica") || !strings.Contains(out, "stop the daemon") || strings.Contains(out, "maxRetire") {
+		t.Errorf("run --once while a daemon leads, nothing held: exit %d, want 1 saying another replica leads and what to do, and nothing of spec.maxRetire:\n%s", code, out)
 	}
 	if took > 2*time.Second {
 		t.Errorf("run --once took %v to be refused, want about a second at most", took)
@@ -160,5 +160,18 @@ func TestReadyzWhileSyncsFail(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(body), &status); err != nil || strings.Join(status.SyncFailed, ",") != "acme,globex" {
 		t.Errorf("/v1/status sync_failed = %v (%v), want acme and globex:\n%s", status.SyncFailed, err, body)
+	}
+}
+
+// TestNotLeaderError: the refusal of run --once while a daemon leads
+// suggests raising spec.maxRetire only when retirements are held, naming
+// the tenants that hold them.
+func TestNotLeaderError(t *testing.T) {
+	if msg := notLeaderError(nil).Error(); strings.Contains(msg, "maxRetire") || !strings.Contains(msg, "stop the daemon") {
+		t.Errorf("nothing held: %q, want no spec.maxRetire and what to do", msg)
+	}
+	msg := notLeaderError([]string{"acme", "globex"}).Error()
+	if !strings.Contains(msg, "spec.maxRetire") || !strings.Contains(msg, `"acme"`) || !strings.Contains(msg, `"globex"`) {
+		t.Errorf("retirements held: %q, want spec.maxRetire and the tenants", msg)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,8 +161,7 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	p, err := ctrl.Once(ctx)
 	if errors.Is(err, reconciler.ErrNotLeader) {
-		return &exitError{code: exitFailure, err: errors.New("another replica holds the leader lock: a running daemon reconciles the tree itself and applies every change to it " +
-			"(to release held retirements, raise spec.maxRetire in the tenant's TenantSettings document); stop the daemon to run --once")}
+		return &exitError{code: exitFailure, err: notLeaderError(heldTenants(ctx, st))}
 	}
 	if err != nil {
 		return err
@@ -227,4 +227,40 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		Logger: logger, Registerer: promReg,
 		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil
+}
+
+// heldTenants names the tenants whose retirements the prune budget holds,
+// as the store last recorded them; none when the store cannot say.
+func heldTenants(ctx context.Context, st *store.Store) []string {
+	statuses, err := st.TenantStatuses(ctx)
+	if err != nil {
+		return nil
+	}
+	var held []string
+	for _, t := range statuses {
+		if len(t.HeldRetires) > 0 {
+			held = append(held, t.Tenant)
+		}
+	}
+	return held
+}
+
+// notLeaderError is why run --once is refused while a daemon leads, and
+// what to do; it suggests raising spec.maxRetire only when retirements
+// are held (held names those tenants).
+func notLeaderError(held []string) error {
+	msg := "another replica holds the leader lock: a running daemon reconciles the tree itself and applies every change to it"
+	if len(held) > 0 {
+		quoted := make([]string, len(held))
+		for i, t := range held {
+			quoted[i] = strconv.Quote(t)
+		}
+		tenants := "tenant"
+		if len(held) > 1 {
+			tenants = "tenants"
+		}
+		msg += fmt.Sprintf(" (retirements are held for %s %s: to release them, raise spec.maxRetire in the tenant's TenantSettings document)",
+			tenants, strings.Join(quoted, ", "))
+	}
+	return errors.New(msg + "; stop the daemon to run --once")
 }

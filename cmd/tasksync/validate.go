@@ -94,7 +94,7 @@ func runValidate(ctx context.Context, c *invocation) error {
 		}
 	case formatGitHub:
 		for _, p := range problems {
-			fmt.Fprintln(c.stdout, githubAnnotation(p))
+			fmt.Fprintln(c.stdout, githubAnnotation(p, o.strict))
 		}
 		fmt.Fprintln(c.stdout, stats.Summary(len(errs), warnings, o.strict))
 	default:

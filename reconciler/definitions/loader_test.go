@@ -466,8 +466,8 @@ func TestSchemaOnlyRulesStand(t *testing.T) {
 }
 
 // TestKubernetesWholeTreeScripts: in a tree published as a Kubernetes
-// volume publishes one (acme -> ..data/acme, ..data -> ..2026_…), as
-// the git-sync example's hook does, a python_script file inside the
+// volume publishes one (acme -> ..data/acme, ..data -> ..2026_…), a
+// python_script file inside the
 // tenant's directory is read; one in another tenant's is still refused.
 func TestKubernetesWholeTreeScripts(t *testing.T) {
 	v := newValidator(t)

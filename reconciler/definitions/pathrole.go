@@ -63,9 +63,10 @@ const maxProbeEntries = 10000
 //     tenant, a deeper directory or file is part of its tenant, a file at
 //     the top is misplaced;
 //   - outside the tree, a file is a file of the tenant named by its
-//     directory, and a directory is a tenant when it holds definition files
-//     itself and none of its subdirectories holds any (as examples/ does),
-//     otherwise a tree: a directory with tenant-like subdirectories is a
+//     directory (CheckPaths checks the files of one directory together),
+//     and a directory is a tenant when it holds definition files itself
+//     and none of its subdirectories holds any (a copy of one tenant's
+//     directory), otherwise a tree: a directory with tenant-like subdirectories is a
 //     tree even with a stray file at its top, which is then reported as
 //     misplaced, as the daemon would report it.
 func ClassifyPath(treeDir, arg string, isDir bool) PathRole {

@@ -13,9 +13,23 @@ import (
 	"github.com/riveredge/tasksync/reconciler"
 )
 
-// PathStats counts what CheckPath read.
+// PathStats counts what CheckPath read: each tenant, file and definition
+// once, however many of the paths given name it.
 type PathStats struct {
 	Tenants, Files, Definitions int
+
+	seen map[string]bool // what was counted, by kind and real path
+}
+
+// count counts what key names (kind, then a real path), once.
+func (s *PathStats) count(n *int, key string) {
+	if s.seen == nil {
+		s.seen = map[string]bool{}
+	}
+	if !s.seen[key] {
+		s.seen[key] = true
+		*n++
+	}
 }
 
 // CheckPath checks one path on disk as tasksync validate does: a tree, a
@@ -30,6 +44,13 @@ type PathStats struct {
 // and script paths resolve from the tenant directory; only its own
 // problems are reported.
 func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
+	return v.checkPath(ctx, treeDir, arg, nil, grants, stats, announce)
+}
+
+// checkPath is CheckPath; more, when arg is a file outside the tree, are
+// other files of its tenant directory (as CheckPaths groups them), checked
+// and reported with it, so that codes are compared across them.
+func (v *Validator) checkPath(ctx context.Context, treeDir, arg string, more []string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		var pe *fs.PathError
@@ -47,24 +68,38 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 	}
 	var problems []reconciler.Problem
 	// load reads the tree at root on disk (named shown) and keeps what is
-	// under the tree path only ("" for all).
-	load := func(root, shown, only string, fn func(*Loader) (*reconciler.TenantTree, error)) error {
+	// under the tree paths only (all when only is empty).
+	load := func(root, shown string, only []string, fn func(*Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
 		l := v.NewLoader(DirFS(root), Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: grants})
-		in := func(p string) bool { return only == "" || p == only || strings.HasPrefix(p, only+"/") }
+		under := func(p string, only []string) bool {
+			for _, o := range only {
+				if p == o || strings.HasPrefix(p, o+"/") {
+					return true
+				}
+			}
+			return len(only) == 0
+		}
+		in := func(p string) bool { return under(p, only) }
 		// The loader's problems carry escaped paths.
-		escPrefix, escOnly := reconciler.EscapeText(prefix), reconciler.EscapeText(only)
-		inEscaped := func(p string) bool { return escOnly == "" || p == escOnly || strings.HasPrefix(p, escOnly+"/") }
+		escPrefix, escOnly := reconciler.EscapeText(prefix), make([]string, len(only))
+		for i, o := range only {
+			escOnly[i] = reconciler.EscapeText(o)
+		}
+		inEscaped := func(p string) bool { return under(p, escOnly) }
+		// Counted by real path: a tenant, file or definition that two of
+		// the paths given reach is counted once.
+		real := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
 		collect := func(r *reconciler.TenantTree) {
-			stats.Tenants++
+			stats.count(&stats.Tenants, "tenant\x00"+real(r.Tenant))
 			for _, f := range r.Files {
 				if in(f.Path) {
-					stats.Files++
+					stats.count(&stats.Files, "file\x00"+real(f.Path))
 				}
 			}
 			for _, d := range r.Definitions {
 				if in(d.Source.Path) {
-					stats.Definitions++
+					stats.count(&stats.Definitions, fmt.Sprintf("definition\x00%s\x00%d", real(d.Source.Path), d.Source.Line))
 				}
 			}
 			for _, p := range slices.Concat(r.Problems, r.Warnings) {
@@ -102,7 +137,7 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 	role := ClassifyPath(treeDir, arg, info.IsDir())
 	switch role.Role {
 	case RoleTree:
-		err = load(abs, arg, "", nil)
+		err = load(abs, arg, nil, nil)
 	case RoleTopFile:
 		return []reconciler.Problem{{Path: filepath.ToSlash(filepath.Clean(arg)), Message: misplacedFileProblem(role.Tenant)}}, nil
 	case RoleIgnored:
@@ -113,17 +148,29 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 		}
 		if role.inTree {
 			// Inside the tree: the whole tenant is read, its part reported.
-			err = load(role.treeAbs, treeDir, role.rel, single(role.Tenant, nil))
+			err = load(role.treeAbs, treeDir, []string{role.rel}, single(role.Tenant, nil))
 		} else {
-			err = load(filepath.Dir(abs), filepath.Dir(arg), role.Tenant, single(role.Tenant, nil))
+			err = load(filepath.Dir(abs), filepath.Dir(arg), []string{role.Tenant}, single(role.Tenant, nil))
 		}
 	case RoleFile:
 		if ps := nameProblem(role.Tenant); ps != nil {
 			return ps, nil
 		}
 		tenantDir := filepath.Dir(abs)
-		file := role.Tenant + "/" + filepath.Base(abs)
-		err = load(filepath.Dir(tenantDir), filepath.Dir(filepath.Dir(arg)), file, single(role.Tenant, []string{file}))
+		files := []string{role.Tenant + "/" + filepath.Base(abs)}
+		for _, m := range more {
+			mabs, err := RealPath(m)
+			if err != nil {
+				return nil, fmt.Errorf("validate: %w", err)
+			}
+			if f := role.Tenant + "/" + filepath.Base(mabs); !slices.Contains(files, f) {
+				files = append(files, f)
+				if announce != nil {
+					announce(m, role)
+				}
+			}
+		}
+		err = load(filepath.Dir(tenantDir), filepath.Dir(filepath.Dir(arg)), files, single(role.Tenant, files))
 	}
 	if err != nil {
 		var pe *fs.PathError
@@ -142,8 +189,34 @@ func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants f
 // that cannot be read stops the check with an error.
 func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
 	problems := []reconciler.Problem{}
+	// Files outside the tree are grouped by their tenant's directory and
+	// checked together where the first of them is given, so that a code
+	// defined in two of them is found as the daemon would find it.
+	byDir := map[string][]string{} // a real tenant directory: its files given, after the first
+	first := map[string]bool{}     // the paths that check a group
 	for _, p := range paths {
-		ps, err := v.CheckPath(ctx, treeDir, p, grants, stats, announce)
+		dir, ok := outsideFileDir(treeDir, p)
+		if !ok {
+			first[p] = true
+			continue
+		}
+		if _, seen := byDir[dir]; !seen {
+			byDir[dir] = []string{}
+			first[p] = true
+			continue
+		}
+		byDir[dir] = append(byDir[dir], p)
+	}
+	for _, p := range paths {
+		if !first[p] {
+			continue
+		}
+		first[p] = false // a path given twice is checked once
+		var more []string
+		if dir, ok := outsideFileDir(treeDir, p); ok {
+			more = byDir[dir]
+		}
+		ps, err := v.checkPath(ctx, treeDir, p, more, grants, stats, announce)
 		if err != nil {
 			return nil, err
 		}
@@ -157,6 +230,20 @@ func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []stri
 	}
 	reconciler.SortProblems(problems)
 	return slices.Compact(problems), nil
+}
+
+// outsideFileDir is the real tenant directory of p when p is a readable
+// file outside the tree treeDir (RoleFile).
+func outsideFileDir(treeDir, p string) (string, bool) {
+	info, err := os.Stat(p)
+	if err != nil || info.IsDir() || ClassifyPath(treeDir, p, false).Role != RoleFile {
+		return "", false
+	}
+	abs, err := RealPath(p)
+	if err != nil {
+		return "", false
+	}
+	return filepath.Dir(abs), true
 }
 
 // Summary is the line tasksync validate ends with: what was checked, and

@@ -753,72 +753,113 @@ func TestSandboxWithTheContainersCapabilities(t *testing.T) {
 	}
 }
 
-// TestGitSyncHookPublishesTheTree runs the git-sync variant's hook as
-// git-sync does, in a worktree, twice: tasksync reads the tree it
-// publishes, sees the second commit's tree (a tenant gone, a file
-// changed), and no older copy is left.
-func TestGitSyncHookPublishesTheTree(t *testing.T) {
-	hook, err := os.ReadFile("../kubernetes/git-sync/publish-tree.sh")
-	if err != nil {
-		t.Fatal(err)
+// TestGitSyncTreeThroughTheLink: the git-sync variants give tasksync the
+// tree through git-sync's link (GITSYNC_ROOT/GITSYNC_LINK/...), on the
+// volume git-sync writes, with no hook copying it; and tasksync reads a
+// tree laid out as git-sync lays it out through that path, then the next
+// commit's after the link is swapped and the old worktree deleted.
+func TestGitSyncTreeThroughTheLink(t *testing.T) {
+	var dirs []string
+	for _, variant := range []string{"git-sync", "self-hosted-inngest"} {
+		objs := loadManifests(t, variants[variant]...)
+		dep := find[appsv1.Deployment](objs, "Deployment", "tasksync")
+		if dep == nil {
+			t.Fatalf("%s: no Deployment tasksync", variant)
+		}
+		tpl := &dep.Spec.Template
+		var sidecar *corev1.Container
+		for i, c := range tpl.Spec.InitContainers {
+			if strings.Contains(c.Image, "git-sync") {
+				sidecar = &tpl.Spec.InitContainers[i]
+			}
+		}
+		if sidecar == nil {
+			t.Fatalf("%s: no git-sync sidecar", variant)
+		}
+		root, link := envValue(sidecar, "GITSYNC_ROOT"), envValue(sidecar, "GITSYNC_LINK")
+		if root == "" || link == "" || strings.Contains(link, "/") {
+			t.Errorf("%s: git-sync's GITSYNC_ROOT %q and GITSYNC_LINK %q: set both, the link a name", variant, root, link)
+			continue
+		}
+		if hook := envValue(sidecar, "GITSYNC_EXECHOOK_COMMAND"); hook != "" {
+			t.Errorf("%s: git-sync runs the hook %q: tasksync follows the link, no copy is needed", variant, hook)
+		}
+		c := tasksyncContainer(t, tpl)
+		dir := envValue(c, "TASKSYNC_DIR")
+		sub, ok := strings.CutPrefix(dir, root+"/"+link+"/")
+		if !ok && dir != root+"/"+link {
+			t.Errorf("%s: TASKSYNC_DIR %q is not a path through git-sync's link %s/%s", variant, dir, root, link)
+		}
+		volumeAt := func(c *corev1.Container, path string) (string, bool) {
+			for _, m := range c.VolumeMounts {
+				if m.MountPath == path {
+					return m.Name, m.ReadOnly
+				}
+			}
+			return "", false
+		}
+		gitVol, _ := volumeAt(sidecar, root)
+		tasksyncVol, readOnly := volumeAt(c, root)
+		if gitVol == "" || gitVol != tasksyncVol || !readOnly {
+			t.Errorf("%s: tasksync does not mount git-sync's volume at %s read-only (git-sync %q, tasksync %q read-only %v)",
+				variant, root, gitVol, tasksyncVol, readOnly)
+		}
+		if p := sidecar.StartupProbe; p == nil || p.Exec == nil || !slices.Contains(p.Exec.Command, dir) {
+			t.Errorf("%s: git-sync's startup probe does not wait for %s", variant, dir)
+		}
+		dirs = append(dirs, sub)
 	}
-	objs := loadManifests(t, variants["git-sync"]...)
-	cm := find[corev1.ConfigMap](objs, "ConfigMap", "tasksync-git-sync-hook")
-	if cm == nil || cm.Data["publish-tree.sh"] != string(hook) {
-		t.Fatal("the ConfigMap tasksync-git-sync-hook does not hold publish-tree.sh as it is")
+	if t.Failed() {
+		return
 	}
-	hookPath, err := filepath.Abs("../kubernetes/git-sync/publish-tree.sh")
-	if err != nil {
-		t.Fatal(err)
+	if dirs[0] != "tasks.d" {
+		t.Fatalf("the tree is %q in the repository, the test lays out tasks.d", dirs[0])
 	}
-	tree := t.TempDir()
-	publish := func(worktree string) {
+
+	// git-sync's layout: ROOT/current -> .worktrees/<hash>; a sync checks
+	// the next commit out into a new worktree, renames a new link over
+	// current, then deletes the old worktree.
+	root := t.TempDir()
+	checkout := func(hash string, drop ...string) {
 		t.Helper()
-		cmd := exec.Command("sh", hookPath)
-		cmd.Dir = worktree
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "TREE=" + tree, "TREE_SUBDIR=tasks.d", "GITSYNC_HASH=0123abc"}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("publish-tree.sh: %v\n%s", err, out)
+		wt := filepath.Join(root, ".worktrees", hash)
+		if err := os.CopyFS(filepath.Join(wt, "tasks.d"), os.DirFS(filepath.Join(repo, "tasks.d"))); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range drop {
+			if err := os.RemoveAll(filepath.Join(wt, "tasks.d", d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tmp := filepath.Join(root, "tmp-link")
+		if err := os.Symlink(filepath.Join(".worktrees", hash), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, "current")); err != nil {
+			t.Fatal(err)
 		}
 	}
-	validate := func() string {
+	dir := filepath.Join(root, "current", "tasks.d")
+	summary := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(tasksyncBin(t), "validate", "--dir", tree, tree).CombinedOutput()
+		out, err := exec.Command(tasksyncBin(t), args...).Output()
 		if err != nil {
-			t.Fatalf("tasksync validate the published tree: %v\n%s", err, out)
+			t.Fatalf("tasksync %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return string(out)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return lines[len(lines)-1]
 	}
-	first := filepath.Join(t.TempDir(), "wt1")
-	if err := os.CopyFS(filepath.Join(first, "tasks.d"), os.DirFS(filepath.Join(repo, "tasks.d"))); err != nil {
+	checkout("1111111")
+	direct := summary("validate", "--dir", filepath.Join(repo, "tasks.d"), filepath.Join(repo, "tasks.d"))
+	if got := summary("validate", "--dir", dir, dir); got != direct {
+		t.Errorf("the tree through the link reads as %q, the repository's as %q", got, direct)
+	}
+	checkout("2222222", "globex")
+	if err := os.RemoveAll(filepath.Join(root, ".worktrees", "1111111")); err != nil {
 		t.Fatal(err)
 	}
-	publish(first)
-	direct, err := exec.Command(tasksyncBin(t), "validate", filepath.Join(repo, "tasks.d")).CombinedOutput()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := validate(); got != string(direct) {
-		t.Errorf("the published tree reads as %q, the repository's as %q", got, direct)
-	}
-	second := filepath.Join(t.TempDir(), "wt2")
-	if err := os.CopyFS(filepath.Join(second, "tasks.d"), os.DirFS(filepath.Join(repo, "tasks.d"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(second, "tasks.d", "globex")); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(first) // git-sync removes the old worktree
-	publish(second)
-	if got := validate(); !strings.HasPrefix(got, "ok: 1 tenant") {
+	if got := summary("validate", "--dir", dir, dir); !strings.HasPrefix(got, "ok: 1 tenant") {
 		t.Errorf("after the second commit: %q, want the one tenant left", got)
-	}
-	if _, err := os.Lstat(filepath.Join(tree, "globex")); err == nil {
-		t.Error("the link of the tenant gone is left")
-	}
-	copies, _ := filepath.Glob(filepath.Join(tree, "..[0-9]*"))
-	if len(copies) != 1 {
-		t.Errorf("copies left: %q, want the current one", copies)
 	}
 }
 
@@ -862,7 +903,7 @@ func TestConfigMapTenantsValidate(t *testing.T) {
 	if n < 2 {
 		t.Fatalf("%d definition files in the ConfigMaps", n)
 	}
-	out, err := exec.Command(tasksyncBin(t), "validate", "--dir", tree, tree).CombinedOutput()
+	out, err := exec.Command(tasksyncBin(t), "validate", "--dir", tree, tree).Output() // stdout: the summary (stderr says what the path is)
 	if err != nil || !strings.HasPrefix(string(out), "ok: 2 tenants") {
 		t.Errorf("tasksync validate: %v\n%s", err, out)
 	}
