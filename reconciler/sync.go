@@ -75,7 +75,9 @@ func (c *Controller) syncTenants(ctx context.Context, only []string) map[string]
 func (c *Controller) syncOne(ctx context.Context, tenant string, check bool) (registered bool, err error) {
 	if check && c.stillSynced(ctx, tenant) {
 		c.log.Debug("sync: Inngest holds the app as registered", "tenant", tenant, "app", c.opts.Apps.AppID(tenant))
-		return false, nil
+		// The intervals' next fires are due at every check all the same
+		// (an instant comes within the horizon only as time passes).
+		return false, c.seedFires(ctx, tenant)
 	}
 	c.fullSyncs.Add(1)
 	// The version before the definitions the sync reads: should an apply

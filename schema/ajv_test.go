@@ -84,6 +84,8 @@ func init() {
 			"bad-python-file-escape-inner",
 		},
 		"codes unique across documents and files: a schema sees one document": {
+			"bad-duplicate-code-files-args",
+			"bad-duplicate-code-files-outside",
 			"bad-duplicate-code-files",
 			"bad-duplicate-code-same-file",
 		},
