@@ -41,10 +41,11 @@ type AppliedState interface {
 	// a check, with the runs they started.
 	FireChecks(ctx context.Context) ([]FireCheck, error)
 	// RecordFireCheck records that a definition's fires were checked from
-	// c.From up to `to`, the missed ones counted; counted is false when
-	// another check recorded that window first (a former leader), and
-	// then nothing is recorded.
-	RecordFireCheck(ctx context.Context, c FireCheck, to time.Time, missed []time.Time) (counted bool, err error)
+	// c.From up to `to`, the missed ones counted, and the catch-up runs
+	// owed now (pending, for c.Hash); counted is false when another check
+	// recorded that window first (a former leader), and then nothing is
+	// recorded.
+	RecordFireCheck(ctx context.Context, c FireCheck, to time.Time, missed, pending []time.Time) (counted bool, err error)
 	// DefinitionCounts counts live definitions by tenant, kind and state.
 	DefinitionCounts(ctx context.Context) ([]DefinitionCount, error)
 	// TenantStatuses summarizes every tenant.
