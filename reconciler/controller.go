@@ -109,7 +109,7 @@ func NewController(opts ControllerOptions) *Controller {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
 	c := &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer), syncs: newSyncQueue(),
-		heldSince:    map[string]time.Time{}, now: time.Now,
+		heldSince: map[string]time.Time{}, now: time.Now,
 		rescanLeader: make(chan struct{}, 1), reloadFollower: make(chan struct{}, 1)}
 	c.metrics.syncQueue(opts.Registerer, c.syncs)
 	return c

@@ -77,8 +77,8 @@ type sentFire struct {
 var errDown = errors.New("connection refused")
 
 func (a *fireApps) Views(context.Context) (map[string][]string, error) { return nil, ErrNoBulkView }
-func (a *fireApps) AppID(tenant string) string                       { return tenant }
-func (a *fireApps) Functions(string) []string                        { return []string{"f"} }
+func (a *fireApps) AppID(tenant string) string                         { return tenant }
+func (a *fireApps) Functions(string) []string                          { return []string{"f"} }
 func (a *fireApps) Verify(context.Context, string) (Drift, error) {
 	if !a.up {
 		return Drift{}, errDown
