@@ -236,10 +236,13 @@ func seconds(ts []time.Time) string {
 // stopped, and started again empty). Every fire of the checked window
 // either has exactly one run or is counted missed, never both; the
 // crons miss exactly the two minutes the engine was down; nothing is
-// missed around the restart of tasksync; latest catches up the last
-// missed fire once, all each missed fire once; an interval's chain is
-// re-seeded after the engine lost it, and each fire starts one Inngest
-// run.
+// missed around the restart of tasksync; every policy counts each
+// missed fire as its grace passes (the first while the engine is still
+// down), within a resync of the others and before any catch-up runs;
+// latest catches up the last missed fire once, all each missed fire
+// once, oldest first, about a grace after the engine is back; an
+// interval's chain is re-seeded after the engine lost it, and each fire
+// starts one Inngest run.
 func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 	t.Parallel() // mostly waiting, on a dev server of its own
 	every := func(code, catchUp string) string {
