@@ -94,6 +94,8 @@ type Controller struct {
 	// that a backlog of quick checks leaves the gauges as they are.
 	gaugesSet atomic.Bool
 	fullSyncs atomic.Int64
+	// now is the clock of the missed-fire checks (time.Now).
+	now func() time.Time
 	// rescanLeader and reloadFollower take a rescan request to the role
 	// this replica has (see routeRescans); each holds at most one.
 	rescanLeader, reloadFollower chan struct{}
@@ -114,7 +116,7 @@ func NewController(opts ControllerOptions) *Controller {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
 	c := &Controller{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer), syncs: newSyncQueue(),
-		heldSince:    map[string]time.Time{},
+		heldSince: map[string]time.Time{}, now: time.Now,
 		rescanLeader: make(chan struct{}, 1), reloadFollower: make(chan struct{}, 1)}
 	c.metrics.syncQueue(opts.Registerer, c.syncs)
 	return c
@@ -400,48 +402,58 @@ func (c *Controller) graceful(ctx context.Context) (context.Context, context.Can
 
 // checkMissedFires counts, for every scheduled definition, the fires
 // since the last check that no run was for and whose grace has passed, on
-// the definition and in tasksync_missed_fires_total, and sends the
-// catch-up runs its policy asks for. A window is recorded (and counted)
-// once: the record is conditional on the window's start, so a former
-// leader's check of the same window counts nothing. A definition whose
-// catch-ups cannot be sent (Inngest unreachable) is not recorded: the
-// next resync checks its window again.
+// the definition and in tasksync_missed_fires_total, whatever its policy,
+// and sends the catch-up runs its policy (latest, all) owes. A window is
+// recorded (and counted) once: the record is conditional on the window's
+// start, so a former leader's check of the same window counts nothing.
+// The catch-ups owed are recorded with the count (FireCheck.Pending) and
+// stay owed until each fire has a run or leaves the catch-up window: they
+// are sent once Inngest has held the tenant's app again for the grace,
+// and sent again at every resync until they ran (their events' ids make
+// a second send start nothing), so a leader change loses none.
 func (c *Controller) checkMissedFires(ctx context.Context) {
-	now := time.Now()
+	now := c.now()
 	to := now.Add(-c.opts.MissedFireGrace)
 	checks, err := c.opts.State.FireChecks(ctx, to)
 	if err != nil {
 		c.log.Warn("missed fires", "err", err)
 		return
 	}
-	// Whether Inngest holds each tenant's app, asked once per check for
-	// the tenants with a catch-up policy: since when it has held it
-	// without a break is what tells that an outage is over.
-	held := map[string]bool{}
-	isHeld := func(tenant string) bool {
-		h, ok := held[tenant]
-		if !ok {
-			h = c.appHeld(ctx, tenant)
-			held[tenant] = h
-			if !h {
-				delete(c.heldSince, tenant)
-			} else if _, ok := c.heldSince[tenant]; !ok {
-				c.heldSince[tenant] = now
-			}
-		}
-		return h
-	}
-	// The definitions with no fire due in their window: nothing to
-	// count, and no check to record (the next check covers the same
-	// window again, and finds it as empty). When their next fire is due
-	// is recorded instead, and the checks leave them out until then: an
-	// idle resync reads the definitions with a fire due, not every one.
+	// The definitions with no fire due in their window and no catch-up
+	// owed: nothing to count, and no check to record (the next check
+	// covers the same window again, and finds it as empty). When their
+	// next fire is due is recorded instead, and the checks leave them out
+	// until then: an idle resync reads the definitions with a fire due,
+	// not every one.
 	due := map[int64]time.Time{}
 	defer func() {
 		if err := c.opts.State.SetFiresDue(ctx, due); err != nil {
 			c.log.Warn("missed fires", "err", err)
 		}
 	}()
+	// Whether Inngest holds each tenant's app, asked at every resync for
+	// the tenants with a catch-up policy: since when it has held it
+	// without a break is what tells that an outage is over.
+	held := map[string]bool{}
+	if c.opts.Apps != nil {
+		for _, fc := range checks {
+			if _, ok := held[fc.Tenant]; ok || !fc.Trigger.CatchesUp() {
+				continue
+			}
+			h := c.appHeld(ctx, fc.Tenant)
+			held[fc.Tenant] = h
+			if !h {
+				delete(c.heldSince, fc.Tenant)
+			} else if _, ok := c.heldSince[fc.Tenant]; !ok {
+				c.heldSince[fc.Tenant] = now
+			}
+		}
+	}
+	for tenant := range c.heldSince {
+		if _, ok := held[tenant]; !ok {
+			delete(c.heldSince, tenant)
+		}
+	}
 	for _, fc := range checks {
 		if ctx.Err() != nil {
 			return
@@ -449,7 +461,7 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 		if !fc.From.Before(to) {
 			continue
 		}
-		if next := NextFires(fc.Trigger, fc.From, 1); len(next) == 0 || next[0].After(to) {
+		if next := NextFires(fc.Trigger, fc.From, 1); len(fc.Pending) == 0 && (len(next) == 0 || next[0].After(to)) {
 			at := to.Add(24 * time.Hour) // none ahead: look again in a day
 			if len(next) > 0 {
 				at = next[0]
@@ -457,44 +469,46 @@ func (c *Controller) checkMissedFires(ctx context.Context) {
 			due[fc.ID] = at
 			continue
 		}
-		if c.opts.Apps != nil && (fc.Trigger.CatchUp == CatchUpLatest || fc.Trigger.CatchUp == CatchUpAll) {
-			isHeld(fc.Tenant)
-		}
 		missed := MissedFires(fc.Trigger, fc.From, to, fc.Fired)
-		if catchUps := fc.Trigger.CatchUps(missed, now); len(catchUps) > 0 && c.opts.Apps != nil {
-			// The catch-ups wait until the outage is over and all of it is
-			// known: Inngest holds the app again (events sent before would
-			// start nothing), and has held it since before `to` (every fire
-			// the outage took is past its grace, so latest picks the last
-			// of them, once). Until then the window is not recorded and
-			// the next resync looks again.
-			if !isHeld(fc.Tenant) || c.heldSince[fc.Tenant].After(to) {
-				c.log.Info("missed fires: the catch-up runs wait for the outage to end", "tenant", fc.Tenant, "code", fc.Code,
-					"missed", len(missed))
-				continue
-			}
-			fires := make([]Fire, len(catchUps))
-			for i, at := range catchUps {
-				fires[i] = Fire{Code: fc.Code, Hash: fc.Hash, At: at, CatchUp: true}
-			}
-			if _, err := c.opts.Apps.SendFires(ctx, fc.Tenant, fires); err != nil {
-				c.log.Warn("missed fires: cannot send the catch-up runs; the next resync tries again", "tenant", fc.Tenant,
-					"code", fc.Code, "missed", len(missed), "err", err)
-				continue
-			}
-			c.log.Info("catch-up runs sent", "tenant", fc.Tenant, "code", fc.Code, "policy", fc.Trigger.CatchUp, "fires", len(fires),
-				"first", fires[0].At, "last", fires[len(fires)-1].At)
-		}
-		counted, err := c.opts.State.RecordFireCheck(ctx, fc, to, missed)
+		pending := fc.Trigger.Owed(fc.Pending, missed, fc.Fired, now)
+		counted, err := c.opts.State.RecordFireCheck(ctx, fc, to, missed, pending)
 		if err != nil {
 			c.log.Warn("missed fires", "err", err)
 			return
 		}
-		if counted && len(missed) > 0 {
+		if !counted {
+			continue // a former leader's check, or a new version
+		}
+		if len(missed) > 0 {
 			c.metrics.missedFires.WithLabelValues(fc.Tenant).Add(float64(len(missed)))
 			c.log.Warn("missed fires", "tenant", fc.Tenant, "code", fc.Code, "definition_id", fc.ID, "missed", len(missed),
-				"first", missed[0], "last", missed[len(missed)-1])
+				"first", missed[0], "last", missed[len(missed)-1], "catch_up_owed", len(pending))
 		}
+		if len(pending) == 0 || c.opts.Apps == nil {
+			continue
+		}
+		// The catch-ups wait until the outage is over and all of it is
+		// known: Inngest holds the app again (events sent before would
+		// start nothing), and has held it since before `to` (every fire
+		// the outage took is past its grace and counted, so latest picks
+		// the last of them, once).
+		if since, ok := c.heldSince[fc.Tenant]; !held[fc.Tenant] || !ok || since.After(to) {
+			if len(missed) > 0 {
+				c.log.Info("missed fires: the catch-up runs wait for the outage to end", "tenant", fc.Tenant, "code", fc.Code,
+					"owed", len(pending))
+			}
+			continue
+		}
+		// Oldest first: the first is sent, naming the others, and each
+		// run sends the next as it starts (Fire.Then).
+		fire := Fire{Code: fc.Code, Hash: fc.Hash, At: pending[0], CatchUp: true, Then: pending[1:]}
+		if _, err := c.opts.Apps.SendFires(ctx, fc.Tenant, []Fire{fire}); err != nil {
+			c.log.Warn("missed fires: cannot send the catch-up runs; the next resync tries again", "tenant", fc.Tenant,
+				"code", fc.Code, "owed", len(pending), "err", err)
+			continue
+		}
+		c.log.Info("catch-up runs sent", "tenant", fc.Tenant, "code", fc.Code, "policy", fc.Trigger.CatchUp, "fires", len(pending),
+			"first", pending[0], "last", pending[len(pending)-1])
 	}
 }
 

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -196,6 +197,32 @@ func (t Trigger) CatchUps(missed []time.Time, now time.Time) []time.Time {
 		return in
 	}
 	return nil
+}
+
+// CatchesUp reports whether t's policy runs missed fires again (latest
+// or all).
+func (t Trigger) CatchesUp() bool { return t.CatchUp == CatchUpLatest || t.CatchUp == CatchUpAll }
+
+// Owed returns the catch-up runs t's policy owes at now, oldest first:
+// those owed before (pending) and the fires just counted missed, less
+// the fires that have a run (fired, as MissedFires covers them) and
+// those older than the window; one, the most recent, for latest; at most
+// MaxCatchUpRuns, the most recent, for all; none for skip.
+func (t Trigger) Owed(pending, missed, fired []time.Time, now time.Time) []time.Time {
+	if !t.CatchesUp() {
+		return nil
+	}
+	all := slices.Concat(pending, missed)
+	slices.SortFunc(all, time.Time.Compare)
+	all = slices.CompactFunc(all, time.Time.Equal)
+	var owed []time.Time
+	for _, f := range all {
+		if len(MissedFires(t, f.Add(-time.Nanosecond), f, fired)) == 0 {
+			continue // it ran (a catch-up), or is no fire of t
+		}
+		owed = append(owed, f)
+	}
+	return t.CatchUps(owed, now)
 }
 
 // Type reports which kind of trigger t is, in the original design's names.

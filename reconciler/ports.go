@@ -42,10 +42,11 @@ type AppliedState interface {
 	// with the fires their runs were for.
 	FireChecks(ctx context.Context, to time.Time) ([]FireCheck, error)
 	// RecordFireCheck records that a definition's fires were checked from
-	// c.From up to `to`, the missed ones counted; counted is false when
-	// another check recorded that window first (a former leader), and
-	// then nothing is recorded.
-	RecordFireCheck(ctx context.Context, c FireCheck, to time.Time, missed []time.Time) (counted bool, err error)
+	// c.From up to `to`, the missed ones counted, and the catch-up runs
+	// owed now (pending, for c.Hash); counted is false when another check
+	// recorded that window first (a former leader), and then nothing is
+	// recorded.
+	RecordFireCheck(ctx context.Context, c FireCheck, to time.Time, missed, pending []time.Time) (counted bool, err error)
 	// SetFiresDue records, by definition id, when each definition's next
 	// fire is due: FireChecks leaves it out until then.
 	SetFiresDue(ctx context.Context, due map[int64]time.Time) error

@@ -64,8 +64,11 @@ type FireCheck struct {
 	Trigger Trigger
 	From    time.Time // the end of the last check, or when the version was applied
 	// Fired are the fires its runs were for (root_task_runs.scheduled_for)
-	// from an hour before From on, in order.
+	// from an hour before From (or the oldest of Pending) on, in order.
 	Fired []time.Time
+	// Pending are the catch-up runs owed for fires counted missed before
+	// (Trigger.Owed), oldest first: only those of the applied version.
+	Pending []time.Time
 }
 
 // fireTolerance is how far from its fire the instant a run names may lie
@@ -206,6 +209,10 @@ type Fire struct {
 	Hash    string // the version it is for
 	At      time.Time
 	CatchUp bool
+	// Then are the catch-ups of the same definition to run after this
+	// one, oldest first: its run sends the first of them, naming the
+	// rest, as it starts (catchup: all runs oldest first).
+	Then []time.Time
 }
 
 // parsed keeps the zones and cron schedules NextFires parsed, by their

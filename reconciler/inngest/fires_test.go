@@ -236,10 +236,13 @@ func seconds(ts []time.Time) string {
 // stopped, and started again empty). Every fire of the checked window
 // either has exactly one run or is counted missed, never both; the
 // crons miss exactly the two minutes the engine was down; nothing is
-// missed around the restart of tasksync; latest catches up the last
-// missed fire once, all each missed fire once; an interval's chain is
-// re-seeded after the engine lost it, and each fire starts one Inngest
-// run.
+// missed around the restart of tasksync; every policy counts each
+// missed fire as its grace passes (the first while the engine is still
+// down), within a resync of the others and before any catch-up runs;
+// latest catches up the last missed fire once, all each missed fire
+// once, oldest first, about a grace after the engine is back; an
+// interval's chain is re-seeded after the engine lost it, and each fire
+// starts one Inngest run.
 func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 	t.Parallel() // mostly waiting, on a dev server of its own
 	every := func(code, catchUp string) string {
@@ -291,7 +294,20 @@ func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 	waitForSecond(t, [2]int{5, 15}, [2]int{25, 35})
 	down := time.Now()
 	r.engine.Down()
-	time.Sleep(2 * time.Minute)
+	// When each cron's missed fires are counted: counted[code][n-1] is
+	// when its count first read n, sampled every half second.
+	counted := map[string][]time.Time{}
+	sample := func() {
+		for _, code := range codes[:3] {
+			for n := int(r.definition(code).MissedFires); len(counted[code]) < n; {
+				counted[code] = append(counted[code], time.Now())
+			}
+		}
+	}
+	for time.Since(down) < 2*time.Minute {
+		sample()
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err := r.engine.Up(); err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +319,7 @@ func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 	// checked past that run.
 	nextMinute := up.Truncate(time.Minute).Add(time.Minute)
 	waittest.For(t, "runs after the outage, checked", 3*time.Minute, func() bool {
+		sample()
 		for _, code := range codes {
 			ranAfter := false
 			for at := range r.fired(code) {
@@ -316,6 +333,28 @@ func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 		}
 		return true
 	})
+
+	// And the catch-ups owed have run: latest one, all one per fire.
+	waittest.For(t, "the catch-up runs", time.Minute, func() bool {
+		sample()
+		for _, code := range []string{"cron-latest", "cron-all", "every-all"} {
+			n := 0
+			for _, run := range r.runs(code) {
+				if run.CatchUp && run.Attempt == 0 {
+					n++
+				}
+			}
+			want := int(r.definition(code).MissedFires)
+			if strings.HasSuffix(code, "-latest") {
+				want = min(want, 1)
+			}
+			if n < want {
+				return false
+			}
+		}
+		return true
+	})
+	catchUpsDone := time.Now()
 
 	var wantCron []time.Time
 	for m := down.Truncate(time.Minute).Add(time.Minute); m.Before(up); m = m.Add(time.Minute) {
@@ -418,6 +457,61 @@ func TestEngineOutageMissedFiresAndCatchUp(t *testing.T) {
 			seconds(missed), len(caught), calls)
 		if strings.HasPrefix(code, "every") && calls != len(r.runs(code)) {
 			t.Errorf("%s: %d Inngest runs for %d runs recorded: one Inngest run per fire", code, calls, len(r.runs(code)))
+		}
+	}
+	// The crons' missed fires are counted when their grace passes, under
+	// every policy alike: the first during the outage, each within a
+	// resync (and a sample) of skip's, and before any catch-up runs.
+	var firstCatchUp time.Time
+	for _, code := range codes {
+		for _, run := range r.runs(code) {
+			if run.CatchUp && (firstCatchUp.IsZero() || run.StartedAt.Before(firstCatchUp)) {
+				firstCatchUp = run.StartedAt
+			}
+		}
+	}
+	for _, code := range codes[:3] {
+		c := counted[code]
+		t.Logf("%s: missed fires counted at %s", code, seconds(c))
+		if len(c) != len(wantCron) {
+			t.Errorf("%s: %d counts seen, want %d", code, len(c), len(wantCron))
+			continue
+		}
+		if !c[0].Before(up) {
+			t.Errorf("%s: its first missed fire was counted at %s, after the outage ended (%s)", code, c[0].Format("15:04:05"), up.Format("15:04:05"))
+		}
+		for i := range c {
+			skip := counted["cron-skip"]
+			if i < len(skip) && (c[i].Sub(skip[i]) > firesResync+time.Second || skip[i].Sub(c[i]) > firesResync+time.Second) {
+				t.Errorf("%s: missed fire %d counted at %s, skip's at %s: more than a resync apart", code, i+1, c[i].Format("15:04:05.0"), skip[i].Format("15:04:05.0"))
+			}
+			if !c[i].Before(firstCatchUp) {
+				t.Errorf("%s: missed fire %d counted at %s, after the first catch-up run started (%s)", code, i+1, c[i].Format("15:04:05.0"), firstCatchUp.Format("15:04:05.0"))
+			}
+		}
+	}
+	// The catch-ups go out one grace (and a resync) after the app is
+	// held again, not later; all's start oldest first.
+	t.Logf("first catch-up run started at %s, %v after the engine came back; all caught up at %s", firstCatchUp.Format("15:04:05"),
+		firstCatchUp.Sub(up).Round(time.Second), catchUpsDone.Format("15:04:05"))
+	if late := firstCatchUp.Sub(up); late > firesGrace+30*time.Second {
+		t.Errorf("the first catch-up run started %v after the engine came back; want about the grace (%v) after the apps are registered again", late, firesGrace)
+	}
+	for _, code := range []string{"cron-all", "every-all"} {
+		var catchUps []reconciler.RunRecord
+		for _, run := range r.runs(code) {
+			if run.CatchUp && run.Attempt == 0 {
+				catchUps = append(catchUps, run)
+			}
+		}
+		sort.SliceStable(catchUps, func(i, j int) bool { return catchUps[i].StartedAt.Before(catchUps[j].StartedAt) })
+		var order []time.Time
+		for _, run := range catchUps {
+			order = append(order, *run.ScheduledFor)
+		}
+		t.Logf("%s: catch-ups in the order they started: %s", code, seconds(order))
+		if !slices.IsSortedFunc(order, time.Time.Compare) {
+			t.Errorf("%s: catch-ups started in the order %s, want oldest first", code, seconds(order))
 		}
 	}
 	if got := counterValue(t, r.metrics, "tasksync_missed_fires_total", map[string]string{"tenant": "acme"}); got != total {

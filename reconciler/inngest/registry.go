@@ -295,6 +295,7 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 			// The run tells each attempt's end (wf.ended); an invocation
 			// that only advanced to a new step returns nothing.
+			r.chainCatchUp(ctx, client, tenant, d, runInput(in, d.Spec.Trigger))
 			out, err := wf.run(ctx, in)
 			if errors.Is(err, reconciler.ErrStale) {
 				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
@@ -312,6 +313,7 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 		if sched.Every > 0 {
 			r.seedNext(ctx, client, tenant, d, ri)
 		}
+		r.chainCatchUp(ctx, client, tenant, d, ri)
 		out, err := run.Run(ctx, tenant, d, ri)
 		if errors.Is(err, reconciler.ErrStale) || errors.Is(err, reconciler.ErrAlreadyRan) {
 			// Not a failure: this run must not execute.
@@ -493,7 +495,11 @@ func (r *Registry) seedNext(ctx context.Context, client inngestgo.Client, tenant
 // fireEvent is the fire event of d's fire at: due at that time, its id
 // naming the definition's version and the instant (a catch-up's another),
 // so that sending it again starts nothing.
-func fireEvent(appID, tenant string, d reconciler.Definition, at time.Time, catchUp bool) inngestgo.Event {
+//
+// A catch-up's event names the catch-ups to run after it (then, oldest
+// first): its run sends the first of them, naming the rest, as it starts
+// (chainCatchUp), so that catchup: all runs oldest first.
+func fireEvent(appID, tenant string, d reconciler.Definition, at time.Time, catchUp bool, then ...time.Time) inngestgo.Event {
 	id := FireEventID(appID, d, at, catchUp)
 	ev := inngestgo.Event{ID: &id, Name: reconciler.FireEventName,
 		Data: map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash,
@@ -501,7 +507,57 @@ func fireEvent(appID, tenant string, d reconciler.Definition, at time.Time, catc
 	if !catchUp {
 		ev.Timestamp = at.UnixMilli()
 	}
+	if len(then) > 0 {
+		s := make([]string, len(then))
+		for i, f := range then {
+			s[i] = f.UTC().Format(time.RFC3339Nano)
+		}
+		ev.Data["then"] = s
+	}
 	return ev
+}
+
+// chainCatchUp sends, when a catch-up run of d starts, the event of the
+// next catch-up its event names (data.then), naming the rest: the
+// catch-ups of catchup: all start oldest first, each after the one
+// before it started. Only a fire event of d's version under catchup: all
+// chains, and only to fires of d's schedule after the run's own, in
+// order, at most MaxCatchUpRuns in all, none ahead of now: a forged
+// event can ask for nothing a catch-up event could not. A lost send is
+// made good by the leader's next resync, which sends the oldest catch-up
+// still owed; the event's id makes a second send start nothing.
+func (r *Registry) chainCatchUp(ctx context.Context, client inngestgo.Client, tenant string, d reconciler.Definition, in reconciler.RunInput) {
+	if name, _ := in.Event["name"].(string); name != reconciler.FireEventName || !in.CatchUp || in.ScheduledFor.IsZero() {
+		return
+	}
+	t := d.Spec.Trigger
+	data, _ := in.Event["data"].(map[string]any)
+	if data["hash"] != d.Hash || t.CatchUp != reconciler.CatchUpAll {
+		return
+	}
+	raw, _ := data["then"].([]any)
+	if len(raw) == 0 || len(raw) >= reconciler.MaxCatchUpRuns {
+		return
+	}
+	now := time.Now()
+	then := make([]time.Time, 0, len(raw))
+	prev := in.ScheduledFor
+	for _, v := range raw {
+		s, _ := v.(string)
+		f, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || !f.After(prev) || f.After(now.Add(reconciler.OneShotSkew)) {
+			return
+		}
+		if at, ok := reconciler.FireAt(t, f); !ok || !at.Equal(f) {
+			return
+		}
+		then = append(then, f)
+		prev = f
+	}
+	if _, err := client.Send(ctx, fireEvent(r.AppID(tenant), tenant, d, then[0], true, then[1:]...)); err != nil {
+		r.opts.Logger.Warn("send the next catch-up; the leader's next resync sends it", "tenant", tenant, "code", d.Metadata.Code,
+			"scheduled_for", then[0], "err", err)
+	}
 }
 
 // FireEventID is the idempotency key of a fire event: the definition's
@@ -559,7 +615,7 @@ func (r *Registry) SendFires(ctx context.Context, tenant string, fires []reconci
 		if i < 0 {
 			continue
 		}
-		evs = append(evs, fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp))
+		evs = append(evs, fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp, f.Then...))
 	}
 	return r.sendEvents(ctx, tenant, a, evs)
 }

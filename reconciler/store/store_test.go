@@ -535,16 +535,35 @@ func TestMissedFireAccounting(t *testing.T) {
 	if len(missed) != 9 {
 		t.Errorf("missed = %v, want the 9 fires without a run", missed)
 	}
-	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed); err != nil || !counted {
+	owed := missed[len(missed)-2:]
+	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed, owed); err != nil || !counted {
 		t.Fatalf("RecordFireCheck = %v, %v", counted, err)
 	}
 	// A former leader's check of the same window records nothing.
-	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed); err != nil || counted {
+	if counted, err := s.RecordFireCheck(ctxT(t), c, to, missed, nil); err != nil || counted {
 		t.Errorf("a second record of the same window: counted %v, %v", counted, err)
 	}
 	checks, err = s.FireChecks(ctxT(t), to)
 	if err != nil || len(checks) != 1 || !checks[0].From.Equal(to) {
 		t.Fatalf("FireChecks after the record = %v, %v", checks, err)
+	}
+	// The catch-ups owed are kept for the version they were counted
+	// under, and the runs are read from the oldest of them on.
+	if got := checks[0].Pending; len(got) != 2 || !got[0].Equal(owed[0]) || !got[1].Equal(owed[1]) {
+		t.Errorf("pending = %v, want %v", got, owed)
+	}
+	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set catchup_pending = array[$1::timestamptz], fires_checked_at = $2`,
+		base.Add(time.Minute), base.Add(200*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if checks, err = s.FireChecks(ctxT(t), to); err != nil || len(checks) != 1 || !slices.ContainsFunc(checks[0].Fired, base.Add(time.Minute).Equal) {
+		t.Errorf("FireChecks with a catch-up owed long before the window: fired %v, %v; want the run of minute 1", checks, err)
+	}
+	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set catchup_pending_hash = 'another version'`); err != nil {
+		t.Fatal(err)
+	}
+	if checks, err = s.FireChecks(ctxT(t), to); err != nil || len(checks) != 1 || len(checks[0].Pending) != 0 {
+		t.Errorf("FireChecks: catch-ups owed under another version = %v, %v; want none", checks, err)
 	}
 	d, err := s.Definition(ctxT(t), "acme", "minutely")
 	if err != nil || d.MissedFires != 9 || d.LastMissedFireAt == nil || !d.LastMissedFireAt.Equal(to) {
@@ -755,7 +774,7 @@ func TestFiresDue(t *testing.T) {
 	if err != nil || len(cs) != 1 {
 		t.Fatalf("FireChecks = %v, %v", cs, err)
 	}
-	if _, err := s.RecordFireCheck(ctxT(t), cs[0], now, nil); err != nil {
+	if _, err := s.RecordFireCheck(ctxT(t), cs[0], now, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := checks(now); n != 1 {
