@@ -35,6 +35,7 @@ type triggerOptions struct {
 	hash    string
 	wait    bool
 	timeout time.Duration
+	print   bool
 }
 
 func triggerFlags(f *flagSet) {
@@ -44,6 +45,7 @@ func triggerFlags(f *flagSet) {
 	f.string(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
 	f.bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
 	f.duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
+	f.bool(&o.print, "print-event", "", "print the signed event as JSON instead of sending it (to post it with curl); it is valid for an hour")
 	f.opts = o
 }
 
@@ -85,7 +87,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		return usageError("trigger: --timeout must be positive")
 	}
 	conn, ok := inngestConnection(c.getenv)
-	if !ok {
+	if !ok && !o.print {
 		return usageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
 	}
 
@@ -123,9 +125,21 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	if def.SyncState != reconciler.SyncSynced {
 		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
 	}
-	ev, err := inngest.ManualEvent(tenant, code, def.Hash, data)
+	key, err := st.EventKey(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := inngest.ManualEvent(key, tenant, code, def.Hash, data)
 	if err != nil {
 		return usageError("trigger: --data: %v", err)
+	}
+	if o.print {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", b)
+		return nil
 	}
 	sender, err := inngest.NewSender(conn)
 	if err != nil {
@@ -147,15 +161,19 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		if run.RunID == "" {
 			return &exitError{code: exitTimeout, err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
 		}
-		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still %s after %s; it goes on", run.RunID, strings.ToLower(run.Status), o.timeout)}
+		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still %s after %s; it goes on", reconciler.EscapeText(run.RunID), reconciler.EscapeText(strings.ToLower(run.Status)), o.timeout)}
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(c.stdout, "trigger: run %s %s\n", run.RunID, strings.ToLower(run.Status))
+	fmt.Fprintf(c.stdout, "trigger: run %s %s\n", reconciler.EscapeText(run.RunID), reconciler.EscapeText(strings.ToLower(run.Status)))
 	if len(run.Output) > 0 && string(run.Output) != "null" {
 		var out bytes.Buffer
 		if json.Indent(&out, run.Output, "", "  ") == nil {
-			fmt.Fprintf(c.stdout, "%s\n", out.String())
+			// The output is the tenant's: each line escaped, as validate
+			// prints file names (no terminal controls, no bidi overrides).
+			for _, line := range strings.Split(out.String(), "\n") {
+				fmt.Fprintf(c.stdout, "%s\n", reconciler.EscapeText(line))
+			}
 		}
 	}
 	if !run.Succeeded() {
