@@ -147,8 +147,12 @@ const OneShotEventName = "tasksync/one-shot.due"
 
 // CheckSigned returns an error wrapping ErrStale and ErrUnsigned when in's
 // event is one of tasksync's own (IsSignedEvent) without a valid MAC
-// under k, or a manual run's signed more than ManualEventTTL ago (or
-// ahead). Other events pass. The error names no key, MAC or version.
+// under k, or one wrapping ErrStale when it is a manual run's signed
+// more than ManualEventTTL before its run started (or ahead of it). The
+// run's start is the time in its Inngest run id (a ULID), the same for
+// every call of the run, so a workflow that sleeps past the hour goes
+// on; without one, now. Other events pass. The error names no key, MAC
+// or version.
 func CheckSigned(k *EventKey, in RunInput, now time.Time) error {
 	name, _ := in.Event["name"].(string)
 	if !IsSignedEvent(name) {
@@ -165,10 +169,36 @@ func CheckSigned(k *EventKey, in RunInput, now time.Time) error {
 		if err != nil {
 			return ErrUnsigned
 		}
+		if started, ok := ulidTime(in.RunID); ok {
+			now = started
+		}
 		if d := now.Sub(time.UnixMilli(t)); d > ManualEventTTL || d < -OneShotSkew {
 			return fmt.Errorf("%w: the manual run's event was signed at %s, more than %s ago", ErrStale,
 				time.UnixMilli(t).UTC().Format(time.RFC3339), ManualEventTTL)
 		}
 	}
 	return nil
+}
+
+// crockford is the alphabet of a ULID.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// ulidTime is the time a ULID (an Inngest run id) was made: its first 10
+// characters, 48 bits of Unix milliseconds.
+func ulidTime(id string) (time.Time, bool) {
+	if len(id) != 26 {
+		return time.Time{}, false
+	}
+	var ms uint64
+	for _, c := range strings.ToUpper(id[:10]) {
+		i := strings.IndexRune(crockford, c)
+		if i < 0 {
+			return time.Time{}, false
+		}
+		ms = ms<<5 | uint64(i)
+	}
+	if ms >= 1<<48 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(ms)), true
 }

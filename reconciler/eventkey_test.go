@@ -64,6 +64,26 @@ func TestEventMAC(t *testing.T) {
 	if !errors.Is(err, reconciler.ErrStale) || errors.Is(err, reconciler.ErrUnsigned) {
 		t.Errorf("a manual event an hour old: %v; want it stale", err)
 	}
+	// The run's start is its run id's time: a workflow's later call,
+	// hours on, still passes; a run started an hour after the signing
+	// does not.
+	ulid := func(at time.Time) string {
+		const a = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+		ms, b := uint64(at.UnixMilli()), make([]byte, 10)
+		for i := 9; i >= 0; i-- {
+			b[i], ms = a[ms&31], ms>>5
+		}
+		return string(b) + "0000000000000000"
+	}
+	run := in(reconciler.ManualRunEvent, signed(reconciler.ManualRunEvent))
+	run.RunID = ulid(now)
+	if err := reconciler.CheckSigned(key, run, now.Add(5*time.Hour)); err != nil {
+		t.Errorf("a later call of a run started at once: %v", err)
+	}
+	run.RunID = ulid(now.Add(reconciler.ManualEventTTL + time.Minute))
+	if err := reconciler.CheckSigned(key, run, now); !errors.Is(err, reconciler.ErrStale) {
+		t.Errorf("a run started an hour after the signing: %v; want it stale", err)
+	}
 	if got := reconciler.ErrUnsigned.Error(); got != "not signed by tasksync" {
 		t.Errorf("ErrUnsigned says %q", got)
 	}
