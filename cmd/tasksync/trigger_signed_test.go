@@ -17,7 +17,9 @@ import (
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
-// TestTriggerSigned: tasksync's manual run event carries a MAC under a
+// TestTriggerSigned (tenant initech: the dev server keeps the apps of the
+// other tests' stopped daemons, whose functions would match acme's
+// events too): tasksync's manual run event carries a MAC under a
 // key only the daemon and `tasksync trigger` hold. A hand-crafted event
 // with the applied version (computable from the YAML, shown by the status
 // API) runs nothing, and its refusal names no version; the event
@@ -42,14 +44,14 @@ func TestTriggerSigned(t *testing.T) {
 	bin := buildBinary(t)
 	dir := filepath.Join(t.TempDir(), "tasks.d")
 	for code, path := range map[string]string{"nightly": "/nightly", "loud": "/loud"} {
-		deftest.WriteFile(t, filepath.Join(dir, "acme", code+".yaml"), deftest.Task{Code: code, Trigger: "{cron: '0 3 1 1 *'}",
+		deftest.WriteFile(t, filepath.Join(dir, "initech", code+".yaml"), deftest.Task{Code: code, Trigger: "{cron: '0 3 1 1 *'}",
 			Spec: []string{"retries: 0"}, Config: fmt.Sprintf(`{url: "%s%s"}`, api.URL, path)}.String())
 	}
 	prefix := fmt.Sprintf("s%d", time.Now().UnixNano()%1e6)
 	dbURL := pg.NewDatabase(t)
 	base, _, _, _ := startDaemon(t, bin, []string{"DATABASE_URL=" + dbURL, "TASKSYNC_DIR=" + dir, "INNGEST_DEV=" + dev.URL,
 		"TASKSYNC_APP_PREFIX=" + prefix, "TASKSYNC_ALLOW_CIDRS=127.0.0.1/32"}, "2s")
-	waittest.For(t, "the app in Inngest", 30*time.Second, func() bool { return len(appCrons(t, prefix+"-acme")) == 2 })
+	waittest.For(t, "the app in Inngest", 30*time.Second, func() bool { return len(appCrons(t, prefix+"-initech")) == 2 })
 	env := map[string]string{"DATABASE_URL": dbURL, "INNGEST_DEV": dev.URL}
 
 	var detail struct {
@@ -57,20 +59,20 @@ func TestTriggerSigned(t *testing.T) {
 			Hash string `json:"spec_hash"`
 		} `json:"definition"`
 	}
-	_, body := get(base + "/v1/tenants/acme/definitions/nightly")
+	_, body := get(base + "/v1/tenants/initech/definitions/nightly")
 	if err := json.Unmarshal([]byte(body), &detail); err != nil || detail.Definition.Hash == "" {
 		t.Fatalf("nightly's detail: %v\n%s", err, body)
 	}
 	hash := detail.Definition.Hash
 
-	// The attack: an event-key holder posts tasksync/run for acme's
+	// The attack: an event-key holder posts tasksync/run for initech's
 	// nightly with its (public) hash and data of their own.
 	sender, err := inngest.NewSender(inngest.Options{DevURL: dev.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ev, err := inngest.ManualEvent(nil, "acme", "nightly", hash, map[string]any{"customer_id": "evil"})
+	ev, err := inngest.ManualEvent(nil, "initech", "nightly", hash, map[string]any{"customer_id": "evil"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestTriggerSigned(t *testing.T) {
 	if strings.Contains(string(run.Output), hash[:12]) {
 		t.Errorf("the refusal shows the applied version: %s", run.Output)
 	}
-	if n := nightly.Load(); n != 0 || len(manualRuns(t, dbURL, "acme", "nightly")) != 0 {
+	if n := nightly.Load(); n != 0 || len(manualRuns(t, dbURL, "initech", "nightly")) != 0 {
 		t.Errorf("the forged event ran nightly (%d calls)", n)
 	}
 	// A forged MAC does no better.
@@ -98,7 +100,7 @@ func TestTriggerSigned(t *testing.T) {
 	}
 
 	// The operator's way: the signed event, posted as with curl.
-	out, errOut, code := runCmd(t, env, "trigger", "--print-event", "acme", "nightly")
+	out, errOut, code := runCmd(t, env, "trigger", "--print-event", "initech", "nightly")
 	if code != 0 || !strings.Contains(out, `"mac":`) || strings.Contains(out, "sent") {
 		t.Fatalf("trigger --print-event: exit %d\n%s%s", code, out, errOut)
 	}
@@ -108,14 +110,14 @@ func TestTriggerSigned(t *testing.T) {
 	}
 	res.Body.Close()
 	waittest.For(t, "the printed event's run", 30*time.Second, func() bool {
-		got := manualRuns(t, dbURL, "acme", "nightly")
+		got := manualRuns(t, dbURL, "initech", "nightly")
 		return len(got) == 1 && got[0] == "manual:succeeded"
 	})
 
 	// --wait: the tenant's output reaches the terminal escaped.
-	out, errOut, code = runCmd(t, env, "trigger", "--wait", "--timeout", "60s", "acme", "loud")
+	out, errOut, code = runCmd(t, env, "trigger", "--wait", "--timeout", "60s", "initech", "loud")
 	if code != 0 || loud.Load() != 1 {
-		t.Fatalf("trigger acme loud --wait: exit %d\n%s%s", code, out, errOut)
+		t.Fatalf("trigger initech loud --wait: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, bad := range []string{"\u009b", "\u202e", "\x1b"} {
 		if strings.Contains(out, bad) {
