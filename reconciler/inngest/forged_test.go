@@ -43,7 +43,7 @@ func fireData(key *reconciler.EventKey, d reconciler.Definition, at time.Time, c
 	return data
 }
 
-// lockedRunner records every call of Run.
+// callCounter counts the calls of Run that pass the MAC check, by code.
 type callCounter struct {
 	inngest.Runner
 	mu sync.Mutex
