@@ -125,8 +125,23 @@ spec:
 	} {
 		sendEvent(t, reconciler.FireEventName, fireData(key, yearly, f.at, f.catchUp, fmt.Sprintf("replay-%d", i)))
 	}
+	// The engine's own run of the minute before may still arrive (late,
+	// on a loaded machine): only runs for the forged instant count.
+	forRuns := func(code string, at time.Time) int {
+		runs, err := st.Runs(ctx, "acme", code, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range runs {
+			if r.ScheduledFor != nil && r.ScheduledFor.Equal(at) {
+				n++
+			}
+		}
+		return n
+	}
 	waittest.Never(t, "a forged fire's run", 5*time.Second, func() bool {
-		return rec.count("/yearly-wf") > 0 || rec.count("/minutely") > 0 || runner.count("minutely") > 0
+		return rec.count("/yearly-wf") > 0 || forRuns("minutely", next) > 0 || forRuns("minutely-wf", next) > 0
 	})
 	for _, code := range []string{"yearly-wf", "minutely-wf"} {
 		if runs, err := st.Runs(ctx, "acme", code, 10, 0); err != nil || len(runs) != 0 {
@@ -150,17 +165,7 @@ spec:
 	waittest.For(t, "the ten events' task calls", 60*time.Second, func() bool { return runner.count("minutely") >= 10 })
 	time.Sleep(3 * time.Second) // the workflow's calls have no counter: let them land
 	for _, code := range []string{"minutely", "minutely-wf"} {
-		runs, err := st.Runs(ctx, "acme", code, 100, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, r := range runs {
-			if r.ScheduledFor != nil && r.ScheduledFor.Equal(next) {
-				n++
-			}
-		}
-		if n != 1 {
+		if n := forRuns(code, next); n != 1 {
 			t.Errorf("%s: %d runs for the fire at %s, want 1", code, n, next.Format(time.RFC3339))
 		}
 	}
