@@ -74,11 +74,11 @@ func TestManualRun(t *testing.T) {
 	}{
 		{"applied version", eventTask(), manualRecords{ref: reconciler.AppliedRef{ID: 1, Hash: "h1"}}, manualInput("h1"), ""},
 		{"retired", eventTask(), manualRecords{retired: true}, manualInput("h1"), "retired or changed"},
-		{"another version", eventTask(), manualRecords{ref: reconciler.AppliedRef{ID: 1, Hash: "h1"}}, manualInput("h0"), "is for version h0, but the applied version is h1"},
+		{"another version", eventTask(), manualRecords{ref: reconciler.AppliedRef{ID: 1, Hash: "h1"}}, manualInput("h0"), "names another version than the applied one; see the status API"},
 		{"no version", eventTask(), manualRecords{ref: reconciler.AppliedRef{ID: 1, Hash: "h1"}}, manualInput(""), "names no version"},
 		{"one-shot before its time, after its run", oneShot, manualRecords{ref: reconciler.AppliedRef{ID: 1, Hash: "h1"}}, manualInput("h1"), ""},
 		{"store down, served version", eventTask(), manualRecords{down: true}, manualInput("h1"), ""},
-		{"store down, another version", eventTask(), manualRecords{down: true}, manualInput("h0"), "is for version h0"},
+		{"store down, another version", eventTask(), manualRecords{down: true}, manualInput("h0"), "names another version than the applied one"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,21 +55,15 @@ func CheckManual(in RunInput, code, hash string) error {
 	}
 	data, _ := in.Event["data"].(map[string]any)
 	asked, _ := data["hash"].(string)
+	// The messages name no version: whoever posted the event learns
+	// nothing from the refusal (the status API shows the applied one).
 	switch {
 	case asked == "":
-		return fmt.Errorf("%w: the manual run of %s names no version (data.hash); the applied version is %s", ErrStale, code, hash)
+		return fmt.Errorf("%w: the manual run of %s names no version (data.hash); see the status API for the applied one", ErrStale, code)
 	case asked != hash:
-		return fmt.Errorf("%w: the manual run of %s is for version %s, but the applied version is %s", ErrStale, code, shortHash(asked), shortHash(hash))
+		return fmt.Errorf("%w: the manual run of %s names another version than the applied one; see the status API", ErrStale, code)
 	}
 	return nil
-}
-
-// shortHash cuts a version hash for a message.
-func shortHash(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }
 
 // RunStatus is the state of a run attempt, as root_task_runs records it.
@@ -190,8 +184,18 @@ type Actions interface {
 // since its function was registered; it does not execute.
 var ErrStale = errors.New("the definition was retired or changed since this run was scheduled")
 
-// ErrAlreadyRan means a one-shot's version already ran under another run.
+// ErrAlreadyRan means a one-shot's version already ran under another run
+// (or, as ErrFireRan, a scheduled fire did).
 var ErrAlreadyRan = errors.New("this one-shot already ran")
+
+// ErrFireRan means a cron's or interval's fire already has its run: it
+// wraps ErrAlreadyRan.
+var ErrFireRan error = fireRanError{}
+
+type fireRanError struct{}
+
+func (fireRanError) Error() string { return "this fire already ran" }
+func (fireRanError) Unwrap() error { return ErrAlreadyRan }
 
 // TaskRunner executes ScheduledTask runs: it checks that the run belongs
 // to the applied version, records the attempt, performs the action and
@@ -282,13 +286,16 @@ func (r *TaskRunner) resolve(ctx context.Context, tenant string, def Definition,
 	if err := CheckFire(def.Spec.Trigger, def.Hash, in, time.Now()); err != nil {
 		return def, ref, err
 	}
+	if err := FireAfterApply(in, ref.AppliedAt); err != nil {
+		return def, ref, err
+	}
 	if fr, ok := r.Records.(FireRecorder); ok && !in.ScheduledFor.IsZero() && in.Attempt == 0 {
 		ran, err := fr.RanFor(sctx, ref, in.ScheduledFor, in.RunID)
 		if err != nil {
 			return def, ref, fmt.Errorf("look up earlier runs: %w", err)
 		}
 		if ran {
-			return def, ref, fmt.Errorf("%w: a run for the fire at %s is recorded already", ErrAlreadyRan, in.ScheduledFor.UTC().Format(time.RFC3339))
+			return def, ref, fmt.Errorf("%w: a run for the fire at %s is recorded already", ErrFireRan, in.ScheduledFor.UTC().Format(time.RFC3339))
 		}
 	}
 	if def.Spec.Trigger.Type() == TriggerDate {
@@ -309,6 +316,70 @@ type FireRecorder interface {
 	// RanFor reports whether the definition has a run for the fire at
 	// under another run id.
 	RanFor(ctx context.Context, ref AppliedRef, at time.Time, runID string) (bool, error)
+}
+
+// FireClaimer claims a scheduled fire for one run, atomically
+// (store.Store): a workflow's first call claims its fire before any of
+// its steps runs (a task's StartRun claims it too).
+type FireClaimer interface {
+	// FireHolder returns the run holding the claim on the definition's
+	// fire at; ok is false when no run has claimed it.
+	FireHolder(ctx context.Context, ref AppliedRef, at time.Time) (runID string, ok bool, err error)
+	// ClaimFire claims the fire at for runID and returns the run that
+	// holds the claim: runID, unless another run claimed it first.
+	ClaimFire(ctx context.Context, ref AppliedRef, at time.Time, runID string) (holder string, err error)
+}
+
+// CheckWorkflowFire checks a call of a workflow's run against the fire it
+// is for, as the task runner checks a task's run: on the run's first call
+// (no run holds the fire yet) the fire must be due at now, within its
+// grace or catch-up policy, not from before the version was applied, and
+// without a run already; the call then claims the fire for its run. A
+// later call of the run that holds the fire checks only the version and
+// the instant (it may come long after, past a sleep); a call of another
+// run for the same fire is refused with ErrFireRan. Without the store
+// (ref from ServedRef) only the version and the instant are checked.
+func CheckWorkflowFire(ctx context.Context, rec RunRecorder, t Trigger, ref AppliedRef, in RunInput, now time.Time) error {
+	if s, ok := rec.(*spoolingRecorder); ok {
+		rec = s.RunRecorder
+	}
+	fc, ok := rec.(FireClaimer)
+	if in.ScheduledFor.IsZero() || !ok || ref.ID == 0 {
+		return CheckFire(t, ref.Hash, in, time.Time{})
+	}
+	holder, held, err := fc.FireHolder(ctx, ref, in.ScheduledFor)
+	if err != nil {
+		return fmt.Errorf("look up the fire's run: %w", err)
+	}
+	ranErr := fmt.Errorf("%w: a run for the fire at %s is recorded already", ErrFireRan, in.ScheduledFor.UTC().Format(time.RFC3339))
+	switch {
+	case held && holder != in.RunID:
+		return ranErr
+	case held:
+		return CheckFire(t, ref.Hash, in, time.Time{})
+	}
+	if err := CheckFire(t, ref.Hash, in, now); err != nil {
+		return err
+	}
+	if err := FireAfterApply(in, ref.AppliedAt); err != nil {
+		return err
+	}
+	if fr, ok := rec.(FireRecorder); ok {
+		ran, err := fr.RanFor(ctx, ref, in.ScheduledFor, in.RunID)
+		if err != nil {
+			return fmt.Errorf("look up earlier runs: %w", err)
+		}
+		if ran {
+			return ranErr
+		}
+	}
+	if holder, err = fc.ClaimFire(ctx, ref, in.ScheduledFor, in.RunID); err != nil {
+		return fmt.Errorf("claim the fire: %w", err)
+	}
+	if holder != in.RunID {
+		return ranErr
+	}
+	return nil
 }
 
 // CheckFire returns an error wrapping ErrStale when a scheduled run of
@@ -349,6 +420,20 @@ func CheckFire(t Trigger, hash string, in RunInput, now time.Time) error {
 		return fmt.Errorf("%w: the fire at %s is older than the catch-up window", ErrStale, at.UTC().Format(time.RFC3339))
 	case !catchUp && in.Attempt == 0 && now.Sub(at) > missedFireGrace+time.Duration(t.Jitter):
 		return fmt.Errorf("%w: the fire at %s is more than %s late; it counts as missed", ErrStale, at.UTC().Format(time.RFC3339), missedFireGrace)
+	}
+	return nil
+}
+
+// FireAfterApply returns an error wrapping ErrStale when in is a fire
+// event's run (FireEventName) for an instant before its version was
+// applied at appliedAt (less OneShotSkew): tasksync sends fires of a
+// version only after applying it. A zero appliedAt checks nothing.
+func FireAfterApply(in RunInput, appliedAt time.Time) error {
+	if name, _ := in.Event["name"].(string); name != FireEventName || in.ScheduledFor.IsZero() || appliedAt.IsZero() {
+		return nil
+	}
+	if in.ScheduledFor.Before(appliedAt.Add(-OneShotSkew)) {
+		return fmt.Errorf("%w: the fire at %s is from before this version was applied", ErrStale, in.ScheduledFor.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

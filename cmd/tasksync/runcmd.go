@@ -146,6 +146,15 @@ func runRun(ctx context.Context, c *invocation) error {
 	} else if n > 0 {
 		logger.Info("migrated", "applied", n)
 	}
+	if reg != nil {
+		// Every replica and `tasksync trigger` sign and check tasksync's
+		// own events with the key the store keeps.
+		key, err := st.EventKey(ctx)
+		if err != nil {
+			return err
+		}
+		reg.SetSigner(key)
+	}
 
 	if !o.once {
 		return runDaemon(ctx, o, c, logger, st, reg, promReg)

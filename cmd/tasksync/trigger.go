@@ -38,6 +38,7 @@ type triggerOptions struct {
 	hash    string
 	wait    bool
 	timeout time.Duration
+	print   bool
 }
 
 func triggerFlags(f *flagSet) {
@@ -47,6 +48,7 @@ func triggerFlags(f *flagSet) {
 	f.string(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
 	f.bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
 	f.duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
+	f.bool(&o.print, "print-event", "", "print the signed event as JSON instead of sending it (to post it with curl); it is valid for an hour")
 	f.opts = o
 }
 
@@ -88,7 +90,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		return usageError("trigger: --timeout must be positive")
 	}
 	conn, ok := inngestConnection(c.getenv)
-	if !ok {
+	if !ok && !o.print {
 		return usageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
 	}
 
@@ -133,9 +135,21 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	if def.SyncState != reconciler.SyncSynced {
 		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
 	}
-	ev, err := inngest.ManualEvent(tenant, code, def.Hash, data)
+	key, err := st.EventKey(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := inngest.ManualEvent(key, tenant, code, def.Hash, data)
 	if err != nil {
 		return usageError("trigger: --data: %v", err)
+	}
+	if o.print {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", b)
+		return nil
 	}
 	sender, err := inngest.NewSender(conn)
 	if err != nil {
@@ -162,7 +176,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 		return err
 	}
 	if run.refused != nil {
-		fmt.Fprintf(c.stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", run.runID, strings.ToLower(run.refused.Status))
+		fmt.Fprintf(c.stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.runID), reconciler.EscapeText(strings.ToLower(run.refused.Status)))
 		writeIndented(c.stdout, "", run.refused.Output)
 		return &exitError{code: exitFailure}
 	}
@@ -230,7 +244,7 @@ func followRun(ctx context.Context, sender *inngest.Sender, st *store.Store, ten
 // steps with their outcomes and outputs, a task's output, the error, and
 // where to read the run.
 func writeOutcome(w io.Writer, runID string, r reconciler.RunRecord) {
-	fmt.Fprintf(w, "trigger: run %s %s (attempt %d)\n", runID, r.Status, r.Attempt)
+	fmt.Fprintf(w, "trigger: run %s %s (attempt %d)\n", reconciler.EscapeText(runID), r.Status, r.Attempt)
 	var steps []reconciler.StepOutcome
 	if len(r.Steps) > 0 && json.Unmarshal(r.Steps, &steps) == nil {
 		for _, s := range steps {
@@ -266,7 +280,11 @@ func writeIndented(w io.Writer, prefix string, v json.RawMessage) {
 	}
 	var out bytes.Buffer
 	if json.Indent(&out, v, prefix, "  ") == nil {
-		fmt.Fprintf(w, "%s%s\n", prefix, out.String())
+		// The output is the tenant's: each line escaped, as validate
+		// prints file names (no terminal controls, no bidi overrides).
+		for _, line := range strings.Split(out.String(), "\n") {
+			fmt.Fprintf(w, "%s%s\n", prefix, reconciler.EscapeText(line))
+		}
 	}
 }
 

@@ -269,7 +269,7 @@ spec:
 	ctx := context.Background()
 	// A hand-crafted event for another version than the applied one: the
 	// function refuses it and the run fails, telling why.
-	ev, err := inngest.ManualEvent("acme", "nightly", "0000000000000000", nil)
+	ev, err := inngest.ManualEvent(nil, "acme", "nightly", "0000000000000000", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ spec:
 	}
 	// One tenant's event names another tenant's code with its own
 	// tenant_id: only the tenant it names may run it, and only its version.
-	ev, err = inngest.ManualEvent("globex", "nightly", "0000000000000000", nil)
+	ev, err = inngest.ManualEvent(nil, "globex", "nightly", "0000000000000000", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ spec:
 	if out, errOut, code := runCmd(t, env, "trigger", "acme", "goner"); code != 1 || !strings.Contains(errOut, "acme/goner is retired") {
 		t.Errorf("trigger a retired definition: exit %d, want 1 and 'is retired'\n%s%s", code, out, errOut)
 	}
-	ev, err = inngest.ManualEvent("acme", "goner", goner.Definition.Hash, nil)
+	ev, err = inngest.ManualEvent(nil, "acme", "goner", goner.Definition.Hash, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,9 +47,16 @@ func (r Revision) Short() string {
 //     in packed-refs).
 //
 // Anything else (no .git, an unborn branch, a file that is not what git
-// writes) is no revision, never an error: provenance is information, and
-// a tree is served whether it has one or not. Nothing a file says is
-// shown unless it is a well-formed commit id or ref name.
+// writes, a git file that is a symlink, a FIFO or a device) is no
+// revision, never an error: provenance is information, and a tree is
+// served whether it has one or not. Nothing a file says is shown unless
+// it is a well-formed commit id or ref name.
+//
+// The search for .git goes up from the tree's directory, as git's does (a
+// tree is often a subdirectory of its repository): the commit recorded is
+// therefore only as trustworthy as the directories above the tree. Whoever
+// can write to one of them can put a .git there that names any commit;
+// keep the tree's parents writable by the operator alone.
 type Provenance struct {
 	dir string
 
@@ -139,7 +146,7 @@ func (r *gitReader) stamp(p string) pathStamp {
 
 // read returns a small git file's content, trimmed, stamping it.
 func (r *gitReader) read(p string) (string, bool) {
-	if s := r.stamp(p); !s.exists || !regular(p) {
+	if s := r.stamp(p); !s.exists {
 		return "", false
 	}
 	b, err := readGitFile(p, maxGitFileSize)
@@ -149,15 +156,27 @@ func (r *gitReader) read(p string) (string, bool) {
 	return strings.TrimSpace(string(b)), true
 }
 
-// regular reports whether p is (or links to) a regular file: a FIFO or
-// a device is never opened.
-func regular(p string) bool {
-	info, err := os.Stat(p)
-	return err == nil && info.Mode().IsRegular()
+// openGitFile opens a git file for reading, only if it is a regular
+// file: opened without following a final symlink (git writes none of
+// these files as one) and without blocking (a FIFO or a device put there,
+// or swapped in after a stat, does not hang the open), then checked by
+// fstat on what was opened.
+func openGitFile(p string) (*os.File, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrInvalid}
+	}
+	return f, nil
 }
 
 func readGitFile(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := openGitFile(p)
 	if err != nil {
 		return nil, err
 	}
@@ -279,10 +298,10 @@ func (r *gitReader) resolveRef(gitDir, common, ref string) (commit, next string,
 // packedRef looks the ref up in the common directory's packed-refs.
 func (r *gitReader) packedRef(common, ref string) (string, bool) {
 	p := filepath.Join(common, "packed-refs")
-	if s := r.stamp(p); !s.exists || !regular(p) {
+	if s := r.stamp(p); !s.exists {
 		return "", false
 	}
-	f, err := os.Open(p)
+	f, err := openGitFile(p)
 	if err != nil {
 		return "", false
 	}

@@ -209,3 +209,31 @@ func BenchmarkProvenanceRevision(b *testing.B) {
 		p.Revision()
 	}
 }
+
+// TestProvenanceRefusesSymlinkedGitFiles: git writes HEAD, refs and
+// packed-refs as regular files; one that is a symlink (to a file holding
+// any commit id, anywhere) is not followed.
+func TestProvenanceRefusesSymlinkedGitFiles(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "planted")
+	write(t, outside, strings.Repeat("ab", 20)+"\n")
+	for _, link := range []string{".git/HEAD", ".git/refs/heads/main", ".git/packed-refs"} {
+		dir := t.TempDir()
+		write(t, filepath.Join(dir, ".git", "HEAD"), "ref: refs/heads/main\n")
+		target := outside
+		if link == ".git/packed-refs" {
+			target = filepath.Join(t.TempDir(), "packed")
+			write(t, target, strings.Repeat("ab", 20)+" refs/heads/main\n")
+		}
+		p := filepath.Join(dir, filepath.FromSlash(link))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(p)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := definitions.NewProvenance(dir).Revision(); got.Commit != "" {
+			t.Errorf("%s a symlink: Revision() = %+v, want no commit", link, got)
+		}
+	}
+}

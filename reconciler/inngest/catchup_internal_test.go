@@ -60,7 +60,7 @@ func TestCatchUpsChainOldestFirst(t *testing.T) {
 
 	// The chain: 1 names 2 and 3; 2 names 3; 3 names none.
 	client := &sendClient{}
-	ev := fireEvent(r.AppID("acme"), "acme", d, m(1), true, m(2), m(3))
+	ev := r.fireEvent(r.AppID("acme"), "acme", d, m(1), true, m(2), m(3))
 	var order []time.Time
 	for range 5 {
 		ri := catchUpRun(t, d, ev)
@@ -75,7 +75,7 @@ func TestCatchUpsChainOldestFirst(t *testing.T) {
 	if !slices.EqualFunc(order, []time.Time{m(1), m(2), m(3)}, time.Time.Equal) {
 		t.Errorf("catch-ups ran for %v, want minutes 1, 2, 3 in order", order)
 	}
-	if id := *client.sent[0].ID; id != FireEventID(r.AppID("acme"), d, m(2), true) {
+	if id := *client.sent[0].ID; id != r.FireEventID(r.AppID("acme"), d, m(2), true) {
 		t.Errorf("the chained event's id is %q, want the catch-up's own (a second send starts nothing)", id)
 	}
 
@@ -101,7 +101,7 @@ func TestCatchUpsChainOldestFirst(t *testing.T) {
 	}
 	for name, tc := range bad {
 		client := &sendClient{}
-		ri := catchUpRun(t, d, fireEvent(r.AppID("acme"), "acme", d, m(1), true, tc.then...))
+		ri := catchUpRun(t, d, r.fireEvent(r.AppID("acme"), "acme", d, m(1), true, tc.then...))
 		serving := d
 		if tc.d != nil {
 			serving = tc.d(d)

@@ -115,7 +115,12 @@ func (r *firesRig) start() {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r.metrics = prometheus.NewRegistry()
-	reg, err := inngest.New(inngest.Options{AppPrefix: "fires", ServeOrigin: r.origin, DevURL: r.engine.URL, Logger: logger})
+	// The key the store keeps, as a restarted daemon reads it again.
+	key, err := r.st.EventKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := inngest.New(inngest.Options{AppPrefix: "fires", ServeOrigin: r.origin, DevURL: r.engine.URL, Logger: logger, Signer: key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,12 +36,14 @@ func manualTrigger(tenant, code string) inngestgo.Trigger {
 
 // ReservedManualKeys are the keys of a manual run's event data that
 // tasksync sets; the caller's data may not hold them.
-var ReservedManualKeys = []string{"tenant_id", "code", "hash"}
+var ReservedManualKeys = []string{"tenant_id", "code", "hash", reconciler.EventNonceKey, reconciler.EventMACKey}
 
 // ManualEvent is the event that starts one run of tenant's definition
 // code at version hash now, with the caller's data merged into the
-// event's data (which the run's templates read as event.data).
-func ManualEvent(tenant, code, hash string, data map[string]any) (inngestgo.Event, error) {
+// event's data (which the run's templates read as event.data), signed
+// with key (reconciler.EventKey: the store's). A nil key leaves it
+// unsigned, and the run refuses it.
+func ManualEvent(key *reconciler.EventKey, tenant, code, hash string, data map[string]any) (inngestgo.Event, error) {
 	d := make(map[string]any, len(data)+3)
 	for k, v := range data {
 		for _, r := range ReservedManualKeys {
@@ -52,6 +54,9 @@ func ManualEvent(tenant, code, hash string, data map[string]any) (inngestgo.Even
 		d[k] = v
 	}
 	d["tenant_id"], d["code"], d["hash"] = tenant, code, hash
+	if key != nil {
+		key.Sign(reconciler.ManualRunEvent, d)
+	}
 	return inngestgo.Event{Name: reconciler.ManualRunEvent, Data: d, Timestamp: time.Now().UnixMilli()}, nil
 }
 

@@ -63,6 +63,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Registerer receives the registry's metrics; default none.
 	Registerer prometheus.Registerer
+	// Signer signs tasksync's own events (fires, one-shots) and derives
+	// their ids, and the runs check their MACs with it
+	// (reconciler.EventKey): the key the store keeps, the same for every
+	// replica and `tasksync trigger`. Default: a random key of this
+	// process alone.
+	Signer *reconciler.EventKey
 }
 
 // Registry holds each tenant's app: an inngestgo client whose functions are
@@ -108,6 +114,9 @@ func New(opts Options) (*Registry, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry() // counted, but shown nowhere
 	}
+	if opts.Signer == nil {
+		opts.Signer = reconciler.RandomEventKey()
+	}
 	envs, err := expr.NewEnvs()
 	if err != nil {
 		return nil, err
@@ -120,6 +129,14 @@ func New(opts Options) (*Registry, error) {
 	}
 	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), envs: envs, client: withReadBodies(opts.HTTPClient),
 		syncKey: syncKey, apps: map[string]*app{}}, nil
+}
+
+// SetSigner replaces the key that signs and checks tasksync's own events
+// (Options.Signer); call it before the first SetTenant.
+func (r *Registry) SetSigner(k *reconciler.EventKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.opts.Signer = k
 }
 
 // ServeOrigin is the origin Inngest calls the apps at.
@@ -288,16 +305,18 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	// Every function also starts from its manual run event (manual.go).
 	trigger := append(sched.Triggers(), manualTrigger(tenant, d.Metadata.Code))
 	if d.Kind == reconciler.KindWorkflow {
-		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay, send: client.Send,
+		wf := &workflow{tenant: tenant, def: d, envs: r.envs, actions: run.StepActions(), records: run.RunRecords(), delay: delay, send: client.Send, key: r.opts.Signer,
 			ended: func(e attemptEnd) {
 				r.attemptEnded(tenant, d.Metadata.Code, "workflow", e.in, e.err, e.final, e.started, e.failedStep)
 			}}
 		_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 			// The run tells each attempt's end (wf.ended); an invocation
 			// that only advanced to a new step returns nothing.
-			r.chainCatchUp(ctx, client, tenant, d, runInput(in, d.Spec.Trigger))
+			if ri := runInput(in, d.Spec.Trigger); reconciler.CheckSigned(r.opts.Signer, ri, time.Now()) == nil {
+				r.chainCatchUp(ctx, client, tenant, d, ri)
+			}
 			out, err := wf.run(ctx, in)
-			if errors.Is(err, reconciler.ErrStale) {
+			if errors.Is(err, reconciler.ErrStale) || errors.Is(err, reconciler.ErrAlreadyRan) {
 				r.metrics.runs.WithLabelValues(tenant, "workflow", runSkipped).Inc()
 				r.opts.Logger.Info("run", "tenant", tenant, "code", d.Metadata.Code, "run_id", in.InputCtx.RunID,
 					"attempt", in.InputCtx.Attempt, "status", runSkipped, "err", err)
@@ -310,11 +329,17 @@ func (r *Registry) register(client inngestgo.Client, tenant string, d reconciler
 	_, err = inngestgo.CreateFunction(client, fo, trigger, func(ctx context.Context, in inngestgo.Input[any]) (any, error) {
 		start := time.Now()
 		ri := runInput(in, d.Spec.Trigger)
-		if sched.Every > 0 {
-			r.seedNext(ctx, client, tenant, d, ri)
+		// tasksync's own events must carry its MAC; a forged one neither
+		// runs nor seeds the next fire.
+		err := reconciler.CheckSigned(r.opts.Signer, ri, start)
+		var out any
+		if err == nil {
+			if sched.Every > 0 {
+				r.seedNext(ctx, client, tenant, d, ri)
+			}
+			r.chainCatchUp(ctx, client, tenant, d, ri)
+			out, err = run.Run(ctx, tenant, d, ri)
 		}
-		r.chainCatchUp(ctx, client, tenant, d, ri)
-		out, err := run.Run(ctx, tenant, d, ri)
 		if errors.Is(err, reconciler.ErrStale) || errors.Is(err, reconciler.ErrAlreadyRan) {
 			// Not a failure: this run must not execute.
 			r.metrics.runs.WithLabelValues(tenant, kindLabel(d.Kind), runSkipped).Inc()
@@ -453,9 +478,10 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 		if !at.After(now) {
 			continue
 		}
-		id := OneShotEventID(a.id, d)
-		ev := inngestgo.Event{ID: &id, Name: OneShotEvent, Timestamp: at.UnixMilli(),
-			Data: map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash}}
+		id := r.OneShotEventID(a.id, d)
+		data := map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash, reconciler.EventNonceKey: id}
+		r.opts.Signer.Sign(OneShotEvent, data)
+		ev := inngestgo.Event{ID: &id, Name: OneShotEvent, Timestamp: at.UnixMilli(), Data: data}
 		if _, err := a.client.Send(ctx, ev); err != nil {
 			return sent, fmt.Errorf("tenant %q: send the one-shot event of %s: %w", tenant, d.Metadata.Code, err)
 		}
@@ -486,33 +512,35 @@ func (r *Registry) seedNext(ctx context.Context, client inngestgo.Client, tenant
 	if len(next) == 0 {
 		return
 	}
-	if _, err := client.Send(ctx, fireEvent(r.AppID(tenant), tenant, d, next[0], false)); err != nil {
+	if _, err := client.Send(ctx, r.fireEvent(r.AppID(tenant), tenant, d, next[0], false)); err != nil {
 		r.opts.Logger.Warn("send the next fire; the leader's next resync sends it", "tenant", tenant, "code", d.Metadata.Code,
 			"scheduled_for", next[0], "err", err)
 	}
 }
 
-// fireEvent is the fire event of d's fire at: due at that time, its id
-// naming the definition's version and the instant (a catch-up's another),
-// so that sending it again starts nothing.
+// fireEvent is the fire event of d's fire at: due at that time, signed,
+// its id naming the definition's version and the instant (a catch-up's
+// another), so that sending it again starts nothing.
 //
 // A catch-up's event names the catch-ups to run after it (then, oldest
-// first): its run sends the first of them, naming the rest, as it starts
-// (chainCatchUp), so that catchup: all runs oldest first.
-func fireEvent(appID, tenant string, d reconciler.Definition, at time.Time, catchUp bool, then ...time.Time) inngestgo.Event {
-	id := FireEventID(appID, d, at, catchUp)
-	ev := inngestgo.Event{ID: &id, Name: reconciler.FireEventName,
-		Data: map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash,
-			"scheduled_for": at.UTC().Format(time.RFC3339Nano), "catchup": catchUp}}
-	if !catchUp {
-		ev.Timestamp = at.UnixMilli()
-	}
+// first, under the MAC too): its run sends the first of them, naming the
+// rest, as it starts (chainCatchUp), so that catchup: all runs oldest
+// first.
+func (r *Registry) fireEvent(appID, tenant string, d reconciler.Definition, at time.Time, catchUp bool, then ...time.Time) inngestgo.Event {
+	id := r.FireEventID(appID, d, at, catchUp)
+	data := map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash,
+		"scheduled_for": at.UTC().Format(time.RFC3339Nano), "catchup": catchUp, reconciler.EventNonceKey: id}
 	if len(then) > 0 {
 		s := make([]string, len(then))
 		for i, f := range then {
 			s[i] = f.UTC().Format(time.RFC3339Nano)
 		}
-		ev.Data["then"] = s
+		data["then"] = s
+	}
+	r.opts.Signer.Sign(reconciler.FireEventName, data)
+	ev := inngestgo.Event{ID: &id, Name: reconciler.FireEventName, Data: data}
+	if !catchUp {
+		ev.Timestamp = at.UnixMilli()
 	}
 	return ev
 }
@@ -554,21 +582,20 @@ func (r *Registry) chainCatchUp(ctx context.Context, client inngestgo.Client, te
 		then = append(then, f)
 		prev = f
 	}
-	if _, err := client.Send(ctx, fireEvent(r.AppID(tenant), tenant, d, then[0], true, then[1:]...)); err != nil {
+	if _, err := client.Send(ctx, r.fireEvent(r.AppID(tenant), tenant, d, then[0], true, then[1:]...)); err != nil {
 		r.opts.Logger.Warn("send the next catch-up; the leader's next resync sends it", "tenant", tenant, "code", d.Metadata.Code,
 			"scheduled_for", then[0], "err", err)
 	}
 }
 
 // FireEventID is the idempotency key of a fire event: the definition's
-// function id and version (OneShotEventID), the instant in Unix
-// milliseconds, and "-catchup" for a catch-up.
-func FireEventID(appID string, d reconciler.Definition, at time.Time, catchUp bool) string {
-	id := OneShotEventID(appID, d) + "-" + strconv.FormatInt(at.UnixMilli(), 10)
-	if catchUp {
-		id += "-catchup"
-	}
-	return id
+// function id, then a MAC (under the registry's Signer) of its version,
+// the instant and whether it is a catch-up, so that nobody without the
+// key can send an event under this id first and have Inngest drop
+// tasksync's own as a duplicate.
+func (r *Registry) FireEventID(appID string, d reconciler.Definition, at time.Time, catchUp bool) string {
+	return r.opts.Signer.ID(appID+"-"+reconciler.FunctionSlug(d.Metadata.Code), "fire", d.Hash,
+		strconv.FormatInt(at.UnixMilli(), 10), strconv.FormatBool(catchUp))
 }
 
 // maxEventsPerSend bounds one request of events to Inngest.
@@ -591,7 +618,7 @@ func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time, 
 	var evs []any
 	for _, d := range a.fired {
 		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 && (horizon <= 0 || next[0].Sub(now) <= horizon) {
-			evs = append(evs, fireEvent(a.id, tenant, d, next[0], false))
+			evs = append(evs, r.fireEvent(a.id, tenant, d, next[0], false))
 		}
 	}
 	return r.sendEvents(ctx, tenant, a, evs)
@@ -615,7 +642,7 @@ func (r *Registry) SendFires(ctx context.Context, tenant string, fires []reconci
 		if i < 0 {
 			continue
 		}
-		evs = append(evs, fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp, f.Then...))
+		evs = append(evs, r.fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp, f.Then...))
 	}
 	return r.sendEvents(ctx, tenant, a, evs)
 }
@@ -633,13 +660,10 @@ func (r *Registry) sendEvents(ctx context.Context, tenant string, a *app, evs []
 }
 
 // OneShotEventID is the idempotency key of a one-shot's event: its
-// function id (unambiguous, see reconciler.FunctionID) and version.
-func OneShotEventID(appID string, d reconciler.Definition) string {
-	h := d.Hash
-	if len(h) > 16 {
-		h = h[:16]
-	}
-	return appID + "-" + reconciler.FunctionSlug(d.Metadata.Code) + "-" + h
+// function id (unambiguous, see reconciler.FunctionID), then a MAC of its
+// version (see FireEventID).
+func (r *Registry) OneShotEventID(appID string, d reconciler.Definition) string {
+	return r.opts.Signer.ID(appID+"-"+reconciler.FunctionSlug(d.Metadata.Code), "one-shot", d.Hash)
 }
 
 // Verify reads the server's view of a tenant's app and compares it with

@@ -109,7 +109,7 @@ func schedule(tenant, code string, t reconciler.Trigger) (Schedule, error) {
 }
 
 // OneShotEvent is the event that starts `at` triggers.
-const OneShotEvent = "tasksync/one-shot.due"
+const OneShotEvent = reconciler.OneShotEventName
 
 // expandDescriptor rewrites @daily-style descriptors as the 5-field
 // expressions they stand for.

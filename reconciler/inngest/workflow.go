@@ -27,7 +27,8 @@ type workflow struct {
 	envs    *expr.Envs
 	actions reconciler.Actions
 	records reconciler.RunRecorder
-	delay   time.Duration // retry_delay: each retry of a failed step waits this long
+	delay   time.Duration        // retry_delay: each retry of a failed step waits this long
+	key     *reconciler.EventKey // checks tasksync's own events (reconciler.CheckSigned)
 	// send sends a send_event step's event (the tenant's client's Send).
 	send func(ctx context.Context, event any) (string, error)
 	// ended counts and logs an attempt's end. An attempt whose step
@@ -70,6 +71,9 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 	if event == nil {
 		event = map[string]any{}
 	}
+	if err := reconciler.CheckSigned(w.key, ri, time.Now()); err != nil {
+		return nil, err
+	}
 	var ref reconciler.AppliedRef
 	if w.records != nil {
 		cur, ok, err := w.records.Current(ctx, w.tenant, w.def.Metadata.Code)
@@ -100,7 +104,9 @@ func (w *workflow) run(ctx context.Context, in inngestgo.Input[any]) (any, error
 			return nil, err
 		}
 		ref = cur
-		if err := reconciler.CheckFire(w.def.Spec.Trigger, cur.Hash, ri, time.Time{}); err != nil {
+		// The first call checks the fire at now and claims it for this
+		// run; later ones (after a sleep, a retry) only its version.
+		if err := reconciler.CheckWorkflowFire(ctx, w.records, w.def.Spec.Trigger, cur, ri, time.Now()); err != nil {
 			return nil, err
 		}
 	}

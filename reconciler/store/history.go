@@ -87,5 +87,11 @@ func (s *Store) PruneRuns(ctx context.Context, before time.Time, batch int) (del
 		return 0, false, fmt.Errorf("prune runs: %w", runErr(err))
 	}
 	n := int(tag.RowsAffected())
+	// The claims of fires that old: a run for such a fire is refused
+	// anyway (too late for its grace or its catch-up window).
+	if _, err := s.pool.Exec(ctx, `delete from root_fire_claims where ctid = any (array(
+		select ctid from root_fire_claims where claimed_at < $1 order by claimed_at limit $2))`, before, batch); err != nil {
+		return n, false, fmt.Errorf("prune fire claims: %w", runErr(err))
+	}
 	return n, n == batch, nil
 }

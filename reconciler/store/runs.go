@@ -53,6 +53,11 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 		if err := lockTask(ctx, tx, ref.ID); err != nil {
 			return err
 		}
+		if holder, _, err := claimFire(ctx, tx, ref.ID, in.ScheduledFor, in.RunID); err != nil {
+			return err
+		} else if holder != in.RunID {
+			return fmt.Errorf("%w: a run for the fire at %s is recorded already", reconciler.ErrFireRan, in.ScheduledFor.UTC().Format(time.RFC3339))
+		}
 		err := tx.QueryRow(ctx, `
 			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, deadline_at, manual)
 			select tenant_id, id, $2, $3, $4, 'running', $5, $6 from root_scheduled_tasks where id = $1
@@ -124,6 +129,53 @@ func markFire(ctx context.Context, tx pgx.Tx, taskID int64, runID string, at tim
 	_, err := tx.Exec(ctx, `update root_task_runs set scheduled_for = $3, catch_up = $4
 		where task_id = $1 and inngest_run_id = $2 and scheduled_for is null`, taskID, runID, at, catchUp)
 	return err
+}
+
+// claimFire claims the fire at of task for run runID (a run for no fire,
+// a zero at, claims nothing and holds it) and returns the run holding the
+// claim: runID unless another run claimed the fire first. fresh reports
+// whether this call took the claim.
+func claimFire(ctx context.Context, tx pgx.Tx, taskID int64, at time.Time, runID string) (holder string, fresh bool, err error) {
+	if at.IsZero() {
+		return runID, false, nil
+	}
+	tag, err := tx.Exec(ctx, `insert into root_fire_claims (task_id, scheduled_for, inngest_run_id) values ($1, $2, $3)
+		on conflict (task_id, scheduled_for) do nothing`, taskID, at, runID)
+	if err != nil {
+		return "", false, err
+	}
+	if tag.RowsAffected() == 1 {
+		return runID, true, nil
+	}
+	err = tx.QueryRow(ctx, `select inngest_run_id from root_fire_claims where task_id = $1 and scheduled_for = $2`, taskID, at).Scan(&holder)
+	return holder, false, err
+}
+
+// ClaimFire claims the fire at of ref's definition for the run runID, at
+// once (reconciler.FireClaimer): holder is the run that holds the claim,
+// runID unless another run claimed it first.
+func (s *Store) ClaimFire(ctx context.Context, ref reconciler.AppliedRef, at time.Time, runID string) (holder string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		holder, _, err = claimFire(ctx, tx, ref.ID, at, runID)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("claim the fire: %w", runErr(err))
+	}
+	return holder, nil
+}
+
+// FireHolder returns the run that claimed the fire at of ref's
+// definition; ok is false when none has (reconciler.FireClaimer).
+func (s *Store) FireHolder(ctx context.Context, ref reconciler.AppliedRef, at time.Time) (runID string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `select inngest_run_id from root_fire_claims where task_id = $1 and scheduled_for = $2`, ref.ID, at).Scan(&runID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("the fire's run: %w", runErr(err))
+	}
+	return runID, true, nil
 }
 
 // RanFor reports whether ref's definition has a run for the fire at under
