@@ -133,8 +133,18 @@ func TestPortTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The dev server's other ports set too: their defaults (INNGEST_PORT
+	// and the three after it) could meet the free -listen port by chance.
+	var others [3]int
+	for i := range others {
+		if others[i], err = loopback.FreePort(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	data := filepath.Join(t.TempDir(), "run")
-	err = run(context.Background(), []string{"-data", data, "-pg-port", fmt.Sprint(taken), "-inngest-port", fmt.Sprint(inngest), "-listen", listen}, nil, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"-data", data, "-pg-port", fmt.Sprint(taken), "-inngest-port", fmt.Sprint(inngest), "-listen", listen,
+		"-inngest-gateway-port", fmt.Sprint(others[0]), "-inngest-gateway-grpc-port", fmt.Sprint(others[1]), "-inngest-executor-grpc-port", fmt.Sprint(others[2])},
+		nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d (Postgres: -pg-port, make run PG_PORT=...)", taken)) {
 		t.Errorf("run with a taken Postgres port = %v", err)
 	}
