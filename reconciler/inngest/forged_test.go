@@ -143,10 +143,12 @@ spec:
 	waittest.Never(t, "a forged fire's run", 5*time.Second, func() bool {
 		return rec.count("/yearly-wf") > 0 || forRuns("minutely", next) > 0 || forRuns("minutely-wf", next) > 0
 	})
-	for _, code := range []string{"yearly-wf", "minutely-wf"} {
-		if runs, err := st.Runs(ctx, "acme", code, 10, 0); err != nil || len(runs) != 0 {
-			t.Errorf("%s: runs %+v, %v; want none", code, runs, err)
-		}
+	// The yearly workflow has no fire of its own in the test: any run of
+	// it is a forged one's. (The minutely ones may have the engine's own
+	// run of the next minute by now, on a loaded machine: the window
+	// above is what tells of them.)
+	if runs, err := st.Runs(ctx, "acme", "yearly-wf", 10, 0); err != nil || len(runs) != 0 {
+		t.Errorf("yearly-wf: runs %+v, %v; want none", runs, err)
 	}
 
 	// Ten signed events for one due fire at once, each under an id of its
