@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,85 +11,6 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
-
-// gitIn runs git in dir with a fixed identity and no user or system
-// configuration, and returns its trimmed output.
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com",
-		"-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// gitSyncRoot is a checkout kept as git-sync (v4) keeps it: ROOT/.git a
-// bare clone of the repository src, each synced commit a worktree
-// ROOT/.worktrees/<hash>, ROOT/current a link to the one in use.
-type gitSyncRoot struct {
-	t               *testing.T
-	src, root, link string
-	cur             string // the worktree in use
-}
-
-func newGitSyncRoot(t *testing.T, files map[string]string) *gitSyncRoot {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatalf("git is needed to test a git-sync checkout: %v", err)
-	}
-	g := &gitSyncRoot{t: t, src: t.TempDir(), root: t.TempDir()}
-	g.link = filepath.Join(g.root, "current")
-	gitIn(t, g.src, "init", "-q")
-	g.commit(files)
-	gitIn(t, g.root, "clone", "-q", "--bare", g.src, filepath.Join(g.root, ".git"))
-	g.sync()
-	return g
-}
-
-// commit writes files (path in the repository → content) and commits.
-func (g *gitSyncRoot) commit(files map[string]string) {
-	g.t.Helper()
-	for p, content := range files {
-		deftest.WriteFile(g.t, filepath.Join(g.src, p), content)
-	}
-	gitIn(g.t, g.src, "add", "-A")
-	gitIn(g.t, g.src, "commit", "-q", "-m", "change")
-}
-
-// sync is git-sync's sync: fetch, a worktree of the new commit, the link
-// swapped by renaming a new link over it, the old worktree deleted.
-func (g *gitSyncRoot) sync() string {
-	g.t.Helper()
-	bare := filepath.Join(g.root, ".git")
-	gitIn(g.t, bare, "fetch", "-q", g.src, "+main:main")
-	hash := gitIn(g.t, bare, "rev-parse", "main")
-	wt := filepath.Join(g.root, ".worktrees", hash)
-	gitIn(g.t, bare, "worktree", "add", "-q", "--detach", wt, hash)
-	g.point(filepath.Join(".worktrees", hash))
-	if g.cur != "" {
-		if err := os.RemoveAll(g.cur); err != nil {
-			g.t.Fatal(err)
-		}
-		gitIn(g.t, bare, "worktree", "prune")
-	}
-	g.cur = wt
-	return hash
-}
-
-// point swaps the link to target (relative to ROOT).
-func (g *gitSyncRoot) point(target string) {
-	g.t.Helper()
-	tmp := filepath.Join(g.root, "tmp-link")
-	if err := os.Symlink(target, tmp); err != nil {
-		g.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, g.link); err != nil {
-		g.t.Fatal(err)
-	}
-}
 
 // definitionDetail is the status API's document of a definition: its
 // "definition" object.
@@ -122,15 +41,15 @@ func cronDoc(code, cron string) string {
 // their source paths. A moment where the link leads nowhere fails the
 // reconcile and retires nothing; the next sync is followed.
 func TestDaemonFollowsGitSync(t *testing.T) {
-	g := newGitSyncRoot(t, map[string]string{
+	g := deftest.NewGitSync(t, map[string]string{
 		"tasks.d/acme/a.yaml":   cronDoc("a", "0 1 * * *"),
 		"tasks.d/acme/b.yaml":   cronDoc("b", "0 2 * * *"),
 		"tasks.d/globex/g.yaml": cronDoc("g", "0 3 * * *"),
 	})
-	first := gitIn(t, g.src, "rev-parse", "HEAD")
+	first := deftest.Git(t, g.Src, "rev-parse", "HEAD")
 	bin := buildBinary(t)
 	prefix := fmt.Sprintf("gs%d", time.Now().UnixNano()%1e6)
-	base, cmd, logs, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + filepath.Join(g.link, "tasks.d"),
+	base, cmd, logs, exited := startDaemon(t, bin, []string{"DATABASE_URL=" + pg.NewDatabase(t), "TASKSYNC_DIR=" + filepath.Join(g.Link, "tasks.d"),
 		"INNGEST_DEV=" + dev.URL, "TASKSYNC_APP_PREFIX=" + prefix}, "5m")
 	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	acme, globex := prefix+"-acme", prefix+"-globex"
@@ -141,9 +60,9 @@ func TestDaemonFollowsGitSync(t *testing.T) {
 
 	// A sync with one edit: live in Inngest within seconds (the resync
 	// is 5 minutes away).
-	g.commit(map[string]string{"tasks.d/acme/a.yaml": cronDoc("a", "30 1 * * *")})
+	g.Commit(map[string]string{"tasks.d/acme/a.yaml": cronDoc("a", "30 1 * * *")})
 	start := time.Now()
-	second := g.sync()
+	second := g.Sync()
 	waittest.For(t, "the synced edit in Inngest", 10*time.Second, func() bool { return appCrons(t, acme)[acme+"-_a"] == "TZ=UTC 30 1 * * *" })
 	t.Logf("a sync live in Inngest after %v", time.Since(start).Round(time.Millisecond))
 	if d := definitionDetail(t, base, "acme", "a"); d["source_commit"] != second || d["source_path"] != "acme/a.yaml" || d["revision"] != 2.0 {
@@ -159,7 +78,7 @@ func TestDaemonFollowsGitSync(t *testing.T) {
 	// A moment where the link leads nowhere: the reconcile fails, nothing
 	// is retired.
 	failed := strings.Count(logs.String(), `"result":"error"`)
-	g.point(filepath.Join(".worktrees", "not-checked-out-yet"))
+	g.Point(filepath.Join(".worktrees", "not-checked-out-yet"))
 	waittest.For(t, "a reconcile that fails", 10*time.Second, func() bool { return strings.Count(logs.String(), `"result":"error"`) > failed })
 	if _, body := get(base + "/v1/status"); !strings.Contains(body, `"result": "error"`) || !strings.Contains(body, `"retired": 0`) {
 		t.Errorf("/v1/status while the link leads nowhere = %s, want the last reconcile an error that retired nothing", body)
@@ -169,8 +88,8 @@ func TestDaemonFollowsGitSync(t *testing.T) {
 	}
 
 	// The next sync is followed from there.
-	g.commit(map[string]string{"tasks.d/globex/g.yaml": cronDoc("g", "45 3 * * *")})
-	third := g.sync()
+	g.Commit(map[string]string{"tasks.d/globex/g.yaml": cronDoc("g", "45 3 * * *")})
+	third := g.Sync()
 	waittest.For(t, "the next sync's edit in Inngest", 10*time.Second, func() bool { return appCrons(t, globex)[globex+"-_g"] == "TZ=UTC 45 3 * * *" })
 	if d := definitionDetail(t, base, "globex", "g"); d["source_commit"] != third {
 		t.Errorf("detail of g = commit %v, want %s", d["source_commit"], third)

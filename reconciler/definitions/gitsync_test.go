@@ -13,78 +13,6 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
 
-// gitSync is a checkout kept as git-sync keeps it: ROOT/.git a bare
-// clone of src, each synced commit a worktree ROOT/.worktrees/<hash>, and
-// ROOT/current a link to the one in use.
-type gitSync struct {
-	t               *testing.T
-	src, root, link string
-	cur             string // the worktree current leads to
-}
-
-// newGitSync commits files (path → content, under the repository) in a
-// new repository and syncs it.
-func newGitSync(t *testing.T, files map[string]string) *gitSync {
-	t.Helper()
-	g := &gitSync{t: t, src: t.TempDir(), root: t.TempDir()}
-	g.link = filepath.Join(g.root, "current")
-	git(t, g.src, "init", "-q")
-	g.commit(files)
-	git(t, g.root, "clone", "-q", "--bare", g.src, filepath.Join(g.root, ".git"))
-	g.sync()
-	return g
-}
-
-// commit writes files ("" removes one) in the repository and commits.
-func (g *gitSync) commit(files map[string]string) string {
-	g.t.Helper()
-	for p, content := range files {
-		if content == "" {
-			if err := os.Remove(filepath.Join(g.src, p)); err != nil {
-				g.t.Fatal(err)
-			}
-			continue
-		}
-		write(g.t, filepath.Join(g.src, p), content)
-	}
-	git(g.t, g.src, "add", "-A")
-	git(g.t, g.src, "commit", "-q", "-m", "change")
-	return git(g.t, g.src, "rev-parse", "HEAD")
-}
-
-// sync does what git-sync does on a new commit: fetch, a worktree of the
-// commit, the link swapped by renaming a new one over it, the old
-// worktree deleted.
-func (g *gitSync) sync() string {
-	g.t.Helper()
-	bare := filepath.Join(g.root, ".git")
-	git(g.t, bare, "fetch", "-q", g.src, "+main:main")
-	hash := git(g.t, bare, "rev-parse", "main")
-	wt := filepath.Join(g.root, ".worktrees", hash)
-	git(g.t, bare, "worktree", "add", "-q", "--detach", wt, hash)
-	g.point(filepath.Join(".worktrees", hash))
-	if old := g.cur; old != "" && old != wt {
-		if err := os.RemoveAll(old); err != nil {
-			g.t.Fatal(err)
-		}
-		git(g.t, bare, "worktree", "prune")
-	}
-	g.cur = wt
-	return hash
-}
-
-// point swaps the link to target (relative to ROOT).
-func (g *gitSync) point(target string) {
-	g.t.Helper()
-	tmp := filepath.Join(g.root, "tmp-link")
-	if err := os.Symlink(target, tmp); err != nil {
-		g.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, g.link); err != nil {
-		g.t.Fatal(err)
-	}
-}
-
 // appliedOf is the applied state of a loaded tenant, as if it had been
 // applied.
 func appliedOf(tree *reconciler.TenantTree) reconciler.AppliedTenant {
@@ -126,13 +54,13 @@ func noLimit(t *testing.T) reconciler.RetireBudget {
 // unchanged (their source paths, relative to the tree, stay as they
 // were), and the definitions read carry the new commit.
 func TestDirLoaderFollowsGitSync(t *testing.T) {
-	g := newGitSync(t, map[string]string{
+	g := deftest.NewGitSync(t, map[string]string{
 		"tasks.d/acme/a.yaml":   cronTask("a", "0 1 * * *"),
 		"tasks.d/acme/b.yaml":   cronTask("b", "0 2 * * *"),
 		"tasks.d/globex/g.yaml": cronTask("g", "0 3 * * *"),
 	})
-	first := git(t, g.src, "rev-parse", "HEAD")
-	l, err := definitions.NewDirLoader(filepath.Join(g.link, "tasks.d"), definitions.Options{Reuse: time.Hour})
+	first := deftest.Git(t, g.Src, "rev-parse", "HEAD")
+	l, err := definitions.NewDirLoader(filepath.Join(g.Link, "tasks.d"), definitions.Options{Reuse: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,9 +76,9 @@ func TestDirLoaderFollowsGitSync(t *testing.T) {
 	applied := appliedOf(before)
 
 	all := noLimit(t)
-	g.commit(map[string]string{"tasks.d/acme/a.yaml": cronTask("a", "30 1 * * *"), "tasks.d/initech/i.yaml": cronTask("i", "0 4 * * *")})
-	second := g.sync()
-	if _, err := os.Stat(filepath.Join(g.root, ".worktrees", first)); !os.IsNotExist(err) {
+	g.Commit(map[string]string{"tasks.d/acme/a.yaml": cronTask("a", "30 1 * * *"), "tasks.d/initech/i.yaml": cronTask("i", "0 4 * * *")})
+	second := g.Sync()
+	if _, err := os.Stat(filepath.Join(g.Root, ".worktrees", first)); !os.IsNotExist(err) {
 		t.Fatalf("the old worktree is still there: %v", err)
 	}
 	if got := l.Revision().Commit; got != second {
@@ -183,13 +111,13 @@ func TestDirLoaderFollowsGitSync(t *testing.T) {
 // unreadable, which retires nothing; once it leads somewhere again, the
 // tree is read there.
 func TestDirLoaderDanglingLink(t *testing.T) {
-	g := newGitSync(t, map[string]string{"tasks.d/acme/a.yaml": cronTask("a", "0 1 * * *"), "tasks.d/acme/b.yaml": cronTask("b", "0 2 * * *")})
-	l, err := definitions.NewDirLoader(filepath.Join(g.link, "tasks.d"), definitions.Options{Reuse: time.Hour})
+	g := deftest.NewGitSync(t, map[string]string{"tasks.d/acme/a.yaml": cronTask("a", "0 1 * * *"), "tasks.d/acme/b.yaml": cronTask("b", "0 2 * * *")})
+	l, err := definitions.NewDirLoader(filepath.Join(g.Link, "tasks.d"), definitions.Options{Reuse: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	applied := appliedOf(l.LoadTenant("acme"))
-	g.point(filepath.Join(".worktrees", "not-there-yet"))
+	g.Point(filepath.Join(".worktrees", "not-there-yet"))
 	if tenants, _, err := l.Tenants(); err == nil {
 		t.Errorf("Tenants() through a dangling link = %v, want an error", tenants)
 	}
@@ -197,13 +125,13 @@ func TestDirLoaderDanglingLink(t *testing.T) {
 	if !res.ReadError || len(res.Definitions) > 0 {
 		t.Errorf("LoadTenant through a dangling link = %+v, want a read error", res)
 	}
-	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "does not resolve") || strings.Contains(res.Problems[0].Message, g.root) {
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, "does not resolve") || strings.Contains(res.Problems[0].Message, g.Root) {
 		t.Errorf("problems = %+v, want one saying the tree's path does not resolve, without the path on disk", res.Problems)
 	}
 	if got := actions(reconciler.Diff(res, applied, noLimit(t))); strings.Join(got["unchanged"], ",") != "a,b" || len(got) != 1 {
 		t.Errorf("plan through a dangling link = %v, want nothing retired", got)
 	}
-	g.point(filepath.Join(".worktrees", filepath.Base(g.cur)))
+	g.Point(filepath.Join(".worktrees", filepath.Base(g.Current())))
 	if res := l.LoadTenant("acme"); res.ReadError || len(res.Definitions) != 2 {
 		t.Errorf("LoadTenant once the link leads somewhere again = %+v", res)
 	}

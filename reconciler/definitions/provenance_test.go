@@ -9,21 +9,8 @@ import (
 	"testing"
 
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 )
-
-// git runs git in dir with a fixed identity and returns its trimmed
-// output; the test fails if git fails.
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com",
-		"-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // repo makes a repository with the tree tasks.d/acme/a.yaml in a temp
 // directory and one commit; it returns the repository's path.
@@ -33,10 +20,10 @@ func repo(t testing.TB) string {
 		t.Fatalf("git is needed for the provenance tests: %v", err)
 	}
 	dir := t.TempDir()
-	git(t, dir, "init", "-q")
+	deftest.Git(t, dir, "init", "-q")
 	write(t, filepath.Join(dir, "tasks.d", "acme", "a.yaml"), "apiVersion: tasksync/v1\n")
-	git(t, dir, "add", ".")
-	git(t, dir, "commit", "-q", "-m", "one")
+	deftest.Git(t, dir, "add", ".")
+	deftest.Git(t, dir, "commit", "-q", "-m", "one")
 	return dir
 }
 
@@ -53,8 +40,8 @@ func write(t testing.TB, path, content string) {
 func commit(t *testing.T, dir, msg string) string {
 	t.Helper()
 	write(t, filepath.Join(dir, "tasks.d", "acme", "a.yaml"), "apiVersion: tasksync/v1\n# "+msg+"\n")
-	git(t, dir, "commit", "-q", "-am", msg)
-	return git(t, dir, "rev-parse", "HEAD")
+	deftest.Git(t, dir, "commit", "-q", "-am", msg)
+	return deftest.Git(t, dir, "rev-parse", "HEAD")
 }
 
 // TestProvenanceBranch: a checkout on a branch, its tree a subdirectory;
@@ -62,7 +49,7 @@ func commit(t *testing.T, dir, msg string) string {
 func TestProvenanceBranch(t *testing.T) {
 	dir := repo(t)
 	p := definitions.NewProvenance(filepath.Join(dir, "tasks.d"))
-	want := definitions.Revision{Commit: git(t, dir, "rev-parse", "HEAD"), Ref: "refs/heads/main"}
+	want := definitions.Revision{Commit: deftest.Git(t, dir, "rev-parse", "HEAD"), Ref: "refs/heads/main"}
 	if got := p.Revision(); got != want {
 		t.Fatalf("Revision() = %+v, want %+v", got, want)
 	}
@@ -70,14 +57,14 @@ func TestProvenanceBranch(t *testing.T) {
 	if got := p.Revision(); got != want {
 		t.Errorf("after a commit: Revision() = %+v, want %+v", got, want)
 	}
-	git(t, dir, "pack-refs", "--all", "--prune")
+	deftest.Git(t, dir, "pack-refs", "--all", "--prune")
 	if _, err := os.Stat(filepath.Join(dir, ".git", "refs", "heads", "main")); !os.IsNotExist(err) {
 		t.Fatalf("the ref is still loose after pack-refs: %v", err)
 	}
 	if got := p.Revision(); got != want {
 		t.Errorf("packed: Revision() = %+v, want %+v", got, want)
 	}
-	git(t, dir, "checkout", "-q", "-b", "other")
+	deftest.Git(t, dir, "checkout", "-q", "-b", "other")
 	want.Ref = "refs/heads/other"
 	if got := p.Revision(); got != want {
 		t.Errorf("another branch: Revision() = %+v, want %+v", got, want)
@@ -87,9 +74,9 @@ func TestProvenanceBranch(t *testing.T) {
 // TestProvenanceDetached: a detached HEAD names its commit.
 func TestProvenanceDetached(t *testing.T) {
 	dir := repo(t)
-	first := git(t, dir, "rev-parse", "HEAD")
+	first := deftest.Git(t, dir, "rev-parse", "HEAD")
 	commit(t, dir, "two")
-	git(t, dir, "checkout", "-q", "--detach", first)
+	deftest.Git(t, dir, "checkout", "-q", "--detach", first)
 	got := definitions.NewProvenance(filepath.Join(dir, "tasks.d")).Revision()
 	if want := (definitions.Revision{Commit: first}); got != want {
 		t.Errorf("Revision() = %+v, want %+v", got, want)
@@ -105,12 +92,12 @@ func TestProvenanceDetached(t *testing.T) {
 func TestProvenanceGitSyncWorktree(t *testing.T) {
 	root := t.TempDir()
 	src := repo(t)
-	first := git(t, src, "rev-parse", "HEAD")
-	git(t, root, "clone", "-q", "--bare", src, filepath.Join(root, ".git"))
+	first := deftest.Git(t, src, "rev-parse", "HEAD")
+	deftest.Git(t, root, "clone", "-q", "--bare", src, filepath.Join(root, ".git"))
 	second := commit(t, src, "two")
-	git(t, filepath.Join(root, ".git"), "fetch", "-q", src, "main:main")
+	deftest.Git(t, filepath.Join(root, ".git"), "fetch", "-q", src, "main:main")
 	for _, c := range []string{first, second} {
-		git(t, filepath.Join(root, ".git"), "worktree", "add", "-q", "--detach", filepath.Join(root, ".worktrees", c), c)
+		deftest.Git(t, filepath.Join(root, ".git"), "worktree", "add", "-q", "--detach", filepath.Join(root, ".worktrees", c), c)
 	}
 	if b, err := os.ReadFile(filepath.Join(root, ".worktrees", first, ".git")); err != nil || !strings.HasPrefix(string(b), "gitdir: ") {
 		t.Fatalf("the worktree's .git is not a gitdir file: %q %v", b, err)
@@ -136,7 +123,7 @@ func TestProvenanceGitSyncWorktree(t *testing.T) {
 	}
 	// A worktree on a branch resolves it in the common directory.
 	wt := filepath.Join(root, "wt-branch")
-	git(t, filepath.Join(root, ".git"), "worktree", "add", "-q", "-b", "feature", wt, first)
+	deftest.Git(t, filepath.Join(root, ".git"), "worktree", "add", "-q", "-b", "feature", wt, first)
 	if got := definitions.NewProvenance(wt).Revision(); got.Commit != first || got.Ref != "refs/heads/feature" {
 		t.Errorf("worktree on a branch: Revision() = %+v, want %s on refs/heads/feature", got, first)
 	}
@@ -149,7 +136,7 @@ func TestProvenanceNone(t *testing.T) {
 		t.Errorf("no repository: %+v", got)
 	}
 	unborn := t.TempDir()
-	git(t, unborn, "init", "-q")
+	deftest.Git(t, unborn, "init", "-q")
 	if got := definitions.NewProvenance(unborn).Revision(); got.Commit != "" || got.Ref != "refs/heads/main" {
 		t.Errorf("unborn branch: %+v, want no commit on refs/heads/main", got)
 	}
@@ -185,13 +172,13 @@ func TestLoaderCarriesCommit(t *testing.T) {
 	dir := repo(t)
 	write(t, filepath.Join(dir, "tasks.d", "acme", "a.yaml"),
 		"apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: a}\nspec:\n  trigger: {interval: 5m}\n  type: api_call\n  config: {url: 'https://a.example.com'}\n")
-	git(t, dir, "commit", "-q", "-am", "valid")
+	deftest.Git(t, dir, "commit", "-q", "-am", "valid")
 	l, err := definitions.NewDirLoader(filepath.Join(dir, "tasks.d"), definitions.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := l.LoadTenant("acme")
-	want := git(t, dir, "rev-parse", "HEAD")
+	want := deftest.Git(t, dir, "rev-parse", "HEAD")
 	if len(res.Definitions) != 1 || res.Definitions[0].Commit != want {
 		t.Errorf("definitions = %+v %v, want one at commit %s", res.Definitions, res.Problems, want)
 	}

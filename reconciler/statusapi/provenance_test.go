@@ -4,28 +4,16 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
+	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
-
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com",
-		"-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // TestDefinitionCommit: a tree in a git checkout stores, with each
 // applied version, the commit it came from, and the detail shows it; a
@@ -35,7 +23,7 @@ func TestDefinitionCommit(t *testing.T) {
 	ctx := context.Background()
 	st, _ := pg.NewStore(t, store.Options{})
 	dir := t.TempDir()
-	gitIn(t, dir, "init", "-q")
+	deftest.Git(t, dir, "init", "-q")
 	put := func(name, content string) {
 		t.Helper()
 		p := filepath.Join(dir, "tasks.d", "acme", name)
@@ -45,8 +33,8 @@ func TestDefinitionCommit(t *testing.T) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		gitIn(t, dir, "add", ".")
-		gitIn(t, dir, "commit", "-q", "-m", name)
+		deftest.Git(t, dir, "add", ".")
+		deftest.Git(t, dir, "commit", "-q", "-m", name)
 	}
 	var l *definitions.Loader
 	apply := func() {
@@ -70,7 +58,7 @@ func TestDefinitionCommit(t *testing.T) {
 	}
 
 	put("a.yaml", task("alpha", "{interval: 5m}"))
-	first := gitIn(t, dir, "rev-parse", "HEAD")
+	first := deftest.Git(t, dir, "rev-parse", "HEAD")
 	l, err := definitions.NewDirLoader(filepath.Join(dir, "tasks.d"), definitions.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +68,7 @@ func TestDefinitionCommit(t *testing.T) {
 		t.Errorf("alpha: commit %q revision %v, want %s, 1", c, rev, first)
 	}
 	put("b.yaml", task("beta", "{interval: 5m}"))
-	second := gitIn(t, dir, "rev-parse", "HEAD")
+	second := deftest.Git(t, dir, "rev-parse", "HEAD")
 	apply()
 	if c, rev := detail("alpha"); c != first || rev != 1 {
 		t.Errorf("alpha, unchanged by the second commit: commit %q revision %v, want %s, 1", c, rev, first)
@@ -89,7 +77,7 @@ func TestDefinitionCommit(t *testing.T) {
 		t.Errorf("beta: commit %q, want %s", c, second)
 	}
 	put("a.yaml", task("alpha", "{interval: 10m}"))
-	third := gitIn(t, dir, "rev-parse", "HEAD")
+	third := deftest.Git(t, dir, "rev-parse", "HEAD")
 	apply()
 	if c, rev := detail("alpha"); c != third || rev != 2 {
 		t.Errorf("alpha, changed: commit %q revision %v, want %s, 2", c, rev, third)
@@ -97,7 +85,7 @@ func TestDefinitionCommit(t *testing.T) {
 
 	// plan shows the tree's commit and each change's.
 	put("a.yaml", task("alpha", "{interval: 15m}"))
-	fourth := gitIn(t, dir, "rev-parse", "HEAD")
+	fourth := deftest.Git(t, dir, "rev-parse", "HEAD")
 	res, err := (&reconciler.Reconciler{Tree: l, Store: st, Workers: 1}).Plan(ctx, true)
 	if err != nil {
 		t.Fatal(err)
