@@ -269,17 +269,7 @@ spec:
 	ctx := context.Background()
 	// A hand-crafted event for another version than the applied one: the
 	// function refuses it and the run fails, telling why.
-	ev, err := inngest.ManualEvent(nil, "acme", "nightly", "0000000000000000", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := sender.Send(ctx, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	run, err := sender.FollowRun(wctx, id, 200*time.Millisecond)
-	cancel()
+	run, err := followEvent(sender, sendManual(t, sender, "acme", "nightly", "0000000000000000", nil))
 	if err != nil || run.Succeeded() || !strings.Contains(string(run.Output), "manual run refused") {
 		t.Errorf("a manual event for another version: run %+v, err %v; want it failed and refused", run, err)
 	}
@@ -288,13 +278,7 @@ spec:
 	}
 	// One tenant's event names another tenant's code with its own
 	// tenant_id: only the tenant it names may run it, and only its version.
-	ev, err = inngest.ManualEvent(nil, "globex", "nightly", "0000000000000000", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sender.Send(ctx, ev); err != nil {
-		t.Fatal(err)
-	}
+	sendManual(t, sender, "globex", "nightly", "0000000000000000", nil)
 
 	// Retire goner: trigger refuses it, and a hand-crafted event for it,
 	// with the version it had, starts nothing.
@@ -317,14 +301,7 @@ spec:
 	if out, errOut, code := runCmd(t, env, "trigger", "acme", "goner"); code != 1 || !strings.Contains(errOut, "acme/goner is retired") {
 		t.Errorf("trigger a retired definition: exit %d, want 1 and 'is retired'\n%s%s", code, out, errOut)
 	}
-	ev, err = inngest.ManualEvent(nil, "acme", "goner", goner.Definition.Hash, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retiredID, err := sender.Send(ctx, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	retiredID := sendManual(t, sender, "acme", "goner", goner.Definition.Hash, nil)
 	// A run sent after it ends first: by then, the retired one's would
 	// have started.
 	if out, errOut, code := runCmd(t, env, "trigger", "--wait", "--timeout", "60s", "acme", "every7"); code != 0 {
@@ -396,4 +373,28 @@ func TestTriggerHelp(t *testing.T) {
 	if _, errOut, code := runCmd(t, map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x"}, "trigger", "acme", "nightly"); code != 2 || !strings.Contains(errOut, "Inngest is not configured") {
 		t.Errorf("trigger without Inngest: exit %d, %s", code, errOut)
 	}
+}
+
+// sendManual sends a hand-crafted manual run event, unsigned, for tenant's
+// code at version hash with data, as someone without tasksync would, and
+// returns its id.
+func sendManual(t *testing.T, sender *inngest.Sender, tenant, code, hash string, data map[string]any) string {
+	t.Helper()
+	ev, err := inngest.ManualEvent(nil, tenant, code, hash, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := sender.Send(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// followEvent follows the run event id started to its end in Inngest,
+// for up to a minute.
+func followEvent(sender *inngest.Sender, id string) (inngest.EventRun, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return sender.FollowRun(ctx, id, 200*time.Millisecond)
 }
