@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -132,6 +133,12 @@ func (s *Server) start() error {
 		"--connect-gateway-grpc-port", strconv.Itoa(s.ports[2]),
 		"--connect-executor-grpc-port", strconv.Itoa(s.ports[3]),
 		"--tick", "50")
+	// Started again on the same ports (Up, Restart), the server finds
+	// them taken now and then: another socket got one while it was down.
+	// Wait, a bounded time, until each can be bound.
+	if err := waitPortsFree(s.ports[:], 60*time.Second); err != nil {
+		return err
+	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -244,4 +251,24 @@ func (s *Server) Functions(t testing.TB, app string) map[string]Function {
 		out[f.ID] = f
 	}
 	return out
+}
+
+// waitPortsFree waits, at most limit, until every port can be bound on
+// 127.0.0.1.
+func waitPortsFree(ports []int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, p := range ports {
+		for {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err == nil {
+				l.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("port %d still taken after %s: %w", p, limit, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	return nil
 }
