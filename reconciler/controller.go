@@ -214,7 +214,8 @@ func lostContext(lease Lease) context.Context {
 // this replica is not the leader (the leader refreshes the apps it syncs),
 // so that a follower executes the runs Inngest sends it. Every Poll it
 // reads the tenants' applied versions (one query) and reloads only the
-// tenants whose version moved (one query each): O(what changed).
+// tenants whose version moved (one query each): O(what changed). Its
+// first load (and one after a rescan) reads every tenant in one query.
 func (c *Controller) serveApplied(ctx context.Context) error {
 	tick := time.NewTicker(min(c.opts.Resync, c.opts.Poll))
 	defer tick.Stop()

@@ -24,6 +24,21 @@ func (c *Controller) reloadChanged(ctx context.Context, loaded map[string]int64)
 	if err != nil {
 		return loaded, err
 	}
+	if scan, ok := c.opts.State.(DefinitionsScanner); ok && loaded == nil {
+		// Every tenant: one query for all. The versions were read first,
+		// as below.
+		next := make(map[string]int64, len(versions))
+		err := scan.EachTenantDefinitions(ctx, func(tenant string, defs []Definition) error {
+			if err := c.opts.Apps.SetTenant(tenant, defs); err != nil {
+				return err
+			}
+			if v, ok := versions[tenant]; ok {
+				next[tenant] = v
+			}
+			return nil
+		})
+		return next, err
+	}
 	next := make(map[string]int64, len(versions))
 	reloaded := 0
 	for _, tenant := range slices.Sorted(maps.Keys(versions)) {

@@ -14,11 +14,25 @@ import (
 )
 
 // loadCount counts, per tenant, the applied definitions a follower loads
-// from the real store, and the apps it serves them as.
+// from the real store, and the apps it serves them as; scans counts the
+// loads of every tenant in one query.
 type loadCount struct {
 	reconciler.AppliedState
 	mu    sync.Mutex
 	loads map[string]int
+	scans int
+}
+
+func (c *loadCount) EachTenantDefinitions(ctx context.Context, fn func(string, []reconciler.Definition) error) error {
+	c.mu.Lock()
+	c.scans++
+	c.mu.Unlock()
+	return c.AppliedState.(reconciler.DefinitionsScanner).EachTenantDefinitions(ctx, func(tenant string, defs []reconciler.Definition) error {
+		c.mu.Lock()
+		c.loads[tenant]++
+		c.mu.Unlock()
+		return fn(tenant, defs)
+	})
 }
 
 func (c *loadCount) Definitions(ctx context.Context, tenant string) ([]reconciler.Definition, error) {
@@ -94,6 +108,11 @@ func TestFollowerReloadsOnlyChangedTenant(t *testing.T) {
 			t.Fatalf("tenant %s loaded %d times at the start, want 1", tenant, got)
 		}
 	}
+	counted.mu.Lock()
+	if counted.scans != 1 {
+		t.Errorf("the follower's first load read the tenants in %d scans, want one query for all", counted.scans)
+	}
+	counted.mu.Unlock()
 	before := apps.served("globex")
 	loadedAt := func() float64 {
 		fams, err := metrics.Gather()

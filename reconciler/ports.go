@@ -56,6 +56,16 @@ type AppliedState interface {
 	TenantStatuses(ctx context.Context) ([]TenantStatus, error)
 }
 
+// DefinitionsScanner is an AppliedState that reads every tenant's applied
+// definitions in one pass (store.Store): a replica that starts loads its
+// apps with it, one query instead of one per tenant.
+type DefinitionsScanner interface {
+	// EachTenantDefinitions calls fn with every known tenant's applied
+	// definitions (what Definitions returns), tenant by tenant; an error
+	// from fn stops it.
+	EachTenantDefinitions(ctx context.Context, fn func(tenant string, defs []Definition) error) error
+}
+
 // ErrNotLeader means this replica does not hold the leader lock: another
 // one does, or a write was refused because the lock was lost.
 var ErrNotLeader = errors.New("not the leader: the leader lock was lost")

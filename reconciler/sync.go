@@ -389,6 +389,9 @@ func (c *Controller) loadApps(ctx context.Context) error {
 	if c.opts.Apps == nil {
 		return nil
 	}
+	if scan, ok := c.opts.State.(DefinitionsScanner); ok {
+		return scan.EachTenantDefinitions(ctx, c.opts.Apps.SetTenant)
+	}
 	tenants, err := c.opts.State.Tenants(ctx)
 	if err != nil {
 		return err

@@ -788,3 +788,52 @@ func TestFiresDue(t *testing.T) {
 		t.Errorf("fire checks after the schedule changed = %d, want 1 (due time forgotten)", n)
 	}
 }
+
+// TestEachTenantDefinitions: one scan gives every known tenant's applied
+// definitions as Definitions does, in order, a tenant whose definitions
+// were all retired with none; an error from the callback stops it.
+func TestEachTenantDefinitions(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	reconcile(t, s, baseTree(), "")
+	tree := baseTree()
+	delete(tree, "globex/x.yaml")
+	tree["initech/i.yaml"] = file(task("india", "0 5 * * *"))
+	reconcile(t, s, tree, "all")
+	var order []string
+	got := map[string][]reconciler.Definition{}
+	err := s.EachTenantDefinitions(ctxT(t), func(tenant string, defs []reconciler.Definition) error {
+		order = append(order, tenant)
+		got[tenant] = defs
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(order) != "[acme globex initech]" {
+		t.Fatalf("tenants = %v, want [acme globex initech]", order)
+	}
+	if len(got["globex"]) != 0 {
+		t.Errorf("globex = %d definitions, want none (retired)", len(got["globex"]))
+	}
+	for _, tenant := range order {
+		want, err := s.Definitions(ctxT(t), tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) != len(got[tenant]) {
+			t.Fatalf("%s: %d definitions, Definitions gives %d", tenant, len(got[tenant]), len(want))
+		}
+		for i := range want {
+			w, g := want[i], got[tenant][i]
+			if w.Hash != g.Hash || w.Source != g.Source || w.Metadata.Code != g.Metadata.Code || w.Tenant != g.Tenant {
+				t.Errorf("%s #%d: %+v, Definitions gives %+v", tenant, i, g, w)
+			}
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = s.EachTenantDefinitions(ctxT(t), func(string, []reconciler.Definition) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("a callback error: %v after %d calls, want it after 1", err, calls)
+	}
+}
