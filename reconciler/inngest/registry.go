@@ -2,6 +2,7 @@ package inngest
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inngest/inngestgo"
@@ -69,35 +71,50 @@ type Options struct {
 	// replica and `tasksync trigger`. Default: a random key of this
 	// process alone.
 	Signer *reconciler.EventKey
+	// BuiltApps is how many tenants' apps are kept built at once (see
+	// built.go); 0 means DefaultBuiltApps.
+	BuiltApps int
 }
 
 // Registry holds each tenant's app: an inngestgo client whose functions are
-// the tenant's active definitions. The SDK cannot remove a function from a
-// client, so every change builds the tenant's client anew and swaps its
-// handler in; other tenants are not touched.
+// the tenant's active definitions, built when first used and kept built
+// while used (built.go). The SDK cannot remove a function from a client,
+// so every change replaces the tenant's app, to be built anew; other
+// tenants are not touched.
 type Registry struct {
 	opts    Options
 	metrics *metrics
 	envs    *expr.Envs
 	client  *http.Client // shared by every app: see httpclient.go
+	// events sends tasksync's own events (one-shots, fires) for every
+	// tenant: sending needs none of an app's functions, so it builds no
+	// app (the SDK sends an event the same whatever the client's app).
+	events inngestgo.Client
 	// syncKey signs the in-process in-band sync requests (sync.go): the
 	// signing key, or in dev mode a random key that never leaves the
 	// process.
-	syncKey string
-	mu      sync.RWMutex
-	apps    map[string]*app
+	syncKey   string
+	mu        sync.RWMutex
+	apps      map[string]*app
+	builtApps builtSet
+	builds    atomic.Int64 // apps built, for tests
 }
 
+// app is a tenant's app: what it serves, and its built part when built.
 type app struct {
-	defs      []reconciler.Definition // as given to SetTenant, to rebuild without a function
+	defs      []reconciler.Definition // the active ones of those given to SetTenant
 	run       Runner
 	tenant    string
 	id        string
-	client    inngestgo.Client
-	handler   http.Handler
-	functions []string                // fully qualified function ids, sorted
-	oneShots  []reconciler.Definition // active definitions with an `at` trigger
-	fired     []reconciler.Definition // active intervals started by fire events (Schedule.Every)
+	functions []string // fully qualified function ids, sorted
+	oneShots  []int    // indices in defs of those with an `at` trigger
+	fired     []int    // indices in defs of intervals started by fire events (Schedule.Every)
+
+	building sync.Mutex // held while the app is built
+	// Guarded by the registry's builtApps lock:
+	built   *builtApp     // nil when not built
+	elem    *list.Element // in builtApps' order while built
+	retired bool          // SetTenant replaced the app
 }
 
 // New returns an empty registry.
@@ -117,6 +134,9 @@ func New(opts Options) (*Registry, error) {
 	if opts.Signer == nil {
 		opts.Signer = reconciler.RandomEventKey()
 	}
+	if opts.BuiltApps <= 0 {
+		opts.BuiltApps = DefaultBuiltApps
+	}
 	envs, err := expr.NewEnvs()
 	if err != nil {
 		return nil, err
@@ -127,8 +147,13 @@ func New(opts Options) (*Registry, error) {
 			return nil, err
 		}
 	}
-	return &Registry{opts: opts, metrics: newMetrics(opts.Registerer), envs: envs, client: withReadBodies(opts.HTTPClient),
-		syncKey: syncKey, apps: map[string]*app{}}, nil
+	r := &Registry{opts: opts, metrics: newMetrics(opts.Registerer), envs: envs, client: withReadBodies(opts.HTTPClient),
+		syncKey: syncKey, apps: map[string]*app{}}
+	r.builtApps.max = opts.BuiltApps
+	if r.events, err = inngestgo.NewClient(r.clientOpts(opts.AppPrefix, nil)); err != nil {
+		return nil, fmt.Errorf("inngest client: %w", err)
+	}
+	return r, nil
 }
 
 // SetSigner replaces the key that signs and checks tasksync's own events
@@ -182,10 +207,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	b, err := r.built(a)
+	if err != nil {
+		r.opts.Logger.Error("build the app", "tenant", tenant, "err", err)
+		http.Error(w, `{"error":"the app cannot be built"}`, http.StatusInternalServerError)
+		return
+	}
 	if req.Method == http.MethodPost {
 		legacyFunctionID(req, a, r.FunctionID)
 	}
-	a.handler.ServeHTTP(w, req)
+	b.handler.ServeHTTP(w, req)
 }
 
 // legacyFunctionID points a call for a function by its id of before the
@@ -210,18 +241,82 @@ func legacyFunctionID(req *http.Request, a *app, functionID func(tenant, code st
 // SetTenant replaces a tenant's app with one serving defs' active
 // definitions; an empty set removes the app's functions (the app stays so
 // that a sync can tell Inngest). run executes their runs.
+//
+// It keeps the definitions and builds nothing: the app is built on its
+// first use (built.go). What building would refuse, SetTenant refuses
+// now, and the tenant keeps the app it had: the serve origin must be an
+// absolute URL, and each active definition's trigger must map to an
+// Inngest trigger (schedule: the only step of building that can fail on a
+// definition; the SDK checks no more than that a function's id, here
+// "_" + code, is not empty). Checking costs a few strings per definition,
+// dropped at once. Building every app here instead would cost every
+// tenant's client and functions at every load, to be dropped again as
+// soon as the set of built apps is full.
 func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Runner) error {
+	if _, err := r.checkedOrigin(); err != nil {
+		return err
+	}
+	a := &app{defs: defs, run: run, tenant: tenant, id: r.AppID(tenant)}
+	if slices.ContainsFunc(defs, inactive) {
+		a.defs = slices.DeleteFunc(slices.Clone(defs), inactive)
+	}
+	var tasks, workflows bool
+	for i, d := range a.defs {
+		sched, err := schedule(tenant, d.Metadata.Code, d.Spec.Trigger)
+		if err != nil {
+			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
+		}
+		a.functions = append(a.functions, r.FunctionID(tenant, d.Metadata.Code))
+		if d.Kind == reconciler.KindWorkflow {
+			workflows = true
+		} else {
+			tasks = true
+		}
+		if d.Spec.Trigger.Type() == reconciler.TriggerDate {
+			a.oneShots = append(a.oneShots, i)
+		}
+		if sched.Every > 0 {
+			a.fired = append(a.fired, i)
+		}
+	}
+	slices.Sort(a.functions)
+	if tasks {
+		r.metrics.runsFrom(tenant, kindLabel(reconciler.KindScheduledTask))
+	}
+	if workflows {
+		r.metrics.runsFrom(tenant, kindLabel(reconciler.KindWorkflow))
+	}
+	r.mu.Lock()
+	old := r.apps[tenant]
+	r.apps[tenant] = a
+	r.mu.Unlock()
+	if old != nil {
+		r.builtApps.retire(old)
+	}
+	return nil
+}
+
+func inactive(d reconciler.Definition) bool { return !d.Spec.Active }
+
+// checkedOrigin is the origin the apps are served at, checked.
+func (r *Registry) checkedOrigin() (string, error) {
 	origin, err := url.Parse(r.opts.ServeOrigin)
 	if err != nil || origin.Scheme == "" || origin.Host == "" {
-		return fmt.Errorf("serve origin %q is not an absolute URL", r.opts.ServeOrigin)
+		return "", fmt.Errorf("serve origin %q is not an absolute URL", r.opts.ServeOrigin)
 	}
+	return strings.TrimSuffix(origin.String(), "/"), nil
+}
+
+// clientOpts are the options of an inngestgo client of app appID,
+// connected as the registry is; mw are its middleware.
+func (r *Registry) clientOpts(appID string, mw []func() middleware.Middleware) inngestgo.ClientOpts {
 	dev := r.opts.DevURL != ""
 	opts := inngestgo.ClientOpts{
-		AppID:      r.AppID(tenant),
+		AppID:      appID,
 		Dev:        &dev,
 		Logger:     sdkLogger(r.opts.Logger), // its lines at DEBUG: ours say each event once
 		HTTPClient: r.client,
-		Middleware: []func() middleware.Middleware{func() middleware.Middleware { return &panicWatch{r: r, tenant: tenant} }},
+		Middleware: mw,
 	}
 	if dev {
 		// The dev server checks no signature; the key signs only the
@@ -243,41 +338,35 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 		opts.EventKey = nonEmpty(r.opts.EventKey)
 		opts.Env = nonEmpty(r.opts.Env)
 	}
-	client, err := inngestgo.NewClient(opts)
+	return opts
+}
+
+// build builds a's client, its functions and its handler, from the
+// definitions SetTenant kept: the same definitions make the same app.
+func (r *Registry) build(a *app) (*builtApp, error) {
+	serveOrigin, err := r.checkedOrigin()
 	if err != nil {
-		return fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
+		return nil, err
 	}
-	var ids []string
-	var oneShots, fired []reconciler.Definition
-	for _, d := range defs {
-		if !d.Spec.Active {
-			continue
-		}
-		if err := r.register(client, tenant, d, run); err != nil {
-			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
-		}
-		ids = append(ids, r.FunctionID(tenant, d.Metadata.Code))
-		r.metrics.runsFrom(tenant, kindLabel(d.Kind))
-		if d.Spec.Trigger.Type() == reconciler.TriggerDate {
-			oneShots = append(oneShots, d)
-		}
-		if t := d.Spec.Trigger; t.Type() == reconciler.TriggerInterval {
-			if _, ok := CronOf(time.Duration(t.Interval)); !ok {
-				fired = append(fired, d)
-			}
+	tenant := a.tenant
+	client, err := inngestgo.NewClient(r.clientOpts(a.id, []func() middleware.Middleware{
+		func() middleware.Middleware { return &panicWatch{r: r, tenant: tenant} },
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
+	}
+	for _, d := range a.defs {
+		if err := r.register(client, tenant, d, a.run); err != nil {
+			return nil, fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
 		}
 	}
-	slices.Sort(ids)
-	serveOrigin, servePath := strings.TrimSuffix(origin.String(), "/"), ServePath+tenant
+	servePath := ServePath + tenant
 	// Sync asks the handler in-process with a signed PUT (sync.go); the
 	// SDK's unauthenticated (out-of-band) sync stays off, and ServeHTTP
 	// keeps unsigned PUTs away from the handler.
 	unauthed := false
 	h := client.ServeWithOpts(inngestgo.ServeOpts{Origin: &serveOrigin, Path: &servePath, EnableUnauthedSync: &unauthed})
-	r.mu.Lock()
-	r.apps[tenant] = &app{defs: defs, run: run, tenant: tenant, id: r.AppID(tenant), client: client, handler: h, functions: ids, oneShots: oneShots, fired: fired}
-	r.mu.Unlock()
-	return nil
+	return &builtApp{client: client, handler: h}, nil
 }
 
 func nonEmpty(s string) *string {
@@ -435,10 +524,7 @@ func (r *Registry) SyncIsolating(ctx context.Context, tenant string) (rejected m
 	a := r.apps[tenant]
 	r.mu.RUnlock()
 	all := a.defs
-	for i, d := range all {
-		if !d.Spec.Active {
-			continue
-		}
+	for i, d := range all { // the active definitions (SetTenant)
 		rest := slices.Concat(all[:i:i], all[i+1:])
 		if serr := r.SetTenant(tenant, rest, a.run); serr != nil {
 			return nil, serr
@@ -473,7 +559,8 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 	if a == nil {
 		return 0, ErrNoApp
 	}
-	for _, d := range a.oneShots {
+	for _, i := range a.oneShots {
+		d := a.defs[i]
 		at := *d.Spec.Trigger.At
 		if !at.After(now) {
 			continue
@@ -482,7 +569,7 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 		data := map[string]any{"tenant_id": tenant, "code": d.Metadata.Code, "hash": d.Hash, reconciler.EventNonceKey: id}
 		r.opts.Signer.Sign(OneShotEvent, data)
 		ev := inngestgo.Event{ID: &id, Name: OneShotEvent, Timestamp: at.UnixMilli(), Data: data}
-		if _, err := a.client.Send(ctx, ev); err != nil {
+		if _, err := r.events.Send(ctx, ev); err != nil {
 			return sent, fmt.Errorf("tenant %q: send the one-shot event of %s: %w", tenant, d.Metadata.Code, err)
 		}
 		sent++
@@ -616,12 +703,13 @@ func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time, 
 		return 0, ErrNoApp
 	}
 	var evs []any
-	for _, d := range a.fired {
+	for _, i := range a.fired {
+		d := a.defs[i]
 		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 && (horizon <= 0 || next[0].Sub(now) <= horizon) {
 			evs = append(evs, r.fireEvent(a.id, tenant, d, next[0], false))
 		}
 	}
-	return r.sendEvents(ctx, tenant, a, evs)
+	return r.sendEvents(ctx, tenant, evs)
 }
 
 // SendFires sends the catch-up events of a tenant's missed fires: each
@@ -637,20 +725,20 @@ func (r *Registry) SendFires(ctx context.Context, tenant string, fires []reconci
 	var evs []any
 	for _, f := range fires {
 		i := slices.IndexFunc(a.defs, func(d reconciler.Definition) bool {
-			return d.Spec.Active && d.Metadata.Code == f.Code && d.Hash == f.Hash
+			return d.Metadata.Code == f.Code && d.Hash == f.Hash // a.defs are the active ones
 		})
 		if i < 0 {
 			continue
 		}
 		evs = append(evs, r.fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp, f.Then...))
 	}
-	return r.sendEvents(ctx, tenant, a, evs)
+	return r.sendEvents(ctx, tenant, evs)
 }
 
-func (r *Registry) sendEvents(ctx context.Context, tenant string, a *app, evs []any) (sent int, err error) {
+func (r *Registry) sendEvents(ctx context.Context, tenant string, evs []any) (sent int, err error) {
 	for len(evs) > 0 {
 		n := min(len(evs), maxEventsPerSend)
-		if _, err := a.client.SendMany(ctx, evs[:n]); err != nil {
+		if _, err := r.events.SendMany(ctx, evs[:n]); err != nil {
 			return sent, fmt.Errorf("tenant %q: send fire events: %w", tenant, err)
 		}
 		sent += n

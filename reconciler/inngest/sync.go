@@ -185,8 +185,12 @@ func (r *Registry) appConfig(ctx context.Context, tenant string, a *app) (inBand
 	req := httptest.NewRequestWithContext(ctx, http.MethodPut, appURL, bytes.NewReader(body))
 	req.Header.Set(inngestgo.HeaderKeySignature, sig)
 	req.Header.Set(inngestgo.HeaderKeyContentType, "application/json")
+	b, err := r.built(a)
+	if err != nil {
+		return inBandAnswer{}, err
+	}
 	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
+	b.handler.ServeHTTP(rec, req)
 	if rec.Code/100 != 2 {
 		return inBandAnswer{}, fmt.Errorf("the SDK answered %d: %s", rec.Code, strings.TrimSpace(rec.Body.String()))
 	}

@@ -16,8 +16,13 @@ func TenantGuard(tenant string) string {
 	return fmt.Sprintf("event.data.tenant_id == %s", celString(tenant))
 }
 
+// celEscaper escapes a string for a single-quoted CEL literal; one for
+// every call (a Replacer builds its tables once, on first use).
+var celEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
+// celString is s as a single-quoted CEL string literal.
 func celString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	return "'" + celEscaper.Replace(s) + "'"
 }
 
 // Schedule is how a definition's trigger is expressed to Inngest.
