@@ -21,7 +21,8 @@ import (
 
 // FuzzRunEventData feeds event data into a task's and a workflow's run,
 // through the SDK's handler in-process, with the records in Postgres: no
-// input panics anything, and every task attempt is recorded as finished.
+// input panics anything, every task attempt is recorded as finished and
+// every workflow attempt is recorded.
 // `go test` runs it over its seeds; `go test -run '^$' -fuzz FuzzRunEventData
 // ./reconciler/inngest/` searches further.
 func FuzzRunEventData(f *testing.F) {
@@ -111,6 +112,9 @@ spec:
 		var status string
 		if err := conn.QueryRow(ctx, `select status from root_task_runs where inngest_run_id = $1`, id+"-task").Scan(&status); err != nil || status == string(reconciler.RunRunning) {
 			t.Fatalf("the task's attempt with data %s: %q %v, want a finished record", raw, status, err)
+		}
+		if err := conn.QueryRow(ctx, `select status from root_task_runs where inngest_run_id = $1`, id+"-flow").Scan(&status); err != nil {
+			t.Fatalf("the workflow's attempt with data %s: %v, want a record", raw, err)
 		}
 	})
 }

@@ -158,8 +158,9 @@ func invoke(t testing.TB, reg *inngest.Registry, tenant, code, event string, dat
 // TestHostileEventsNeverPanic sends, to every sample (tasks.d) and
 // example definition, through the SDK's handler in-process, events whose
 // data lacks the fields the definition reads, holds null, wrong types or
-// huge values: no invocation panics, and every attempt of a task is
-// recorded as finished.
+// huge values: no invocation panics, every attempt of a task is
+// recorded as finished, and every workflow attempt is recorded (failed
+// and final where the call ended it with a final error).
 func TestHostileEventsNeverPanic(t *testing.T) {
 	ctx := context.Background()
 	st, url := pg.NewStore(t, store.Options{})
@@ -199,6 +200,7 @@ func TestHostileEventsNeverPanic(t *testing.T) {
 		}
 	}
 	taskRuns := map[string]bool{}
+	flowRuns := map[string]bool{} // run id: the call ended it with a final error
 	n := 0
 	for _, tg := range targets {
 		spec, _ := json.Marshal(tg.def.Spec)
@@ -222,6 +224,12 @@ func TestHostileEventsNeverPanic(t *testing.T) {
 			if tg.def.Kind == reconciler.KindScheduledTask && tg.def.Spec.Trigger.Type() != reconciler.TriggerDate {
 				taskRuns[runID] = true
 			}
+			if tg.def.Kind == reconciler.KindWorkflow {
+				// One call runs a workflow up to its first step action,
+				// sleep or wait, so its attempt may stay running for the
+				// next call; one that failed for good says so.
+				flowRuns[runID] = strings.Contains(r.Body.String(), "(not retried:")
+			}
 			if strings.Contains(r.Body.String(), "panic") {
 				t.Errorf("%s/%s %s: the function panicked: %s", tg.tenant, tg.def.Metadata.Code, name, r.Body)
 			}
@@ -240,7 +248,7 @@ func TestHostileEventsNeverPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `select inngest_run_id, status from root_task_runs where inngest_run_id like 'hostile-%'`)
+	rows, err := conn.Query(ctx, `select inngest_run_id, status || case when final then ' final' else '' end from root_task_runs where inngest_run_id like 'hostile-%'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,5 +268,21 @@ func TestHostileEventsNeverPanic(t *testing.T) {
 			t.Errorf("task run %s: recorded %q (present %v), want a finished attempt", id, s, ok)
 		}
 	}
-	t.Logf("%d hostile invocations over %d definitions", n, len(targets))
+	for id, failed := range flowRuns {
+		s, ok := recorded[id]
+		switch {
+		case !ok:
+			t.Errorf("workflow run %s: no attempt recorded", id)
+		case failed && s != "failed final":
+			t.Errorf("workflow run %s: recorded %q after a final error, want failed final", id, s)
+		}
+	}
+	finalFlows := 0
+	for _, failed := range flowRuns {
+		if failed {
+			finalFlows++
+		}
+	}
+	t.Logf("%d hostile invocations over %d definitions: %d task attempts, %d workflow attempts (%d failed for good)",
+		n, len(targets), len(taskRuns), len(flowRuns), finalFlows)
 }

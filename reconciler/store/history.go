@@ -71,26 +71,34 @@ func (s *Store) CloseAbandoned(ctx context.Context, grace time.Duration, limit i
 	return closed, nil
 }
 
+// PruneRuns' statements: $1 is the cut-off, $2 the batch. Each finds its
+// rows through an index on when they ended or were claimed (migration
+// 00019), so that a prune with nothing to delete reads no table.
+const (
+	pruneRunsSQL = `
+		delete from root_task_runs where id = any (array(
+			select r.id from root_task_runs r
+			where r.status <> 'running' and coalesce(r.finished_at, r.started_at) < $1
+				and r.id <> (select max(x.id) from root_task_runs x where x.task_id = r.task_id)
+			order by coalesce(r.finished_at, r.started_at) limit $2))`
+	pruneClaimsSQL = `delete from root_fire_claims where ctid = any (array(
+		select ctid from root_fire_claims where claimed_at < $1 order by claimed_at limit $2))`
+)
+
 // PruneRuns deletes at most batch attempt rows that ended before
 // `before` (a long workflow that just ended is kept the whole retention),
 // oldest first, in one short statement; the
 // newest row of each definition stays (it is the definition's last run).
 // more reports whether a full batch was deleted: there may be more.
 func (s *Store) PruneRuns(ctx context.Context, before time.Time, batch int) (deleted int, more bool, err error) {
-	tag, err := s.pool.Exec(ctx, `
-		delete from root_task_runs where id = any (array(
-			select r.id from root_task_runs r
-			where r.status <> 'running' and coalesce(r.finished_at, r.started_at) < $1
-				and r.id <> (select max(x.id) from root_task_runs x where x.task_id = r.task_id)
-			order by coalesce(r.finished_at, r.started_at) limit $2))`, before, batch)
+	tag, err := s.pool.Exec(ctx, pruneRunsSQL, before, batch)
 	if err != nil {
 		return 0, false, fmt.Errorf("prune runs: %w", runErr(err))
 	}
 	n := int(tag.RowsAffected())
 	// The claims of fires that old: a run for such a fire is refused
 	// anyway (too late for its grace or its catch-up window).
-	if _, err := s.pool.Exec(ctx, `delete from root_fire_claims where ctid = any (array(
-		select ctid from root_fire_claims where claimed_at < $1 order by claimed_at limit $2))`, before, batch); err != nil {
+	if _, err := s.pool.Exec(ctx, pruneClaimsSQL, before, batch); err != nil {
 		return n, false, fmt.Errorf("prune fire claims: %w", runErr(err))
 	}
 	return n, n == batch, nil

@@ -1,0 +1,8 @@
+package store
+
+// PruneRunsSQL and PruneClaimsSQL are PruneRuns' statements, for the
+// tests that check which indexes they can use.
+const (
+	PruneRunsSQL   = pruneRunsSQL
+	PruneClaimsSQL = pruneClaimsSQL
+)
