@@ -73,7 +73,7 @@ func (s *Store) CloseAbandoned(ctx context.Context, grace time.Duration, limit i
 
 // PruneRuns' statements: $1 is the cut-off, $2 the batch. Each finds its
 // rows through an index on when they ended or were claimed (migration
-// 00019), so that a prune with nothing to delete reads no table.
+// 00018), so that a prune with nothing to delete reads no table.
 const (
 	pruneRunsSQL = `
 		delete from root_task_runs where id = any (array(
