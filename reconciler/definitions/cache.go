@@ -50,8 +50,10 @@ const DefaultKeepParsed = 256
 //   - the clock: a result is dropped at the first `at` of the file that
 //     was still ahead when it was read (its "has passed" warning), and in
 //     any case after Options.Reuse to twice that, at a point of its own
-//     per file, so that the re-parses of a large tree spread over the
-//     resyncs.
+//     per tenant, so that the re-parses of a large tree spread over the
+//     resyncs, and the files of a tenant parsed together are parsed again
+//     together, in one load of the tenant (a stripped tenant's load parses
+//     all its files).
 //
 // Entries are kept per tenant; a full load of a tenant replaces its
 // entries with those of the files it still has, and Tenants drops the
@@ -86,12 +88,35 @@ type cachedTenant struct {
 // cachedFile is one file's result and what it was made from. It is not
 // changed once stored.
 type cachedFile struct {
-	id      uint64 // unique among the entries of this process (entryIDs), but kept by a re-parse of a stripped entry
-	stamp   stamp
+	id    uint64 // unique among the entries of this process (entryIDs), but kept by a re-parse of a stripped entry
+	stamp stamp
+	deps  *fileDeps    // nil when the file read no script and asked no grant
+	until int64        // Unix nanoseconds: the entry is not reused from then on
+	out   *fileOutcome // nil in a stripped entry
+}
+
+// fileDeps is what a file's result was made from besides the file: the
+// script files it read, the grants it asked. Most files have none, so it
+// is kept apart, and only when there is some.
+type fileDeps struct {
 	scripts []scriptDep
 	grants  []grantAnswer
-	until   int64        // Unix nanoseconds: the entry is not reused from then on
-	out     *fileOutcome // nil in a stripped entry
+}
+
+// scripts are the script files the entry's file read.
+func (e *cachedFile) scripts() []scriptDep {
+	if e.deps == nil {
+		return nil
+	}
+	return e.deps.scripts
+}
+
+// grants are the grants the entry's file asked, with their answers.
+func (e *cachedFile) grants() []grantAnswer {
+	if e.deps == nil {
+		return nil
+	}
+	return e.deps.grants
 }
 
 // newEntry is the entry of the file at path visible, parsed now into out
@@ -103,8 +128,11 @@ func newEntry(visible string, prev *cachedFile, st stamp, scripts []scriptDep, g
 	if st.real == visible {
 		st.real = visible // one string for the key and the stamp
 	}
-	e := &cachedFile{stamp: st, scripts: tight(scripts), grants: tight(grants), until: until.UnixNano(), out: out}
-	if prev != nil && prev.stamp == st && slices.Equal(prev.scripts, e.scripts) && slices.Equal(prev.grants, e.grants) {
+	e := &cachedFile{stamp: st, until: until.UnixNano(), out: out}
+	if len(scripts) > 0 || len(grants) > 0 {
+		e.deps = &fileDeps{scripts: tight(scripts), grants: tight(grants)}
+	}
+	if prev != nil && prev.stamp == st && slices.Equal(prev.scripts(), e.scripts()) && slices.Equal(prev.grants(), e.grants()) {
 		e.id = prev.id
 	} else {
 		e.id = entryIDs.Add(1)
@@ -112,8 +140,8 @@ func newEntry(visible string, prev *cachedFile, st stamp, scripts []scriptDep, g
 	return e
 }
 
-// tight is s in an array of its length: nil when empty, so that a kept
-// entry holds no spare capacity from the appends that made it.
+// tight is s in an array of its length, so that a kept entry holds no
+// spare capacity from the appends that made it.
 func tight[S ~[]E, E any](s S) S {
 	if len(s) == 0 {
 		return nil
@@ -279,10 +307,10 @@ func (c *fileCache) forget() {
 }
 
 // lifetime is how long a file's result may be reused at most: between
-// reuse and twice that, at a point fixed per path.
-func (c *fileCache) lifetime(path string) time.Duration {
+// reuse and twice that, at a point fixed per tenant.
+func (c *fileCache) lifetime(tenant string) time.Duration {
 	h := fnv.New32a()
-	h.Write([]byte(path))
+	h.Write([]byte(tenant))
 	return c.reuse + time.Duration(uint64(c.reuse)*uint64(h.Sum32())>>32)
 }
 
@@ -312,12 +340,12 @@ func (t *tenantLoad) reusable(f fileRef) *cachedFile {
 	if st, ok := stampOf(t.fsys, f.real); !ok || st != e.stamp {
 		return nil
 	}
-	for _, d := range e.scripts {
+	for _, d := range e.scripts() {
 		if st, ok := t.scriptStamp(d.rel); !ok || st != d.stamp {
 			return nil
 		}
 	}
-	for _, g := range e.grants {
+	for _, g := range e.grants() {
 		if answerOf(t.l.opts.Secrets(g.tenant, g.name)) != g.answer {
 			return nil
 		}
@@ -358,9 +386,9 @@ func (t *tenantLoad) recordedSecrets() func(tenant, name string) error {
 }
 
 // until is when a result parsed now must be parsed again: after the
-// file's lifetime, or at the first of its one-shots still ahead.
-func (t *tenantLoad) until(path string) time.Time {
-	until := t.now.Add(t.l.cache.lifetime(path))
+// tenant's lifetime, or at the first of the file's one-shots still ahead.
+func (t *tenantLoad) until() time.Time {
+	until := t.now.Add(t.l.cache.lifetime(t.tenantVisible))
 	for _, d := range t.defs {
 		if at := d.Spec.Trigger.At; at != nil && at.After(t.now) && at.Before(until) {
 			until = *at

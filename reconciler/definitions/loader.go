@@ -507,7 +507,7 @@ func (t *tenantLoad) file(f fileRef) {
 	one.parse(f)
 	out := one.outcome(f.visible)
 	if cacheable && st.settled(start) && !one.unsettled && !out.readError {
-		t.keep[f.visible] = newEntry(f.visible, prev, st, one.scripts, one.grants, one.until(f.visible), out)
+		t.keep[f.visible] = newEntry(f.visible, prev, st, one.scripts, one.grants, one.until(), out)
 	}
 	t.add(f.visible, out)
 }
