@@ -86,8 +86,8 @@ func BenchmarkYAMLDecodeFloor(b *testing.B) {
 // a periodic resync does: "parse" parses every file (Reuse off, as before
 // the daemon reused results), "reuse" reuses every file's result and only
 // stats it (every tenant's results kept: Options.KeepParsed above the
-// tree's size; a full load of more tenants than the default keeps parses
-// the others again, see BenchmarkRetainedHeap). cpu-ms/op is the
+// tree's size; with the default, a full load of more tenants parses them
+// again, see BenchmarkRetainedHeap). cpu-ms/op is the
 // process's CPU time (all workers), B/op and allocs/op what a resync
 // allocates, kept-MiB the heap the reused results hold.
 func BenchmarkResyncNoChange(b *testing.B) {
@@ -164,7 +164,10 @@ func cpuTime(b *testing.B) time.Duration {
 // reports the heap the loader keeps per tenant afterwards
 // (load-KiB/tenant), after a resync that finds every tenant unchanged by
 // TenantStamp (stamp-KiB/tenant), and after a second full load
-// (reload-KiB/tenant), with the files that load parsed (reload-parsed).
+// (reload-KiB/tenant), with the files that load parsed (reload-parsed:
+// every file, when there are more tenants than KeepParsed, since a load
+// in the tree's order strips each tenant before it is read again; the
+// daemon reads again only the tenants that changed).
 // The heap counts from the loader made, its validator compiled; the
 // validator's caches of what the tree names (zones, cron gaps) count.
 func BenchmarkRetainedHeap(b *testing.B) {
