@@ -70,7 +70,21 @@ func TestResyncCatchesMissedChange(t *testing.T) {
 // that wrote nothing: a silent edit (no watcher) of one tenant is read
 // and applied, the other tenant is skipped; an applied state changed by
 // another writer (its version moved) is diffed again.
+//
+// It runs with the loader's parsed results kept, and with none kept
+// (definitions.Options.KeepParsed), as for the tenants beyond the
+// default's capacity: a tenant is skipped all the same, and a tenant
+// read again is parsed again into the same definitions.
 func TestResyncSkipsUnchangedTenants(t *testing.T) {
+	for _, keep := range []struct {
+		name string
+		n    int
+	}{{"results kept", 0}, {"no results kept", -1}} {
+		t.Run(keep.name, func(t *testing.T) { testResyncSkipsUnchangedTenants(t, keep.n) })
+	}
+}
+
+func testResyncSkipsUnchangedTenants(t *testing.T, keepParsed int) {
 	ctx := context.Background()
 	dir := deftest.WriteTree(t, map[string]string{
 		"acme/tasks.yaml":   controllerTask("nightly", "0 2 * * *"),
@@ -81,7 +95,7 @@ func TestResyncSkipsUnchangedTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree := v.NewLoader(definitions.DirFS(dir), definitions.Options{AbsRoot: filepath.ToSlash(dir), Reuse: time.Hour})
+	tree := v.NewLoader(definitions.DirFS(dir), definitions.Options{AbsRoot: filepath.ToSlash(dir), Reuse: time.Hour, KeepParsed: keepParsed})
 	all, err := reconciler.ParseRetireBudget("all")
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +158,11 @@ func TestResyncSkipsUnchangedTenants(t *testing.T) {
 	if defs, err := st.Definitions(ctx, "globex"); err != nil || len(defs) != 1 {
 		t.Fatalf("globex not restored: %v %v", defs, err)
 	}
+	// Once an apply of globex wrote nothing, both are skipped again.
+	waittest.For(t, "both tenants skipped again", 10*time.Second, func() bool {
+		res := apply("no-op apply")
+		return res.Skipped == 2 && res.Written == 0
+	})
 }
 
 // countingApps counts, per tenant, the rebuilds of its app (SetTenant).

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -83,9 +85,11 @@ func BenchmarkYAMLDecodeFloor(b *testing.B) {
 // BenchmarkResyncNoChange loads the whole tree again, nothing changed, as
 // a periodic resync does: "parse" parses every file (Reuse off, as before
 // the daemon reused results), "reuse" reuses every file's result and only
-// stats it. cpu-ms/op is the process's CPU time (all workers), B/op and
-// allocs/op what a resync allocates, kept-MiB the heap the reused results
-// hold.
+// stats it (every tenant's results kept: Options.KeepParsed above the
+// tree's size; with the default, a full load of more tenants parses them
+// again, see BenchmarkRetainedHeap). cpu-ms/op is the
+// process's CPU time (all workers), B/op and allocs/op what a resync
+// allocates, kept-MiB the heap the reused results hold.
 func BenchmarkResyncNoChange(b *testing.B) {
 	dir := deftest.BenchTree(b, 1000)
 	v, err := definitions.NewValidator()
@@ -110,10 +114,10 @@ func BenchmarkResyncNoChange(b *testing.B) {
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
-			l := v.NewLoader(definitions.DirFS(dir), definitions.Options{AbsRoot: filepath.ToSlash(dir), Reuse: mode.reuse})
+			l := v.NewLoader(definitions.DirFS(dir), definitions.Options{AbsRoot: filepath.ToSlash(dir), Reuse: mode.reuse, KeepParsed: math.MaxInt})
 			if mode.daemon {
 				var err error
-				if l, err = definitions.NewDirLoader(link, definitions.Options{Reuse: mode.reuse}); err != nil {
+				if l, err = definitions.NewDirLoader(link, definitions.Options{Reuse: mode.reuse, KeepParsed: math.MaxInt}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -152,4 +156,85 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRetainedHeap loads a tree of $TASKSYNC_BENCH_TENANTS (default
+// 2,000) tenants × 10 files that deftest.GenerateRare writes, as the
+// daemon's loader does (NewDirLoader, reuse on, KeepParsed default), and
+// reports the heap the loader keeps per tenant afterwards
+// (load-KiB/tenant), after a resync that finds every tenant unchanged by
+// TenantStamp (stamp-KiB/tenant), and after a second full load
+// (reload-KiB/tenant), with the files that load parsed (reload-parsed:
+// every file, when there are more tenants than KeepParsed, since a load
+// in the tree's order strips each tenant before it is read again; the
+// daemon reads again only the tenants that changed).
+// The heap counts from the loader made, its validator compiled; the
+// validator's caches of what the tree names (zones, cron gaps) count.
+func BenchmarkRetainedHeap(b *testing.B) {
+	tenants := 2000
+	if s := os.Getenv("TASKSYNC_BENCH_TENANTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("TASKSYNC_BENCH_TENANTS=%q: %v; set it to a number of tenants", s, err)
+		}
+		tenants = n
+	}
+	dir := b.TempDir()
+	if err := deftest.GenerateRare(dir, tenants); err != nil {
+		b.Fatal(err)
+	}
+	generated := time.Now()
+	// A result is kept once its file is over a second old.
+	waittest.For(b, "the tree to settle", 5*time.Second, func() bool { return time.Since(generated) > 1100*time.Millisecond })
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	loadAll := func(l *definitions.Loader) {
+		defs := 0
+		if _, err := l.LoadAll(context.Background(), func(r *reconciler.TenantTree) { defs += len(r.Definitions) }); err != nil {
+			b.Fatal(err)
+		}
+		if defs != tenants*deftest.PerTenant {
+			b.Fatalf("loaded %d definitions, want %d", defs, tenants*deftest.PerTenant)
+		}
+	}
+	perTenant := func(before, after int64) float64 {
+		return float64(after-before) / 1024 / float64(tenants)
+	}
+	var l *definitions.Loader
+	var before int64
+	for b.Loop() {
+		l = nil // the last loader is garbage before the next one loads
+		var err error
+		if l, err = definitions.NewDirLoader(dir, definitions.Options{Reuse: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+		before = heap() // with the loader's validator, compiled once whatever the tree
+		loadAll(l)
+	}
+	b.ReportMetric(perTenant(before, heap()), "load-KiB/tenant")
+
+	names, _, err := l.Tenants()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p0, _ := l.FileStats()
+	for _, t := range names {
+		if l.TenantStamp(t) == "" {
+			b.Fatalf("tenant %s has no stamp", t)
+		}
+	}
+	p1, _ := l.FileStats()
+	if p1 != p0 {
+		b.Fatalf("TenantStamp parsed %d files", p1-p0)
+	}
+	b.ReportMetric(perTenant(before, heap()), "stamp-KiB/tenant")
+	loadAll(l)
+	p2, _ := l.FileStats()
+	b.ReportMetric(perTenant(before, heap()), "reload-KiB/tenant")
+	b.ReportMetric(float64(p2-p1), "reload-parsed")
+	runtime.KeepAlive(l)
 }

@@ -2,6 +2,7 @@ package definitions_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -293,5 +294,171 @@ func TestReuseExpires(t *testing.T) {
 	l.Forget()
 	if _, parsed, _ := loadStats(l, "acme"); parsed != 2 {
 		t.Errorf("load after Forget parsed %d, want 2", parsed)
+	}
+}
+
+// strippedTree is a tree of three tenants whose files name a script and
+// a secret: acme's, globex's and initech's.
+func strippedTree(t *testing.T) string {
+	t.Helper()
+	files := map[string]string{}
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		files[tenant+"/a.yaml"] = cronTask("alpha", "0 2 * * *")
+		files[tenant+"/scripts/job.py"] = "print('one')\n"
+		files[tenant+"/c.yaml"] = deftest.Task{Code: "gamma", Type: "python_script", Config: "{file: scripts/job.py}",
+			Trigger: "{cron: '0 5 * * *'}"}.String()
+		files[tenant+"/s.yaml"] = deftest.Task{Code: "sigma",
+			Config: "{url: 'https://a.example.com', headers: {Authorization: 'Bearer ${secret:TOKEN}'}}"}.String()
+	}
+	dir := deftest.WriteTree(t, files)
+	settle(t, dir)
+	return dir
+}
+
+// stampStats is TenantStamp of a tenant, with the files it parsed (none,
+// ever) and found reusable.
+func stampStats(t *testing.T, l *definitions.Loader, tenant string) (stamp string, reused int64) {
+	t.Helper()
+	p0, r0 := l.FileStats()
+	stamp = l.TenantStamp(tenant)
+	p1, r1 := l.FileStats()
+	if p1 != p0 {
+		t.Errorf("TenantStamp(%s) parsed %d files", tenant, p1-p0)
+	}
+	return stamp, r1 - r0
+}
+
+// TestReuseStrippedTenant: beyond Options.KeepParsed tenants, a tenant's
+// parsed results are dropped, and what its stamp is made of is kept: an
+// unchanged tenant keeps the stamp of its load, found without a parse,
+// and a load of it parses its files again into the same result and the
+// same stamp. With KeepParsed negative no tenant keeps its results.
+func TestReuseStrippedTenant(t *testing.T) {
+	dir := strippedTree(t)
+	for _, keep := range []int{1, -1} {
+		t.Run(fmt.Sprintf("keep %d", keep), func(t *testing.T) {
+			g := &grants{granted: map[string]bool{"acme/TOKEN": true, "globex/TOKEN": true, "initech/TOKEN": true}}
+			l := reuseLoader(t, dir, definitions.Options{Secrets: g.check, KeepParsed: keep})
+			first := map[string]*reconciler.TenantTree{}
+			for _, tenant := range []string{"acme", "globex", "initech"} {
+				tree, parsed, _ := loadStats(l, tenant)
+				if parsed != 3 || tree.Stamp == "" || len(tree.Problems) != 0 {
+					t.Fatalf("first load of %s parsed %d, stamp %q, problems %v; want 3, a stamp, none", tenant, parsed, tree.Stamp, tree.Problems)
+				}
+				first[tenant] = tree
+			}
+			// acme and globex are stripped (initech is the one kept, or none).
+			for range 2 {
+				for tenant, tree := range first {
+					if stamp, reused := stampStats(t, l, tenant); stamp != tree.Stamp || reused != 3 {
+						t.Errorf("TenantStamp(%s) = %q, found %d reusable; want the load's %q, 3", tenant, stamp, reused, tree.Stamp)
+					}
+				}
+			}
+			again, parsed, reused := loadStats(l, "acme")
+			if parsed != 3 || reused != 0 {
+				t.Errorf("load of the stripped acme parsed %d, reused %d; want 3, 0", parsed, reused)
+			}
+			if !reflect.DeepEqual(again, first["acme"]) {
+				t.Errorf("load of the stripped acme differs from its first:\n%+v\nwant\n%+v", again, first["acme"])
+			}
+			if stamp, _ := stampStats(t, l, "acme"); stamp != first["acme"].Stamp {
+				t.Errorf("acme's stamp after its load = %q, want %q", stamp, first["acme"].Stamp)
+			}
+			if keep > 0 {
+				// acme is now the tenant kept.
+				if _, parsed, reused := loadStats(l, "acme"); parsed != 0 || reused != 3 {
+					t.Errorf("load of the kept acme parsed %d, reused %d; want 0, 3", parsed, reused)
+				}
+				if _, parsed, _ := loadStats(l, "initech"); parsed != 3 {
+					t.Errorf("load of initech, stripped since acme's load, parsed %d, want 3", parsed)
+				}
+			}
+		})
+	}
+}
+
+// TestReuseStrippedTenantChanges: a change to a stripped tenant (its
+// parsed results dropped: see TestReuseStrippedTenant) moves its stamp and
+// shows at its next load: an edited file, an edited script, a changed
+// grant answer.
+func TestReuseStrippedTenantChanges(t *testing.T) {
+	dir := strippedTree(t)
+	g := &grants{granted: map[string]bool{"acme/TOKEN": true, "globex/TOKEN": true, "initech/TOKEN": true}}
+	l := reuseLoader(t, dir, definitions.Options{Secrets: g.check, KeepParsed: -1})
+	stamps := map[string]string{}
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		stamps[tenant] = l.LoadTenant(tenant).Stamp
+	}
+	// Same size, mtime set back: only the ctime tells.
+	silently := func(path, data string) {
+		t.Helper()
+		old, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(data)) != old.Size() {
+			t.Fatalf("test data for %s changes the size", path)
+		}
+		deftest.WriteFile(t, path, data)
+		if err := os.Chtimes(path, old.ModTime(), old.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	silently(filepath.Join(dir, "acme", "a.yaml"), cronTask("alpha", "0 9 * * *"))
+	silently(filepath.Join(dir, "globex", "scripts", "job.py"), "print('two')\n")
+	g.set("initech/TOKEN", false)
+	for tenant, old := range stamps {
+		if stamp, _ := stampStats(t, l, tenant); stamp == old {
+			t.Errorf("TenantStamp(%s) after its change = the stamp before it", tenant)
+		}
+	}
+
+	acme := l.LoadTenant("acme")
+	if got, want := crons(acme), []string{"alpha=0 9 * * *", "gamma=0 5 * * *", "sigma="}; !slices.Equal(got, want) {
+		t.Errorf("acme's definitions after the edit = %v, want %v", got, want)
+	}
+	globex := l.LoadTenant("globex")
+	for _, d := range globex.Definitions {
+		if d.Metadata.Code == "gamma" && d.Spec.Config.PythonScript.FileContent != "print('two')\n" {
+			t.Errorf("globex's script after the edit = %q, want the new one", d.Spec.Config.PythonScript.FileContent)
+		}
+	}
+	initech := l.LoadTenant("initech")
+	if len(initech.Problems) != 1 || initech.Problems[0].Path != "initech/s.yaml" {
+		t.Errorf("initech's problems after the grant was revoked = %v, want one at initech/s.yaml", initech.Problems)
+	}
+	for _, tree := range []*reconciler.TenantTree{acme, globex, initech} {
+		if tree.Stamp == stamps[tree.Tenant] {
+			t.Errorf("%s's load after its change has the stamp before it", tree.Tenant)
+		}
+	}
+}
+
+// TestReuseKeptTenantsLastLoaded: the tenants that keep their parsed
+// results are the last loaded: a load of one of them reuses its
+// unchanged files (an edited one alone is parsed), and loading another
+// tenant strips the one loaded the longest ago.
+func TestReuseKeptTenantsLastLoaded(t *testing.T) {
+	dir := strippedTree(t)
+	g := &grants{granted: map[string]bool{"acme/TOKEN": true, "globex/TOKEN": true, "initech/TOKEN": true}}
+	l := reuseLoader(t, dir, definitions.Options{Secrets: g.check, KeepParsed: 2})
+	l.LoadTenant("acme")
+	l.LoadTenant("globex")
+	deftest.WriteFile(t, filepath.Join(dir, "acme", "a.yaml"), cronTask("alpha", "30 2 * * *"))
+	tree, parsed, reused := loadStats(l, "acme")
+	if parsed != 1 || reused != 2 {
+		t.Errorf("load of the kept acme after one edit parsed %d, reused %d; want 1, 2", parsed, reused)
+	}
+	if got, want := crons(tree), []string{"alpha=30 2 * * *", "gamma=0 5 * * *", "sigma="}; !slices.Equal(got, want) {
+		t.Errorf("acme's definitions after the edit = %v, want %v", got, want)
+	}
+	l.LoadTenant("initech") // strips globex, loaded before acme
+	// a.yaml, edited within a second of its read, may not have been kept.
+	if _, parsed, reused := loadStats(l, "acme"); parsed > 1 || reused < 2 {
+		t.Errorf("load of acme, still kept, parsed %d, reused %d; want at most a.yaml parsed", parsed, reused)
+	}
+	if _, parsed, reused := loadStats(l, "globex"); parsed != 3 || reused != 0 {
+		t.Errorf("load of the stripped globex parsed %d, reused %d; want 3, 0", parsed, reused)
 	}
 }

@@ -70,6 +70,13 @@ type Options struct {
 	// tree loaded once (validate, plan). Only a tree on disk (DirFS,
 	// os.DirFS) gives the inodes and change times reuse needs.
 	Reuse time.Duration
+	// KeepParsed bounds, with Reuse, the tenants whose parsed results are
+	// kept: those of the KeepParsed tenants loaded last; default
+	// DefaultKeepParsed, negative none. Of every other tenant only what
+	// TenantStamp checks is kept (each file's stamp, its scripts' stamps,
+	// its grant answers), so that an unchanged tenant is still skipped
+	// without a parse, while a load of it parses its files again.
+	KeepParsed int
 	// Provenance, when set, gives the git commit each loaded definition
 	// carries (reconciler.Definition.Commit). NewDirLoader sets it for
 	// the tree's directory.
@@ -114,9 +121,12 @@ func (v *Validator) NewLoader(fsys fs.FS, opts Options) *Loader {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if opts.KeepParsed == 0 {
+		opts.KeepParsed = DefaultKeepParsed
+	}
 	l := &Loader{v: v, opts: opts, root: treeRoot{fsys: fsys, abs: opts.AbsRoot}}
 	if opts.Reuse > 0 {
-		l.cache = &fileCache{reuse: opts.Reuse}
+		l.cache = &fileCache{reuse: opts.Reuse, keepParsed: max(opts.KeepParsed, 0)}
 	}
 	return l
 }
@@ -329,7 +339,9 @@ func (l *Loader) loadAt(ctx context.Context, root treeRoot, tenant string, only 
 		// file copies each definition once, not at every growth.
 		n := 0
 		for _, e := range tl.prev {
-			n += len(e.out.defs)
+			if e.out != nil {
+				n += len(e.out.defs)
+			}
 		}
 		tl.defs = make([]reconciler.Definition, 0, n)
 	}
@@ -470,12 +482,15 @@ func (t *tenantLoad) warning(file string, line, col int, code, msg string) {
 
 // file loads one definition file into the tenant: its stored result when
 // nothing it was made from changed, else it is parsed now (and its result
-// stored, when the loader reuses results).
+// stored, when the loader reuses results). A stripped entry (fileCache)
+// has no result to reuse: the file is parsed, and its new entry keeps the
+// stripped one's id when it was made from the same.
 func (t *tenantLoad) file(f fileRef) {
-	if e := t.reusable(f); e != nil {
+	prev := t.reusable(f)
+	if prev != nil && prev.out != nil {
 		t.l.reused.Add(1)
-		t.keep[f.visible] = e
-		t.add(f.visible, e.out)
+		t.keep[f.visible] = prev
+		t.add(f.visible, prev.out)
 		return
 	}
 	t.l.parsed.Add(1)
@@ -492,7 +507,7 @@ func (t *tenantLoad) file(f fileRef) {
 	one.parse(f)
 	out := one.outcome(f.visible)
 	if cacheable && st.settled(start) && !one.unsettled && !out.readError {
-		t.keep[f.visible] = &cachedFile{id: entryIDs.Add(1), stamp: st, scripts: one.scripts, grants: one.grants, until: one.until(f.visible), out: out}
+		t.keep[f.visible] = newEntry(f.visible, prev, st, one.scripts, one.grants, one.until(), out)
 	}
 	t.add(f.visible, out)
 }
