@@ -202,6 +202,8 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 			v, ok := versions[name]
 			r.remember(name, tree.Stamp, v, ok, plan, err == nil && !written)
 		}
+		// Applied: the pass reads what the plan did, not the definitions.
+		plans[i] = plan.withoutDefinitions()
 		mu.Lock()
 		defer mu.Unlock()
 		switch {

@@ -78,13 +78,24 @@ func (r *Reconciler) remember(tenant, stamp string, version int64, known bool, p
 	if r.clean == nil {
 		r.clean = map[string]cleanTenant{}
 	}
-	// Kept without the definitions the changes point to: only the
-	// changes' actions, codes and holds are read again.
-	kept := plan
-	kept.Changes = make([]Change, len(plan.Changes))
-	for i, ch := range plan.Changes {
-		ch.Desired, ch.Applied, ch.Fields = nil, nil, nil
-		kept.Changes[i] = ch
+	r.clean[tenant] = cleanTenant{stamp: stamp, version: version, known: known, plan: plan.withoutDefinitions()}
+}
+
+// withoutDefinitions is p as what follows an apply reads it: the changes'
+// actions, codes, holds and kept versions' files (pass.go, notice.go),
+// without the definitions they point to, so that neither a remembered
+// plan nor a pass over a large tree holds every parsed definition.
+func (p TenantPlan) withoutDefinitions() TenantPlan {
+	out := p
+	out.Changes = make([]Change, len(p.Changes))
+	for i, ch := range p.Changes {
+		if ch.Kept != "" && ch.Applied != nil {
+			ch.Applied = &Applied{Code: ch.Applied.Code, Source: ch.Applied.Source}
+		} else {
+			ch.Applied = nil
+		}
+		ch.Desired, ch.Fields = nil, nil
+		out.Changes[i] = ch
 	}
-	r.clean[tenant] = cleanTenant{stamp: stamp, version: version, known: known, plan: kept}
+	return out
 }
