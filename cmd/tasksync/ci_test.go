@@ -25,17 +25,14 @@ func checkInvocations(t *testing.T, where, script string) int {
 			continue
 		}
 		c := commandNamed(t, words[0])
-		fs := newFlagSet(c, nil)
-		if c.flags != nil {
-			c.flags(fs)
-		}
+		fs := program().FlagSet(c)
 		for _, w := range words[1:] {
 			if !strings.HasPrefix(w, "-") {
 				continue
 			}
 			name, _, _ := strings.Cut(strings.TrimLeft(w, "-"), "=")
-			if fs.set.Lookup(name) == nil {
-				t.Errorf("%s: tasksync %s has no flag %s", where, c.name, w)
+			if fs.Set.Lookup(name) == nil {
+				t.Errorf("%s: tasksync %s has no flag %s", where, c.Name, w)
 			}
 		}
 		n++

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 )
 
@@ -116,7 +117,7 @@ func TestValidateFormatGitHub(t *testing.T) {
 	}
 	t.Chdir(tree)
 	out, errOut, code := runCmd(t, nil, "validate", "--format", "github", "--dir", ".", ".")
-	if code != exitFailure {
+	if code != cli.ExitFailure {
 		t.Fatalf("exit %d, want 1: %s%s", code, out, errOut)
 	}
 	text, _, _ := runCmd(t, nil, "validate", "--dir", ".", ".")
@@ -179,7 +180,7 @@ func TestValidateFormatGitHubStrict(t *testing.T) {
 		wantCode, wantLevel := 0, "warning"
 		if strict {
 			args = append([]string{"validate", "--strict"}, args[1:]...)
-			wantCode, wantLevel = exitFailure, "error"
+			wantCode, wantLevel = cli.ExitFailure, "error"
 		}
 		out, errOut, code := runCmd(t, nil, args...)
 		if code != wantCode {

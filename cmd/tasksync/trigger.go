@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/inngest"
@@ -41,57 +42,57 @@ type triggerOptions struct {
 	print   bool
 }
 
-func triggerFlags(f *flagSet) {
+func triggerFlags(f *cli.FlagSet) {
 	o := &triggerOptions{}
 	o.dbOptions.flags(f)
-	f.string(&o.data, "data", "", "", "a JSON `object` merged into the event's data, which the run reads as event.data (not tenant_id, code or hash)")
-	f.string(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
-	f.bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
-	f.duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
-	f.bool(&o.print, "print-event", "", "print the signed event as JSON instead of sending it (to post it with curl); it is valid for an hour")
-	f.opts = o
+	f.String(&o.data, "data", "", "", "a JSON `object` merged into the event's data, which the run reads as event.data (not tenant_id, code or hash)")
+	f.String(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
+	f.Bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
+	f.Duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
+	f.Bool(&o.print, "print-event", "", "print the signed event as JSON instead of sending it (to post it with curl); it is valid for an hour")
+	f.Opts = o
 }
 
-func runTrigger(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*triggerOptions)
-	args := c.args
+func runTrigger(ctx context.Context, c *cli.Invocation) error {
+	o := c.Flags.Opts.(*triggerOptions)
+	args := c.Args
 	if len(args) > 2 {
 		// Flags may follow TENANT CODE too.
-		if err := c.flags.set.Parse(args[2:]); err != nil {
-			return usageError("trigger: %v (see 'tasksync trigger -h')", err)
+		if err := c.Flags.Set.Parse(args[2:]); err != nil {
+			return cli.UsageError("trigger: %v (see 'tasksync trigger -h')", err)
 		}
-		args = append(args[:2:2], c.flags.set.Args()...)
+		args = append(args[:2:2], c.Flags.Set.Args()...)
 	}
 	if len(args) != 2 {
-		return usageError("trigger takes TENANT CODE (see 'tasksync trigger -h')")
+		return cli.UsageError("trigger takes TENANT CODE (see 'tasksync trigger -h')")
 	}
 	tenant, code := args[0], args[1]
 	if msg := definitions.TenantCodeProblem(tenant); msg != "" {
-		return usageError("trigger: tenant %q: %s", tenant, msg)
+		return cli.UsageError("trigger: tenant %q: %s", tenant, msg)
 	}
 	if !definitionCode.MatchString(code) {
-		return usageError("trigger: %q is not a definition code: codes are lowercase letters, digits, '-' and '_', at most 50", code)
+		return cli.UsageError("trigger: %q is not a definition code: codes are lowercase letters, digits, '-' and '_', at most 50", code)
 	}
 	var data map[string]any
 	if o.data != "" {
 		if len(o.data) > maxTriggerData {
-			return usageError("trigger: --data is %d bytes; at most %d", len(o.data), maxTriggerData)
+			return cli.UsageError("trigger: --data is %d bytes; at most %d", len(o.data), maxTriggerData)
 		}
 		dec := json.NewDecoder(strings.NewReader(o.data))
 		dec.UseNumber()
 		if err := dec.Decode(&data); err != nil || data == nil || dec.More() {
-			return usageError("trigger: --data must be one JSON object, such as '{\"customer_id\": 42}'")
+			return cli.UsageError("trigger: --data must be one JSON object, such as '{\"customer_id\": 42}'")
 		}
 	}
 	if o.hash != "" && (len(o.hash) < 8 || strings.Trim(strings.ToLower(o.hash), "0123456789abcdef") != "") {
-		return usageError("trigger: --hash must be a spec_hash, or at least its first 8 hex characters")
+		return cli.UsageError("trigger: --hash must be a spec_hash, or at least its first 8 hex characters")
 	}
 	if o.wait && o.timeout <= 0 {
-		return usageError("trigger: --timeout must be positive")
+		return cli.UsageError("trigger: --timeout must be positive")
 	}
-	conn, ok := inngestConnection(c.getenv)
+	conn, ok := inngestConnection(c.Getenv)
 	if !ok && !o.print {
-		return usageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
+		return cli.UsageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
 	}
 
 	// Check before sending (the function checks again when it runs).
@@ -133,7 +134,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 			tenant, code, def.Hash, def.Revision, o.hash)
 	}
 	if def.SyncState != reconciler.SyncSynced {
-		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
+		fmt.Fprintf(c.Stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
 	}
 	key, err := st.EventKey(ctx)
 	if err != nil {
@@ -141,14 +142,14 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	}
 	ev, err := inngest.ManualEvent(key, tenant, code, def.Hash, data)
 	if err != nil {
-		return usageError("trigger: --data: %v", err)
+		return cli.UsageError("trigger: --data: %v", err)
 	}
 	if o.print {
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "%s\n", b)
+		fmt.Fprintf(c.Stdout, "%s\n", b)
 		return nil
 	}
 	sender, err := inngest.NewSender(conn)
@@ -159,7 +160,7 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "trigger: sent %s for %s/%s (%s, revision %d): event %s\n", reconciler.ManualRunEvent, tenant, code, def.Kind, def.Revision, id)
+	fmt.Fprintf(c.Stdout, "trigger: sent %s for %s/%s (%s, revision %d): event %s\n", reconciler.ManualRunEvent, tenant, code, def.Kind, def.Revision, id)
 	if !o.wait {
 		return nil
 	}
@@ -169,20 +170,20 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	switch {
 	case err != nil && ctx.Err() == nil && wctx.Err() != nil:
 		if run.runID == "" {
-			return &exitError{code: exitTimeout, err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
+			return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
 		}
-		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.runID, o.timeout, runPointers(run.runID))}
+		return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.runID, o.timeout, runPointers(run.runID))}
 	case err != nil:
 		return err
 	}
 	if run.refused != nil {
-		fmt.Fprintf(c.stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.runID), reconciler.EscapeText(strings.ToLower(run.refused.Status)))
-		writeIndented(c.stdout, "", run.refused.Output)
-		return &exitError{code: exitFailure}
+		fmt.Fprintf(c.Stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.runID), reconciler.EscapeText(strings.ToLower(run.refused.Status)))
+		writeIndented(c.Stdout, "", run.refused.Output)
+		return &cli.ExitError{Code: cli.ExitFailure}
 	}
-	writeOutcome(c.stdout, run.runID, *run.final)
+	writeOutcome(c.Stdout, run.runID, *run.final)
 	if run.final.Status != reconciler.RunSucceeded {
-		return &exitError{code: exitFailure}
+		return &cli.ExitError{Code: cli.ExitFailure}
 	}
 	return nil
 }
