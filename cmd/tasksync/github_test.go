@@ -55,7 +55,7 @@ func TestGitHubAnnotationEscaping(t *testing.T) {
 		{Path: "tasks.d/x:y=z.yaml", Message: "no line: a,b::c"},
 	}
 	for _, p := range cases {
-		line := githubAnnotation(p, false)
+		line := p.GitHubAnnotation(false)
 		if strings.ContainsAny(line, "\r\n") {
 			t.Errorf("annotation spans lines: %q", line)
 		}
@@ -89,10 +89,10 @@ func TestGitHubAnnotationEscaping(t *testing.T) {
 		}
 	}
 	// The exact form, as GitHub documents it.
-	got := githubAnnotation(reconciler.Problem{Path: "t/acme/a,b:c%.yaml", Line: 7, Column: 3, Tenant: "acme", Code: "x", Message: "100% sure\nnext"}, false)
+	got := reconciler.Problem{Path: "t/acme/a,b:c%.yaml", Line: 7, Column: 3, Tenant: "acme", Code: "x", Message: "100% sure\nnext"}.GitHubAnnotation(false)
 	want := "::error file=t/acme/a%2Cb%3Ac%25.yaml,line=7,col=3,title=tasksync%3A acme/x::100%25 sure\\nnext"
 	if got != want {
-		t.Errorf("githubAnnotation =\n%s\nwant\n%s", got, want)
+		t.Errorf("GitHubAnnotation =\n%s\nwant\n%s", got, want)
 	}
 }
 

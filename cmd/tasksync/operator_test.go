@@ -162,16 +162,3 @@ func TestReadyzWhileSyncsFail(t *testing.T) {
 		t.Errorf("/v1/status sync_failed = %v (%v), want acme and globex:\n%s", status.SyncFailed, err, body)
 	}
 }
-
-// TestNotLeaderError: the refusal of run --once while a daemon leads
-// suggests raising spec.maxRetire only when retirements are held, naming
-// the tenants that hold them.
-func TestNotLeaderError(t *testing.T) {
-	if msg := notLeaderError(nil).Error(); strings.Contains(msg, "maxRetire") || !strings.Contains(msg, "stop the daemon") {
-		t.Errorf("nothing held: %q, want no spec.maxRetire and what to do", msg)
-	}
-	msg := notLeaderError([]string{"acme", "globex"}).Error()
-	if !strings.Contains(msg, "spec.maxRetire") || !strings.Contains(msg, `"acme"`) || !strings.Contains(msg, `"globex"`) {
-		t.Errorf("retirements held: %q, want spec.maxRetire and the tenants", msg)
-	}
-}

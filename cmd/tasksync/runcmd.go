@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -171,7 +169,8 @@ func runRun(ctx context.Context, c *cli.Invocation) error {
 	}
 	p, err := ctrl.Once(ctx)
 	if errors.Is(err, reconciler.ErrNotLeader) {
-		return &cli.ExitError{Code: cli.ExitFailure, Err: notLeaderError(heldTenants(ctx, st))}
+		statuses, _ := st.TenantStatuses(ctx) // none when the store cannot say
+		return &cli.ExitError{Code: cli.ExitFailure, Err: reconciler.NotLeaderError(reconciler.HeldTenants(statuses))}
 	}
 	if err != nil {
 		return err
@@ -181,10 +180,10 @@ func runRun(ctx context.Context, c *cli.Invocation) error {
 	}
 	p.WriteText(c.Stdout, apps != nil)
 	switch {
-	case apps == nil && servedChanged(p.Applied) > 0 && !o.postgresOnly:
+	case apps == nil && p.Applied.ServedChanged() > 0 && !o.postgresOnly:
 		// Postgres now differs from what Inngest has: the apps would
 		// have to be synced, and nothing here can.
-		fmt.Fprintf(c.Stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(servedChanged(p.Applied), "tenant"))
+		fmt.Fprintf(c.Stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(p.Applied.ServedChanged(), "tenant"))
 		return &cli.ExitError{Code: cli.ExitFailure, Err: errors.New("Inngest is not configured: set INNGEST_DEV or INNGEST_SIGNING_KEY to sync the apps, " +
 			"or pass --postgres-only to leave their sync to the daemon (it syncs every app when it starts)")}
 	case apps == nil:
@@ -199,20 +198,6 @@ func runRun(ctx context.Context, c *cli.Invocation) error {
 		return errExit1
 	}
 	return nil
-}
-
-// servedChanged counts the tenants whose applied definitions res changed
-// (created, updated, moved or retired): their apps would need a sync. A
-// tenant whose stored problems or held retirements alone changed serves
-// the same functions.
-func servedChanged(res *reconciler.Result) int {
-	n := 0
-	for _, p := range res.Plans {
-		if p.Pending() && res.Failed[p.Tenant] == nil && slices.Contains(res.WrittenTenants, p.Tenant) {
-			n++
-		}
-	}
-	return n
 }
 
 // reuseParsed is how long the daemon reuses a definition file's parsed
@@ -237,40 +222,4 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		Logger: logger, Registerer: promReg,
 		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil
-}
-
-// heldTenants names the tenants whose retirements the prune budget holds,
-// as the store last recorded them; none when the store cannot say.
-func heldTenants(ctx context.Context, st *store.Store) []string {
-	statuses, err := st.TenantStatuses(ctx)
-	if err != nil {
-		return nil
-	}
-	var held []string
-	for _, t := range statuses {
-		if len(t.HeldRetires) > 0 {
-			held = append(held, t.Tenant)
-		}
-	}
-	return held
-}
-
-// notLeaderError is why run --once is refused while a daemon leads, and
-// what to do; it suggests raising spec.maxRetire only when retirements
-// are held (held names those tenants).
-func notLeaderError(held []string) error {
-	msg := "another replica holds the leader lock: a running daemon reconciles the tree itself and applies every change to it"
-	if len(held) > 0 {
-		quoted := make([]string, len(held))
-		for i, t := range held {
-			quoted[i] = strconv.Quote(t)
-		}
-		tenants := "tenant"
-		if len(held) > 1 {
-			tenants = "tenants"
-		}
-		msg += fmt.Sprintf(" (retirements are held for %s %s: to release them, raise spec.maxRetire in the tenant's TenantSettings document)",
-			tenants, strings.Join(quoted, ", "))
-	}
-	return errors.New(msg + "; stop the daemon to run --once")
 }

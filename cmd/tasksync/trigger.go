@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -166,127 +163,26 @@ func runTrigger(ctx context.Context, c *cli.Invocation) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	run, err := followRun(wctx, sender, st, tenant, code, id)
+	run, err := sender.FollowRecorded(wctx, st, tenant, code, id, triggerPoll)
 	switch {
 	case err != nil && ctx.Err() == nil && wctx.Err() != nil:
-		if run.runID == "" {
+		if run.RunID == "" {
 			return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
 		}
-		return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.runID, o.timeout, runPointers(run.runID))}
+		return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.RunID, o.timeout, reconciler.RunPointers(run.RunID))}
 	case err != nil:
 		return err
 	}
-	if run.refused != nil {
-		fmt.Fprintf(c.Stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.runID), reconciler.EscapeText(strings.ToLower(run.refused.Status)))
-		writeIndented(c.Stdout, "", run.refused.Output)
+	if run.Refused != nil {
+		fmt.Fprintf(c.Stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.RunID), reconciler.EscapeText(strings.ToLower(run.Refused.Status)))
+		reconciler.WriteIndented(c.Stdout, "", run.Refused.Output)
 		return &cli.ExitError{Code: cli.ExitFailure}
 	}
-	writeOutcome(c.Stdout, run.runID, *run.final)
-	if run.final.Status != reconciler.RunSucceeded {
+	run.Final.WriteOutcome(c.Stdout, run.RunID)
+	if run.Final.Status != reconciler.RunSucceeded {
 		return &cli.ExitError{Code: cli.ExitFailure}
 	}
 	return nil
-}
-
-// followedRun is what trigger --wait learned of the run its event
-// started.
-type followedRun struct {
-	runID string
-	// final is the run's final attempt, from tasksync's run records: the
-	// outcome.
-	final *reconciler.RunRecord
-	// refused is Inngest's view of a run that ended, failed, with no run
-	// record: refused before it ran (see inngest.EventRun).
-	refused *inngest.EventRun
-}
-
-// followRun polls, every triggerPoll until ctx ends, Inngest for the run
-// event id started (its event runs give the run id, nothing more: they
-// say Completed of a run that waits) and tasksync's run records for that
-// run's final attempt, and returns when there is one; on ctx's end, it
-// returns what it saw with ctx's error.
-func followRun(ctx context.Context, sender *inngest.Sender, st *store.Store, tenant, code, id string) (followedRun, error) {
-	var out followedRun
-	t := time.NewTicker(triggerPoll)
-	defer t.Stop()
-	for {
-		runs, err := sender.EventRuns(ctx, id)
-		if err != nil && ctx.Err() == nil {
-			return out, err
-		}
-		if len(runs) > 0 && runs[0].RunID != "" {
-			ev := runs[0]
-			out.runID = ev.RunID
-			recs, err := st.Run(ctx, out.runID, tenant)
-			switch {
-			case err != nil && !errors.Is(err, reconciler.ErrNotFound) && ctx.Err() == nil:
-				return out, err
-			case err == nil:
-				for i := range recs {
-					if r := recs[i]; r.Code == code && r.Final && r.Status != reconciler.RunRunning {
-						out.final = &r
-						return out, nil
-					}
-				}
-			case ev.Ended() && !ev.Succeeded():
-				out.refused = &ev
-				return out, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return out, ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// writeOutcome prints a run's final attempt: its status, a workflow's
-// steps with their outcomes and outputs, a task's output, the error, and
-// where to read the run.
-func writeOutcome(w io.Writer, runID string, r reconciler.RunRecord) {
-	fmt.Fprintf(w, "trigger: run %s %s (attempt %d)\n", reconciler.EscapeText(runID), r.Status, r.Attempt)
-	var steps []reconciler.StepOutcome
-	if len(r.Steps) > 0 && json.Unmarshal(r.Steps, &steps) == nil {
-		for _, s := range steps {
-			fmt.Fprintf(w, "  step %s: %s\n", reconciler.EscapeText(s.ID), reconciler.EscapeText(s.Status))
-			if s.Error != "" {
-				fmt.Fprintf(w, "    error: %s\n", reconciler.EscapeText(s.Error))
-			}
-			writeIndented(w, "    ", s.Output)
-		}
-	}
-	writeIndented(w, "", r.Output)
-	if r.Error != "" {
-		at := ""
-		if r.FailedStep != "" {
-			at = " at step " + reconciler.EscapeText(r.FailedStep)
-		}
-		fmt.Fprintf(w, "trigger: failed%s: %s\n", at, reconciler.EscapeText(r.Error))
-	}
-	fmt.Fprintf(w, "trigger: see %s\n", runPointers(runID))
-}
-
-// runPointers names where a run's record is read: the status API and the
-// web page of the daemon.
-func runPointers(runID string) string {
-	return fmt.Sprintf("the status API's /v1/runs/%[1]s, or the web page /ui/runs/%[1]s", url.PathEscape(runID))
-}
-
-// writeIndented prints a JSON value indented, each line after prefix; nothing
-// for none or null.
-func writeIndented(w io.Writer, prefix string, v json.RawMessage) {
-	if len(v) == 0 || string(v) == "null" {
-		return
-	}
-	var out bytes.Buffer
-	if json.Indent(&out, v, prefix, "  ") == nil {
-		// The output is the tenant's: each line escaped, as validate
-		// prints file names (no terminal controls, no bidi overrides).
-		for _, line := range strings.Split(out.String(), "\n") {
-			fmt.Fprintf(w, "%s%s\n", prefix, reconciler.EscapeText(line))
-		}
-	}
 }
 
 // inngestConnection reads the connection settings of the SDK's

@@ -95,7 +95,7 @@ func runValidate(ctx context.Context, c *cli.Invocation) error {
 		}
 	case formatGitHub:
 		for _, p := range problems {
-			fmt.Fprintln(c.Stdout, githubAnnotation(p, o.strict))
+			fmt.Fprintln(c.Stdout, p.GitHubAnnotation(o.strict))
 		}
 		fmt.Fprintln(c.Stdout, stats.Summary(len(errs), warnings, o.strict))
 	default:
