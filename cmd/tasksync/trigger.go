@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -101,34 +99,9 @@ func runTrigger(ctx context.Context, c *cli.Invocation) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
-	def, err := st.Definition(ctx, tenant, code)
-	if errors.Is(err, reconciler.ErrNotFound) {
-		retired, rerr := st.Retired(ctx, tenant, code)
-		switch {
-		case rerr != nil:
-			return rerr
-		case retired:
-			return fmt.Errorf("%s/%s is retired: a retired definition does not run (add it back to the tree to run it again)", tenant, code)
-		}
-		tenants, terr := st.Tenants(ctx)
-		if terr != nil {
-			return terr
-		}
-		if !slices.Contains(tenants, tenant) {
-			return fmt.Errorf("there is no tenant %s: no definition of it has been applied (is its directory in the tree the daemon reads?)", tenant)
-		}
-		return fmt.Errorf("tenant %s has no definition %s (tasksync plan, or the status API's /v1/tenants/%s/definitions, lists them)", tenant, code, tenant)
-	}
+	def, err := reconciler.ManualTarget(ctx, st, tenant, code, o.hash)
 	if err != nil {
 		return err
-	}
-	if !def.Active {
-		return fmt.Errorf("%s/%s is inactive (active: false in %s:%d): an inactive definition does not run; set active: true to run it",
-			tenant, code, def.SourcePath, def.SourceLine)
-	}
-	if o.hash != "" && !strings.HasPrefix(def.Hash, strings.ToLower(o.hash)) {
-		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: check the hash you gave (the status API's spec_hash), or, if it was edited since you read its hash, review the edit, then trigger again with the new spec_hash",
-			tenant, code, def.Hash, def.Revision, o.hash)
 	}
 	if def.SyncState != reconciler.SyncSynced {
 		fmt.Fprintf(c.Stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)

@@ -73,7 +73,7 @@ func runValidate(ctx context.Context, c *cli.Invocation) error {
 		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 	}
 	grants := secrets.Grants(false)
-	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
+	problems, err := cli.Interruptible(ctx, "validate", func() ([]reconciler.Problem, error) {
 		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats, func(arg string, role definitions.PathRole) {
 			fmt.Fprintf(c.Stderr, "validate: %s %s\n", reconciler.EscapeText(arg), role)
 		})
@@ -108,27 +108,4 @@ func runValidate(ctx context.Context, c *cli.Invocation) error {
 		return &cli.ExitError{Code: cli.ExitFailure}
 	}
 	return nil
-}
-
-// interruptible runs load and returns its result, or ctx's error as soon
-// as ctx is done (a signal): a read stuck in the kernel (a hung network
-// file system) cannot be cancelled, and validate is a command that exits
-// on return, so the stuck goroutine is left behind rather than waited for.
-func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := load()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("validate: interrupted: %w", ctx.Err())
-	}
 }
