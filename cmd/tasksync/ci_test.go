@@ -126,15 +126,9 @@ func TestGitHubWorkflow(t *testing.T) {
 		cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", s.Run)
 		cmd.Dir = work
 		cmd.Env = append([]string{"PATH=" + binDir + ":/usr/bin:/bin", "HOME=" + work, "TASKSYNC_DIR=" + tree, "GITHUB_STEP_SUMMARY=" + summary}, env...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		out, code := combinedExit(t, cmd)
 		sum, _ := os.ReadFile(summary)
-		return code, string(out), string(sum)
+		return code, out, string(sum)
 	}
 
 	good := copyTree(t)
