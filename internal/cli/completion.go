@@ -64,6 +64,7 @@ func (p *Program) WriteCompletion(w io.Writer, shell string) error {
 	return nil
 }
 
+// names are the names of model's commands, separated by spaces.
 func names(model []compCommand) string {
 	var n []string
 	for _, c := range model {
@@ -77,6 +78,7 @@ func ShellWord(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// writeBashCompletion writes the bash script of prog's commands.
 func writeBashCompletion(w io.Writer, prog string, model []compCommand) {
 	t := func(s string) string { return strings.ReplaceAll(s, "{prog}", prog) }
 	fmt.Fprintf(w, t(`# bash completion of {prog}, written by '{prog} completion bash'.
@@ -148,6 +150,7 @@ func zshDesc(s string) string {
 	return s
 }
 
+// writeZshCompletion writes the zsh script of prog's commands.
 func writeZshCompletion(w io.Writer, prog string, model []compCommand) {
 	t := func(s string) string { return strings.ReplaceAll(s, "{prog}", prog) }
 	fmt.Fprint(w, t(`#compdef {prog}
@@ -214,6 +217,7 @@ fi
 `))
 }
 
+// writeFishCompletion writes the fish script of prog's commands.
 func writeFishCompletion(w io.Writer, prog string, model []compCommand) {
 	t := func(s string) string { return strings.ReplaceAll(s, "{prog}", prog) }
 	fmt.Fprint(w, t(`# fish completion of {prog}, written by '{prog} completion fish'.
