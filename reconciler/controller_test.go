@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -317,11 +316,7 @@ func TestControllerLostLock(t *testing.T) {
 	r := newRig(t, map[string]string{"acme/tasks.yaml": controllerTask("nightly", "0 2 * * *")}, rigOptions{})
 	r.run(t)
 
-	conn, err := pgx.Connect(context.Background(), r.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, r.url)
 	var n int
 	if err := conn.QueryRow(context.Background(), `
 		select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&n); err != nil || n != 1 {

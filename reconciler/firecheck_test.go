@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -20,11 +19,7 @@ func TestResyncCountsMissedFiresOnlyWhenDue(t *testing.T) {
 		"acme/daily.yaml":    controllerTask("daily", "0 2 * * *"),
 	}, rigOptions{resync: 200 * time.Millisecond})
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, r.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, r.url)
 	// Applied 30 minutes ago, as far as the checks can tell; the daily
 	// task's next 02:00 is ahead of now - 5 min unless it is just past 2.
 	r.run(t)

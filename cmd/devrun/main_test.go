@@ -19,6 +19,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest/inngesttest"
 	"github.com/riveredge/tasksync/reconciler/loopback"
+	"github.com/riveredge/tasksync/reconciler/statusapi/statusapitest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -426,18 +427,11 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
+// get is the body of the status API's answer to GET url.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	_, body := statusapitest.Request(t, http.MethodGet, url, "")
+	return body
 }
 
 // TestPortsClash: two of devrun's own ports that are the same (here

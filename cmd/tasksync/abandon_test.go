@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -34,11 +33,7 @@ func TestKilledReplicaAttemptIsClosed(t *testing.T) {
 	waittest.For(t, "the daemon to be ready", 30*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 	startSlowRun(t, prefix, started)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, dbURL)
 	row := func() (status, errText string, final, running bool, lastStatus string) {
 		_ = conn.QueryRow(ctx, `select r.status, coalesce(r.error, ''), r.final, d.is_running, coalesce(d.last_run_status, '')
 			from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id where d.code = 'slow' order by r.id desc limit 1`).

@@ -25,17 +25,14 @@ func checkInvocations(t *testing.T, where, script string) int {
 			continue
 		}
 		c := commandNamed(t, words[0])
-		fs := newFlagSet(c, nil)
-		if c.flags != nil {
-			c.flags(fs)
-		}
+		fs := program().FlagSet(c)
 		for _, w := range words[1:] {
 			if !strings.HasPrefix(w, "-") {
 				continue
 			}
 			name, _, _ := strings.Cut(strings.TrimLeft(w, "-"), "=")
-			if fs.set.Lookup(name) == nil {
-				t.Errorf("%s: tasksync %s has no flag %s", where, c.name, w)
+			if fs.Set.Lookup(name) == nil {
+				t.Errorf("%s: tasksync %s has no flag %s", where, c.Name, w)
 			}
 		}
 		n++
@@ -129,15 +126,9 @@ func TestGitHubWorkflow(t *testing.T) {
 		cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", s.Run)
 		cmd.Dir = work
 		cmd.Env = append([]string{"PATH=" + binDir + ":/usr/bin:/bin", "HOME=" + work, "TASKSYNC_DIR=" + tree, "GITHUB_STEP_SUMMARY=" + summary}, env...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		out, code := combinedExit(t, cmd)
 		sum, _ := os.ReadFile(summary)
-		return code, string(out), string(sum)
+		return code, out, string(sum)
 	}
 
 	good := copyTree(t)

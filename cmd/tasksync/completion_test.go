@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/internal/cli"
 )
 
 // completionScript writes "tasksync completion SHELL" to a file.
@@ -48,12 +50,9 @@ func shellOut(t *testing.T, name string, args ...string) string {
 func flagNames(t *testing.T, cmd string) []string {
 	t.Helper()
 	c := commandNamed(t, cmd)
-	fs := newFlagSet(c, nil)
-	if c.flags != nil {
-		c.flags(fs)
-	}
+	fs := program().FlagSet(c)
 	var out []string
-	for name := range fs.envs {
+	for name := range fs.Envs {
 		out = append(out, "--"+name)
 	}
 	slices.Sort(out)
@@ -69,9 +68,9 @@ func TestCompletionBash(t *testing.T) {
 		t.Helper()
 		var quoted []string
 		for _, w := range words {
-			quoted = append(quoted, shellWord(w))
+			quoted = append(quoted, cli.ShellWord(w))
 		}
-		prog := "source " + shellWord(script) + "\n" +
+		prog := "source " + cli.ShellWord(script) + "\n" +
 			"complete -p tasksync\n" +
 			"COMP_WORDS=(" + strings.Join(quoted, " ") + ")\n" +
 			"COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))\n" +
@@ -88,7 +87,7 @@ func TestCompletionBash(t *testing.T) {
 	}
 	var all []string
 	for _, c := range commands() {
-		all = append(all, c.name)
+		all = append(all, c.Name)
 	}
 	slices.Sort(all)
 	if got := complete("tasksync", ""); !slices.Equal(got, all) {
@@ -98,8 +97,8 @@ func TestCompletionBash(t *testing.T) {
 		t.Errorf("tasksync va<TAB> = %q, want validate", got)
 	}
 	for _, c := range commands() {
-		if got, want := complete("tasksync", c.name, "--"), flagNames(t, c.name); !slices.Equal(got, want) && len(want) > 0 {
-			t.Errorf("tasksync %s --<TAB> = %q, want %q", c.name, got, want)
+		if got, want := complete("tasksync", c.Name, "--"), flagNames(t, c.Name); !slices.Equal(got, want) && len(want) > 0 {
+			t.Errorf("tasksync %s --<TAB> = %q, want %q", c.Name, got, want)
 		}
 	}
 	if got := complete("tasksync", "validate", "--format", ""); !slices.Equal(got, []string{"github", "json", "text"}) {
@@ -122,7 +121,7 @@ func TestCompletionFish(t *testing.T) {
 	script := completionScript(t, "fish")
 	complete := func(line string) []string {
 		t.Helper()
-		out := shellOut(t, "fish", "--no-config", "-c", "source "+shellWord(script)+"; complete -C "+shellWord(line))
+		out := shellOut(t, "fish", "--no-config", "-c", "source "+cli.ShellWord(script)+"; complete -C "+cli.ShellWord(line))
 		var got []string
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 			if w, _, _ := strings.Cut(l, "\t"); w != "" {
@@ -136,12 +135,12 @@ func TestCompletionFish(t *testing.T) {
 		t.Errorf("tasksync val<TAB> = %q", got)
 	}
 	for _, c := range commands() {
-		want := flagNames(t, c.name)
+		want := flagNames(t, c.Name)
 		if len(want) == 0 {
 			continue
 		}
-		if got := complete("tasksync " + c.name + " --"); !slices.Equal(got, want) {
-			t.Errorf("tasksync %s --<TAB> = %q, want %q", c.name, got, want)
+		if got := complete("tasksync " + c.Name + " --"); !slices.Equal(got, want) {
+			t.Errorf("tasksync %s --<TAB> = %q, want %q", c.Name, got, want)
 		}
 	}
 	if got := complete("tasksync validate --format "); !slices.Equal(got, []string{"github", "json", "text"}) {
@@ -155,7 +154,7 @@ func TestCompletionZsh(t *testing.T) {
 	script := completionScript(t, "zsh")
 	shellOut(t, "zsh", "-n", script)
 	// Loaded into a zsh with completion initialised, it registers itself.
-	out := shellOut(t, "zsh", "-f", "-c", "autoload -Uz compinit && compinit -u -D && source "+shellWord(script)+" && print -r -- $_comps[tasksync]")
+	out := shellOut(t, "zsh", "-f", "-c", "autoload -Uz compinit && compinit -u -D && source "+cli.ShellWord(script)+" && print -r -- $_comps[tasksync]")
 	if strings.TrimSpace(out) != "_tasksync" {
 		t.Errorf("zsh: tasksync completes with %q, want _tasksync", out)
 	}
@@ -164,19 +163,19 @@ func TestCompletionZsh(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range commands() {
-		if !strings.Contains(string(b), "\n    "+c.name+")\n") {
-			t.Errorf("zsh script has no case for %s", c.name)
+		if !strings.Contains(string(b), "\n    "+c.Name+")\n") {
+			t.Errorf("zsh script has no case for %s", c.Name)
 		}
-		for _, f := range flagNames(t, c.name) {
+		for _, f := range flagNames(t, c.Name) {
 			if !strings.Contains(string(b), "'"+f+"[") && !strings.Contains(string(b), "'"+f+"=[") {
-				t.Errorf("zsh script does not offer %s %s", c.name, f)
+				t.Errorf("zsh script does not offer %s %s", c.Name, f)
 			}
 		}
 	}
 }
 
 func TestCompletionUnknownShell(t *testing.T) {
-	if _, errOut, code := runCmd(t, nil, "completion", "powershell"); code != exitUsage || !strings.Contains(errOut, "bash, zsh, fish") {
+	if _, errOut, code := runCmd(t, nil, "completion", "powershell"); code != cli.ExitUsage || !strings.Contains(errOut, "bash, zsh, fish") {
 		t.Errorf("completion powershell: exit %d, %q", code, errOut)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/inngest"
@@ -37,11 +38,11 @@ const (
 // runDaemon is `tasksync run`: it serves every tenant's Inngest app and
 // executes runs from the applied state; the replica holding the leader
 // lock also watches the tree and reconciles it (reconciler.Controller).
-func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.Logger, st *store.Store, reg *inngest.Registry, promReg *prometheus.Registry) error {
+func runDaemon(ctx context.Context, o *runOptions, c *cli.Invocation, logger *slog.Logger, st *store.Store, reg *inngest.Registry, promReg *prometheus.Registry) error {
 	if reg == nil {
-		return usageError("run: Inngest is not configured: set INNGEST_DEV (the dev server's URL) or INNGEST_SIGNING_KEY")
+		return cli.UsageError("run: Inngest is not configured: set INNGEST_DEV (the dev server's URL) or INNGEST_SIGNING_KEY")
 	}
-	actions, err := o.actions(ctx, c.getenv, logger)
+	actions, err := o.actions(ctx, c.Getenv, logger)
 	if err != nil {
 		return err
 	}
@@ -60,14 +61,14 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	if err := checkListener(ln, c.getenv("INNGEST_DEV") != "", o.allowInsecureListen); err != nil {
+	if err := checkListener(ln, c.Getenv("INNGEST_DEV") != "", o.allowInsecureListen); err != nil {
 		ln.Close()
 		return err
 	}
-	handler, err := routes(ctrl, st, reg, promReg, o.tokensFile, o.inngestUIURL(c.getenv), logger)
+	handler, err := routes(ctrl, st, reg, promReg, o.tokensFile, o.inngestUIURL(c.Getenv), logger)
 	if err != nil {
 		ln.Close()
-		return usageError("%v", err)
+		return cli.UsageError("%v", err)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("serving", "listen", ln.Addr().String(), "inngest_apps", reg.ServeOrigin()+inngest.ServePath+"<tenant>")
@@ -89,7 +90,7 @@ func runDaemon(ctx context.Context, o *runOptions, c *invocation, logger *slog.L
 		return watch.New(o.dir, watch.Options{Logger: logger}).Run(gctx, changes)
 	})
 	g.Go(func() error { return ctrl.Run(gctx) })
-	g.Go(func() error { queueRescans(gctx, c.hangups, rescan, logger); return nil })
+	g.Go(func() error { queueRescans(gctx, c.Hangups, rescan, logger); return nil })
 	g.Go(func() error { return spool.Run(gctx) })
 	err = g.Wait()
 	// Runs drained by the HTTP server's shutdown may have spooled records
@@ -123,11 +124,11 @@ func queueRescans(ctx context.Context, hangups <-chan os.Signal, rescan chan<- s
 func (o *runOptions) actions(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*executor.Actions, error) {
 	allow, err := executor.ParseCIDRs(strings.Split(o.allowCIDRs, ","))
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, cli.UsageError("%v", err)
 	}
 	uids, err := executor.ParseUIDRange(o.sandboxUIDs)
 	if err != nil {
-		return nil, usageError("--sandbox-uids: %v", err)
+		return nil, cli.UsageError("--sandbox-uids: %v", err)
 	}
 	return executor.NewActions(ctx, executor.ActionsOptions{
 		Allow: allow, DNSServer: o.dnsServer, Secrets: executor.NewSecrets(o.secretsDir, getenv), Hide: []string{o.dir, o.secretsDir},

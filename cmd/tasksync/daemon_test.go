@@ -247,6 +247,16 @@ func startDaemonAt(t testing.TB, bin, addr string, env []string, resync string) 
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--resync-interval", resync)
 	cmd.Env = append(append(os.Environ(), env...), "TASKSYNC_LISTEN="+addr, "TASKSYNC_LOG_FORMAT=json", noDNS)
+	logs, exited := startLogged(t, cmd, addr, false)
+	return "http://" + addr, cmd, logs, exited
+}
+
+// startLogged starts cmd with its output in logs, and returns them with
+// the channel of its exit. At the test's end a process still running is
+// stopped (graceful: SIGTERM, then SIGKILL after 20 s; else SIGKILL), and
+// a failed test shows the logs of the process on addr.
+func startLogged(t testing.TB, cmd *exec.Cmd, addr string, graceful bool) (*waittest.Buffer, chan error) {
+	t.Helper()
 	logs := &waittest.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -255,14 +265,25 @@ func startDaemonAt(t testing.TB, bin, addr string, env []string, resync string) 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil && cmd.Process.Kill() == nil {
-			<-exited
+		switch {
+		case cmd.ProcessState != nil:
+		case !graceful:
+			if cmd.Process.Kill() == nil {
+				<-exited
+			}
+		case cmd.Process.Signal(syscall.SIGTERM) == nil:
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
 		}
 		if t.Failed() {
-			t.Logf("logs of %s:\n%s", addr, logs.String())
+			t.Logf("logs of the process on %s:\n%s", addr, logs.String())
 		}
 	})
-	return "http://" + addr, cmd, logs, exited
+	return logs, exited
 }
 
 // TestFailover: a second replica serves as a follower; when the leader is

@@ -2,10 +2,11 @@ package main
 
 import (
 	"flag"
-	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/internal/cli"
 )
 
 // TestEnvBadValues: a variable backing a flag of every command that
@@ -15,12 +16,11 @@ import (
 func TestEnvBadValues(t *testing.T) {
 	checked := map[string]bool{}
 	for _, c := range commands() {
-		if c.flags == nil || c.run == nil {
+		if c.Flags == nil || c.Run == nil {
 			continue
 		}
-		fs := newFlagSet(c, io.Discard)
-		c.flags(fs)
-		fs.set.VisitAll(func(fl *flag.Flag) {
+		fs := program().FlagSet(c)
+		fs.Set.VisitAll(func(fl *flag.Flag) {
 			g, _ := fl.Value.(flag.Getter)
 			var want string
 			switch g.Get().(type) {
@@ -33,19 +33,19 @@ func TestEnvBadValues(t *testing.T) {
 			default:
 				return
 			}
-			if env := fs.envs[fl.Name]; env != "" {
+			if env := fs.Envs[fl.Name]; env != "" {
 				checked[env] = true
-				_, errOut, code := runCmd(t, map[string]string{env: "yes please"}, c.name)
-				if code != exitUsage || !strings.Contains(errOut, env+`="yes please": `+want) {
-					t.Errorf("%s with %s=\"yes please\": exit %d, want %d and %q:\n%s", c.name, env, code, exitUsage, want, errOut)
+				_, errOut, code := runCmd(t, map[string]string{env: "yes please"}, c.Name)
+				if code != cli.ExitUsage || !strings.Contains(errOut, env+`="yes please": `+want) {
+					t.Errorf("%s with %s=\"yes please\": exit %d, want %d and %q:\n%s", c.Name, env, code, cli.ExitUsage, want, errOut)
 				}
 			}
 			if _, ok := g.Get().(bool); ok {
 				return
 			}
-			_, errOut, code := runCmd(t, nil, c.name, "--"+fl.Name, "bad")
-			if code != exitUsage || !strings.Contains(errOut, `--`+fl.Name+` "bad": `+want) {
-				t.Errorf("%s --%s bad: exit %d, want %d and %q:\n%s", c.name, fl.Name, code, exitUsage, want, errOut)
+			_, errOut, code := runCmd(t, nil, c.Name, "--"+fl.Name, "bad")
+			if code != cli.ExitUsage || !strings.Contains(errOut, `--`+fl.Name+` "bad": `+want) {
+				t.Errorf("%s --%s bad: exit %d, want %d and %q:\n%s", c.Name, fl.Name, code, cli.ExitUsage, want, errOut)
 			}
 		})
 	}

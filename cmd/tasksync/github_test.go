@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 )
 
@@ -54,7 +55,7 @@ func TestGitHubAnnotationEscaping(t *testing.T) {
 		{Path: "tasks.d/x:y=z.yaml", Message: "no line: a,b::c"},
 	}
 	for _, p := range cases {
-		line := githubAnnotation(p, false)
+		line := p.GitHubAnnotation(false)
 		if strings.ContainsAny(line, "\r\n") {
 			t.Errorf("annotation spans lines: %q", line)
 		}
@@ -88,10 +89,10 @@ func TestGitHubAnnotationEscaping(t *testing.T) {
 		}
 	}
 	// The exact form, as GitHub documents it.
-	got := githubAnnotation(reconciler.Problem{Path: "t/acme/a,b:c%.yaml", Line: 7, Column: 3, Tenant: "acme", Code: "x", Message: "100% sure\nnext"}, false)
+	got := reconciler.Problem{Path: "t/acme/a,b:c%.yaml", Line: 7, Column: 3, Tenant: "acme", Code: "x", Message: "100% sure\nnext"}.GitHubAnnotation(false)
 	want := "::error file=t/acme/a%2Cb%3Ac%25.yaml,line=7,col=3,title=tasksync%3A acme/x::100%25 sure\\nnext"
 	if got != want {
-		t.Errorf("githubAnnotation =\n%s\nwant\n%s", got, want)
+		t.Errorf("GitHubAnnotation =\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -116,7 +117,7 @@ func TestValidateFormatGitHub(t *testing.T) {
 	}
 	t.Chdir(tree)
 	out, errOut, code := runCmd(t, nil, "validate", "--format", "github", "--dir", ".", ".")
-	if code != exitFailure {
+	if code != cli.ExitFailure {
 		t.Fatalf("exit %d, want 1: %s%s", code, out, errOut)
 	}
 	text, _, _ := runCmd(t, nil, "validate", "--dir", ".", ".")
@@ -179,7 +180,7 @@ func TestValidateFormatGitHubStrict(t *testing.T) {
 		wantCode, wantLevel := 0, "warning"
 		if strict {
 			args = append([]string{"validate", "--strict"}, args[1:]...)
-			wantCode, wantLevel = exitFailure, "error"
+			wantCode, wantLevel = cli.ExitFailure, "error"
 		}
 		out, errOut, code := runCmd(t, nil, args...)
 		if code != wantCode {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/riveredge/tasksync/internal/cli"
 )
 
 // helpOf is the output of "tasksync CMD -h".
@@ -24,14 +26,14 @@ func helpOf(t *testing.T, cmd string) string {
 // Inngest variables it refuses to start without.
 func TestHelpListsExitsAndEnvironment(t *testing.T) {
 	for _, c := range commands() {
-		t.Run(c.name, func(t *testing.T) {
-			help := helpOf(t, c.name)
+		t.Run(c.Name, func(t *testing.T) {
+			help := helpOf(t, c.Name)
 			if !strings.Contains(help, "\nExit status:\n") {
-				t.Errorf("%s -h has no exit statuses:\n%s", c.name, help)
+				t.Errorf("%s -h has no exit statuses:\n%s", c.Name, help)
 			}
-			for _, e := range commandEnv[c.name] {
-				if !strings.Contains(help, "$"+e.name+"\n") {
-					t.Errorf("%s -h does not name $%s", c.name, e.name)
+			for _, e := range commandEnv[c.Name] {
+				if !strings.Contains(help, "$"+e.Name+"\n") {
+					t.Errorf("%s -h does not name $%s", c.Name, e.Name)
 				}
 			}
 		})
@@ -89,13 +91,10 @@ spec:
 			// reading what comes before it.
 			_ = run(t.Context(), args, getenv, &strings.Builder{}, &strings.Builder{})
 			help := helpOf(t, args[0])
-			fs := newFlagSet(commandNamed(t, args[0]), nil)
-			if c := commandNamed(t, args[0]); c.flags != nil {
-				c.flags(fs)
-			}
+			fs := program().FlagSet(commandNamed(t, args[0]))
 			slices.Sort(read)
 			for _, name := range slices.Compact(read) {
-				if !fs.declaresEnv(name) {
+				if !fs.DeclaresEnv(name) {
 					t.Errorf("%s reads $%s, which its help does not name", args[0], name)
 					continue
 				}
@@ -121,13 +120,13 @@ func helpNames(help, name string) bool {
 	return false
 }
 
-func commandNamed(t *testing.T, name string) command {
+func commandNamed(t *testing.T, name string) cli.Command {
 	t.Helper()
 	for _, c := range commands() {
-		if c.name == name {
+		if c.Name == name {
 			return c
 		}
 	}
 	t.Fatalf("no command %q", name)
-	return command{}
+	return cli.Command{}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 )
@@ -18,10 +19,10 @@ type inngestFlags struct {
 	appPrefix   string
 }
 
-func (o *inngestFlags) flags(f *flagSet) {
-	f.string(&o.listen, "listen", "TASKSYNC_LISTEN", "127.0.0.1:8080", "`address` the daemon serves HTTP on")
-	f.string(&o.serveOrigin, "serve-origin", "TASKSYNC_SERVE_ORIGIN", "", "`origin` Inngest calls the apps at (default http:// + --listen)")
-	f.string(&o.appPrefix, "app-prefix", "TASKSYNC_APP_PREFIX", reconciler.DefaultAppPrefix, "`prefix` of the Inngest app ids: <prefix>-<tenant>")
+func (o *inngestFlags) flags(f *cli.FlagSet) {
+	f.String(&o.listen, "listen", "TASKSYNC_LISTEN", "127.0.0.1:8080", "`address` the daemon serves HTTP on")
+	f.String(&o.serveOrigin, "serve-origin", "TASKSYNC_SERVE_ORIGIN", "", "`origin` Inngest calls the apps at (default http:// + --listen)")
+	f.String(&o.appPrefix, "app-prefix", "TASKSYNC_APP_PREFIX", reconciler.DefaultAppPrefix, "`prefix` of the Inngest app ids: <prefix>-<tenant>")
 }
 
 // registry builds the Inngest registry from the flags and the SDK's
@@ -38,7 +39,7 @@ func (o *inngestFlags) registry(getenv func(string) string, logger *slog.Logger,
 	if origin == "" {
 		host, port, err := net.SplitHostPort(o.listen)
 		if err != nil {
-			return nil, usageError("--listen %q: %v", o.listen, err)
+			return nil, cli.UsageError("--listen %q: %v", o.listen, err)
 		}
 		origin = "http://" + net.JoinHostPort(host, port)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"net"
 	"strings"
+
+	"github.com/riveredge/tasksync/internal/cli"
 )
 
 // checkListen refuses, in dev mode, a listen address that is not loopback.
@@ -18,7 +20,7 @@ func checkListen(listen string, dev, allowInsecure bool) error {
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return usageError("run: --listen %q: %v", listen, err)
+		return cli.UsageError("run: --listen %q: %v", listen, err)
 	}
 	if isLoopbackHost(host) {
 		return nil
@@ -47,7 +49,7 @@ func isLoopbackHost(host string) bool {
 }
 
 func insecureListenError(addr string) error {
-	return usageError("run: --listen %s is not a loopback address, and INNGEST_DEV is set: in dev mode no call to the apps is signed, "+
+	return cli.UsageError("run: --listen %s is not a loopback address, and INNGEST_DEV is set: in dev mode no call to the apps is signed, "+
 		"so anyone who can reach the listener could POST a forged call to /api/inngest/<tenant> and run that tenant's tasks with its secrets. "+
 		"Listen on 127.0.0.1, [::1] or localhost (default 127.0.0.1:8080); or use a signed server (INNGEST_SIGNING_KEY, without INNGEST_DEV); "+
 		"or, accepting the risk on a network only you reach, pass --allow-insecure-listen (TASKSYNC_ALLOW_INSECURE_LISTEN=true)", addr)

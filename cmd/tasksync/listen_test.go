@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riveredge/tasksync/internal/cli"
 )
 
 // TestDevModeRefusesNonLoopbackListen: without a signing key (dev mode)
@@ -64,8 +66,8 @@ func TestDevModeRefusesNonLoopbackListen(t *testing.T) {
 						t.Errorf("the refusal does not say %q: %s", want, msg)
 					}
 				}
-				if exitCode(err, &strings.Builder{}) != exitUsage {
-					t.Errorf("exit status of the refusal = %d, want %d", exitCode(err, &strings.Builder{}), exitUsage)
+				if program().ExitCode(err, &strings.Builder{}) != cli.ExitUsage {
+					t.Errorf("exit status of the refusal = %d, want %d", program().ExitCode(err, &strings.Builder{}), cli.ExitUsage)
 				}
 			}
 			if warned := strings.Contains(stderr.String(), "forged"); warned != tc.warned {

@@ -4,22 +4,23 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
 )
 
 type migrateOptions struct{ dbOptions }
 
-func migrateFlags(f *flagSet) {
+func migrateFlags(f *cli.FlagSet) {
 	o := &migrateOptions{}
 	o.dbOptions.flags(f)
-	f.opts = o
+	f.Opts = o
 }
 
-func runMigrate(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*migrateOptions)
-	if len(c.args) > 0 {
-		return usageError("migrate takes no arguments")
+func runMigrate(ctx context.Context, c *cli.Invocation) error {
+	o := c.Flags.Opts.(*migrateOptions)
+	if len(c.Args) > 0 {
+		return cli.UsageError("migrate takes no arguments")
 	}
 	st, err := o.open(ctx, store.Options{})
 	if err != nil {
@@ -31,9 +32,9 @@ func runMigrate(ctx context.Context, c *invocation) error {
 		return err
 	}
 	if n == 0 {
-		fmt.Fprintln(c.stdout, "migrate: the database is up to date")
+		fmt.Fprintln(c.Stdout, "migrate: the database is up to date")
 	} else {
-		fmt.Fprintf(c.stdout, "migrate: applied %s\n", reconciler.Plural(n, "migration"))
+		fmt.Fprintf(c.Stdout, "migrate: applied %s\n", reconciler.Plural(n, "migration"))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,15 +25,23 @@ func runBinary(t *testing.T, bin string, env []string, args ...string) (string, 
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	start := time.Now()
+	out, code := combinedExit(t, cmd)
+	return out, code, time.Since(start)
+}
+
+// combinedExit runs cmd to its end and returns its output and its exit
+// status; the test fails when it could not run.
+func combinedExit(t testing.TB, cmd *exec.Cmd) (string, int) {
+	t.Helper()
 	out, err := cmd.CombinedOutput()
-	took := time.Since(start)
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
 		t.Fatal(err)
 	}
-	return string(out), code, took
+	return string(out), 0
 }
 
 // TestRunOnceRefusedWhileDaemonLeads: run --once while a daemon holds the
@@ -160,18 +169,5 @@ func TestReadyzWhileSyncsFail(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(body), &status); err != nil || strings.Join(status.SyncFailed, ",") != "acme,globex" {
 		t.Errorf("/v1/status sync_failed = %v (%v), want acme and globex:\n%s", status.SyncFailed, err, body)
-	}
-}
-
-// TestNotLeaderError: the refusal of run --once while a daemon leads
-// suggests raising spec.maxRetire only when retirements are held, naming
-// the tenants that hold them.
-func TestNotLeaderError(t *testing.T) {
-	if msg := notLeaderError(nil).Error(); strings.Contains(msg, "maxRetire") || !strings.Contains(msg, "stop the daemon") {
-		t.Errorf("nothing held: %q, want no spec.maxRetire and what to do", msg)
-	}
-	msg := notLeaderError([]string{"acme", "globex"}).Error()
-	if !strings.Contains(msg, "spec.maxRetire") || !strings.Contains(msg, `"acme"`) || !strings.Contains(msg, `"globex"`) {
-		t.Errorf("retirements held: %q, want spec.maxRetire and the tenants", msg)
 	}
 }

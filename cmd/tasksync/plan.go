@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/reconciler/store"
@@ -15,27 +16,27 @@ type planOptions struct {
 	format string
 }
 
-func planFlags(f *flagSet) {
+func planFlags(f *cli.FlagSet) {
 	o := &planOptions{}
 	o.treeOptions.flags(f)
-	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
-	f.opts = o
+	f.String(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text or json")
+	f.Opts = o
 }
 
-func runPlan(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*planOptions)
-	if len(c.args) > 0 {
-		return usageError("plan takes no arguments; the tree is --dir")
+func runPlan(ctx context.Context, c *cli.Invocation) error {
+	o := c.Flags.Opts.(*planOptions)
+	if len(c.Args) > 0 {
+		return cli.UsageError("plan takes no arguments; the tree is --dir")
 	}
 	if o.format != formatText && o.format != formatJSON {
-		return usageError("plan: --format must be text or json, got %q", o.format)
+		return cli.UsageError("plan: --format must be text or json, got %q", o.format)
 	}
 	if err := o.check(); err != nil {
 		return err
 	}
-	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	secrets := executor.NewSecrets(o.secretsDir, c.Getenv)
 	if err := secrets.CheckDir(); err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 	}
 	o.grants = secrets.Grants(false)
 	st, err := o.open(ctx, store.Options{})
@@ -50,7 +51,7 @@ func runPlan(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "plan: %s\n", o.describeTree(tree))
+	fmt.Fprintf(c.Stderr, "plan: %s\n", o.describeTree(tree))
 	r := &reconciler.Reconciler{Tree: tree, Store: st, Budget: o.budget, Workers: reconcileWorkers()}
 	res, err := r.Plan(ctx, true)
 	if err != nil {
@@ -59,9 +60,9 @@ func runPlan(ctx context.Context, c *invocation) error {
 	res.Commit = tree.Revision().Commit
 	now := time.Now()
 	if o.format == formatJSON {
-		err = res.WritePlanJSON(c.stdout, now)
+		err = res.WritePlanJSON(c.Stdout, now)
 	} else {
-		res.WritePlanText(c.stdout, now)
+		res.WritePlanText(c.Stdout, now)
 	}
 	if err != nil {
 		return err
@@ -72,7 +73,7 @@ func runPlan(ctx context.Context, c *invocation) error {
 	case res.Pending() || res.Counts.Held > 0:
 		// 2: changes pending, including retirements the budget holds:
 		// the tree and the applied state differ.
-		return &exitError{code: exitUsage}
+		return &cli.ExitError{Code: cli.ExitUsage}
 	}
 	return nil
 }

@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riveredge/tasksync/migrations"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // copyTree copies the sample tree into a temp dir and returns it.
@@ -174,11 +173,7 @@ func TestMigratePlanRunOnce(t *testing.T) {
 func dumpDatabase(t *testing.T, url string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	var b strings.Builder
 	for _, table := range []string{"root_tenants", "root_scheduled_tasks", "root_task_runs", "root_definition_errors", "root_reconciles"} {
 		rows, err := conn.Query(ctx, "select t::text from "+table+" t")
@@ -199,11 +194,7 @@ func dumpDatabase(t *testing.T, url string) string {
 // TestRunOnceBinary runs the built binary as a pipeline would, configured
 // by environment variables only.
 func TestRunOnceBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "tasksync")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	url := pg.NewDatabase(t)
 	dir := copyTree(t)
 	secrets := sampleSecrets(t, "s3cr3t")
@@ -212,14 +203,7 @@ func TestRunOnceBinary(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "TASKSYNC_DIR="+dir, "TASKSYNC_MAX_RETIRE=half", "TASKSYNC_SECRETS_DIR="+secrets, "TASKSYNC_POSTGRES_ONLY=true")
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
+		return combinedExit(t, cmd)
 	}
 	if out, code := run("run", "--once"); code != 0 || !strings.Contains(out, "Applied: 7 created") {
 		t.Errorf("run --once: exit %d\n%s", code, out)
@@ -265,11 +249,7 @@ func TestRunOnceSyncsInngest(t *testing.T) {
 		t.Errorf("once-acme functions = %v, want acme's 5 applied definitions", ids)
 	}
 	// Every applied version is marked synced, not left pending.
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	var states []string
 	if err := conn.QueryRow(context.Background(),
 		`select coalesce(array_agg(distinct sync_state), '{}') from root_scheduled_tasks where deleted_at is null`).Scan(&states); err != nil {

@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler/executor"
 	"github.com/riveredge/tasksync/schema"
 )
@@ -18,87 +18,36 @@ import (
 // version is set at build time: -ldflags "-X main.version=$(git describe)".
 var version = "dev"
 
-// Exit codes shared by the commands (the table in docs/operations.md).
-const (
-	exitOK      = 0
-	exitFailure = 1 // invalid input, errors, or (plan) ...
-	exitUsage   = 2 // usage or I/O errors that stop the run
-)
+// undeclaredEnv, when set (by the tests), is told of every environment
+// variable a command reads that its help does not name.
+var undeclaredEnv func(command, name string)
 
-// exitError carries a command's exit status. A nil err means the command
-// already said everything it had to say.
-type exitError struct {
-	code int
-	err  error
+// program is tasksync's table of commands.
+func program() *cli.Program {
+	return &cli.Program{Name: "tasksync", Commands: commands, FlagValues: flagValues, FlagKinds: flagKinds, Undeclared: undeclaredEnv,
+		Intro: `tasksync reconciles per-tenant YAML definitions of scheduled tasks and
+workflows with Postgres and Inngest.
+`}
 }
 
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
+func commands() []cli.Command {
+	cmds := []cli.Command{
+		{Name: "run", Summary: "the daemon: watch the tree, reconcile it with Postgres and Inngest, serve the apps (--once: one reconcile, then exit)", Flags: runFlags, Run: runRun},
+		{Name: "plan", Summary: "show what a reconcile would change, per tenant, without writing", Flags: planFlags, Run: runPlan, UsageExit: cli.ExitFailure},
+		{Name: "validate", Args: "[PATH...]", Summary: "check definition files and trees without Postgres or Inngest", Flags: validateFlags, Run: runValidate,
+			Complete: "files", FlagValues: map[string][]string{"format": validateFormats}},
+		{Name: "trigger", Args: "TENANT CODE", Summary: "start one run of a task or workflow now, through Inngest (--wait: follow it to its end)", Flags: triggerFlags, Run: runTrigger},
+		{Name: "migrate", Summary: "apply the database migrations", Flags: migrateFlags, Run: runMigrate},
+		{Name: "schema", Summary: "print the JSON Schema of the definition format", Run: runSchema},
+		{Name: "version", Summary: "print the version", Run: runVersion},
+		{Name: "completion", Args: "bash|zsh|fish", Summary: "print the shell completion script of tasksync", Run: runCompletion, Complete: "shells"},
+		{Name: "help", Args: "[COMMAND]", Summary: "show help for tasksync or a command", Complete: "commands"},
 	}
-	return e.err.Error()
-}
-
-func (e *exitError) Unwrap() error { return e.err }
-
-// usageError is a mistake in how the command was called.
-func usageError(format string, args ...any) error {
-	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
-}
-
-// exitCode prints err, if it has anything to say, and returns the status
-// the process exits with.
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
+	for i := range cmds {
+		c := &cmds[i]
+		c.Doc, c.Env, c.Exits = commandDocs[c.Name], commandEnv[c.Name], commandExits[c.Name]
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "tasksync: %v\n", ee.err)
-		}
-		return ee.code
-	}
-	fmt.Fprintf(stderr, "tasksync: %v\n", err)
-	return exitFailure
-}
-
-// command is one subcommand.
-type command struct {
-	name    string
-	args    string // synopsis of the positional arguments
-	summary string
-	// usageExit is the status of a usage error; default exitUsage. plan
-	// uses 2 for "changes pending", so its usage errors exit 1.
-	usageExit int
-	flags     func(*flagSet)
-	run       func(ctx context.Context, c *invocation) error
-}
-
-// invocation is what a command runs with.
-type invocation struct {
-	flags  *flagSet
-	args   []string
-	getenv func(string) string
-	stdout io.Writer
-	stderr io.Writer
-	// hangups carries SIGHUP to `run`, whose daemon rescans on each; nil
-	// for the other commands, which SIGHUP ends as it ends any process.
-	hangups <-chan os.Signal
-}
-
-func commands() []command {
-	return []command{
-		{name: "run", summary: "the daemon: watch the tree, reconcile it with Postgres and Inngest, serve the apps (--once: one reconcile, then exit)", flags: runFlags, run: runRun},
-		{name: "plan", summary: "show what a reconcile would change, per tenant, without writing", flags: planFlags, run: runPlan, usageExit: exitFailure},
-		{name: "validate", args: "[PATH...]", summary: "check definition files and trees without Postgres or Inngest", flags: validateFlags, run: runValidate},
-		{name: "trigger", args: "TENANT CODE", summary: "start one run of a task or workflow now, through Inngest (--wait: follow it to its end)", flags: triggerFlags, run: runTrigger},
-		{name: "migrate", summary: "apply the database migrations", flags: migrateFlags, run: runMigrate},
-		{name: "schema", summary: "print the JSON Schema of the definition format", run: runSchema},
-		{name: "version", summary: "print the version", run: runVersion},
-		{name: "completion", args: "bash|zsh|fish", summary: "print the shell completion script of tasksync", run: runCompletion},
-		{name: "help", args: "[COMMAND]", summary: "show help for tasksync or a command", run: nil},
-	}
+	return cmds
 }
 
 // run is the whole program: main only translates its error to an exit code.
@@ -106,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == executor.SandboxInitArg {
 		// This process is a python_script sandbox's init; it becomes the
 		// interpreter, or returns why it could not.
-		return &exitError{code: executor.SandboxInit()}
+		return &cli.ExitError{Code: executor.SandboxInit()}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -115,107 +64,57 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		<-ctx.Done()
 		stop()
 	}()
-
-	if len(args) == 0 {
-		printUsage(stderr)
-		return &exitError{code: exitUsage}
-	}
-	name, rest := args[0], args[1:]
 	var hangups chan os.Signal
-	if name == "run" {
+	if len(args) > 0 && args[0] == "run" {
 		// SIGHUP asks the daemon to rescan, as it asks Prometheus to
 		// reload; it never ends it.
 		hangups = make(chan os.Signal, 1)
 		signal.Notify(hangups, syscall.SIGHUP)
 		defer signal.Stop(hangups)
 	}
-	switch name {
-	case "help", "-h", "-help", "--help":
-		return runHelp(rest, stdout)
-	case "--version", "-version":
-		name = "version"
-	}
-	for _, c := range commands() {
-		if c.name != name || c.run == nil {
-			continue
-		}
-		fs := newFlagSet(c, stderr)
-		if c.flags != nil {
-			c.flags(fs)
-		}
-		err := fs.parse(rest, getenv)
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			fs.usage(stdout)
-			return nil
-		case err != nil:
-			err = usageError("%s: %v (see 'tasksync %s -h')", c.name, err, c.name)
-		default:
-			err = c.run(ctx, &invocation{flags: fs, args: fs.set.Args(), getenv: fs.guardEnv(getenv), stdout: stdout, stderr: stderr, hangups: hangups})
-		}
-		var ee *exitError
-		if c.usageExit != 0 && errors.As(err, &ee) && ee.code == exitUsage && ee.err != nil {
-			ee.code = c.usageExit
-		}
-		return err
-	}
-	return usageError("unknown command %q (see 'tasksync help')", name)
+	return program().Run(ctx, args, getenv, stdout, stderr, hangups)
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, `tasksync reconciles per-tenant YAML definitions of scheduled tasks and
-workflows with Postgres and Inngest.
-
-Usage:
-  tasksync <command> [flags] [arguments]
-
-Commands:
-`)
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+func runSchema(_ context.Context, c *cli.Invocation) error {
+	if len(c.Args) > 0 {
+		return cli.UsageError("schema takes no arguments")
 	}
-	fmt.Fprint(w, `
-Every flag can also be set by the environment variable shown in the
-command's help. Run 'tasksync <command> -h' for a command's flags.
-`)
-}
-
-func runHelp(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		printUsage(stdout)
-		return nil
-	}
-	name := args[0]
-	if name == "-h" || name == "-help" || name == "--help" {
-		name = "help"
-	}
-	for _, c := range commands() {
-		if c.name == name {
-			fs := newFlagSet(c, stdout)
-			if c.flags != nil {
-				c.flags(fs)
-			}
-			fs.usage(stdout)
-			return nil
-		}
-	}
-	return usageError("unknown command %q (see 'tasksync help')", args[0])
-}
-
-func runSchema(_ context.Context, c *invocation) error {
-	if len(c.args) > 0 {
-		return usageError("schema takes no arguments")
-	}
-	_, err := c.stdout.Write(schema.Definition)
+	_, err := c.Stdout.Write(schema.Definition)
 	return err
 }
 
-func runVersion(_ context.Context, c *invocation) error {
-	if len(c.args) > 0 {
-		return usageError("version takes no arguments")
+func runVersion(_ context.Context, c *cli.Invocation) error {
+	if len(c.Args) > 0 {
+		return cli.UsageError("version takes no arguments")
 	}
-	fmt.Fprintf(c.stdout, "tasksync %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(c.Stdout, "tasksync %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
+}
+
+// runCompletion writes the completion script of the shell its argument
+// names.
+func runCompletion(_ context.Context, c *cli.Invocation) error {
+	if len(c.Args) != 1 {
+		return cli.UsageError("completion takes one argument: %s", strings.Join(cli.Shells, ", "))
+	}
+	return program().WriteCompletion(c.Stdout, c.Args[0])
+}
+
+// flagValues are the values of the flags that take one of a few, as the
+// completion scripts offer them (validate's --format: its own).
+var flagValues = map[string][]string{
+	"format":         {formatText, formatJSON},
+	"log-format":     {"text", "json"},
+	"max-retire":     {"half", "all"},
+	"sandbox-cgroup": {"auto", "none"},
+}
+
+// flagKinds are the flags whose value is a directory or a file.
+var flagKinds = map[string]string{
+	"dir":                "dir",
+	"secrets-dir":        "dir",
+	"status-tokens-file": "file",
+	"python":             "file",
 }
 
 // commandDocs is the longer help of each command.

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
@@ -42,26 +41,26 @@ type runOptions struct {
 	allowInsecureListen bool
 }
 
-func runFlags(f *flagSet) {
+func runFlags(f *cli.FlagSet) {
 	o := &runOptions{}
 	o.treeOptions.flags(f)
 	o.inngestFlags.flags(f)
-	f.bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors, changes applied with no Inngest configured, or another replica leads (for deploy pipelines)")
-	f.bool(&o.postgresOnly, "postgres-only", "TASKSYNC_POSTGRES_ONLY", "with --once and no Inngest configured: apply to Postgres only and exit 0, leaving the apps' sync to the daemon")
-	f.string(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
-	f.duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
-	f.int(&o.syncConcurrency, "sync-concurrency", "TASKSYNC_SYNC_CONCURRENCY", reconciler.DefaultSyncConcurrency, "how many tenants' Inngest apps are synced or checked at once")
-	f.duration(&o.runRetention, "run-retention", "TASKSYNC_RUN_RETENTION", reconciler.DefaultRunRetention, "how long run records are kept; the leader deletes older ones in small batches (0 keeps them forever)")
-	f.duration(&o.abandonGrace, "abandon-grace", "TASKSYNC_ABANDON_GRACE", reconciler.DefaultAbandonGrace, "how long after its timeout an attempt still running is closed by the leader as failed (abandoned: its replica stopped)")
-	f.string(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
-	f.string(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
-	f.string(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
-	f.string(&o.sandboxCgroup, "sandbox-cgroup", "TASKSYNC_SANDBOX_CGROUP", executor.CgroupAuto, "where each python_script run gets a cgroup bounding its memory, processes and CPU: auto (the daemon's own, if delegated or writable), a delegated cgroup `dir` (cgroup v1: one per hierarchy, comma-separated), or none (per-process limits only)")
-	f.string(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
-	f.bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
-	f.string(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
-	f.string(&o.inngestUI, "inngest-ui-url", "TASKSYNC_INNGEST_UI_URL", "", "base `url` of the Inngest UI the web page (/ui/) links functions and runs to (default $INNGEST_DEV, whose dev server serves its UI)")
-	f.opts = o
+	f.Bool(&o.once, "once", "TASKSYNC_ONCE", "reconcile the whole tree once, then exit: 0 applied, 1 errors, changes applied with no Inngest configured, or another replica leads (for deploy pipelines)")
+	f.Bool(&o.postgresOnly, "postgres-only", "TASKSYNC_POSTGRES_ONLY", "with --once and no Inngest configured: apply to Postgres only and exit 0, leaving the apps' sync to the daemon")
+	f.String(&o.logFormat, "log-format", "TASKSYNC_LOG_FORMAT", "text", "log `format`: text or json")
+	f.Duration(&o.resyncInterval, "resync-interval", "TASKSYNC_RESYNC_INTERVAL", time.Minute, "how often the whole tree is reconciled and every app verified, besides watching")
+	f.Int(&o.syncConcurrency, "sync-concurrency", "TASKSYNC_SYNC_CONCURRENCY", reconciler.DefaultSyncConcurrency, "how many tenants' Inngest apps are synced or checked at once")
+	f.Duration(&o.runRetention, "run-retention", "TASKSYNC_RUN_RETENTION", reconciler.DefaultRunRetention, "how long run records are kept; the leader deletes older ones in small batches (0 keeps them forever)")
+	f.Duration(&o.abandonGrace, "abandon-grace", "TASKSYNC_ABANDON_GRACE", reconciler.DefaultAbandonGrace, "how long after its timeout an attempt still running is closed by the leader as failed (abandoned: its replica stopped)")
+	f.String(&o.allowCIDRs, "allow-cidr", "TASKSYNC_ALLOW_CIDRS", "", "comma-separated `networks` api_call may reach despite the SSRF guard")
+	f.String(&o.python, "python", "TASKSYNC_PYTHON", "/usr/bin/python3", "the `interpreter` of python_script runs, under /usr or in a prefix of its own; the scripts' uids must be able to run it")
+	f.String(&o.sandboxUIDs, "sandbox-uids", "TASKSYNC_SANDBOX_UIDS", executor.DefaultSandboxUIDs, "`range` FIRST-LAST of uids no host user has; a root daemon runs each concurrent python_script as one of them (not root: each as the daemon's uid in a user namespace of its own)")
+	f.String(&o.sandboxCgroup, "sandbox-cgroup", "TASKSYNC_SANDBOX_CGROUP", executor.CgroupAuto, "where each python_script run gets a cgroup bounding its memory, processes and CPU: auto (the daemon's own, if delegated or writable), a delegated cgroup `dir` (cgroup v1: one per hierarchy, comma-separated), or none (per-process limits only)")
+	f.String(&o.dnsServer, "dns-server", "TASKSYNC_DNS_SERVER", "", "`host:port` of the DNS server api_call resolves names with (default the system's resolver)")
+	f.Bool(&o.allowInsecureListen, "allow-insecure-listen", "TASKSYNC_ALLOW_INSECURE_LISTEN", "in dev mode (INNGEST_DEV), listen on a non-loopback --listen address although anyone reaching it can forge calls to the apps")
+	f.String(&o.tokensFile, "status-tokens-file", "TASKSYNC_STATUS_TOKENS_FILE", "", "`file` of status API tokens, lines \"token tenant\" (* for all); a * token also reads /metrics; without it both are open")
+	f.String(&o.inngestUI, "inngest-ui-url", "TASKSYNC_INNGEST_UI_URL", "", "base `url` of the Inngest UI the web page (/ui/) links functions and runs to (default $INNGEST_DEV, whose dev server serves its UI)")
+	f.Opts = o
 }
 
 // inngestUIURL is the Inngest UI the web page links to: --inngest-ui-url,
@@ -90,32 +89,32 @@ const minResyncInterval = 100 * time.Millisecond
 // server anyway, and syncs beyond them wait for one.
 const maxSyncConcurrency = 64
 
-func runRun(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*runOptions)
-	if len(c.args) > 0 {
-		return usageError("run takes no arguments; the tree is --dir")
+func runRun(ctx context.Context, c *cli.Invocation) error {
+	o := c.Flags.Opts.(*runOptions)
+	if len(c.Args) > 0 {
+		return cli.UsageError("run takes no arguments; the tree is --dir")
 	}
-	logger, err := newLogger(o.logFormat, c.stderr)
+	logger, err := newLogger(o.logFormat, c.Stderr)
 	if err != nil {
 		return err
 	}
 	if o.runRetention < 0 || o.abandonGrace < 0 {
-		return usageError("run: --run-retention and --abandon-grace must not be negative")
+		return cli.UsageError("run: --run-retention and --abandon-grace must not be negative")
 	}
 	if o.syncConcurrency < 1 || o.syncConcurrency > maxSyncConcurrency {
-		return usageError("run: --sync-concurrency must be between 1 and %d, got %d", maxSyncConcurrency, o.syncConcurrency)
+		return cli.UsageError("run: --sync-concurrency must be between 1 and %d, got %d", maxSyncConcurrency, o.syncConcurrency)
 	}
 	if o.resyncInterval < minResyncInterval {
-		return usageError("run: --resync-interval must be at least %s, got %s", minResyncInterval, o.resyncInterval)
+		return cli.UsageError("run: --resync-interval must be at least %s, got %s", minResyncInterval, o.resyncInterval)
 	}
 	if err := o.check(); err != nil {
 		return err
 	}
 	if c := o.sandboxCgroup; c != executor.CgroupAuto && c != executor.CgroupNone && !strings.HasPrefix(c, "/") {
-		return usageError("run: --sandbox-cgroup: want auto, none or the absolute path of a cgroup directory (cgroup v1: one per hierarchy, comma-separated), got %q", c)
+		return cli.UsageError("run: --sandbox-cgroup: want auto, none or the absolute path of a cgroup directory (cgroup v1: one per hierarchy, comma-separated), got %q", c)
 	}
 	if !o.once {
-		dev := c.getenv("INNGEST_DEV") != ""
+		dev := c.Getenv("INNGEST_DEV") != ""
 		if err := checkListen(o.listen, dev, o.allowInsecureListen); err != nil {
 			return err
 		}
@@ -127,12 +126,12 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	// The daemon resolves secrets: a reference the tenant may not use is
 	// a problem of its definition, which keeps its last applied version.
-	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	secrets := executor.NewSecrets(o.secretsDir, c.Getenv)
 	o.grants = secrets.Grants(true)
 	secrets.WarnUngranted(logger)
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg, err := o.registry(c.getenv, logger, promReg)
+	reg, err := o.registry(c.Getenv, logger, promReg)
 	if err != nil {
 		return err
 	}
@@ -170,21 +169,22 @@ func runRun(ctx context.Context, c *invocation) error {
 	}
 	p, err := ctrl.Once(ctx)
 	if errors.Is(err, reconciler.ErrNotLeader) {
-		return &exitError{code: exitFailure, err: notLeaderError(heldTenants(ctx, st))}
+		statuses, _ := st.TenantStatuses(ctx) // none when the store cannot say
+		return &cli.ExitError{Code: cli.ExitFailure, Err: reconciler.NotLeaderError(reconciler.HeldTenants(statuses))}
 	}
 	if err != nil {
 		return err
 	}
 	if p.Applied == nil {
-		return &exitError{code: exitFailure, err: p.Err}
+		return &cli.ExitError{Code: cli.ExitFailure, Err: p.Err}
 	}
-	p.WriteText(c.stdout, apps != nil)
+	p.WriteText(c.Stdout, apps != nil)
 	switch {
-	case apps == nil && servedChanged(p.Applied) > 0 && !o.postgresOnly:
+	case apps == nil && p.Applied.ServedChanged() > 0 && !o.postgresOnly:
 		// Postgres now differs from what Inngest has: the apps would
 		// have to be synced, and nothing here can.
-		fmt.Fprintf(c.stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(servedChanged(p.Applied), "tenant"))
-		return &exitError{code: exitFailure, err: errors.New("Inngest is not configured: set INNGEST_DEV or INNGEST_SIGNING_KEY to sync the apps, " +
+		fmt.Fprintf(c.Stdout, "Inngest: not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): %s changed in Postgres only, their apps are not synced.\n", reconciler.Plural(p.Applied.ServedChanged(), "tenant"))
+		return &cli.ExitError{Code: cli.ExitFailure, Err: errors.New("Inngest is not configured: set INNGEST_DEV or INNGEST_SIGNING_KEY to sync the apps, " +
 			"or pass --postgres-only to leave their sync to the daemon (it syncs every app when it starts)")}
 	case apps == nil:
 		logger.Warn("Inngest is not configured (INNGEST_DEV or INNGEST_SIGNING_KEY): definitions were applied to Postgres only")
@@ -192,26 +192,12 @@ func runRun(ctx context.Context, c *invocation) error {
 		return errExit1
 	}
 	if p.Err != nil {
-		return &exitError{code: exitFailure, err: p.Err}
+		return &cli.ExitError{Code: cli.ExitFailure, Err: p.Err}
 	}
 	if p.Result != reconciler.ReconcileSuccess {
 		return errExit1
 	}
 	return nil
-}
-
-// servedChanged counts the tenants whose applied definitions res changed
-// (created, updated, moved or retired): their apps would need a sync. A
-// tenant whose stored problems or held retirements alone changed serves
-// the same functions.
-func servedChanged(res *reconciler.Result) int {
-	n := 0
-	for _, p := range res.Plans {
-		if p.Pending() && res.Failed[p.Tenant] == nil && slices.Contains(res.WrittenTenants, p.Tenant) {
-			n++
-		}
-	}
-	return n
 }
 
 // reuseParsed is how long the daemon reuses a definition file's parsed
@@ -236,40 +222,4 @@ func (o *runOptions) controller(st *store.Store, apps reconciler.Apps, changes <
 		Logger: logger, Registerer: promReg,
 		Runs: st, RunRetention: o.runRetention, AbandonGrace: o.abandonGrace,
 	}), nil
-}
-
-// heldTenants names the tenants whose retirements the prune budget holds,
-// as the store last recorded them; none when the store cannot say.
-func heldTenants(ctx context.Context, st *store.Store) []string {
-	statuses, err := st.TenantStatuses(ctx)
-	if err != nil {
-		return nil
-	}
-	var held []string
-	for _, t := range statuses {
-		if len(t.HeldRetires) > 0 {
-			held = append(held, t.Tenant)
-		}
-	}
-	return held
-}
-
-// notLeaderError is why run --once is refused while a daemon leads, and
-// what to do; it suggests raising spec.maxRetire only when retirements
-// are held (held names those tenants).
-func notLeaderError(held []string) error {
-	msg := "another replica holds the leader lock: a running daemon reconciles the tree itself and applies every change to it"
-	if len(held) > 0 {
-		quoted := make([]string, len(held))
-		for i, t := range held {
-			quoted[i] = strconv.Quote(t)
-		}
-		tenants := "tenant"
-		if len(held) > 1 {
-			tenants = "tenants"
-		}
-		msg += fmt.Sprintf(" (retirements are held for %s %s: to release them, raise spec.maxRetire in the tenant's TenantSettings document)",
-			tenants, strings.Join(quoted, ", "))
-	}
-	return errors.New(msg + "; stop the daemon to run --once")
 }

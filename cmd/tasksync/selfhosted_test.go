@@ -252,26 +252,7 @@ func TestSelfHostedInngestExample(t *testing.T) {
 		args := append(tc["tasksync"].Command, tc["tasksync"].Args...)
 		cmd := exec.Command(bin, append(args, "--resync-interval", "2s")...)
 		cmd.Env = append([]string{"PATH=/usr/bin:/bin", noDNS}, env...)
-		logs := &waittest.Buffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil && cmd.Process.Signal(syscall.SIGTERM) == nil {
-				select {
-				case <-exited:
-				case <-time.After(20 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			}
-			if t.Failed() {
-				t.Logf("logs of the replica on %s:\n%s", addr, logs.String())
-			}
-		})
+		startLogged(t, cmd, addr, true)
 	}
 	for _, addr := range addrs {
 		if err := loopback.WaitHTTP(ctx, "http://"+addr+"/readyz"); err != nil {

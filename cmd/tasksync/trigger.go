@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/inngest"
@@ -41,57 +37,57 @@ type triggerOptions struct {
 	print   bool
 }
 
-func triggerFlags(f *flagSet) {
+func triggerFlags(f *cli.FlagSet) {
 	o := &triggerOptions{}
 	o.dbOptions.flags(f)
-	f.string(&o.data, "data", "", "", "a JSON `object` merged into the event's data, which the run reads as event.data (not tenant_id, code or hash)")
-	f.string(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
-	f.bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
-	f.duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
-	f.bool(&o.print, "print-event", "", "print the signed event as JSON instead of sending it (to post it with curl); it is valid for an hour")
-	f.opts = o
+	f.String(&o.data, "data", "", "", "a JSON `object` merged into the event's data, which the run reads as event.data (not tenant_id, code or hash)")
+	f.String(&o.hash, "hash", "", "", "run only if the applied version is this `spec_hash` (or its first 8 or more characters), as the status API shows it")
+	f.Bool(&o.wait, "wait", "", "follow the run to its end and exit with its outcome")
+	f.Duration(&o.timeout, "timeout", "TASKSYNC_TRIGGER_TIMEOUT", 10*time.Minute, "how long --wait follows the run")
+	f.Bool(&o.print, "print-event", "", "print the signed event as JSON instead of sending it (to post it with curl); it is valid for an hour")
+	f.Opts = o
 }
 
-func runTrigger(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*triggerOptions)
-	args := c.args
+func runTrigger(ctx context.Context, c *cli.Invocation) error {
+	o := c.Flags.Opts.(*triggerOptions)
+	args := c.Args
 	if len(args) > 2 {
 		// Flags may follow TENANT CODE too.
-		if err := c.flags.set.Parse(args[2:]); err != nil {
-			return usageError("trigger: %v (see 'tasksync trigger -h')", err)
+		if err := c.Flags.Set.Parse(args[2:]); err != nil {
+			return cli.UsageError("trigger: %v (see 'tasksync trigger -h')", err)
 		}
-		args = append(args[:2:2], c.flags.set.Args()...)
+		args = append(args[:2:2], c.Flags.Set.Args()...)
 	}
 	if len(args) != 2 {
-		return usageError("trigger takes TENANT CODE (see 'tasksync trigger -h')")
+		return cli.UsageError("trigger takes TENANT CODE (see 'tasksync trigger -h')")
 	}
 	tenant, code := args[0], args[1]
 	if msg := definitions.TenantCodeProblem(tenant); msg != "" {
-		return usageError("trigger: tenant %q: %s", tenant, msg)
+		return cli.UsageError("trigger: tenant %q: %s", tenant, msg)
 	}
 	if !definitionCode.MatchString(code) {
-		return usageError("trigger: %q is not a definition code: codes are lowercase letters, digits, '-' and '_', at most 50", code)
+		return cli.UsageError("trigger: %q is not a definition code: codes are lowercase letters, digits, '-' and '_', at most 50", code)
 	}
 	var data map[string]any
 	if o.data != "" {
 		if len(o.data) > maxTriggerData {
-			return usageError("trigger: --data is %d bytes; at most %d", len(o.data), maxTriggerData)
+			return cli.UsageError("trigger: --data is %d bytes; at most %d", len(o.data), maxTriggerData)
 		}
 		dec := json.NewDecoder(strings.NewReader(o.data))
 		dec.UseNumber()
 		if err := dec.Decode(&data); err != nil || data == nil || dec.More() {
-			return usageError("trigger: --data must be one JSON object, such as '{\"customer_id\": 42}'")
+			return cli.UsageError("trigger: --data must be one JSON object, such as '{\"customer_id\": 42}'")
 		}
 	}
 	if o.hash != "" && (len(o.hash) < 8 || strings.Trim(strings.ToLower(o.hash), "0123456789abcdef") != "") {
-		return usageError("trigger: --hash must be a spec_hash, or at least its first 8 hex characters")
+		return cli.UsageError("trigger: --hash must be a spec_hash, or at least its first 8 hex characters")
 	}
 	if o.wait && o.timeout <= 0 {
-		return usageError("trigger: --timeout must be positive")
+		return cli.UsageError("trigger: --timeout must be positive")
 	}
-	conn, ok := inngestConnection(c.getenv)
+	conn, ok := inngestConnection(c.Getenv)
 	if !ok && !o.print {
-		return usageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
+		return cli.UsageError("trigger: Inngest is not configured: set INNGEST_DEV (the dev server) or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY (a signed server)")
 	}
 
 	// Check before sending (the function checks again when it runs).
@@ -103,37 +99,12 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
-	def, err := st.Definition(ctx, tenant, code)
-	if errors.Is(err, reconciler.ErrNotFound) {
-		retired, rerr := st.Retired(ctx, tenant, code)
-		switch {
-		case rerr != nil:
-			return rerr
-		case retired:
-			return fmt.Errorf("%s/%s is retired: a retired definition does not run (add it back to the tree to run it again)", tenant, code)
-		}
-		tenants, terr := st.Tenants(ctx)
-		if terr != nil {
-			return terr
-		}
-		if !slices.Contains(tenants, tenant) {
-			return fmt.Errorf("there is no tenant %s: no definition of it has been applied (is its directory in the tree the daemon reads?)", tenant)
-		}
-		return fmt.Errorf("tenant %s has no definition %s (tasksync plan, or the status API's /v1/tenants/%s/definitions, lists them)", tenant, code, tenant)
-	}
+	def, err := reconciler.ManualTarget(ctx, st, tenant, code, o.hash)
 	if err != nil {
 		return err
 	}
-	if !def.Active {
-		return fmt.Errorf("%s/%s is inactive (active: false in %s:%d): an inactive definition does not run; set active: true to run it",
-			tenant, code, def.SourcePath, def.SourceLine)
-	}
-	if o.hash != "" && !strings.HasPrefix(def.Hash, strings.ToLower(o.hash)) {
-		return fmt.Errorf("%s/%s: the applied version is %s (revision %d), not %s: check the hash you gave (the status API's spec_hash), or, if it was edited since you read its hash, review the edit, then trigger again with the new spec_hash",
-			tenant, code, def.Hash, def.Revision, o.hash)
-	}
 	if def.SyncState != reconciler.SyncSynced {
-		fmt.Fprintf(c.stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
+		fmt.Fprintf(c.Stderr, "tasksync: warning: the Inngest function of %s/%s is %s: Inngest may not start it\n", tenant, code, def.SyncState)
 	}
 	key, err := st.EventKey(ctx)
 	if err != nil {
@@ -141,14 +112,14 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	}
 	ev, err := inngest.ManualEvent(key, tenant, code, def.Hash, data)
 	if err != nil {
-		return usageError("trigger: --data: %v", err)
+		return cli.UsageError("trigger: --data: %v", err)
 	}
 	if o.print {
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "%s\n", b)
+		fmt.Fprintf(c.Stdout, "%s\n", b)
 		return nil
 	}
 	sender, err := inngest.NewSender(conn)
@@ -159,133 +130,32 @@ func runTrigger(ctx context.Context, c *invocation) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "trigger: sent %s for %s/%s (%s, revision %d): event %s\n", reconciler.ManualRunEvent, tenant, code, def.Kind, def.Revision, id)
+	fmt.Fprintf(c.Stdout, "trigger: sent %s for %s/%s (%s, revision %d): event %s\n", reconciler.ManualRunEvent, tenant, code, def.Kind, def.Revision, id)
 	if !o.wait {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	run, err := followRun(wctx, sender, st, tenant, code, id)
+	run, err := sender.FollowRecorded(wctx, st, tenant, code, id, triggerPoll)
 	switch {
 	case err != nil && ctx.Err() == nil && wctx.Err() != nil:
-		if run.runID == "" {
-			return &exitError{code: exitTimeout, err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
+		if run.RunID == "" {
+			return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("no run of event %s started within %s: is the function registered (tasksync's status API, sync_state)?", id, o.timeout)}
 		}
-		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.runID, o.timeout, runPointers(run.runID))}
+		return &cli.ExitError{Code: exitTimeout, Err: fmt.Errorf("run %s is still running after %s; it goes on: see %s", run.RunID, o.timeout, reconciler.RunPointers(run.RunID))}
 	case err != nil:
 		return err
 	}
-	if run.refused != nil {
-		fmt.Fprintf(c.stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.runID), reconciler.EscapeText(strings.ToLower(run.refused.Status)))
-		writeIndented(c.stdout, "", run.refused.Output)
-		return &exitError{code: exitFailure}
+	if run.Refused != nil {
+		fmt.Fprintf(c.Stdout, "trigger: run %s failed in Inngest before it ran (%s)\n", reconciler.EscapeText(run.RunID), reconciler.EscapeText(strings.ToLower(run.Refused.Status)))
+		reconciler.WriteIndented(c.Stdout, "", run.Refused.Output)
+		return &cli.ExitError{Code: cli.ExitFailure}
 	}
-	writeOutcome(c.stdout, run.runID, *run.final)
-	if run.final.Status != reconciler.RunSucceeded {
-		return &exitError{code: exitFailure}
+	run.Final.WriteOutcome(c.Stdout, run.RunID)
+	if run.Final.Status != reconciler.RunSucceeded {
+		return &cli.ExitError{Code: cli.ExitFailure}
 	}
 	return nil
-}
-
-// followedRun is what trigger --wait learned of the run its event
-// started.
-type followedRun struct {
-	runID string
-	// final is the run's final attempt, from tasksync's run records: the
-	// outcome.
-	final *reconciler.RunRecord
-	// refused is Inngest's view of a run that ended, failed, with no run
-	// record: refused before it ran (see inngest.EventRun).
-	refused *inngest.EventRun
-}
-
-// followRun polls, every triggerPoll until ctx ends, Inngest for the run
-// event id started (its event runs give the run id, nothing more: they
-// say Completed of a run that waits) and tasksync's run records for that
-// run's final attempt, and returns when there is one; on ctx's end, it
-// returns what it saw with ctx's error.
-func followRun(ctx context.Context, sender *inngest.Sender, st *store.Store, tenant, code, id string) (followedRun, error) {
-	var out followedRun
-	t := time.NewTicker(triggerPoll)
-	defer t.Stop()
-	for {
-		runs, err := sender.EventRuns(ctx, id)
-		if err != nil && ctx.Err() == nil {
-			return out, err
-		}
-		if len(runs) > 0 && runs[0].RunID != "" {
-			ev := runs[0]
-			out.runID = ev.RunID
-			recs, err := st.Run(ctx, out.runID, tenant)
-			switch {
-			case err != nil && !errors.Is(err, reconciler.ErrNotFound) && ctx.Err() == nil:
-				return out, err
-			case err == nil:
-				for i := range recs {
-					if r := recs[i]; r.Code == code && r.Final && r.Status != reconciler.RunRunning {
-						out.final = &r
-						return out, nil
-					}
-				}
-			case ev.Ended() && !ev.Succeeded():
-				out.refused = &ev
-				return out, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return out, ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// writeOutcome prints a run's final attempt: its status, a workflow's
-// steps with their outcomes and outputs, a task's output, the error, and
-// where to read the run.
-func writeOutcome(w io.Writer, runID string, r reconciler.RunRecord) {
-	fmt.Fprintf(w, "trigger: run %s %s (attempt %d)\n", reconciler.EscapeText(runID), r.Status, r.Attempt)
-	var steps []reconciler.StepOutcome
-	if len(r.Steps) > 0 && json.Unmarshal(r.Steps, &steps) == nil {
-		for _, s := range steps {
-			fmt.Fprintf(w, "  step %s: %s\n", reconciler.EscapeText(s.ID), reconciler.EscapeText(s.Status))
-			if s.Error != "" {
-				fmt.Fprintf(w, "    error: %s\n", reconciler.EscapeText(s.Error))
-			}
-			writeIndented(w, "    ", s.Output)
-		}
-	}
-	writeIndented(w, "", r.Output)
-	if r.Error != "" {
-		at := ""
-		if r.FailedStep != "" {
-			at = " at step " + reconciler.EscapeText(r.FailedStep)
-		}
-		fmt.Fprintf(w, "trigger: failed%s: %s\n", at, reconciler.EscapeText(r.Error))
-	}
-	fmt.Fprintf(w, "trigger: see %s\n", runPointers(runID))
-}
-
-// runPointers names where a run's record is read: the status API and the
-// web page of the daemon.
-func runPointers(runID string) string {
-	return fmt.Sprintf("the status API's /v1/runs/%[1]s, or the web page /ui/runs/%[1]s", url.PathEscape(runID))
-}
-
-// writeIndented prints a JSON value indented, each line after prefix; nothing
-// for none or null.
-func writeIndented(w io.Writer, prefix string, v json.RawMessage) {
-	if len(v) == 0 || string(v) == "null" {
-		return
-	}
-	var out bytes.Buffer
-	if json.Indent(&out, v, prefix, "  ") == nil {
-		// The output is the tenant's: each line escaped, as validate
-		// prints file names (no terminal controls, no bidi overrides).
-		for _, line := range strings.Split(out.String(), "\n") {
-			fmt.Fprintf(w, "%s%s\n", prefix, reconciler.EscapeText(line))
-		}
-	}
 }
 
 // inngestConnection reads the connection settings of the SDK's

@@ -19,6 +19,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -27,11 +28,7 @@ import (
 func manualRuns(t *testing.T, dbURL, tenant, code string) []string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, dbURL)
 	rows, err := conn.Query(ctx, `select case when r.manual then 'manual' else 'scheduled' end || ':' || r.status
 		from root_task_runs r join root_scheduled_tasks d on d.id = r.task_id join root_tenants t on t.id = d.tenant_id
 		where t.code = $1 and d.code = $2 order by r.id`, tenant, code)

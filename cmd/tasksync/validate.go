@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"slices"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
@@ -28,13 +29,13 @@ type validateOptions struct {
 	strict     bool
 }
 
-func validateFlags(f *flagSet) {
+func validateFlags(f *cli.FlagSet) {
 	o := &validateOptions{}
-	f.string(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text, json, or github (GitHub Actions annotations)")
-	f.string(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
+	f.String(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text, json, or github (GitHub Actions annotations)")
+	f.String(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
 	secretsDirFlag(f, &o.secretsDir)
-	f.bool(&o.strict, "strict", "TASKSYNC_STRICT", "fail (exit 1) on warnings too, such as a one-shot whose time has passed")
-	f.opts = o
+	f.Bool(&o.strict, "strict", "TASKSYNC_STRICT", "fail (exit 1) on warnings too, such as a one-shot whose time has passed")
+	f.Opts = o
 }
 
 // validateGCPercent and validateMemoryLimit are the GOGC and GOMEMLIMIT
@@ -44,21 +45,21 @@ const (
 	validateMemoryLimit = 192 << 20
 )
 
-func runValidate(ctx context.Context, c *invocation) error {
-	o := c.flags.opts.(*validateOptions)
+func runValidate(ctx context.Context, c *cli.Invocation) error {
+	o := c.Flags.Opts.(*validateOptions)
 	if !slices.Contains(validateFormats, o.format) {
-		return usageError("validate: --format must be text, json or github, got %q", o.format)
+		return cli.UsageError("validate: --format must be text, json or github, got %q", o.format)
 	}
-	paths := c.args
+	paths := c.Args
 	if len(paths) == 0 {
 		paths = []string{o.dir}
 	}
-	if c.getenv("GOGC") == "" {
+	if c.Getenv("GOGC") == "" {
 		// validate is a short batch job whose live heap stays small (one
 		// tenant per worker): trading tens of MiB for less collection
 		// time is the right default here, under a soft memory limit.
 		defer debug.SetGCPercent(debug.SetGCPercent(validateGCPercent))
-		if c.getenv("GOMEMLIMIT") == "" {
+		if c.Getenv("GOMEMLIMIT") == "" {
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(validateMemoryLimit))
 		}
 	}
@@ -67,17 +68,17 @@ func runValidate(ctx context.Context, c *invocation) error {
 		return err
 	}
 	var stats definitions.PathStats
-	secrets := executor.NewSecrets(o.secretsDir, c.getenv)
+	secrets := executor.NewSecrets(o.secretsDir, c.Getenv)
 	if err := secrets.CheckDir(); err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 	}
 	grants := secrets.Grants(false)
-	problems, err := interruptible(ctx, func() ([]reconciler.Problem, error) {
+	problems, err := cli.Interruptible(ctx, "validate", func() ([]reconciler.Problem, error) {
 		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats, func(arg string, role definitions.PathRole) {
-			fmt.Fprintf(c.stderr, "validate: %s %s\n", reconciler.EscapeText(arg), role)
+			fmt.Fprintf(c.Stderr, "validate: %s %s\n", reconciler.EscapeText(arg), role)
 		})
 		if err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
+			return nil, &cli.ExitError{Code: cli.ExitUsage, Err: err}
 		}
 		return ps, nil
 	})
@@ -89,45 +90,22 @@ func runValidate(ctx context.Context, c *invocation) error {
 
 	switch o.format {
 	case formatJSON:
-		if err := reconciler.WriteProblemsJSON(c.stdout, problems); err != nil {
+		if err := reconciler.WriteProblemsJSON(c.Stdout, problems); err != nil {
 			return err
 		}
 	case formatGitHub:
 		for _, p := range problems {
-			fmt.Fprintln(c.stdout, githubAnnotation(p, o.strict))
+			fmt.Fprintln(c.Stdout, p.GitHubAnnotation(o.strict))
 		}
-		fmt.Fprintln(c.stdout, stats.Summary(len(errs), warnings, o.strict))
+		fmt.Fprintln(c.Stdout, stats.Summary(len(errs), warnings, o.strict))
 	default:
 		for _, p := range problems {
-			fmt.Fprintln(c.stdout, p.String())
+			fmt.Fprintln(c.Stdout, p.String())
 		}
-		fmt.Fprintln(c.stdout, stats.Summary(len(errs), warnings, o.strict))
+		fmt.Fprintln(c.Stdout, stats.Summary(len(errs), warnings, o.strict))
 	}
 	if len(errs) > 0 || o.strict && warnings > 0 {
-		return &exitError{code: exitFailure}
+		return &cli.ExitError{Code: cli.ExitFailure}
 	}
 	return nil
-}
-
-// interruptible runs load and returns its result, or ctx's error as soon
-// as ctx is done (a signal): a read stuck in the kernel (a hung network
-// file system) cannot be cancelled, and validate is a command that exits
-// on return, so the stuck goroutine is left behind rather than waited for.
-func interruptible[T any](ctx context.Context, load func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := load()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("validate: interrupted: %w", ctx.Err())
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/riveredge/tasksync/internal/cli"
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
@@ -130,8 +131,8 @@ func validateAsTree(t *testing.T, root string) (stdout, stderr string) {
 		t.Fatal(err)
 	}
 	stdout, stderr, code := runCmd(t, nil, "validate", "--dir", "tree", "tree")
-	if code != exitFailure {
-		t.Fatalf("exit %d, want %d\n%s%s", code, exitFailure, stdout, stderr)
+	if code != cli.ExitFailure {
+		t.Fatalf("exit %d, want %d\n%s%s", code, cli.ExitFailure, stdout, stderr)
 	}
 	return stdout, stderr
 }
@@ -158,8 +159,8 @@ func TestValidateQuotesShortExcerpts(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			root := deftest.WriteTree(t, map[string]string{"acme/x.yaml": content})
 			stdout, stderr, code := runCmd(t, nil, "validate", "--dir", root, root)
-			if code != exitFailure {
-				t.Fatalf("exit %d, want %d\n%.2000s%s", code, exitFailure, stdout, stderr)
+			if code != cli.ExitFailure {
+				t.Fatalf("exit %d, want %d\n%.2000s%s", code, cli.ExitFailure, stdout, stderr)
 			}
 			for _, line := range strings.Split(stdout+stderr, "\n") {
 				line = strings.TrimPrefix(line, root)

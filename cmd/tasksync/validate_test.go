@@ -20,7 +20,7 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 	var out, errb bytes.Buffer
 	getenv := func(k string) string { return env[k] }
 	err := run(context.Background(), args, getenv, &out, &errb)
-	code = exitCode(err, &errb)
+	code = program().ExitCode(err, &errb)
 	return out.String(), errb.String(), code
 }
 

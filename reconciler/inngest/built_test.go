@@ -16,18 +16,18 @@ import (
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
-// servedRegistry is a registry with at most built apps built, served on
+// trackedRegistry is a registry with at most built apps built, served on
 // loopback; calls records the status of every POST (a function call from
 // Inngest) by tenant.
-type servedRegistry struct {
+type trackedRegistry struct {
 	*inngest.Registry
 	mu    sync.Mutex
 	calls map[string][]int
 }
 
-func newServedRegistry(t *testing.T, built int) *servedRegistry {
+func newTrackedRegistry(t *testing.T, built int) *trackedRegistry {
 	t.Helper()
-	s := &servedRegistry{calls: map[string][]int{}}
+	s := &trackedRegistry{calls: map[string][]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		s.ServeHTTP(rec, r)
@@ -49,7 +49,7 @@ func newServedRegistry(t *testing.T, built int) *servedRegistry {
 }
 
 // callStatuses are the statuses of the calls of tenant's app so far.
-func (s *servedRegistry) callStatuses(tenant string) []int {
+func (s *trackedRegistry) callStatuses(tenant string) []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]int(nil), s.calls[tenant]...)
@@ -106,7 +106,7 @@ func (g *gateRunner) count(key string) int {
 // falls out completes, and the app built again registers the same: the
 // same registration hash, the same functions in Inngest, no drift.
 func TestEvictedAppStillServes(t *testing.T) {
-	reg := newServedRegistry(t, 2)
+	reg := newTrackedRegistry(t, 2)
 	runner := newGateRunner()
 	ctx := context.Background()
 	later := time.Now().Add(365 * 24 * time.Hour)
@@ -205,7 +205,7 @@ func TestEvictedAppStillServes(t *testing.T) {
 // TestFirstUseBuildsOnce: callers that use an app not built at the same
 // time build it once, and see the same app.
 func TestFirstUseBuildsOnce(t *testing.T) {
-	reg := newServedRegistry(t, 2)
+	reg := newTrackedRegistry(t, 2)
 	if err := reg.SetTenant("acme", []reconciler.Definition{
 		def("nightly", reconciler.Trigger{Cron: "0 2 * * *"}),
 		def("ping", reconciler.Trigger{Event: "user/ping"}),
@@ -252,7 +252,7 @@ func TestFirstUseBuildsOnce(t *testing.T) {
 // refuses at once, though it builds nothing, and the tenant keeps the app
 // it had.
 func TestSetTenantRefuses(t *testing.T) {
-	reg := newServedRegistry(t, 2)
+	reg := newTrackedRegistry(t, 2)
 	good := []reconciler.Definition{def("nightly", reconciler.Trigger{Cron: "0 2 * * *"})}
 	if err := reg.SetTenant("acme", good, nopRunner{}); err != nil {
 		t.Fatal(err)

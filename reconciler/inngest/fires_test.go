@@ -563,7 +563,23 @@ func TestIntervalOneRunPerFire(t *testing.T) {
 	if gap := firstAfter.Sub(back); gap > firesResync+5*time.Second+5*time.Second {
 		t.Errorf("first fire after the restart %s, %v after it; want within a resync and an interval", firstAfter.Format("15:04:05"), gap)
 	}
-	time.Sleep(6 * time.Second) // a fire more, to see it is not doubled
+	// A fire more, to see it is not doubled.
+	waittest.For(t, "a fire after the first after the restart", 30*time.Second, func() bool {
+		for at := range r.fired("every-5s") {
+			if at.After(firstAfter) {
+				return true
+			}
+		}
+		return false
+	})
+	waittest.Never(t, "a fire with two runs", 2*time.Second, func() bool {
+		for _, runs := range r.fired("every-5s") {
+			if len(runs) > 1 {
+				return true
+			}
+		}
+		return false
+	})
 	fired := r.fired("every-5s")
 	for at, runs := range fired {
 		if len(runs) != 1 {

@@ -3,8 +3,6 @@ package inngest_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,16 +18,7 @@ import (
 
 // keyedRegistry is newRegistry with a key the test knows.
 func keyedRegistry(t *testing.T, key *reconciler.EventKey) *inngest.Registry {
-	t.Helper()
-	var reg *inngest.Registry
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	r, err := inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("f%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL, Signer: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg = r
-	return reg
+	return servedRegistry(t, inngest.Options{AppPrefix: fmt.Sprintf("f%d", time.Now().UnixNano()%1e6), Signer: key})
 }
 
 // fireData is a fire event's data for d's fire at, signed with key
@@ -165,7 +154,12 @@ spec:
 	}
 	wg.Wait()
 	waittest.For(t, "the ten events' task calls", 60*time.Second, func() bool { return runner.count("minutely") >= 10 })
-	time.Sleep(3 * time.Second) // the workflow's calls have no counter: let them land
+	// The workflow's calls have no counter: its run for the fire, and no
+	// second one while the ten events' calls land.
+	waittest.For(t, "the workflow's run of the fire", 60*time.Second, func() bool { return forRuns("minutely-wf", next) >= 1 })
+	waittest.Never(t, "a second run of the fire", 3*time.Second, func() bool {
+		return forRuns("minutely", next) > 1 || forRuns("minutely-wf", next) > 1
+	})
 	for _, code := range []string{"minutely", "minutely-wf"} {
 		if n := forRuns(code, next); n != 1 {
 			t.Errorf("%s: %d runs for the fire at %s, want 1", code, n, next.Format(time.RFC3339))

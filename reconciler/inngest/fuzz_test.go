@@ -10,13 +10,13 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // FuzzRunEventData feeds event data into a task's and a workflow's run,
@@ -82,11 +82,7 @@ spec:
 	if err := reg.SetTenant("acme", defs, newRunner(f, st, nil, nil)); err != nil {
 		f.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { conn.Close(ctx) })
+	conn := storetest.Conn(f, url)
 	var n atomic.Int64
 
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -16,15 +16,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/executor"
-	"github.com/riveredge/tasksync/reconciler/expr"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // sampleTree copies the sample tree (tasks.d: acme, globex) and the
@@ -67,16 +66,6 @@ func closedPort(t *testing.T) string {
 // env and then finds no interpreter, and every secret is set and granted.
 func hostileRunner(t *testing.T, st *store.Store) *reconciler.TaskRunner {
 	t.Helper()
-	envs, err := expr.NewEnvs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	allow, err := executor.ParseCIDRs([]string{"127.0.0.1/32"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	guard := executor.NewGuard(allow)
-	guard.UseDNSServer(closedPort(t))
 	getenv := func(k string) string {
 		switch {
 		case strings.HasPrefix(k, executor.SecretEnvPrefix):
@@ -86,9 +75,7 @@ func hostileRunner(t *testing.T, st *store.Store) *reconciler.TaskRunner {
 		}
 		return ""
 	}
-	http := executor.NewHTTP(guard, envs, executor.NewSecrets("", getenv))
-	sb := &executor.Sandbox{Python: filepath.Join(t.TempDir(), "no-python")}
-	return &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{HTTP: http, Sandbox: sb}}
+	return loopbackRunner(t, st, &executor.Sandbox{Python: filepath.Join(t.TempDir(), "no-python")}, closedPort(t), getenv)
 }
 
 // eventDataFields are the event.data fields a definition's templates and
@@ -243,11 +230,7 @@ func TestHostileEventsNeverPanic(t *testing.T) {
 		t.Errorf("tasksync_panics_total = %v, want 0", got)
 	}
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	rows, err := conn.Query(ctx, `select inngest_run_id, status || case when final then ' final' else '' end from root_task_runs where inngest_run_id like 'hostile-%'`)
 	if err != nil {
 		t.Fatal(err)

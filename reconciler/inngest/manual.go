@@ -200,3 +200,62 @@ func (s *Sender) FollowRun(ctx context.Context, id string, poll time.Duration) (
 		}
 	}
 }
+
+// RunRecords reads tasksync's records of a run's attempts
+// (store.Store.Run).
+type RunRecords interface {
+	Run(ctx context.Context, runID, tenant string) ([]reconciler.RunRecord, error)
+}
+
+// FollowedRun is what FollowRecorded learned of the run an event
+// started.
+type FollowedRun struct {
+	RunID string
+	// Final is the run's final attempt, from tasksync's run records: the
+	// outcome.
+	Final *reconciler.RunRecord
+	// Refused is Inngest's view of a run that ended, failed, with no run
+	// record: refused before it ran (see EventRun).
+	Refused *EventRun
+}
+
+// FollowRecorded polls, every poll until ctx ends, Inngest for the run
+// event id started (its event runs give the run id, nothing more: they
+// say Completed of a run that waits) and records for that run's final
+// attempt of definition code of tenant, and returns when there is one;
+// on ctx's end, it returns what it saw with ctx's error.
+func (s *Sender) FollowRecorded(ctx context.Context, records RunRecords, tenant, code, id string, poll time.Duration) (FollowedRun, error) {
+	var out FollowedRun
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		runs, err := s.EventRuns(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return out, err
+		}
+		if len(runs) > 0 && runs[0].RunID != "" {
+			ev := runs[0]
+			out.RunID = ev.RunID
+			recs, err := records.Run(ctx, out.RunID, tenant)
+			switch {
+			case err != nil && !errors.Is(err, reconciler.ErrNotFound) && ctx.Err() == nil:
+				return out, err
+			case err == nil:
+				for i := range recs {
+					if r := recs[i]; r.Code == code && r.Final && r.Status != reconciler.RunRunning {
+						out.Final = &r
+						return out, nil
+					}
+				}
+			case ev.Ended() && !ev.Succeeded():
+				out.Refused = &ev
+				return out, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -21,6 +18,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -129,11 +127,7 @@ spec:
 	if n := rec.count("/welcome"); n != 0 {
 		t.Errorf("the welcome endpoint was called %d times", n)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	var attempts int
 	var status, errText string
 	if err := conn.QueryRow(ctx, `select count(*), max(r.status), coalesce(max(r.error), '') from root_task_runs r
@@ -197,7 +191,6 @@ func histogramSum(t *testing.T, reg *prometheus.Registry, name string, labels ma
 // sleeps 2 s before its step fails, and its duration is the attempt's,
 // not that of its last call.
 func TestRunLinesTellEachAttempt(t *testing.T) {
-	ctx := context.Background()
 	rec := newRecorder(t)
 	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
@@ -219,14 +212,8 @@ spec:
 	applyTree(t, st, tree)
 	var logs lockedBuffer
 	metrics := prometheus.NewRegistry()
-	var reg *inngest.Registry
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	reg, err := inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("l%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL,
-		Registerer: metrics, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := servedRegistry(t, inngest.Options{AppPrefix: fmt.Sprintf("l%d", time.Now().UnixNano()%1e6), Registerer: metrics,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	serveApplied(t, reg, st, newRunner(t, st, nil, nil), "acme")
 	sendEvent(t, "t/flaky", map[string]any{"tenant_id": "acme"})
 	sendEvent(t, "w/slow", map[string]any{"tenant_id": "acme"})
@@ -252,11 +239,7 @@ spec:
 			}
 		}
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	for _, code := range []string{"flaky", "slow"} {
 		rows := attemptRows(t, conn, code)
 		if len(rows) != 2 || rows[0].Final || !rows[1].Final {

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -20,6 +19,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // lockedBuffer is a log sink safe for concurrent writes.
@@ -113,11 +113,7 @@ func TestPanicsAreRecoveredLoggedAndCounted(t *testing.T) {
 	if panics() != 3 || !strings.Contains(logs.String(), `"run_id":"run-action"`) || !strings.Contains(r.Body.String(), "action panicked") {
 		t.Errorf("action panic: tasksync_panics_total %v, response %s, log %s", panics(), r.Body, logs.String())
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	var status, errText string
 	if err := conn.QueryRow(ctx, `select status, coalesce(error, '') from root_task_runs where inngest_run_id = 'run-action'`).Scan(&status, &errText); err != nil ||
 		status != "failed" || !strings.Contains(errText, "action bug") {

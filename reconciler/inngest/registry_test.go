@@ -53,11 +53,22 @@ func def(code string, t reconciler.Trigger) reconciler.Definition {
 func newRegistry(t *testing.T) *inngest.Registry { return newRegistryB(t, nil) }
 
 func newRegistryB(t testing.TB, metrics prometheus.Registerer) *inngest.Registry {
+	return servedRegistry(t, inngest.Options{Registerer: metrics})
+}
+
+// servedRegistry is a registry with opts, served by an HTTP server of its
+// own that the dev server calls, under an app prefix of its own ("t" and
+// a number, unless opts names one).
+func servedRegistry(t testing.TB, opts inngest.Options) *inngest.Registry {
 	t.Helper()
 	var reg *inngest.Registry
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reg.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	r, err := inngest.New(inngest.Options{AppPrefix: fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), ServeOrigin: srv.URL, DevURL: dev.URL, Registerer: metrics})
+	if opts.AppPrefix == "" {
+		opts.AppPrefix = fmt.Sprintf("t%d", time.Now().UnixNano()%1e6)
+	}
+	opts.ServeOrigin, opts.DevURL = srv.URL, dev.URL
+	r, err := inngest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

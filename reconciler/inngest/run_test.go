@@ -31,6 +31,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler/expr"
 	"github.com/riveredge/tasksync/reconciler/inngest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -92,6 +93,13 @@ func (r *recorder) count(prefix string) int {
 // newRunner is the task runner over st, with api_call allowed to reach
 // loopback, the sandbox sb (may be nil) and the secrets in env.
 func newRunner(t testing.TB, st *store.Store, sb *executor.Sandbox, env map[string]string) *reconciler.TaskRunner {
+	return loopbackRunner(t, st, sb, "", func(k string) string { return env[k] })
+}
+
+// loopbackRunner is the task runner over st whose api_call may reach
+// 127.0.0.1 only, resolving names through dnsServer ("" for the system's
+// resolver), with the sandbox sb (may be nil) and the secrets getenv sets.
+func loopbackRunner(t testing.TB, st *store.Store, sb *executor.Sandbox, dnsServer string, getenv func(string) string) *reconciler.TaskRunner {
 	t.Helper()
 	envs, err := expr.NewEnvs()
 	if err != nil {
@@ -101,7 +109,11 @@ func newRunner(t testing.TB, st *store.Store, sb *executor.Sandbox, env map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	http := executor.NewHTTP(executor.NewGuard(allow), envs, executor.NewSecrets("", func(k string) string { return env[k] }))
+	guard := executor.NewGuard(allow)
+	if dnsServer != "" {
+		guard.UseDNSServer(dnsServer)
+	}
+	http := executor.NewHTTP(guard, envs, executor.NewSecrets("", getenv))
 	return &reconciler.TaskRunner{Records: st, Actions: &executor.Actions{HTTP: http, Sandbox: sb}}
 }
 
@@ -237,11 +249,7 @@ func TestTenantEventsRunAndRecord(t *testing.T) {
 		}
 	}
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	var attempts, failed int
 	var lastStatus, lastError string
 	waittest.For(t, "the attempts to be recorded", 30*time.Second, func() bool {
@@ -550,11 +558,7 @@ spec:
 	}
 	sendEvent(t, "app/script", map[string]any{"tenant_id": "acme", "n": 7})
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	waittest.For(t, "three calls and the script to finish", 60*time.Second, func() bool {
 		var done int
 		err := conn.QueryRow(ctx, `select count(*) from root_task_runs where status <> 'running'`).Scan(&done)
@@ -675,11 +679,7 @@ func TestPostgresOutageLosesNoRun(t *testing.T) {
 	waittest.For(t, "the outcome to be spooled", 10*time.Second, func() bool { return runner.Spool.Len() == 2 })
 	restore()
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	var status string
 	var finished *time.Time
 	waittest.For(t, "the attempt to be recorded once Postgres is back", 30*time.Second, func() bool {

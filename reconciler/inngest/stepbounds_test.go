@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -39,11 +38,7 @@ spec:
 `, rec.URL))
 	applyTree(t, st, tree)
 	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 
 	sendEvent(t, "sleeper/start", map[string]any{"tenant_id": "acme", "until": "1500-01-01T00:00:00Z"})
 	waittest.For(t, "the step after a past sleep_until", 30*time.Second, func() bool { return rec.count("/after") == 1 })
@@ -98,7 +93,6 @@ spec:
 // (a rendered +Inf) ends its attempt failed, final, at that step, and is
 // counted.
 func TestSendEventFailureIsRecorded(t *testing.T) {
-	ctx := context.Background()
 	st, url := pg.NewStore(t, store.Options{})
 	tree := t.TempDir()
 	deftest.WriteFile(t, filepath.Join(tree, "acme", "flow.yaml"), `apiVersion: tasksync/v1
@@ -115,11 +109,7 @@ spec:
 `)
 	applyTree(t, st, tree)
 	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	sendEvent(t, "sender/start", map[string]any{"tenant_id": "acme", "v": "inf"})
 	var rows []attemptRow
 	waittest.For(t, "a final attempt", 30*time.Second, func() bool {

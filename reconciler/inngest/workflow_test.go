@@ -17,6 +17,7 @@ import (
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 	"github.com/riveredge/tasksync/reconciler/waittest"
 )
 
@@ -208,11 +209,7 @@ spec:
 		t.Errorf("the first step ran %d times after the restart", n)
 	}
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	var attempts int
 	var steps, status string
 	waittest.For(t, "the run's record", 10*time.Second, func() bool {
@@ -339,11 +336,7 @@ spec:
 	applyTree(t, st, tree)
 	rec.failFirst("/fail/second", 1)
 	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	sendEvent(t, "ends/start", map[string]any{"tenant_id": "acme"})
 	waittest.For(t, "the record step's last try", 60*time.Second, func() bool { return rec.count("/fail/record") == 3 })
 	var rows []attemptRow
@@ -403,11 +396,7 @@ spec:
 `, rec.URL))
 	applyTree(t, st, tree)
 	serveApplied(t, newRegistry(t), st, newRunner(t, st, nil, nil), "acme")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	sendEvent(t, "waits/start", map[string]any{"tenant_id": "acme", "job": "j1"})
 	waittest.For(t, "the run to wait", 30*time.Second, func() bool {
 		rows := attemptRows(t, conn, "waits")

@@ -14,13 +14,11 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/statusapi/statusapitest"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // lookupFixture applies acme's and globex's trees, records runs on both
@@ -40,23 +38,8 @@ func lookupFixture(t *testing.T) (*httptest.Server, string) {
 		"acme/broken.yaml": {Data: []byte("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: broken}\nspec: {trigger: {interval: 30s}}\n")},
 		"globex/g.yaml":    {Data: []byte(task("gsync", "{interval: 7m}"))},
 	}
-	apply := func() {
-		t.Helper()
-		v, _ := definitions.NewValidator()
-		r := &reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 2}
-		if _, err := r.Apply(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	apply()
-	ref := func(tenant, code string) reconciler.AppliedRef {
-		t.Helper()
-		r, ok, err := st.Current(ctx, tenant, code)
-		if err != nil || !ok {
-			t.Fatal(tenant, code, ok, err)
-		}
-		return r
-	}
+	storetest.Apply(t, st, files)
+	ref := func(tenant, code string) reconciler.AppliedRef { return storetest.Current(t, st, tenant, code) }
 	finish := func(r reconciler.AppliedRef, runID string, attempt int, status reconciler.RunStatus, final bool) {
 		t.Helper()
 		id, err := st.StartRun(ctx, r, reconciler.RunInput{RunID: runID, Attempt: attempt}, time.Now().Add(time.Minute))
@@ -88,7 +71,7 @@ func lookupFixture(t *testing.T) (*httptest.Server, string) {
 	}
 	finish(ref("globex", "gsync"), "01GLOBEX", 0, reconciler.RunSucceeded, true)
 	delete(files, "acme/gone.yaml")
-	apply()
+	storetest.Apply(t, st, files)
 
 	file := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(file, []byte("root-token *\nacme-token acme\nglobex-token globex\n"), 0o600); err != nil {
@@ -105,11 +88,7 @@ func lookupFixture(t *testing.T) (*httptest.Server, string) {
 func execSQL(t *testing.T, dbURL, sql string) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, dbURL)
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +98,7 @@ func execSQL(t *testing.T, dbURL, sql string) {
 func queryText(t *testing.T, dbURL, sql string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, dbURL)
 	var s string
 	if err := conn.QueryRow(ctx, sql).Scan(&s); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/definitions/deftest"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/statusapi/statusapitest"
@@ -59,30 +58,17 @@ func fixtureLogged(t *testing.T, tokensFile string, logger *slog.Logger) *httpte
 		}
 		files[fmt.Sprintf("acme/t%02d.yaml", i)] = &fstest.MapFile{Data: []byte(task(fmt.Sprintf("task-%02d", i), "{event: app/e}", spec...))}
 	}
-	v, _ := definitions.NewValidator()
-	r := &reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 2}
-	if _, err := r.Apply(ctx); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Apply(t, st, files)
 	if err := st.RecordReconcile(ctx, time.Now().Add(-time.Second), time.Now(), "invalid", reconciler.Counts{Created: 13, Errors: 1}, "tenant globex: sync: refused"); err != nil {
 		t.Fatal(err)
 	}
-	ref, ok, err := st.Current(ctx, "acme", "nightly")
-	if err != nil || !ok {
-		t.Fatal(ok, err)
-	}
+	ref := storetest.Current(t, st, "acme", "nightly")
 	for i := range 3 {
 		in := reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i)}
 		if i == 2 { // a catch-up of a missed fire
 			in.ScheduledFor, in.CatchUp = time.Date(2025, 12, 31, 18, 0, 0, 0, time.UTC), true
 		}
-		id, err := st.StartRun(ctx, ref, in, time.Now().Add(time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.FinishRun(ctx, ref, id, reconciler.AttemptEnd{Status: reconciler.RunFailed, Took: time.Second, Error: fmt.Sprintf("failure %d", i), Final: true}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Attempt(t, st, ref, in, reconciler.AttemptEnd{Status: reconciler.RunFailed, Took: time.Second, Error: fmt.Sprintf("failure %d", i), Final: true})
 	}
 	h := statusapi.NewHandler(statusapi.Options{Reader: st, TokensFile: tokensFile, Leader: func() bool { return true }, Logger: logger,
 		Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }})
@@ -336,14 +322,8 @@ func TestOneShotStates(t *testing.T) {
 		"acme/fired.yaml":   {Data: []byte(task("launch", fmt.Sprintf("{at: %q}", ahead)))},
 		"acme/expired.yaml": {Data: []byte(task("old", "{at: '2001-01-01T00:00:00Z'}"))},
 	}
-	v, _ := definitions.NewValidator()
-	if _, err := (&reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 1}).Apply(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ref, ok, err := st.Current(ctx, "acme", "launch")
-	if err != nil || !ok {
-		t.Fatal(ok, err)
-	}
+	storetest.Apply(t, st, files)
+	ref := storetest.Current(t, st, "acme", "launch")
 	if _, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: "01LAUNCH"}, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}

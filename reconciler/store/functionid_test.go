@@ -12,16 +12,13 @@ import (
 
 	"github.com/riveredge/tasksync/migrations"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // functionIDs returns tenant/code → inngest_function_id of the live rows.
 func functionIDs(t *testing.T, url string) map[string]string {
 	t.Helper()
-	conn, err := pgx.Connect(ctxT(t), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctxT(t))
+	conn := storetest.Conn(t, url)
 	rows, err := conn.Query(ctxT(t), `select t.code || '/' || d.code, d.inngest_function_id from root_scheduled_tasks d
 		join root_tenants t on t.id = d.tenant_id where d.deleted_at is null`)
 	if err != nil {
@@ -66,10 +63,7 @@ func TestFunctionIDsUnambiguous(t *testing.T) {
 func TestMigrateRewritesFunctionIDs(t *testing.T) {
 	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, collidingTree(), "")
-	_, p := gooseDB(t, url)
-	if _, err := p.DownTo(ctxT(t), 2); err != nil {
-		t.Fatalf("down to 2: %v", err)
-	}
+	_, p := gooseAt(t, url, 2)
 	old := functionIDs(t, url)
 	if old["a/b-c"] != "tasksync-a-b-c" || old["a-b/c"] != "tasksync-a-b-c" {
 		t.Fatalf("ids at version 2 = %v, want the old colliding ones", old)
@@ -114,6 +108,24 @@ func gooseDB(t *testing.T, url string) (*sql.DB, *goose.Provider) {
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return db, p
+}
+
+// gooseAt is gooseDB with the database migrated up or down to version.
+func gooseAt(t *testing.T, url string, version int64) (*sql.DB, *goose.Provider) {
+	t.Helper()
+	db, p := gooseDB(t, url)
+	cur, err := p.GetDBVersion(ctxT(t))
+	switch {
+	case err != nil:
+	case cur < version:
+		_, err = p.UpTo(ctxT(t), version)
+	case cur > version:
+		_, err = p.DownTo(ctxT(t), version)
+	}
+	if err != nil {
+		t.Fatalf("migrate to %d: %v", version, err)
 	}
 	return db, p
 }

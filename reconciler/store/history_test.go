@@ -11,6 +11,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // lastRun is what a definition says of its last run, in the columns and
@@ -140,11 +141,7 @@ func TestPruneRuns(t *testing.T) {
 	reconcile(t, s, baseTree(), "all")
 	alpha, _, _ := s.Current(ctx, "acme", "alpha")
 	beta, _, _ := s.Current(ctx, "acme", "beta")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql, args...); err != nil {
@@ -174,6 +171,7 @@ func TestPruneRuns(t *testing.T) {
 
 	before := time.Now().Add(-30 * 24 * time.Hour)
 	total, calls := 0, 0
+	var err error
 	for more := true; more; calls++ {
 		if calls > 10 {
 			t.Fatal("PruneRuns never finished")
@@ -229,10 +227,7 @@ func TestMigrationMakesOutputsJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := pg.NewDatabase(t)
-	db, p := gooseDB(t, url)
-	if _, err := p.UpTo(ctx, 4); err != nil {
-		t.Fatalf("migrate to 4: %v", err)
-	}
+	db, _ := gooseAt(t, url, 4)
 	for _, q := range []string{
 		`insert into root_tenants (code) values ('acme')`,
 		`insert into root_scheduled_tasks (tenant_id, code, type, trigger_type, trigger_config, task_config, is_active, kind, spec_hash, spec, source_path, source_line, last_run_status)
@@ -246,14 +241,7 @@ func TestMigrationMakesOutputsJSON(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	s, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.Open(t, url, store.Options{})
 	runs, err := s.Runs(ctx, "acme", "alpha", 10, 0)
 	if err != nil || len(runs) != 4 {
 		t.Fatalf("Runs = %d, %v", len(runs), err)

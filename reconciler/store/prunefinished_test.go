@@ -1,13 +1,13 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // TestPruneRunsByTheirEnd: retention counts from when a run ended: a long
@@ -18,11 +18,7 @@ func TestPruneRunsByTheirEnd(t *testing.T) {
 	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, baseTree(), "all")
 	alpha, _, _ := s.Current(ctx, "acme", "alpha")
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	if _, err := conn.Exec(ctx, `insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, started_at, finished_at, final)
 		select tenant_id, id, 1, v.run, 0, 'succeeded', now() - interval '40 days', now() - v.ago, true
 		from root_scheduled_tasks, (values ('ended-long-ago', interval '31 days'), ('just-ended', interval '1 hour'), ('newest', interval '1 minute')) v(run, ago)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // TestReconcileResultsOneVocabulary: rows run --once wrote as 'failed'
@@ -16,23 +17,13 @@ func TestReconcileResultsOneVocabulary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := pg.NewDatabase(t)
-	db, p := gooseDB(t, url)
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatalf("migrate to 3: %v", err)
-	}
+	db, _ := gooseAt(t, url, 3)
 	if _, err := db.ExecContext(ctx, `insert into root_reconciles (started_at, finished_at, result, created, updated, retired, unchanged, held, errors)
 		values (now(), now(), 'failed', 0, 0, 0, 0, 0, 0)`); err != nil {
 		t.Fatal(err)
 	}
 
-	s, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.Open(t, url, store.Options{})
 	rec, err := s.LastReconcile(ctx)
 	if err != nil || rec.Result != reconciler.ReconcileError {
 		t.Errorf("LastReconcile = %q, %v; want %q", rec.Result, err, reconciler.ReconcileError)

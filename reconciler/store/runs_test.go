@@ -1,16 +1,14 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riveredge/tasksync/reconciler"
 	"github.com/riveredge/tasksync/reconciler/store"
+	"github.com/riveredge/tasksync/reconciler/store/storetest"
 )
 
 // TestOutageErrorsAndSpooledRecords: with the database cut off, the run
@@ -64,11 +62,7 @@ func TestOutageErrorsAndSpooledRecords(t *testing.T) {
 			t.Fatalf("WriteSpooledRun(%s %s) = %v", rec.RunID, rec.Status, err)
 		}
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	var status, output string
 	var started, finished time.Time
 	var revision, duration int64

@@ -13,8 +13,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riveredge/tasksync/migrations"
 
 	"github.com/riveredge/tasksync/reconciler"
@@ -112,11 +110,7 @@ type row struct {
 
 func rows(t *testing.T, url string) map[string][]row {
 	t.Helper()
-	conn, err := pgx.Connect(ctxT(t), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	rs, err := conn.Query(ctxT(t), `select t.code || '/' || d.code, d.uuid::text, d.revision, d.updated_at, d.deleted_at is not null, d.source_path || ':' || d.source_line
 		from root_scheduled_tasks d join root_tenants t on t.id = d.tenant_id order by d.id`)
 	if err != nil {
@@ -207,11 +201,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 		t.Errorf("rows changed on re-apply:\nbefore %v\nafter  %v", before, after)
 	}
 	// Nothing about a secret's value is stored: only the reference.
-	conn, err := pgx.Connect(ctxT(t), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	var config string
 	if err := conn.QueryRow(ctxT(t), `select task_config::text from root_scheduled_tasks where code = 'alpha'`).Scan(&config); err != nil {
 		t.Fatal(err)
@@ -460,11 +450,7 @@ func TestLeader(t *testing.T) {
 		}
 		got <- l2
 	}()
-	admin, err := pgx.Connect(ctxT(t), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
+	admin := storetest.Conn(t, url)
 	if _, err := admin.Exec(ctxT(t), `select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted and objsubid = 1`); err != nil {
 		t.Fatal(err)
 	}
@@ -498,11 +484,7 @@ func TestLeader(t *testing.T) {
 func TestMissedFireAccounting(t *testing.T) {
 	s, url := pg.NewStore(t, store.Options{})
 	reconcile(t, s, fstest.MapFS{"acme/a.yaml": file(task("minutely", "* * * * *"))}, "")
-	conn, err := pgx.Connect(ctxT(t), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := storetest.Conn(t, url)
 	base := time.Now().Truncate(time.Minute).Add(-30 * time.Minute)
 	if _, err := conn.Exec(ctxT(t), `update root_scheduled_tasks set updated_at = $1, fires_checked_at = null`, base); err != nil {
 		t.Fatal(err)
@@ -594,11 +576,7 @@ func TestDefinitionSyncStateIsPerVersion(t *testing.T) {
 	}
 	state := func(code string) (st, msg string) {
 		t.Helper()
-		conn, err := pgx.Connect(ctxT(t), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctxT(t))
+		conn := storetest.Conn(t, url)
 		if err := conn.QueryRow(ctxT(t), `select sync_state, coalesce(sync_error, '') from root_scheduled_tasks
 			where code = $1 and deleted_at is null`, code).Scan(&st, &msg); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/riveredge/tasksync/reconciler"
-	"github.com/riveredge/tasksync/reconciler/definitions"
 	"github.com/riveredge/tasksync/reconciler/statusapi"
 	"github.com/riveredge/tasksync/reconciler/store"
 	"github.com/riveredge/tasksync/reconciler/store/storetest"
@@ -52,60 +51,26 @@ func fixture(t *testing.T, tokens string) *httptest.Server {
 		"acme/broken.yaml": {Data: []byte("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: broken}\nspec: {trigger: {interval: 30s}}\n")},
 		"globex/g.yaml":    {Data: []byte("apiVersion: tasksync/v1\nkind: ScheduledTask\nmetadata: {code: gsync, name: Globex sync}\nspec:\n  trigger: {interval: 7m}\n  type: api_call\n  config: {url: 'https://a.example.com'}\n")},
 	}
-	v, err := definitions.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &reconciler.Reconciler{Tree: v.NewLoader(files, definitions.Options{}), Store: st, Workers: 2}
-	if _, err := r.Apply(ctx); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Apply(t, st, files)
 	if err := st.RecordReconcile(ctx, time.Now().Add(-time.Second), time.Now(), "invalid", reconciler.Counts{Created: 4, Errors: 1}, "1 tenant has problems"); err != nil {
 		t.Fatal(err)
 	}
-	ref, ok, err := st.Current(ctx, "acme", "nightly")
-	if err != nil || !ok {
-		t.Fatal(ok, err)
-	}
+	ref := storetest.Current(t, st, "acme", "nightly")
 	for i := range 3 {
-		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i), Attempt: i}, time.Now().Add(time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
 		end := reconciler.AttemptEnd{Status: reconciler.RunFailed, Took: 1500 * time.Millisecond, Error: "unexpected status 500: " + hostileErr, Final: i == 2}
 		if i == 2 {
 			end = reconciler.AttemptEnd{Status: reconciler.RunSucceeded, Took: time.Second, Output: []byte(`{"rows": 42, "note": "<b>done</b>"}`), Final: true}
 		}
-		if err := st.FinishRun(ctx, ref, id, end); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Attempt(t, st, ref, reconciler.RunInput{RunID: fmt.Sprintf("run-%d", i), Attempt: i}, end)
 	}
 	// One Inngest run of two attempts: a failure, then its retry.
 	for i, end := range []reconciler.AttemptEnd{{Status: reconciler.RunFailed, Took: 30 * time.Second, Error: "timeout"},
 		{Status: reconciler.RunSucceeded, Took: time.Second, Output: []byte(`{"retried": true}`), Final: true}} {
-		id, err := st.StartRun(ctx, ref, reconciler.RunInput{RunID: "retry-run", Attempt: i}, time.Now().Add(time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.FinishRun(ctx, ref, id, end); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Attempt(t, st, ref, reconciler.RunInput{RunID: "retry-run", Attempt: i}, end)
 	}
-	gref, ok, err := st.Current(ctx, "globex", "gsync")
-	if err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	gid, err := st.StartRun(ctx, gref, reconciler.RunInput{RunID: "globex-run"}, time.Now().Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.FinishRun(ctx, gref, gid, reconciler.AttemptEnd{Status: reconciler.RunFailed, Error: "Globex secret failure", Final: true}); err != nil {
-		t.Fatal(err)
-	}
-	wf, ok, err := st.Current(ctx, "acme", "approval")
-	if err != nil || !ok {
-		t.Fatal(ok, err)
-	}
+	storetest.Attempt(t, st, storetest.Current(t, st, "globex", "gsync"), reconciler.RunInput{RunID: "globex-run"},
+		reconciler.AttemptEnd{Status: reconciler.RunFailed, Error: "Globex secret failure", Final: true})
+	wf := storetest.Current(t, st, "acme", "approval")
 	if _, err := st.RecordWorkflowRun(ctx, wf, reconciler.RunInput{RunID: "wf-run"}, reconciler.WorkflowAttempt{Status: reconciler.RunFailed, Error: "boom", FailedStep: "wait", Final: true,
 		Steps: []reconciler.StepOutcome{{ID: "wait", Status: "failed", Error: "step <i>boom</i>"}}}); err != nil {
 		t.Fatal(err)
@@ -168,6 +133,27 @@ func page(t *testing.T, c *http.Client, u string) (int, string) {
 	return res.StatusCode, body
 }
 
+// checkPage gets path from base and checks that it answers 200 and shows
+// every string of want and none of lack.
+func checkPage(t *testing.T, c *http.Client, base, path string, want, lack []string) {
+	t.Helper()
+	code, body := page(t, c, base+path)
+	if code != 200 {
+		t.Errorf("GET %s = %d, want 200\n%s", path, code, body)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("GET %s lacks %q", path, w)
+		}
+	}
+	for _, l := range lack {
+		if strings.Contains(body, l) {
+			t.Errorf("GET %s shows %q", path, l)
+		}
+	}
+}
+
 // signIn posts the sign-in form as the page itself would.
 func signIn(t *testing.T, c *http.Client, base, token string) *http.Response {
 	t.Helper()
@@ -191,16 +177,7 @@ func TestPagesShowTheAppliedState(t *testing.T) {
 			`href="http://127.0.0.1:8288/functions/config?slug=`, `href="http://127.0.0.1:8288/run?runID=run-2"`, "1.5 s"}},
 		{"/ui/t/acme/d/approval", []string{"1 steps", "step wait: boom", "step &lt;i&gt;boom&lt;/i&gt;"}},
 	} {
-		code, body := page(t, c, srv.URL+tc.path)
-		if code != 200 {
-			t.Errorf("GET %s = %d, want 200\n%s", tc.path, code, body)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(body, w) {
-				t.Errorf("GET %s lacks %q", tc.path, w)
-			}
-		}
+		checkPage(t, c, srv.URL, tc.path, tc.want, nil)
 	}
 	if _, body := page(t, c, srv.URL+"/ui/t/acme?kind=Workflow"); strings.Contains(body, "nightly") {
 		t.Errorf("kind=Workflow lists the cron task nightly")

@@ -1,4 +1,3 @@
-// Package deftest generates definitions trees for tests and benchmarks.
 package deftest
 
 import (

@@ -1,10 +1,3 @@
-// Package storetest runs a throwaway PostgreSQL cluster for tests: initdb
-// in a temporary directory, a server on a free loopback port, and a fresh
-// database per test.
-//
-// A package's TestMain starts one cluster with Start and stops it after
-// m.Run. Set TASKSYNC_TEST_DATABASE_URL to use an existing server instead
-// (its user must be allowed to create databases).
 package storetest
 
 import (
@@ -121,9 +114,16 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 func (c *Cluster) NewStore(t testing.TB, opts store.Options) (*store.Store, string) {
 	t.Helper()
 	url := c.NewDatabase(t)
+	return Open(t, url, opts), url
+}
+
+// Open opens the store of the database dbURL names and migrates it to
+// the newest schema; the store closes when the test ends.
+func Open(t testing.TB, dbURL string, opts store.Options) *store.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, url, opts)
+	st, err := store.Open(ctx, dbURL, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func (c *Cluster) NewStore(t testing.TB, opts store.Options) (*store.Store, stri
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return st, url
+	return st
 }
 
 // Main runs a package's tests against a fresh cluster: call it from
@@ -192,4 +192,17 @@ func (c *Cluster) admin(sql string, args ...any) error {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil
+}
+
+// Conn connects to the database dbURL names, for a test to read or
+// change rows behind the store's back; the test fails if it cannot, and
+// the connection closes when the test ends.
+func Conn(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -1,13 +1,11 @@
-package main
+package reconciler
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/riveredge/tasksync/reconciler"
 )
 
-// githubAnnotation is p as a GitHub Actions workflow command,
+// GitHubAnnotation is p as a GitHub Actions workflow command,
 // "::error file=PATH,line=N,col=N::MESSAGE" ("::warning" for a
 // warning), which the run shows on the file's line in the pull request.
 // The path and message are escaped as the runner's toolkit escapes them,
@@ -16,7 +14,7 @@ import (
 //
 // Under strict (validate --strict) a warning fails the job as an error
 // does, so it is annotated as an error whose message starts "warning: ".
-func githubAnnotation(p reconciler.Problem, strict bool) string {
+func (p Problem) GitHubAnnotation(strict bool) string {
 	p = p.Escaped()
 	level := "error"
 	switch {
@@ -37,7 +35,7 @@ func githubAnnotation(p reconciler.Problem, strict bool) string {
 }
 
 // githubTitle names the problem's definition, where the problem has one.
-func githubTitle(p reconciler.Problem) string {
+func githubTitle(p Problem) string {
 	switch {
 	case p.Tenant != "" && p.Code != "":
 		return "tasksync: " + p.Tenant + "/" + p.Code
