@@ -102,7 +102,7 @@ type Registry struct {
 
 // app is a tenant's app: what it serves, and its built part when built.
 type app struct {
-	defs      []reconciler.Definition // the active ones of those given to SetTenant
+	defs      []packed // the active ones of those given to SetTenant
 	run       Runner
 	tenant    string
 	id        string
@@ -256,12 +256,18 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	if _, err := r.checkedOrigin(); err != nil {
 		return err
 	}
-	a := &app{defs: defs, run: run, tenant: tenant, id: r.AppID(tenant)}
-	if slices.ContainsFunc(defs, inactive) {
-		a.defs = slices.DeleteFunc(slices.Clone(defs), inactive)
-	}
+	a := &app{run: run, tenant: tenant, id: r.AppID(tenant)}
 	var tasks, workflows bool
-	for i, d := range a.defs {
+	for _, d := range defs {
+		if !d.Spec.Active {
+			continue
+		}
+		i := len(a.defs)
+		p, err := pack(d)
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+		a.defs = append(a.defs, p)
 		sched, err := schedule(tenant, d.Metadata.Code, d.Spec.Trigger)
 		if err != nil {
 			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
@@ -295,8 +301,6 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 	}
 	return nil
 }
-
-func inactive(d reconciler.Definition) bool { return !d.Spec.Active }
 
 // checkedOrigin is the origin the apps are served at, checked.
 func (r *Registry) checkedOrigin() (string, error) {
@@ -355,7 +359,11 @@ func (r *Registry) build(a *app) (*builtApp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
 	}
-	for _, d := range a.defs {
+	for _, p := range a.defs {
+		d, err := p.unpack()
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", tenant, err)
+		}
 		if err := r.register(client, tenant, d, a.run); err != nil {
 			return nil, fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
 		}
@@ -523,8 +531,15 @@ func (r *Registry) SyncIsolating(ctx context.Context, tenant string) (rejected m
 	r.mu.RLock()
 	a := r.apps[tenant]
 	r.mu.RUnlock()
-	all := a.defs
-	for i, d := range all { // the active definitions (SetTenant)
+	all := make([]reconciler.Definition, len(a.defs))
+	for i, p := range a.defs { // the active definitions (SetTenant)
+		d, uerr := p.unpack()
+		if uerr != nil {
+			return nil, fmt.Errorf("tenant %q: %w", tenant, uerr)
+		}
+		all[i] = d
+	}
+	for i, d := range all {
 		rest := slices.Concat(all[:i:i], all[i+1:])
 		if serr := r.SetTenant(tenant, rest, a.run); serr != nil {
 			return nil, serr
@@ -560,7 +575,7 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 		return 0, ErrNoApp
 	}
 	for _, i := range a.oneShots {
-		d := a.defs[i]
+		d := a.defs[i].head
 		at := *d.Spec.Trigger.At
 		if !at.After(now) {
 			continue
@@ -704,7 +719,7 @@ func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time, 
 	}
 	var evs []any
 	for _, i := range a.fired {
-		d := a.defs[i]
+		d := a.defs[i].head
 		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 && (horizon <= 0 || next[0].Sub(now) <= horizon) {
 			evs = append(evs, r.fireEvent(a.id, tenant, d, next[0], false))
 		}
@@ -724,13 +739,13 @@ func (r *Registry) SendFires(ctx context.Context, tenant string, fires []reconci
 	}
 	var evs []any
 	for _, f := range fires {
-		i := slices.IndexFunc(a.defs, func(d reconciler.Definition) bool {
-			return d.Metadata.Code == f.Code && d.Hash == f.Hash // a.defs are the active ones
+		i := slices.IndexFunc(a.defs, func(p packed) bool {
+			return p.head.Metadata.Code == f.Code && p.head.Hash == f.Hash // a.defs are the active ones
 		})
 		if i < 0 {
 			continue
 		}
-		evs = append(evs, r.fireEvent(a.id, tenant, a.defs[i], f.At, f.CatchUp, f.Then...))
+		evs = append(evs, r.fireEvent(a.id, tenant, a.defs[i].head, f.At, f.CatchUp, f.Then...))
 	}
 	return r.sendEvents(ctx, tenant, evs)
 }
