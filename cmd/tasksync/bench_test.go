@@ -86,7 +86,8 @@ func BenchmarkDaemon(b *testing.B) {
 			if p.Elapsed > 0 {
 				report(float64(p.Registered)/time.Duration(p.Elapsed).Seconds(), "first-reg-apps/s")
 			}
-			report(float64(rssKiB(b, cmd.Process.Pid))/1024, "rss-MiB")
+			report(float64(rssKiB(b, cmd.Process.Pid, "VmRSS"))/1024, "rss-MiB")
+			report(float64(rssKiB(b, cmd.Process.Pid, "VmHWM"))/1024, "rss-peak-MiB")
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				b.Fatal(err)
 			}
@@ -97,6 +98,7 @@ func BenchmarkDaemon(b *testing.B) {
 			base, cmd, _, _ = startDaemonAt(b, bin, addr, env, "1m")
 			waittest.For(b, "ready after the restart", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 			report(time.Since(start).Seconds(), "restart-ready-s")
+			report(float64(rssKiB(b, cmd.Process.Pid, "VmHWM"))/1024, "restart-rss-peak-MiB")
 			fmt.Fprintf(os.Stderr, "BenchmarkDaemon: the first registration did not finish within %v; stopped there\n", regWait)
 			continue
 		}
@@ -159,7 +161,8 @@ func BenchmarkDaemon(b *testing.B) {
 			cpu1 := cpuTicks(b, cmd.Process.Pid)
 			report(float64(cpu1-cpu0)/100/idle.Seconds()*100, "idle-cpu-%")
 		}
-		report(float64(rssKiB(b, cmd.Process.Pid))/1024, "rss-MiB")
+		report(float64(rssKiB(b, cmd.Process.Pid, "VmRSS"))/1024, "rss-MiB")
+		report(float64(rssKiB(b, cmd.Process.Pid, "VmHWM"))/1024, "rss-peak-MiB")
 	}
 }
 
@@ -239,13 +242,15 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	return u + s
 }
 
-func rssKiB(b *testing.B, pid int) int64 {
+// rssKiB is a memory figure of the process, in KiB, from
+// /proc/<pid>/status: VmRSS (resident now) or VmHWM (its peak so far).
+func rssKiB(b *testing.B, pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
 			return n
 		}
