@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,11 @@ type Reconciler struct {
 	Budget RetireBudget
 	// Workers bounds how many tenants are read and applied at once.
 	Workers int
+	// Part is how many tenants an apply reads, diffs and writes with one
+	// load of their applied state (0: DefaultApplyPart): a pass over a
+	// large tree holds the applied state of one part, not of every
+	// tenant.
+	Part int
 
 	// clean is what this reconciler knows of the tenants whose last
 	// apply wrote nothing (unchanged.go).
@@ -170,52 +176,62 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 			todo = append(todo, i)
 		}
 	}
+	// The tenants to read go in parts (Part), each part's applied state
+	// loaded (one query) as it starts.
+	size := len(todo)
 	if byTenant && apply {
-		load := make([]string, len(todo))
-		for j, i := range todo {
-			load[j] = names[i]
+		size = min(size, cmp.Or(r.Part, DefaultApplyPart))
+	}
+	var mu sync.Mutex
+	for from := 0; from < len(todo); from += size {
+		part := todo[from:min(from+size, len(todo))]
+		if byTenant && apply {
+			load := make([]string, len(part))
+			for j, i := range part {
+				load[j] = names[i]
+			}
+			if applied, err = ts.LoadTenants(ctx, load, withSpec); err != nil {
+				return nil, err
+			}
 		}
-		if applied, err = ts.LoadTenants(ctx, load, withSpec); err != nil {
+		err = r.each(ctx, len(part), func(j int) {
+			i := part[j]
+			name := names[i]
+			tree := &TenantTree{Tenant: name, Stamp: absentStamp} // a vanished directory: nothing desired
+			if inTree[name] {
+				tree = r.Tree.LoadTenant(name)
+			}
+			cur := applied[name]
+			if cur.Definitions == nil {
+				cur = AppliedTenant{Tenant: name, Definitions: map[string]Applied{}}
+			}
+			plan := Diff(tree, cur, r.Budget)
+			plans[i] = plan
+			if !apply {
+				return
+			}
+			written, err := r.Store.Apply(ctx, plan, cur)
+			// Applied: what follows reads what the plan did, not the
+			// definitions it points to.
+			slim := plan.withoutDefinitions()
+			plans[i] = slim
+			if skipping {
+				v, ok := versions[name]
+				r.remember(name, tree.Stamp, v, ok, slim, err == nil && !written)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.Failed[name] = err
+			case written:
+				res.Written++
+				res.WrittenTenants = append(res.WrittenTenants, name)
+			}
+		})
+		if err != nil {
 			return nil, err
 		}
-	}
-
-	var mu sync.Mutex
-	err = r.each(ctx, len(todo), func(j int) {
-		i := todo[j]
-		name := names[i]
-		tree := &TenantTree{Tenant: name, Stamp: absentStamp} // a vanished directory: nothing desired
-		if inTree[name] {
-			tree = r.Tree.LoadTenant(name)
-		}
-		cur := applied[name]
-		if cur.Definitions == nil {
-			cur = AppliedTenant{Tenant: name, Definitions: map[string]Applied{}}
-		}
-		plan := Diff(tree, cur, r.Budget)
-		plans[i] = plan
-		if !apply {
-			return
-		}
-		written, err := r.Store.Apply(ctx, plan, cur)
-		if skipping {
-			v, ok := versions[name]
-			r.remember(name, tree.Stamp, v, ok, plan, err == nil && !written)
-		}
-		// Applied: the pass reads what the plan did, not the definitions.
-		plans[i] = plan.withoutDefinitions()
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err != nil:
-			res.Failed[name] = err
-		case written:
-			res.Written++
-			res.WrittenTenants = append(res.WrittenTenants, name)
-		}
-	})
-	if err != nil {
-		return nil, err
 	}
 	res.Plans = plans
 	slices.Sort(res.WrittenTenants)
@@ -228,6 +244,9 @@ func (r *Reconciler) run(ctx context.Context, withSpec, apply bool, only []strin
 	res.FinishedAt = time.Now()
 	return res, nil
 }
+
+// DefaultApplyPart is Reconciler.Part's default.
+const DefaultApplyPart = 500
 
 // each calls fn(0) … fn(n-1), Workers at a time, until ctx ends; it
 // returns ctx's error when it ended first.

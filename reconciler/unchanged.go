@@ -65,7 +65,8 @@ func (r *Reconciler) unchanged(tenant string, inTree bool, tree TenantStamper, v
 	return true
 }
 
-// remember records what an apply of a tenant found: when it wrote
+// remember records what an apply of a tenant found (plan, without its
+// definitions: TenantPlan.withoutDefinitions): when it wrote
 // nothing, the tenant may be skipped until its stamp or version moves;
 // otherwise the next full apply reads and diffs it again.
 func (r *Reconciler) remember(tenant, stamp string, version int64, known bool, plan TenantPlan, clean bool) {
@@ -78,7 +79,7 @@ func (r *Reconciler) remember(tenant, stamp string, version int64, known bool, p
 	if r.clean == nil {
 		r.clean = map[string]cleanTenant{}
 	}
-	r.clean[tenant] = cleanTenant{stamp: stamp, version: version, known: known, plan: plan.withoutDefinitions()}
+	r.clean[tenant] = cleanTenant{stamp: stamp, version: version, known: known, plan: plan}
 }
 
 // withoutDefinitions is p as what follows an apply reads it: the changes'

@@ -815,3 +815,38 @@ func TestEachTenantDefinitions(t *testing.T) {
 		t.Errorf("a callback error: %v after %d calls, want it after 1", err, calls)
 	}
 }
+
+// TestApplyInParts: an apply that loads the applied state a few tenants
+// at a time (Reconciler.Part) applies, then skips and changes, exactly
+// what one that loads every tenant at once does.
+func TestApplyInParts(t *testing.T) {
+	tree := baseTree()
+	for _, tenant := range []string{"hooli", "initech", "umbrella"} {
+		tree[tenant+"/t.yaml"] = file(task("tango", "0 6 * * *"))
+	}
+	s, _ := pg.NewStore(t, store.Options{})
+	r := recon(t, s, tree, "")
+	r.Part = 2
+	res, err := r.Apply(ctxT(t))
+	if err != nil || res.Err() != nil {
+		t.Fatalf("apply: %v %v", err, res.Err())
+	}
+	if res.Counts.Created != 7 || res.Written != 5 || len(res.Plans) != 5 {
+		t.Fatalf("first apply in parts of 2: %+v, %d written, %d plans; want 7 created in 5 tenants", res.Counts, res.Written, len(res.Plans))
+	}
+	tree["umbrella/t.yaml"] = file(task("tango", "0 7 * * *"))
+	res, err = r.Apply(ctxT(t))
+	if err != nil || res.Err() != nil {
+		t.Fatalf("apply: %v %v", err, res.Err())
+	}
+	if res.Counts.Updated != 1 || fmt.Sprint(res.WrittenTenants) != "[umbrella]" || res.Counts.Unchanged != 6 {
+		t.Errorf("second apply in parts of 2: %+v, written %v; want umbrella's one update and 6 unchanged", res.Counts, res.WrittenTenants)
+	}
+	for _, p := range res.Plans {
+		for _, ch := range p.Changes {
+			if ch.Desired != nil {
+				t.Errorf("%s/%s: the applied plan still points to its definition", p.Tenant, ch.Code)
+			}
+		}
+	}
+}
