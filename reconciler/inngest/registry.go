@@ -263,15 +263,15 @@ func (r *Registry) SetTenant(tenant string, defs []reconciler.Definition, run Ru
 			continue
 		}
 		i := len(a.defs)
-		p, err := pack(d)
-		if err != nil {
-			return fmt.Errorf("tenant %q: %w", tenant, err)
-		}
-		a.defs = append(a.defs, p)
 		sched, err := schedule(tenant, d.Metadata.Code, d.Spec.Trigger)
 		if err != nil {
 			return fmt.Errorf("tenant %q: function %s: %w", tenant, d.Metadata.Code, err)
 		}
+		p, err := pack(d, d.Spec.Trigger.Type() == reconciler.TriggerDate || sched.Every > 0)
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+		a.defs = append(a.defs, p)
 		a.functions = append(a.functions, r.FunctionID(tenant, d.Metadata.Code))
 		if d.Kind == reconciler.KindWorkflow {
 			workflows = true
@@ -360,7 +360,7 @@ func (r *Registry) build(a *app) (*builtApp, error) {
 		return nil, fmt.Errorf("tenant %q: inngest client: %w", tenant, err)
 	}
 	for _, p := range a.defs {
-		d, err := p.unpack()
+		d, err := p.unpack(tenant)
 		if err != nil {
 			return nil, fmt.Errorf("tenant %q: %w", tenant, err)
 		}
@@ -533,7 +533,7 @@ func (r *Registry) SyncIsolating(ctx context.Context, tenant string) (rejected m
 	r.mu.RUnlock()
 	all := make([]reconciler.Definition, len(a.defs))
 	for i, p := range a.defs { // the active definitions (SetTenant)
-		d, uerr := p.unpack()
+		d, uerr := p.unpack(tenant)
 		if uerr != nil {
 			return nil, fmt.Errorf("tenant %q: %w", tenant, uerr)
 		}
@@ -575,7 +575,7 @@ func (r *Registry) SendOneShots(ctx context.Context, tenant string, now time.Tim
 		return 0, ErrNoApp
 	}
 	for _, i := range a.oneShots {
-		d := a.defs[i].head
+		d := a.defs[i].head(tenant)
 		at := *d.Spec.Trigger.At
 		if !at.After(now) {
 			continue
@@ -719,7 +719,7 @@ func (r *Registry) SeedFires(ctx context.Context, tenant string, now time.Time, 
 	}
 	var evs []any
 	for _, i := range a.fired {
-		d := a.defs[i].head
+		d := a.defs[i].head(tenant)
 		if next := reconciler.NextFires(d.Spec.Trigger, now, 1); len(next) == 1 && (horizon <= 0 || next[0].Sub(now) <= horizon) {
 			evs = append(evs, r.fireEvent(a.id, tenant, d, next[0], false))
 		}
@@ -740,12 +740,12 @@ func (r *Registry) SendFires(ctx context.Context, tenant string, fires []reconci
 	var evs []any
 	for _, f := range fires {
 		i := slices.IndexFunc(a.defs, func(p packed) bool {
-			return p.head.Metadata.Code == f.Code && p.head.Hash == f.Hash // a.defs are the active ones
+			return p.code == f.Code && p.hash == f.Hash // a.defs are the active ones
 		})
 		if i < 0 {
 			continue
 		}
-		evs = append(evs, r.fireEvent(a.id, tenant, a.defs[i].head, f.At, f.CatchUp, f.Then...))
+		evs = append(evs, r.fireEvent(a.id, tenant, a.defs[i].head(tenant), f.At, f.CatchUp, f.Then...))
 	}
 	return r.sendEvents(ctx, tenant, evs)
 }
