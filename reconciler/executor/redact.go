@@ -131,7 +131,47 @@ func innerEscapes(s string) []string {
 	}
 	out := percentForms(s)
 	out = append(out, jsonForms(s)...)
+	out = append(out, pythonForms(s)...)
 	return append(out, quoteBody(strconv.Quote(s)), quoteBody(strconv.QuoteToASCII(s)), html.EscapeString(s))
+}
+
+// pythonForms is s as Python's repr and ascii write a str (an error
+// message's quoted value, a printed list or dict), without the quotes:
+// with "'" escaped (the quote repr picks when s holds both kinds) and
+// without (when it picks '"'), and with every non-ASCII character escaped
+// (ascii).
+func pythonForms(s string) []string {
+	return []string{pythonRepr(s, true, false), pythonRepr(s, false, false), pythonRepr(s, true, true)}
+}
+
+// pythonRepr escapes s as Python's repr does inside single quotes
+// (escapeQuote) or double ones, escaping non-ASCII characters too for
+// ascii (asciiOnly).
+func pythonRepr(s string, escapeQuote, asciiOnly bool) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\'' && escapeQuote:
+			b.WriteString(`\'`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0xa0 || asciiOnly && r >= 0x80 && r <= 0xff:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case asciiOnly && r > 0xff && r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case asciiOnly && r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // outerEscapes is s escaped once more where texts nest most: percent-

@@ -206,6 +206,15 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	if err != nil {
 		return nil, err
 	}
+	timeout := time.Duration(py.Timeout)
+	if timeout <= 0 {
+		timeout = time.Duration(reconciler.DefaultPythonTimeout)
+	}
+	// The run's timeout covers its wait for a uid too: a run that waited
+	// past it would start after the leader closed its attempt as
+	// abandoned (timeout and grace).
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	userNS := os.Geteuid() != 0
 	uid, gid := os.Geteuid(), os.Getegid()
 	if !userNS {
@@ -228,10 +237,6 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	source := py.Script
 	if source == "" {
 		source = py.FileContent
-	}
-	timeout := time.Duration(py.Timeout)
-	if timeout <= 0 {
-		timeout = time.Duration(reconciler.DefaultPythonTimeout)
 	}
 	memMB := py.MemoryMB
 	if memMB <= 0 {
@@ -278,8 +283,6 @@ func (s *Sandbox) run(ctx context.Context, py reconciler.PythonScript, args []st
 	}
 	defer specR.Close()
 
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, self, SandboxInitArg)
 	cmd.Env = []string{}
 	cmd.ExtraFiles = []*os.File{specR}

@@ -97,6 +97,15 @@ func SandboxInit() int {
 		if err := syscall.Setuid(spec.UID); err != nil {
 			return fail("setuid: %v", err)
 		}
+		// Changing uid cleared the parent-death signal the daemon started
+		// this init with: set it again, so that the run (this init is PID
+		// 1 of its namespace, its end is the end of every process in it)
+		// dies with the daemon instead of running on unbounded. A daemon
+		// killed in the instant before this line leaves the run to its
+		// CPU-time limit.
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
+			return fail("set the parent-death signal: %v", errno)
+		}
 	}
 	if err := syscall.Chdir(sandboxWorkDir); err != nil {
 		return fail("enter the work directory: %v", err)

@@ -646,3 +646,75 @@ if __name__ == "__main__":
 		}
 	}
 }
+
+// TestSandboxUIDWaitWithinTimeout: a run waiting for a free uid waits
+// within its own timeout, not before it: with the one uid held by a
+// longer run, a script of a 1 s timeout fails after about that second,
+// saying why, instead of running late once the uid is back (the leader
+// would have closed its attempt as abandoned in between).
+func TestSandboxUIDWaitWithinTimeout(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the uid pool is a root daemon's")
+	}
+	const uid = 2000100002
+	s := sandboxWith(t, &executor.Sandbox{Python: "/usr/bin/python3", UIDs: executor.UIDRange{First: uid, Last: uid}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Run(context.Background(), script("import time; time.sleep(4)"), nil, nil, nil)
+		done <- err
+	}()
+	waittest.For(t, "the first run to hold the uid", 20*time.Second, func() bool { return len(processesOf(t, uid)) > 0 })
+	short := script("print('ran')")
+	short.Timeout = reconciler.Duration(time.Second)
+	start := time.Now()
+	_, err := s.Run(context.Background(), short, nil, nil, nil)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "every sandbox uid") {
+		t.Errorf("a run of 1 s timeout behind a held uid: err = %v after %v, want it to give up within its timeout", err, took)
+	}
+	if took > 3*time.Second {
+		t.Errorf("it gave up after %v, want about its 1 s timeout", took)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+}
+
+// TestSandboxDiesWithDaemon: a script does not outlive the daemon that
+// started it. The daemon (here a stand-in, this test binary) is killed
+// with SIGKILL while its script sleeps; the script is gone within
+// seconds. Its uid is another than the daemon's, and changing uid clears
+// the parent-death signal the sandbox's init was started with: the init
+// sets it again after it.
+func TestSandboxDiesWithDaemon(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("tasksync-held-%d", time.Now().UnixNano())
+	cmd := exec.Command(self, holdScriptArg)
+	cmd.Env = append(os.Environ(), holdScriptEnv+"="+fmt.Sprintf(`
+import subprocess
+subprocess.run([%q, "50"], executable="/bin/sleep")
+`, marker))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = exec.Command("pkill", "-KILL", "-f", marker).Run()
+	}()
+	running := func() bool {
+		out, _ := exec.Command("pgrep", "-f", marker).Output()
+		return len(strings.TrimSpace(string(out))) > 0
+	}
+	waittest.For(t, "the held script to run", 30*time.Second, running)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	waittest.For(t, "the script to end with its daemon", 10*time.Second, func() bool { return !running() })
+}

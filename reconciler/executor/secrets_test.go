@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -671,5 +672,25 @@ func TestSecretMessagesHideTheDirectory(t *testing.T) {
 	}
 	if err := s.Check("acme", "MISSING"); !strings.Contains(err.Error(), "<secrets-dir>/acme/MISSING") {
 		t.Errorf("not granted: %q, want it to name <secrets-dir>/acme/MISSING", err)
+	}
+}
+
+// TestRedactorPythonRepr: a secret as Python's repr writes it (a str in
+// an error message, a printed list or dict: quotes and backslashes
+// escaped, control characters as \xNN) is redacted too; Python itself
+// writes the texts.
+func TestRedactorPythonRepr(t *testing.T) {
+	for _, secret := range []string{`tok'en"Zq81-Secret-Value`, `only'single-Zq82`, `back\slash"Zq83`, "ctl\x01\tZq84-é"} {
+		r := &executor.Redactor{}
+		r.Add(secret)
+		for _, expr := range []string{"repr(s)", "str([s])", "str({'k': s})", "ascii(s)"} {
+			out, err := exec.Command("/usr/bin/python3", "-I", "-c", "import sys; s = sys.argv[1]; print(ValueError('invalid literal: %s' % "+expr+"))", secret).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.String(string(out)); strings.Contains(got, "Zq8") {
+				t.Errorf("%s of %q: %q redacts to %q", expr, secret, out, got)
+			}
+		}
 	}
 }
