@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,10 +26,12 @@ import (
 // (apps/s and total time), one-file edit to verified-live in Inngest over
 // 20 edits, restart to ready with nothing changed and the registrations
 // the restart made, then idle CPU over 60 s
-// (TASKSYNC_BENCH_DAEMON_IDLE sets the window; 0 skips it) and resident
-// memory. When the first registration has not finished within
-// TASKSYNC_BENCH_DAEMON_REG_WAIT (default 30m), it reports how far it got
-// and the restart to ready, and stops there.
+// (TASKSYNC_BENCH_DAEMON_IDLE sets the window; 0 skips it), resident
+// memory, and last a failover: a follower started next to the leader,
+// the leader killed, one file edited, until the edit is live in Inngest.
+// When the first registration has not finished within
+// TASKSYNC_BENCH_DAEMON_REG_WAIT (default 30m), it reports how far it got,
+// the restart to ready and the failover, and stops there.
 //
 // The tree's schedules fire rarely (deftest.GenerateRare): the dev server
 // executes every fire on the same machine, and the benchmark measures the
@@ -86,6 +90,11 @@ func BenchmarkDaemon(b *testing.B) {
 			if p.Elapsed > 0 {
 				report(float64(p.Registered)/time.Duration(p.Elapsed).Seconds(), "first-reg-apps/s")
 			}
+			// Edits while the backlog drains: each tenant edited goes
+			// ahead of it.
+			p50, p99 := editLatencies(b, dir, prefix)
+			report(float64(p50.Milliseconds()), "edit-p50-ms")
+			report(float64(p99.Milliseconds()), "edit-p99-ms")
 			report(float64(rssKiB(b, cmd.Process.Pid, "VmRSS"))/1024, "rss-MiB")
 			report(float64(rssKiB(b, cmd.Process.Pid, "VmHWM"))/1024, "rss-peak-MiB")
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -95,10 +104,11 @@ func BenchmarkDaemon(b *testing.B) {
 				b.Fatalf("exit after SIGTERM: %v", err)
 			}
 			start = time.Now()
-			base, cmd, _, _ = startDaemonAt(b, bin, addr, env, "1m")
+			base, cmd, _, exited = startDaemonAt(b, bin, addr, env, "1m")
 			waittest.For(b, "ready after the restart", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 			report(time.Since(start).Seconds(), "restart-ready-s")
 			report(float64(rssKiB(b, cmd.Process.Pid, "VmHWM"))/1024, "restart-rss-peak-MiB")
+			report(failover(b, bin, env, cmd, exited, dir, prefix).Seconds(), "failover-edit-live-s")
 			fmt.Fprintf(os.Stderr, "BenchmarkDaemon: the first registration did not finish within %v; stopped there\n", regWait)
 			continue
 		}
@@ -109,28 +119,9 @@ func BenchmarkDaemon(b *testing.B) {
 		report(time.Duration(first.Duration).Seconds(), "first-reg-s")
 		report(float64(tenants)/time.Duration(first.Duration).Seconds(), "first-reg-apps/s")
 
-		app := prefix + "-tenant-00000"
-		file := filepath.Join(dir, "tenant-00000", "def-00.yaml")
-		orig, err := os.ReadFile(file)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var lat []time.Duration
-		for i := range 20 {
-			want := fmt.Sprintf("%d 5 * * *", i)
-			data := strings.Replace(string(orig), `cron: "0 0 * * *"`, fmt.Sprintf("cron: %q", want), 1)
-			edit := time.Now()
-			if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
-				b.Fatal(err)
-			}
-			waittest.For(b, "the edit in Inngest", time.Minute, func() bool {
-				return appCrons(b, app)[app+"-_nightly-export"] == "TZ=Europe/Berlin "+want
-			})
-			lat = append(lat, time.Since(edit))
-		}
-		slices.Sort(lat)
-		report(float64(lat[len(lat)/2].Milliseconds()), "edit-p50-ms")
-		report(float64(lat[len(lat)*99/100].Milliseconds()), "edit-p99-ms")
+		p50, p99 := editLatencies(b, dir, prefix)
+		report(float64(p50.Milliseconds()), "edit-p50-ms")
+		report(float64(p99.Milliseconds()), "edit-p99-ms")
 
 		// Restart with nothing changed: Inngest holds every app, and the
 		// last edit's sync has recorded what it registered.
@@ -145,7 +136,7 @@ func BenchmarkDaemon(b *testing.B) {
 			b.Fatalf("exit after SIGTERM: %v", err)
 		}
 		start = time.Now()
-		base, cmd, logs, _ = startDaemonAt(b, bin, addr, env, "1m") // the default
+		base, cmd, logs, exited = startDaemonAt(b, bin, addr, env, "1m") // the default
 		fmt.Fprintf(os.Stderr, "BenchmarkDaemon: restarted daemon pid %d\n", cmd.Process.Pid)
 		waittest.For(b, "ready after the restart", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
 		report(time.Since(start).Seconds(), "restart-ready-s")
@@ -163,7 +154,66 @@ func BenchmarkDaemon(b *testing.B) {
 		}
 		report(float64(rssKiB(b, cmd.Process.Pid, "VmRSS"))/1024, "rss-MiB")
 		report(float64(rssKiB(b, cmd.Process.Pid, "VmHWM"))/1024, "rss-peak-MiB")
+		report(failover(b, bin, env, cmd, exited, dir, prefix).Seconds(), "failover-edit-live-s")
 	}
+}
+
+// editLatencies edits one definition 20 times and returns the median
+// and the 99th percentile of the time from each write until Inngest
+// shows the edit.
+func editLatencies(b *testing.B, dir, prefix string) (p50, p99 time.Duration) {
+	b.Helper()
+	app := prefix + "-tenant-00000"
+	file := filepath.Join(dir, "tenant-00000", "def-00.yaml")
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	for i := range 20 {
+		want := fmt.Sprintf("%d 5 * * *", i)
+		data := strings.Replace(string(orig), `cron: "0 0 * * *"`, fmt.Sprintf("cron: %q", want), 1)
+		edit := time.Now()
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		waittest.For(b, "the edit in Inngest", time.Minute, func() bool {
+			return appCrons(b, app)[app+"-_nightly-export"] == "TZ=Europe/Berlin "+want
+		})
+		lat = append(lat, time.Since(edit))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// failover starts a follower next to the leader, waits until it is
+// ready, kills the leader (SIGKILL: no release of the lock), edits one
+// definition and returns the time from the kill until the edit is live
+// in Inngest, served and synced by the follower become leader.
+func failover(b *testing.B, bin string, env []string, leader *exec.Cmd, leaderExited chan error, dir, prefix string) time.Duration {
+	b.Helper()
+	base, follower, _, _ := startDaemon(b, bin, env, "1m")
+	waittest.For(b, "the follower ready", 10*time.Minute, func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	fmt.Fprintf(os.Stderr, "BenchmarkDaemon: follower pid %d\n", follower.Process.Pid)
+	file := filepath.Join(dir, "tenant-00000", "def-00.yaml")
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := regexp.MustCompile(`cron: "[^"]*"`).ReplaceAllString(string(orig), `cron: "30 5 * * *"`)
+	killed := time.Now()
+	if err := leader.Process.Kill(); err != nil {
+		b.Fatal(err)
+	}
+	<-leaderExited
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	app := prefix + "-tenant-00000"
+	waittest.For(b, "the edit live after the failover", 10*time.Minute, func() bool {
+		return appCrons(b, app)[app+"-_nightly-export"] == "TZ=Europe/Berlin 30 5 * * *"
+	})
+	return time.Since(killed)
 }
 
 // backlogLine is the daemon's log line of a drained sync backlog.
