@@ -341,6 +341,18 @@ func (c *Controller) runSyncs(ctx context.Context) {
 	q := c.syncs
 	var refreshedAt atomic.Int64 // c.fullSyncs when the gauges were last refreshed here
 	refreshedAt.Store(-1)
+	finish := func(tenant string, registered bool, err error) {
+		if b, empty := q.done(tenant, registered, err != nil); empty {
+			if b.done > 1 {
+				c.log.Info("sync backlog done", "tenants", b.done, "registered", b.registered, "failed", b.failed,
+					"duration", time.Since(b.since).Round(time.Millisecond))
+			}
+			// A backlog of quick checks changed no sync state.
+			if n := c.fullSyncs.Load(); refreshedAt.Swap(n) != n {
+				c.refreshGauges(ctx)
+			}
+		}
+	}
 	for range c.syncConcurrency() {
 		wg.Go(func() {
 			for {
@@ -354,19 +366,27 @@ func (c *Controller) runSyncs(ctx context.Context) {
 					}
 				}
 				registered, err := c.syncOne(ctx, tenant, !urgent)
-				if b, empty := q.done(tenant, registered, err != nil); empty {
-					if b.done > 1 {
-						c.log.Info("sync backlog done", "tenants", b.done, "registered", b.registered, "failed", b.failed,
-							"duration", time.Since(b.since).Round(time.Millisecond))
-					}
-					// A backlog of quick checks changed no sync state.
-					if n := c.fullSyncs.Load(); refreshedAt.Swap(n) != n {
-						c.refreshGauges(ctx)
-					}
-				}
+				finish(tenant, registered, err)
 			}
 		})
 	}
+	// One more worker, for edits only: an edited tenant's sync starts at
+	// once, whatever syncs of a backlog the others are in.
+	wg.Go(func() {
+		for {
+			tenant, ok := q.popUrgent()
+			if !ok {
+				select {
+				case <-ctx.Done():
+					return
+				case <-q.wakeUrgent:
+					continue
+				}
+			}
+			registered, err := c.syncOne(ctx, tenant, false)
+			finish(tenant, registered, err)
+		}
+	})
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	for {

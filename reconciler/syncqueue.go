@@ -20,6 +20,9 @@ type syncQueue struct {
 	busy   map[string]bool // tenants being synced
 	again  map[string]bool // busy tenants queued again → urgent
 	wake   chan struct{}   // a tenant was queued
+	// wakeUrgent wakes the worker kept for edits (popUrgent): an edited
+	// tenant was queued.
+	wakeUrgent chan struct{}
 	// gen counts the pushes of a whole pass (a rest list): a check
 	// reads Inngest's view of every app once per pass (serverViews).
 	gen uint64
@@ -34,7 +37,8 @@ type backlog struct {
 }
 
 func newSyncQueue() *syncQueue {
-	return &syncQueue{queued: map[string]bool{}, busy: map[string]bool{}, again: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &syncQueue{queued: map[string]bool{}, busy: map[string]bool{}, again: map[string]bool{},
+		wake: make(chan struct{}, 1), wakeUrgent: make(chan struct{}, 1)}
 }
 
 // push queues tenants: urgent ones ahead of the rest, each once. A tenant
@@ -77,20 +81,43 @@ func (q *syncQueue) add(t string, urgent bool) {
 	q.queued[t] = urgent
 }
 
-// signal wakes a worker, if none is already due to wake.
+// signal wakes a worker, if none is already due to wake, and the worker
+// kept for edits when one waits.
 func (q *syncQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
+	}
+	if len(q.urgent) > 0 {
+		select {
+		case q.wakeUrgent <- struct{}{}:
+		default:
+		}
 	}
 }
 
 // pop takes the next tenant to sync, urgent ones first, and says whether
 // it was urgent; ok is false when none waits.
 func (q *syncQueue) pop() (tenant string, urgent, ok bool) {
+	return q.take(false)
+}
+
+// popUrgent takes the next urgent tenant only: the worker kept for edits
+// takes none of a pass's checks, so that an edit waits for no sync of
+// the backlog under way.
+func (q *syncQueue) popUrgent() (tenant string, ok bool) {
+	tenant, _, ok = q.take(true)
+	return tenant, ok
+}
+
+func (q *syncQueue) take(urgentOnly bool) (tenant string, urgent, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, list := range []*[]string{&q.urgent, &q.rest} {
+	lists := []*[]string{&q.urgent, &q.rest}
+	if urgentOnly {
+		lists = lists[:1]
+	}
+	for _, list := range lists {
 		urgent := list == &q.urgent
 		for len(*list) > 0 {
 			t := (*list)[0]

@@ -79,3 +79,34 @@ func TestSyncQueueOnePass(t *testing.T) {
 		t.Errorf("order = %v, want %v", got, want)
 	}
 }
+
+// TestSyncQueueUrgentWorker: the worker kept for edits is woken by an
+// edited tenant only, and takes edited tenants only, none of a pass's
+// checks.
+func TestSyncQueueUrgentWorker(t *testing.T) {
+	q := newSyncQueue()
+	q.push(nil, []string{"a", "b"})
+	select {
+	case <-q.wakeUrgent:
+		t.Fatal("a pass's checks woke the worker kept for edits")
+	default:
+	}
+	if got, ok := q.popUrgent(); ok {
+		t.Fatalf("popUrgent with only checks waiting = %q, want none", got)
+	}
+	q.push([]string{"c"}, nil)
+	select {
+	case <-q.wakeUrgent:
+	default:
+		t.Fatal("an edited tenant did not wake the worker kept for edits")
+	}
+	if got, ok := q.popUrgent(); !ok || got != "c" {
+		t.Fatalf("popUrgent = %q, %v; want c", got, ok)
+	}
+	if got, ok := q.popUrgent(); ok {
+		t.Fatalf("popUrgent after the edit = %q, want none", got)
+	}
+	if got, urgent, ok := q.pop(); !ok || got != "a" || urgent {
+		t.Fatalf("pop = %q %v %v; want the check of a", got, urgent, ok)
+	}
+}
