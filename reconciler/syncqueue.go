@@ -17,9 +17,13 @@ type syncQueue struct {
 	// queued maps each waiting tenant to whether it is urgent; an entry
 	// of urgent or rest that disagrees with it is stale and skipped.
 	queued map[string]bool
-	busy   map[string]bool // tenants being synced
-	again  map[string]bool // busy tenants queued again → urgent
-	wake   chan struct{}   // a tenant was queued
+	busy   map[string]bool // tenants being synced → urgent
+	// urgentBusy counts the urgent syncs under way: while there is one,
+	// no check of a pass starts, so that the edit has the Inngest server
+	// to itself but for the checks already under way.
+	urgentBusy int
+	again      map[string]bool // busy tenants queued again → urgent
+	wake       chan struct{}   // a tenant was queued
 	// wakeUrgent wakes the worker kept for edits (popUrgent): an edited
 	// tenant was queued.
 	wakeUrgent chan struct{}
@@ -65,7 +69,7 @@ func (q *syncQueue) push(urgent, rest []string) {
 }
 
 func (q *syncQueue) add(t string, urgent bool) {
-	if q.busy[t] {
+	if _, busy := q.busy[t]; busy {
 		q.again[t] = q.again[t] || urgent
 		return
 	}
@@ -119,6 +123,9 @@ func (q *syncQueue) take(urgentOnly bool) (tenant string, urgent, ok bool) {
 	}
 	for _, list := range lists {
 		urgent := list == &q.urgent
+		if !urgent && q.urgentBusy > 0 {
+			break // the checks wait for the edits under way
+		}
 		for len(*list) > 0 {
 			t := (*list)[0]
 			*list = (*list)[1:]
@@ -126,7 +133,10 @@ func (q *syncQueue) take(urgentOnly bool) (tenant string, urgent, ok bool) {
 				continue // stale: moved ahead, or taken already
 			}
 			delete(q.queued, t)
-			q.busy[t] = true
+			q.busy[t] = urgent
+			if urgent {
+				q.urgentBusy++
+			}
 			if len(q.queued) > 0 {
 				q.signal() // another worker may take the next
 			}
@@ -142,6 +152,12 @@ func (q *syncQueue) take(urgentOnly bool) (tenant string, urgent, ok bool) {
 // backlog's progress and true.
 func (q *syncQueue) done(tenant string, registered, failed bool) (backlog, bool) {
 	q.mu.Lock()
+	if q.busy[tenant] {
+		q.urgentBusy--
+		if q.urgentBusy == 0 && len(q.rest) > 0 {
+			q.signal() // the checks may go on
+		}
+	}
 	delete(q.busy, tenant)
 	q.backlog.done++
 	if registered {

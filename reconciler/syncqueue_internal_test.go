@@ -106,7 +106,34 @@ func TestSyncQueueUrgentWorker(t *testing.T) {
 	if got, ok := q.popUrgent(); ok {
 		t.Fatalf("popUrgent after the edit = %q, want none", got)
 	}
+	q.done("c", true, false)
 	if got, urgent, ok := q.pop(); !ok || got != "a" || urgent {
 		t.Fatalf("pop = %q %v %v; want the check of a", got, urgent, ok)
+	}
+}
+
+// TestSyncQueueChecksWaitForEdits: while an edited tenant's sync is under
+// way no check of a pass starts; they go on when it ends.
+func TestSyncQueueChecksWaitForEdits(t *testing.T) {
+	q := newSyncQueue()
+	q.push([]string{"e"}, []string{"a", "b"})
+	if got, ok := q.popUrgent(); !ok || got != "e" {
+		t.Fatalf("popUrgent = %q %v, want e", got, ok)
+	}
+	if got, _, ok := q.pop(); ok {
+		t.Fatalf("pop while the edit syncs = %q, want none", got)
+	}
+	q.push(nil, []string{"e"}) // queued again while busy: after it
+	for len(q.wake) > 0 {
+		<-q.wake
+	}
+	q.done("e", true, false)
+	select {
+	case <-q.wake:
+	default:
+		t.Fatal("the end of the edit's sync woke no worker for the checks")
+	}
+	if got, urgent, ok := q.pop(); !ok || got != "a" || urgent {
+		t.Fatalf("pop after the edit = %q %v %v, want the check of a", got, urgent, ok)
 	}
 }
