@@ -17,9 +17,9 @@ import (
 // event key can post an event with any tenant_id, code and version hash,
 // and the hash is no secret (it is computable from the YAML). Each event
 // tasksync sends carries a MAC over its name, tenant, code, version, fire
-// and nonce (and, for a manual run, all of its data) under this key, which only the daemon's replicas and
-// `tasksync trigger` hold (the store keeps it); a run checks it before
-// anything else. The same key derives the events' ids, so that nobody
+// and nonce (and, for a manual run, all of its data) under this key,
+// which only the daemon's replicas and `tasksync trigger` hold (the store
+// keeps it); a run checks it before anything else. The same key derives the events' ids, so that nobody
 // can send an event under an id tasksync will use and make Inngest drop
 // tasksync's own as a duplicate.
 type EventKey struct{ key []byte }
