@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,9 +17,9 @@ import (
 // event key can post an event with any tenant_id, code and version hash,
 // and the hash is no secret (it is computable from the YAML). Each event
 // tasksync sends carries a MAC over its name, tenant, code, version, fire
-// and nonce under this key, which only the daemon's replicas and
-// `tasksync trigger` hold (the store keeps it); a run checks it before
-// anything else. The same key derives the events' ids, so that nobody
+// and nonce (and, for a manual run, all of its data) under this key,
+// which only the daemon's replicas and `tasksync trigger` hold (the store
+// keeps it); a run checks it before anything else. The same key derives the events' ids, so that nobody
 // can send an event under an id tasksync will use and make Inngest drop
 // tasksync's own as a duplicate.
 type EventKey struct{ key []byte }
@@ -60,8 +61,9 @@ const (
 )
 
 // ManualEventTTL is how long after it was signed a manual run's event
-// may start its run: a signed event seen somewhere cannot be replayed
-// later than this.
+// may start its run: a signed event seen somewhere starts nothing later
+// than this, and within it starts no run but its first (the store
+// claims its nonce, ErrManualRan).
 const ManualEventTTL = time.Hour
 
 // ErrUnsigned means a tasksync event does not carry a valid MAC: it was
@@ -73,6 +75,28 @@ type unsignedError struct{}
 
 func (unsignedError) Error() string { return "not signed by tasksync" }
 func (unsignedError) Unwrap() error { return ErrStale }
+
+// ErrManualRan means a manual run's event already started a run: the
+// same signed event, posted again, starts nothing. It wraps
+// ErrAlreadyRan.
+var ErrManualRan error = manualRanError{}
+
+type manualRanError struct{}
+
+func (manualRanError) Error() string { return "this manual run's event already started a run" }
+func (manualRanError) Unwrap() error { return ErrAlreadyRan }
+
+// ManualNonce is the nonce of a manual run's event (ManualRunEvent),
+// which starts at most one run (the store claims it); "" for any other
+// run.
+func (in RunInput) ManualNonce() string {
+	if name, _ := in.Event["name"].(string); name != ManualRunEvent {
+		return ""
+	}
+	data, _ := in.Event["data"].(map[string]any)
+	nonce, _ := data[EventNonceKey].(string)
+	return nonce
+}
 
 // macFields are the data fields a MAC covers, in order.
 var macFields = []string{"tenant_id", "code", "hash", "scheduled_for", "catchup", EventNonceKey, "then"}
@@ -104,7 +128,39 @@ func (k *EventKey) mac(name string, data map[string]any) []byte {
 			h.Write([]byte("-"))
 		}
 	}
+	if name == ManualRunEvent {
+		// A manual run's data is the caller's too: all of it is covered.
+		h.Write([]byte("\x00d"))
+		h.Write(dataDigest(data))
+	}
 	return h.Sum(nil)
+}
+
+// dataDigest is the SHA-256 of the canonical JSON of data's fields but
+// the MAC: the JSON of the data as it decodes into map[string]any (numbers
+// as float64, as a run reads the event back from Inngest), whose keys
+// json.Marshal sorts at every level. The signer and the run so digest the
+// same bytes however the event's JSON was spaced, ordered or its numbers
+// written on the way. Data that does not encode digests as nothing.
+func dataDigest(data map[string]any) []byte {
+	d := make(map[string]any, len(data))
+	for k, v := range data {
+		if k != EventMACKey {
+			d[k] = v
+		}
+	}
+	b, err := json.Marshal(d)
+	if err == nil {
+		var m map[string]any
+		if err = json.Unmarshal(b, &m); err == nil {
+			b, err = json.Marshal(m)
+		}
+	}
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 // Sign sets the MAC of an event of name in data; a data without a nonce

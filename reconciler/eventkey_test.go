@@ -2,7 +2,9 @@ package reconciler_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +121,20 @@ func (f *fireRecords) ClaimFire(_ context.Context, _ reconciler.AppliedRef, at t
 	return runID, nil
 }
 
+// manualClaims is a fireRecords that claims manual events too.
+type manualClaims struct {
+	fireRecords
+	nonces map[string]string
+}
+
+func (m *manualClaims) ClaimManual(_ context.Context, nonce, runID string) (string, error) {
+	if h, ok := m.nonces[nonce]; ok {
+		return h, nil
+	}
+	m.nonces[nonce] = runID
+	return runID, nil
+}
+
 func (f *fireRecords) RanFor(context.Context, reconciler.AppliedRef, time.Time, string) (bool, error) {
 	return f.ranFor, nil
 }
@@ -181,5 +197,117 @@ func TestWorkflowFireCheckedAtNow(t *testing.T) {
 	if err := reconciler.CheckWorkflowFire(ctx, &fireRecords{holders: map[time.Time]string{}}, tr, late, fire("x", due, false), now); !errors.Is(err, reconciler.ErrStale) ||
 		!strings.Contains(err.Error(), "before this version was applied") {
 		t.Errorf("a fire before the apply: %v", err)
+	}
+}
+
+// TestManualEventMACCoversData (the attack: a signed manual event posted
+// again with a field added to its data, or one of the caller's values
+// changed, the MAC unchanged, started a run with that data): a manual
+// run's MAC covers all of its data but the MAC. The data it covers is
+// canonical JSON: the event verifies after a trip through JSON, with its
+// keys in another order and its numbers decoded as float64 (as a run
+// reads the event back from Inngest), and the caller's numbers as
+// `trigger --data` decodes them (json.Number).
+func TestManualEventMACCoversData(t *testing.T) {
+	key := reconciler.RandomEventKey()
+	now := time.Now()
+	in := func(data map[string]any) reconciler.RunInput {
+		return reconciler.RunInput{RunID: "r", Event: map[string]any{"name": reconciler.ManualRunEvent, "data": data}}
+	}
+	signed := func() map[string]any {
+		data := map[string]any{"tenant_id": "acme", "code": "nightly", "hash": strings.Repeat("ab", 32), "customer_id": "c-1",
+			"n": json.Number("1.50"), "big": json.Number("12345678901234567890"), "nested": map[string]any{"b": []any{1, "x"}, "a": "<&>"}}
+		key.Sign(reconciler.ManualRunEvent, data)
+		return data
+	}
+	// As the run reads it: through JSON, as map[string]any.
+	trip := func(data map[string]any) map[string]any {
+		b, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if err := reconciler.CheckSigned(key, in(signed()), now); err != nil {
+		t.Errorf("as signed: %v", err)
+	}
+	if err := reconciler.CheckSigned(key, in(trip(signed())), now); err != nil {
+		t.Errorf("after a trip through JSON: %v", err)
+	}
+	// Reordered and respaced by hand, numbers written otherwise.
+	d := trip(signed())
+	raw := fmt.Sprintf(`{"nested": {"a": "<&>", "b": [1.0, "x"]}, "n": 1.5e0, "big": 12345678901234567890, "customer_id": "c-1",
+		"mac": %q, "nonce": %q, "hash": %q, "code": "nightly", "tenant_id": "acme"}`, d["mac"], d["nonce"], d["hash"])
+	var re map[string]any
+	if err := json.Unmarshal([]byte(raw), &re); err != nil {
+		t.Fatal(err)
+	}
+	if err := reconciler.CheckSigned(key, in(re), now); err != nil {
+		t.Errorf("reordered, respaced, numbers rewritten: %v", err)
+	}
+	for name, change := range map[string]func(map[string]any){
+		"a field added":          func(d map[string]any) { d["injected"] = "attacker" },
+		"a value changed":        func(d map[string]any) { d["customer_id"] = "c-evil" },
+		"a number changed":       func(d map[string]any) { d["n"] = 2.5 },
+		"a nested value changed": func(d map[string]any) { d["nested"].(map[string]any)["a"] = "b" },
+		"a field removed":        func(d map[string]any) { delete(d, "customer_id") },
+		"a null added":           func(d map[string]any) { d["x"] = nil },
+	} {
+		d := trip(signed())
+		change(d)
+		if err := reconciler.CheckSigned(key, in(d), now); !errors.Is(err, reconciler.ErrUnsigned) {
+			t.Errorf("%s: %v; want ErrUnsigned", name, err)
+		}
+	}
+	// The nonce is the manual run's, for the store's claim; other events
+	// have none.
+	d = signed()
+	if got := in(d).ManualNonce(); got == "" || got != d["nonce"] {
+		t.Errorf("ManualNonce = %q, want the event's %v", got, d["nonce"])
+	}
+	fire := reconciler.RunInput{Event: map[string]any{"name": reconciler.FireEventName, "data": d}}
+	if got := fire.ManualNonce(); got != "" {
+		t.Errorf("a fire event's ManualNonce = %q, want none", got)
+	}
+	if !errors.Is(reconciler.ErrManualRan, reconciler.ErrAlreadyRan) || errors.Is(reconciler.ErrManualRan, reconciler.ErrStale) {
+		t.Error("ErrManualRan must wrap ErrAlreadyRan (a skipped run), not ErrStale")
+	}
+}
+
+// TestWorkflowManualClaimed (the attack: the same signed manual event
+// posted again started another workflow run): a workflow's manual run
+// claims its event on every call; a second run of the same event is
+// refused with ErrManualRan, and the holder's later calls (a retry, a
+// step after a sleep) pass. Another manual event, and a fire, claim
+// nothing of it.
+func TestWorkflowManualClaimed(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	tr := reconciler.Trigger{Cron: "* * * * *", Timezone: "UTC"}
+	ref := reconciler.AppliedRef{ID: 7, Hash: "h", AppliedAt: now.Add(-time.Hour)}
+	manual := func(runID, nonce string, attempt int) reconciler.RunInput {
+		return reconciler.RunInput{RunID: runID, Attempt: attempt, Event: map[string]any{"name": reconciler.ManualRunEvent,
+			"data": map[string]any{"tenant_id": "acme", "code": "wf", "hash": "h", "nonce": nonce}}}
+	}
+	rec := &manualClaims{fireRecords: fireRecords{holders: map[time.Time]string{}}, nonces: map[string]string{}}
+	if err := reconciler.CheckWorkflowFire(ctx, rec, tr, ref, manual("first", "n1", 0), now); err != nil {
+		t.Fatalf("a manual run's first call: %v", err)
+	}
+	if err := reconciler.CheckWorkflowFire(ctx, rec, tr, ref, manual("first", "n1", 1), now.Add(3*time.Hour)); err != nil {
+		t.Errorf("the holder's retry, hours on: %v", err)
+	}
+	err := reconciler.CheckWorkflowFire(ctx, rec, tr, ref, manual("replay", "n1", 0), now)
+	if !errors.Is(err, reconciler.ErrManualRan) || !errors.Is(err, reconciler.ErrAlreadyRan) || !strings.Contains(err.Error(), "already started a run") {
+		t.Errorf("a second run of the same event: %v; want ErrManualRan", err)
+	}
+	if err := reconciler.CheckWorkflowFire(ctx, rec, tr, ref, manual("other", "n2", 0), now); err != nil {
+		t.Errorf("another manual event: %v", err)
+	}
+	if len(rec.nonces) != 2 || len(rec.holders) != 0 {
+		t.Errorf("claims %v, fires %v; want 2 events claimed, no fire", rec.nonces, rec.holders)
 	}
 }

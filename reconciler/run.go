@@ -330,6 +330,16 @@ type FireClaimer interface {
 	ClaimFire(ctx context.Context, ref AppliedRef, at time.Time, runID string) (holder string, err error)
 }
 
+// ManualClaimer claims a manual run's event for one run, atomically
+// (store.Store): a workflow's every call claims it (a task's StartRun
+// claims it too), and only the run holding it goes on.
+type ManualClaimer interface {
+	// ClaimManual claims the manual run's event of nonce
+	// (RunInput.ManualNonce) for runID and returns the run that holds
+	// the claim: runID, unless another run claimed it first.
+	ClaimManual(ctx context.Context, nonce, runID string) (holder string, err error)
+}
+
 // CheckWorkflowFire checks a call of a workflow's run against the fire it
 // is for, as the task runner checks a task's run: on the run's first call
 // (no run holds the fire yet) the fire must be due at now, within its
@@ -337,11 +347,24 @@ type FireClaimer interface {
 // without a run already; the call then claims the fire for its run. A
 // later call of the run that holds the fire checks only the version and
 // the instant (it may come long after, past a sleep); a call of another
-// run for the same fire is refused with ErrFireRan. Without the store
+// run for the same fire is refused with ErrFireRan. A manual run's every
+// call claims its event (ManualClaimer); a call of another run of the
+// same event is refused with ErrManualRan. Without the store
 // (ref from ServedRef) only the version and the instant are checked.
 func CheckWorkflowFire(ctx context.Context, rec RunRecorder, t Trigger, ref AppliedRef, in RunInput, now time.Time) error {
 	if s, ok := rec.(*spoolingRecorder); ok {
 		rec = s.RunRecorder
+	}
+	if mc, ok := rec.(ManualClaimer); ok && ref.ID != 0 {
+		if nonce := in.ManualNonce(); nonce != "" {
+			holder, err := mc.ClaimManual(ctx, nonce, in.RunID)
+			if err != nil {
+				return fmt.Errorf("claim the manual run's event: %w", err)
+			}
+			if holder != in.RunID {
+				return ErrManualRan
+			}
+		}
 	}
 	fc, ok := rec.(FireClaimer)
 	if in.ScheduledFor.IsZero() || !ok || ref.ID == 0 {

@@ -5,4 +5,6 @@ package store
 const (
 	PruneRunsSQL   = pruneRunsSQL
 	PruneClaimsSQL = pruneClaimsSQL
+	// PruneManualClaimsSQL prunes the claims of manual events.
+	PruneManualClaimsSQL = pruneManualClaimsSQL
 )

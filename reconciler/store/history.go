@@ -83,6 +83,8 @@ const (
 			order by coalesce(r.finished_at, r.started_at) limit $2))`
 	pruneClaimsSQL = `delete from root_fire_claims where ctid = any (array(
 		select ctid from root_fire_claims where claimed_at < $1 order by claimed_at limit $2))`
+	pruneManualClaimsSQL = `delete from root_manual_claims where ctid = any (array(
+		select ctid from root_manual_claims where claimed_at < $1 order by claimed_at limit $2))`
 )
 
 // PruneRuns deletes at most batch attempt rows that ended before
@@ -100,6 +102,15 @@ func (s *Store) PruneRuns(ctx context.Context, before time.Time, batch int) (del
 	// anyway (too late for its grace or its catch-up window).
 	if _, err := s.pool.Exec(ctx, pruneClaimsSQL, before, batch); err != nil {
 		return n, false, fmt.Errorf("prune fire claims: %w", runErr(err))
+	}
+	// The claims of manual events that old, and past their hour: a run
+	// of such an event is refused anyway (reconciler.CheckSigned).
+	manualBefore := time.Now().Add(-reconciler.ManualEventTTL - reconciler.OneShotSkew)
+	if before.Before(manualBefore) {
+		manualBefore = before
+	}
+	if _, err := s.pool.Exec(ctx, pruneManualClaimsSQL, manualBefore, batch); err != nil {
+		return n, false, fmt.Errorf("prune manual run claims: %w", runErr(err))
 	}
 	return n, n == batch, nil
 }

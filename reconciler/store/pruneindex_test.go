@@ -14,7 +14,7 @@ import (
 
 // TestPruneUsesIndexes: retention's statements find the rows that ended
 // before the cut-off through an index, not by reading and sorting every
-// run record and fire claim at every resync (a table that holds 30 days
+// run record and claim at every resync (a table that holds 30 days
 // of runs is large, and the leader prunes it on each resync even when
 // nothing is old enough). Sequential scans are disabled for the check:
 // a plan that still reads the whole table has no index it can use.
@@ -34,18 +34,21 @@ func TestPruneUsesIndexes(t *testing.T) {
 			from root_scheduled_tasks, generate_series(1, 5000) g where id = $1`,
 		`insert into root_fire_claims (task_id, scheduled_for, inngest_run_id, claimed_at)
 			select $1, now() - g * interval '1 minute', 'run-' || g, now() - g * interval '1 minute' from generate_series(1, 5000) g`,
+		`insert into root_manual_claims (nonce, inngest_run_id, claimed_at)
+			select $1::bigint || '-' || g, 'run-' || g, now() - g * interval '1 minute' from generate_series(1, 5000) g`,
 	} {
 		if _, err := conn.Exec(ctx, sql, alpha.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := conn.Exec(ctx, `analyze root_task_runs; analyze root_fire_claims; set enable_seqscan = off`); err != nil {
+	if _, err := conn.Exec(ctx, `analyze root_task_runs; analyze root_fire_claims; analyze root_manual_claims; set enable_seqscan = off`); err != nil {
 		t.Fatal(err)
 	}
 	before := time.Now().Add(-30 * 24 * time.Hour)
 	for name, tc := range map[string]struct{ sql, table string }{
 		"runs":   {store.PruneRunsSQL, "root_task_runs"},
 		"claims": {store.PruneClaimsSQL, "root_fire_claims"},
+		"manual": {store.PruneManualClaimsSQL, "root_manual_claims"},
 	} {
 		var plan []map[string]any
 		if err := conn.QueryRow(ctx, "explain (format json) "+tc.sql, before, 1000).Scan(&plan); err != nil {

@@ -58,6 +58,11 @@ func (s *Store) StartRun(ctx context.Context, ref reconciler.AppliedRef, in reco
 		} else if holder != in.RunID {
 			return fmt.Errorf("%w: a run for the fire at %s is recorded already", reconciler.ErrFireRan, in.ScheduledFor.UTC().Format(time.RFC3339))
 		}
+		if holder, err := claimManual(ctx, tx, in.ManualNonce(), in.RunID); err != nil {
+			return err
+		} else if holder != in.RunID {
+			return reconciler.ErrManualRan
+		}
 		err := tx.QueryRow(ctx, `
 			insert into root_task_runs (tenant_id, task_id, revision, inngest_run_id, attempt, status, deadline_at, manual)
 			select tenant_id, id, $2, $3, $4, 'running', $5, $6 from root_scheduled_tasks where id = $1
@@ -149,6 +154,41 @@ func claimFire(ctx context.Context, tx pgx.Tx, taskID int64, at time.Time, runID
 	}
 	err = tx.QueryRow(ctx, `select inngest_run_id from root_fire_claims where task_id = $1 and scheduled_for = $2`, taskID, at).Scan(&holder)
 	return holder, false, err
+}
+
+// claimManual claims a manual run's event, by its nonce, for the run
+// runID (no nonce, a run of another event, claims nothing and holds it)
+// and returns the run holding the claim: runID unless another run of the
+// same event claimed it first. Each attempt of the run claims it again,
+// and holds it.
+func claimManual(ctx context.Context, tx pgx.Tx, nonce, runID string) (holder string, err error) {
+	if nonce == "" {
+		return runID, nil
+	}
+	tag, err := tx.Exec(ctx, `insert into root_manual_claims (nonce, inngest_run_id) values ($1, $2)
+		on conflict (nonce) do nothing`, clean(nonce), runID)
+	if err != nil {
+		return "", err
+	}
+	if tag.RowsAffected() == 1 {
+		return runID, nil
+	}
+	err = tx.QueryRow(ctx, `select inngest_run_id from root_manual_claims where nonce = $1`, clean(nonce)).Scan(&holder)
+	return holder, err
+}
+
+// ClaimManual claims the manual run's event of nonce for the run runID,
+// at once (reconciler.ManualClaimer): holder is the run that holds the
+// claim, runID unless another run of the event claimed it first.
+func (s *Store) ClaimManual(ctx context.Context, nonce, runID string) (holder string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		holder, err = claimManual(ctx, tx, nonce, runID)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("claim the manual run's event: %w", runErr(err))
+	}
+	return holder, nil
 }
 
 // ClaimFire claims the fire at of ref's definition for the run runID, at
