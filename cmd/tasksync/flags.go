@@ -34,10 +34,11 @@ func (o *dbOptions) open(ctx context.Context, opts store.Options) (*store.Store,
 // treeOptions are the flags of the commands that reconcile a tree.
 type treeOptions struct {
 	dbOptions
-	dir        string
-	maxRetire  string
-	secretsDir string
-	budget     reconciler.RetireBudget
+	dir            string
+	maxRetire      string
+	maxDefinitions int
+	secretsDir     string
+	budget         reconciler.RetireBudget
 	// grants is the loader's secret grant check (executor.Secrets.Grants).
 	grants func(tenant, name string) error
 }
@@ -48,6 +49,22 @@ func (o *treeOptions) flags(f *cli.FlagSet) {
 	secretsDirFlag(f, &o.secretsDir)
 	f.String(&o.maxRetire, "max-retire", "TASKSYNC_MAX_RETIRE", "half",
 		"prune `budget` per tenant and reconcile: half (hold retirements of more than half, or all, of a tenant's definitions), all, or a number")
+	maxDefinitionsFlag(f, &o.maxDefinitions)
+}
+
+// maxDefinitionsFlag declares --max-definitions into p.
+func maxDefinitionsFlag(f *cli.FlagSet, p *int) {
+	f.Int(p, "max-definitions", "TASKSYNC_MAX_DEFINITIONS", definitions.DefaultMaxDefinitions,
+		"the most definitions a tenant may have (0: no limit); a tenant over it applies none of its changes and keeps what is applied")
+}
+
+// maxDefinitions is the loader's definitions.Options.MaxDefinitions for
+// the flag's value n (0: no limit).
+func maxDefinitions(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 func (o *treeOptions) check() error {
@@ -69,7 +86,7 @@ func (o *treeOptions) check() error {
 // tree is the loader of the tree in o.dir; reuse is its
 // definitions.Options.Reuse (0 for a command that loads the tree once).
 func (o *treeOptions) tree(reuse time.Duration) (*definitions.Loader, error) {
-	return definitions.NewDirLoader(o.dir, definitions.Options{Secrets: o.grants, Reuse: reuse})
+	return definitions.NewDirLoader(o.dir, definitions.Options{Secrets: o.grants, Reuse: reuse, MaxDefinitions: maxDefinitions(o.maxDefinitions)})
 }
 
 // describeTree is the line plan and run say of the tree: what it is to

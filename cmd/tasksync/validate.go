@@ -23,10 +23,11 @@ const (
 var validateFormats = []string{formatText, formatJSON, formatGitHub}
 
 type validateOptions struct {
-	format     string
-	dir        string
-	secretsDir string
-	strict     bool
+	format         string
+	dir            string
+	secretsDir     string
+	strict         bool
+	maxDefinitions int
 }
 
 func validateFlags(f *cli.FlagSet) {
@@ -34,6 +35,7 @@ func validateFlags(f *cli.FlagSet) {
 	f.String(&o.format, "format", "TASKSYNC_FORMAT", formatText, "output `format`: text, json, or github (GitHub Actions annotations)")
 	f.String(&o.dir, "dir", "TASKSYNC_DIR", "./tasks.d", "the definitions `tree`; checked when no PATH is given, and the tree that a PATH inside it belongs to")
 	secretsDirFlag(f, &o.secretsDir)
+	maxDefinitionsFlag(f, &o.maxDefinitions)
 	f.Bool(&o.strict, "strict", "TASKSYNC_STRICT", "fail (exit 1) on warnings too, such as a one-shot whose time has passed")
 	f.Opts = o
 }
@@ -74,7 +76,7 @@ func runValidate(ctx context.Context, c *cli.Invocation) error {
 	}
 	grants := secrets.Grants(false)
 	problems, err := cli.Interruptible(ctx, "validate", func() ([]reconciler.Problem, error) {
-		ps, err := v.CheckPaths(ctx, o.dir, paths, grants, &stats, func(arg string, role definitions.PathRole) {
+		ps, err := v.CheckPaths(ctx, o.dir, paths, definitions.Options{Secrets: grants, MaxDefinitions: maxDefinitions(o.maxDefinitions)}, &stats, func(arg string, role definitions.PathRole) {
 			fmt.Fprintf(c.Stderr, "validate: %s %s\n", reconciler.EscapeText(arg), role)
 		})
 		if err != nil {

@@ -152,3 +152,16 @@ func TestValidateMissingSecretsDir(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateMaxDefinitions: validate applies --max-definitions as the
+// daemon does: the sample tree passes by default and fails, naming the
+// tenant's directory, the count and the limit, under a limit of one.
+func TestValidateMaxDefinitions(t *testing.T) {
+	if stdout, stderr, code := runCmd(t, nil, "validate", "--dir", "../../tasks.d"); code != 0 {
+		t.Fatalf("validate the sample tree: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code := runCmd(t, nil, "validate", "--dir", "../../tasks.d", "--max-definitions", "1")
+	if code != 1 || !regexp.MustCompile(`tasks\.d/acme: the tenant has \d+ definitions, more than the 1 a tenant may have \(--max-definitions\)`).MatchString(stdout+stderr) {
+		t.Errorf("validate --max-definitions 1: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

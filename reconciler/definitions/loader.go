@@ -1,6 +1,7 @@
 package definitions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,12 +82,23 @@ type Options struct {
 	// carries (reconciler.Definition.Commit). NewDirLoader sets it for
 	// the tree's directory.
 	Provenance *Provenance
+	// MaxDefinitions is the most definitions a tenant may have (default
+	// DefaultMaxDefinitions, negative no limit). A tenant over it is a
+	// problem of its directory and is held as one that could not be read:
+	// nothing of it is applied or retired, its applied definitions stay.
+	MaxDefinitions int
 	// IntervalUnit is the unit and least value of interval triggers;
 	// default (and for every tree a user writes) a minute. Tests of the
 	// schedule against a real engine set a second, so that an interval's
 	// fires come seconds apart; no command sets it.
 	IntervalUnit time.Duration
 }
+
+// DefaultMaxDefinitions is Options.MaxDefinitions' default: a tenant's
+// definitions cost the daemon and the Inngest server in proportion (one
+// function each), and one tenant's thousands would hold the others' syncs
+// back.
+const DefaultMaxDefinitions = 1000
 
 // Loader reads one tree.
 type Loader struct {
@@ -373,6 +385,11 @@ func (l *Loader) loadAt(ctx context.Context, root treeRoot, tenant string, only 
 		if !tl.failed[d.Source.Path] {
 			res.Definitions = append(res.Definitions, d)
 		}
+	}
+	if max := cmp.Or(l.opts.MaxDefinitions, DefaultMaxDefinitions); only == nil && max > 0 && len(res.Definitions) > max {
+		res.ReadError = true
+		res.Problems = append(res.Problems, reconciler.Problem{Path: l.opts.PathPrefix + tenant, Tenant: tenant,
+			Message: fmt.Sprintf("the tenant has %d definitions, more than the %d a tenant may have (--max-definitions): none of its changes is applied and its applied definitions stay until it has at most %d", len(res.Definitions), max, max)})
 	}
 	slices.SortFunc(res.Definitions, func(a, b reconciler.Definition) int { return strings.Compare(a.Metadata.Code, b.Metadata.Code) })
 	// Read after the files, so that a commit checked out during the load

@@ -33,8 +33,9 @@ func (s *PathStats) count(n *int, key string) {
 }
 
 // CheckPath checks one path on disk as tasksync validate does: a tree, a
-// tenant directory or a file, with the secret grant check grants (nil:
-// none), counting what it read in stats. The problems include the
+// tenant directory or a file, with base's secret grant check (nil: none)
+// and definitions limit (its other fields are set per path), counting
+// what it read in stats. The problems include the
 // warnings (Problem.IsWarning). Problem paths start with the path as
 // given.
 //
@@ -43,14 +44,14 @@ func (s *PathStats) count(n *int, key string) {
 // its tenant, so that codes are compared with the tenant's other files
 // and script paths resolve from the tenant directory; only its own
 // problems are reported.
-func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
-	return v.checkPath(ctx, treeDir, arg, nil, grants, stats, announce)
+func (v *Validator) CheckPath(ctx context.Context, treeDir, arg string, base Options, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
+	return v.checkPath(ctx, treeDir, arg, nil, base, stats, announce)
 }
 
 // checkPath is CheckPath; more, when arg is a file outside the tree, are
 // other files of its tenant directory (as CheckPaths groups them), checked
 // and reported with it, so that codes are compared across them.
-func (v *Validator) checkPath(ctx context.Context, treeDir, arg string, more []string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
+func (v *Validator) checkPath(ctx context.Context, treeDir, arg string, more []string, base Options, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
 	info, err := os.Stat(arg)
 	if err != nil {
 		var pe *fs.PathError
@@ -71,7 +72,7 @@ func (v *Validator) checkPath(ctx context.Context, treeDir, arg string, more []s
 	// under the tree paths only (all when only is empty).
 	load := func(root, shown string, only []string, fn func(*Loader) (*reconciler.TenantTree, error)) error {
 		prefix := prefixOf(shown)
-		l := v.NewLoader(DirFS(root), Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: grants})
+		l := v.NewLoader(DirFS(root), Options{AbsRoot: filepath.ToSlash(root), PathPrefix: prefix, Secrets: base.Secrets, MaxDefinitions: base.MaxDefinitions})
 		under := func(p string, only []string) bool {
 			for _, o := range only {
 				if p == o || strings.HasPrefix(p, o+"/") {
@@ -187,7 +188,7 @@ func (v *Validator) checkPath(ctx context.Context, treeDir, arg string, more []s
 // sorted by path and line, each once (a path given twice, or inside
 // another, reports its problems once). A path
 // that cannot be read stops the check with an error.
-func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, grants func(tenant, name string) error, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
+func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []string, base Options, stats *PathStats, announce func(arg string, role PathRole)) ([]reconciler.Problem, error) {
 	problems := []reconciler.Problem{}
 	// Files outside the tree are grouped by their tenant's directory and
 	// checked together where the first of them is given, so that a code
@@ -216,7 +217,7 @@ func (v *Validator) CheckPaths(ctx context.Context, treeDir string, paths []stri
 		if dir, ok := outsideFileDir(treeDir, p); ok {
 			more = byDir[dir]
 		}
-		ps, err := v.checkPath(ctx, treeDir, p, more, grants, stats, announce)
+		ps, err := v.checkPath(ctx, treeDir, p, more, base, stats, announce)
 		if err != nil {
 			return nil, err
 		}

@@ -850,3 +850,55 @@ func TestApplyInParts(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantOverMaxDefinitions: a tenant with more definitions than a
+// tenant may have (Options.MaxDefinitions) is a problem of its
+// directory, and applies none of them, its applied definitions kept;
+// the other tenants apply as usual; back under the limit, it applies.
+func TestTenantOverMaxDefinitions(t *testing.T) {
+	s, _ := pg.NewStore(t, store.Options{})
+	tree := baseTree()
+	reconcile(t, s, tree, "")
+	v, err := definitions.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bulk strings.Builder
+	for i := range 5 {
+		if i > 0 {
+			bulk.WriteString("---\n")
+		}
+		bulk.WriteString(task(fmt.Sprintf("bulk-%d", i), "0 5 * * *"))
+	}
+	tree["acme/bulk.yaml"] = file(bulk.String())
+	tree["globex/y.yaml"] = file(task("yankee", "0 6 * * *"))
+	r := &reconciler.Reconciler{Tree: v.NewLoader(tree, definitions.Options{MaxDefinitions: 4}), Store: s, Budget: mustBudget(t, "all"), Workers: 2}
+	res, err := r.Apply(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acme reconciler.TenantPlan
+	for _, p := range res.Plans {
+		if p.Tenant == "acme" {
+			acme = p
+		}
+	}
+	if len(acme.Problems) != 1 || acme.Problems[0].Path != "acme" || !strings.Contains(acme.Problems[0].Message, "8 definitions, more than the 4") {
+		t.Errorf("acme's problems = %+v, want one of its directory naming 8 over 4", acme.Problems)
+	}
+	if n := acme.Counts(); n.Created+n.Updated+n.Retired != 0 || n.Unchanged != 3 {
+		t.Errorf("acme over the limit: %+v, want its 3 applied definitions kept and nothing created", n)
+	}
+	if c := change(t, res, "globex", "yankee"); c.Action != reconciler.ChangeCreate {
+		t.Errorf("globex's new definition = %+v, want created", c)
+	}
+	delete(tree, "acme/bulk.yaml")
+	tree["acme/bulk.yaml"] = file(task("bulk-0", "0 5 * * *"))
+	res, err = r.Apply(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := change(t, res, "acme", "bulk-0"); c.Action != reconciler.ChangeCreate {
+		t.Errorf("acme back under the limit: bulk-0 = %+v, want created", c)
+	}
+}
